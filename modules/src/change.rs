@@ -1,0 +1,815 @@
+//! Changes: the typed actions a plan is made of.
+//!
+//! Each [`Change`] knows how to describe itself to a person, which command carries it
+//! out ([`Change::command`]: a constant script plus quoted arguments, never a string
+//! built by formatting), which facts it makes stale ([`Change::touches`], used after a
+//! real change) and what it would leave behind ([`Change::predict`], used by check mode
+//! so later tasks are planned against the state earlier ones would create).
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::fact::{
+    Fact, FactKey, FactStore, GroupInfo, Manager, ManagerState, PathKind, PathState, Touch,
+    UnitRef, UnitState, UserInfo, USER_SYSTEMCTL,
+};
+
+/// A command to run on a host: an argv (quoted when rendered) and bytes for its stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub argv: Vec<String>,
+    pub stdin: Vec<u8>,
+}
+
+impl Cmd {
+    /// A plain argv.
+    pub fn argv<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        Cmd {
+            argv: argv.into_iter().map(Into::into).collect(),
+            stdin: Vec::new(),
+        }
+    }
+
+    /// A constant `sh` script receiving `args` as `$1`, `$2`, ...
+    pub fn script<S: Into<String>>(script: &str, args: impl IntoIterator<Item = S>) -> Self {
+        let mut argv = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            script.to_owned(),
+            "converge".to_owned(),
+        ];
+        argv.extend(args.into_iter().map(Into::into));
+        Cmd {
+            argv,
+            stdin: Vec::new(),
+        }
+    }
+
+    fn with_stdin(mut self, stdin: Vec<u8>) -> Self {
+        self.stdin = stdin;
+        self
+    }
+}
+
+/// Extra check a file must pass on the host before it replaces the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Validator {
+    /// `visudo -cf`
+    Sudoers,
+}
+
+/// An atomic file write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    pub path: String,
+    pub content: Vec<u8>,
+    /// The content being replaced, for diffs (`None`: the file is new).
+    pub before: Option<Vec<u8>>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: u32,
+    pub validator: Option<Validator>,
+    /// The content must never be shown (diffs, reports).
+    pub secret: bool,
+}
+
+/// Attributes of a path, each optional: `None` leaves it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributes {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
+impl Attributes {
+    /// The attributes among these that `state` does not have yet; `None` when it has all.
+    pub fn differing_from(&self, state: &PathState) -> Option<Attributes> {
+        let differing = Attributes {
+            owner: self.owner.clone().filter(|owner| *owner != state.owner),
+            group: self.group.clone().filter(|group| *group != state.group),
+            mode: self.mode.filter(|mode| *mode != state.mode),
+        };
+        (differing != Attributes::default()).then_some(differing)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(owner) = &self.owner {
+            parts.push(format!("owner {owner}"));
+        }
+        if let Some(group) = &self.group {
+            parts.push(format!("group {group}"));
+        }
+        if let Some(mode) = self.mode {
+            parts.push(format!("mode {mode:04o}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A new user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: String,
+    pub system: bool,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// Changes to an existing user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEdit {
+    pub name: String,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+    pub groups: Option<Vec<String>>,
+}
+
+/// Something done to a unit through its manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitAction {
+    Enable,
+    Disable,
+    Start,
+    Stop,
+    Restart,
+    Reload,
+}
+
+impl UnitAction {
+    fn verb(self) -> &'static str {
+        match self {
+            UnitAction::Enable => "enable",
+            UnitAction::Disable => "disable",
+            UnitAction::Start => "start",
+            UnitAction::Stop => "stop",
+            UnitAction::Restart => "restart",
+            UnitAction::Reload => "reload",
+        }
+    }
+}
+
+/// One action on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    WriteFile(FileWrite),
+    SetAttributes {
+        path: String,
+        attributes: Attributes,
+    },
+    CreateDirectory {
+        path: String,
+        attributes: Attributes,
+    },
+    Remove {
+        path: String,
+        kind: PathKind,
+    },
+    AddGroup {
+        name: String,
+        system: bool,
+    },
+    RemoveGroup {
+        name: String,
+    },
+    AddUser(NewUser),
+    EditUser(UserEdit),
+    RemoveUser {
+        name: String,
+    },
+    /// Makes a manager reread unit files; `unit` is the unit whose file changed.
+    DaemonReload {
+        manager: Manager,
+        unit: Option<String>,
+    },
+    Unit {
+        unit: UnitRef,
+        action: UnitAction,
+    },
+    Signal {
+        unit: UnitRef,
+        signal: String,
+    },
+    Linger {
+        user: String,
+        enabled: bool,
+    },
+    /// Waits (bounded) until a user's manager accepts commands.
+    AwaitUserManager {
+        user: String,
+    },
+    Run {
+        command: RunCommand,
+    },
+}
+
+/// A file's content before and after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentChange<'a> {
+    pub path: &'a str,
+    /// `None`: the file is new.
+    pub before: Option<&'a [u8]>,
+    pub after: &'a [u8],
+}
+
+/// An arbitrary command, as the `command` module runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl fmt::Display for RunCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunCommand::Shell(line) => f.write_str(line),
+            RunCommand::Argv(argv) => f.write_str(&crate::shell::join(argv)),
+        }
+    }
+}
+
+/// Writes stdin to a temporary file beside the target (created 0600, so never readable by
+/// others in between), sets owner, group and mode, optionally validates it, and renames
+/// it over the target: the target is always either the old file or the new one.
+const WRITE_FILE: &str = r#"set -eu
+path=$1 owner=$2 group=$3 mode=$4 validator=$5
+dir=$(dirname -- "$path")
+if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 66; fi
+tmp=$(mktemp "$dir/.converge.XXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+cat > "$tmp"
+if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
+if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
+chmod -- "$mode" "$tmp"
+if [ "$validator" = sudoers ]; then
+  if ! out=$(visudo -cf "$tmp" 2>&1); then
+    printf 'visudo rejected the new content; %s was left unchanged:\n%s\n' "$path" "$out" | sed "s|$tmp|$path (new)|g" >&2
+    exit 65
+  fi
+fi
+mv -f -- "$tmp" "$path"
+trap - EXIT"#;
+
+const CREATE_DIRECTORY: &str = r#"set -eu
+path=$1 owner=$2 group=$3 mode=$4
+mkdir -p -- "$path"
+if [ -n "$owner" ]; then chown -- "$owner" "$path"; fi
+if [ -n "$group" ]; then chgrp -- "$group" "$path"; fi
+if [ -n "$mode" ]; then chmod -- "$mode" "$path"; fi"#;
+
+const SET_ATTRIBUTES: &str = r#"set -eu
+path=$1 owner=$2 group=$3 mode=$4
+if [ -n "$owner" ]; then chown -h -- "$owner" "$path"; fi
+if [ -n "$group" ]; then chgrp -h -- "$group" "$path"; fi
+if [ -n "$mode" ]; then chmod -- "$mode" "$path"; fi"#;
+
+/// Polls until the user's manager answers (about 30 s at most).
+const AWAIT_USER_MANAGER: &str = r#"user=$1
+uid=$(id -u -- "$user") || exit 1
+i=0
+while [ "$i" -lt 150 ]; do
+  state=$(runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user is-system-running 2>/dev/null) || true
+  case $state in running|degraded) exit 0 ;; esac
+  sleep 0.2
+  i=$((i + 1))
+done
+echo "the user manager of $user did not come up within 30 seconds" >&2
+exit 1"#;
+
+fn octal(mode: Option<u32>) -> String {
+    mode.map(|mode| format!("{mode:04o}")).unwrap_or_default()
+}
+
+fn systemctl(manager: &Manager, args: &[&str]) -> Cmd {
+    match manager {
+        Manager::System => {
+            let mut argv = vec!["systemctl"];
+            argv.extend_from_slice(args);
+            Cmd::argv(argv)
+        }
+        Manager::User(user) => {
+            let mut script_args = vec![user.as_str()];
+            script_args.extend_from_slice(args);
+            Cmd::script(USER_SYSTEMCTL, script_args)
+        }
+    }
+}
+
+impl Change {
+    /// One line for people: what this change does.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::WriteFile(write) => {
+                let verb = if write.before.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
+                let mut text = format!("{verb} {}", write.path);
+                if write.validator == Some(Validator::Sudoers) {
+                    text.push_str(" (validated with visudo)");
+                }
+                text
+            }
+            Change::SetAttributes { path, attributes } => {
+                format!("set {} on {path}", attributes.describe())
+            }
+            Change::CreateDirectory { path, .. } => format!("create directory {path}"),
+            Change::Remove { path, kind } => format!("remove {kind} {path}"),
+            Change::AddGroup { name, .. } => format!("create group {name}"),
+            Change::RemoveGroup { name } => format!("remove group {name}"),
+            Change::AddUser(user) => format!("create user {}", user.name),
+            Change::EditUser(edit) => {
+                let mut parts = Vec::new();
+                if let Some(home) = &edit.home {
+                    parts.push(format!("home {home}"));
+                }
+                if let Some(shell) = &edit.shell {
+                    parts.push(format!("shell {shell}"));
+                }
+                if let Some(groups) = &edit.groups {
+                    parts.push(format!("groups [{}]", groups.join(", ")));
+                }
+                format!("set {} for user {}", parts.join(", "), edit.name)
+            }
+            Change::RemoveUser { name } => format!("remove user {name}"),
+            Change::DaemonReload { manager, .. } => format!("daemon-reload ({manager})"),
+            Change::Unit { unit, action } => format!("{} {unit}", action.verb()),
+            Change::Signal { unit, signal } => format!("send {signal} to {unit}"),
+            Change::Linger { user, enabled } => {
+                let verb = if *enabled { "enable" } else { "disable" };
+                format!("{verb} lingering for {user}")
+            }
+            Change::AwaitUserManager { user } => format!("wait for {user}'s user manager"),
+            Change::Run { command } => format!("run: {command}"),
+        }
+    }
+
+    /// The old and new content of a file write, for diffs; `None` for other changes
+    /// and for secret content.
+    pub fn file_contents(&self) -> Option<ContentChange<'_>> {
+        match self {
+            Change::WriteFile(write) if !write.secret => Some(ContentChange {
+                path: &write.path,
+                before: write.before.as_deref(),
+                after: &write.content,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The command that carries this change out.
+    pub fn command(&self) -> Cmd {
+        match self {
+            Change::WriteFile(write) => Cmd::script(
+                WRITE_FILE,
+                [
+                    write.path.clone(),
+                    write.owner.clone().unwrap_or_default(),
+                    write.group.clone().unwrap_or_default(),
+                    format!("{:04o}", write.mode),
+                    match write.validator {
+                        Some(Validator::Sudoers) => "sudoers".to_owned(),
+                        None => String::new(),
+                    },
+                ],
+            )
+            .with_stdin(write.content.clone()),
+            Change::SetAttributes { path, attributes } => Cmd::script(
+                SET_ATTRIBUTES,
+                [
+                    path.clone(),
+                    attributes.owner.clone().unwrap_or_default(),
+                    attributes.group.clone().unwrap_or_default(),
+                    octal(attributes.mode),
+                ],
+            ),
+            Change::CreateDirectory { path, attributes } => Cmd::script(
+                CREATE_DIRECTORY,
+                [
+                    path.clone(),
+                    attributes.owner.clone().unwrap_or_default(),
+                    attributes.group.clone().unwrap_or_default(),
+                    octal(attributes.mode),
+                ],
+            ),
+            Change::Remove { path, kind } => match kind {
+                PathKind::Directory => Cmd::argv(["rm", "-rf", "--", path.as_str()]),
+                _ => Cmd::argv(["rm", "-f", "--", path.as_str()]),
+            },
+            Change::AddGroup { name, system } => {
+                let mut argv = vec!["groupadd"];
+                if *system {
+                    argv.push("--system");
+                }
+                argv.extend(["--", name.as_str()]);
+                Cmd::argv(argv)
+            }
+            Change::RemoveGroup { name } => Cmd::argv(["groupdel", "--", name.as_str()]),
+            Change::AddUser(user) => {
+                let mut argv = vec!["useradd".to_owned(), "--create-home".to_owned()];
+                if user.system {
+                    argv.push("--system".to_owned());
+                }
+                if let Some(home) = &user.home {
+                    argv.extend(["--home-dir".to_owned(), home.clone()]);
+                }
+                if let Some(shell) = &user.shell {
+                    argv.extend(["--shell".to_owned(), shell.clone()]);
+                }
+                if !user.groups.is_empty() {
+                    argv.extend(["--groups".to_owned(), user.groups.join(",")]);
+                }
+                argv.extend(["--".to_owned(), user.name.clone()]);
+                Cmd::argv(argv)
+            }
+            Change::EditUser(edit) => {
+                let mut argv = vec!["usermod".to_owned()];
+                if let Some(home) = &edit.home {
+                    argv.extend(["--home".to_owned(), home.clone()]);
+                }
+                if let Some(shell) = &edit.shell {
+                    argv.extend(["--shell".to_owned(), shell.clone()]);
+                }
+                if let Some(groups) = &edit.groups {
+                    argv.extend(["--groups".to_owned(), groups.join(",")]);
+                }
+                argv.extend(["--".to_owned(), edit.name.clone()]);
+                Cmd::argv(argv)
+            }
+            Change::RemoveUser { name } => Cmd::argv(["userdel", "--", name.as_str()]),
+            Change::DaemonReload { manager, .. } => systemctl(manager, &["daemon-reload"]),
+            Change::Unit { unit, action } => {
+                systemctl(&unit.manager, &[action.verb(), "--", unit.name.as_str()])
+            }
+            Change::Signal { unit, signal } => systemctl(
+                &unit.manager,
+                &["kill", "-s", signal.as_str(), "--", unit.name.as_str()],
+            ),
+            Change::Linger {
+                user,
+                enabled: true,
+            } => Cmd::script(
+                &format!("loginctl enable-linger -- \"$1\" || exit 1\n{AWAIT_USER_MANAGER}"),
+                [user.as_str()],
+            ),
+            Change::Linger {
+                user,
+                enabled: false,
+            } => Cmd::argv(["loginctl", "disable-linger", "--", user.as_str()]),
+            Change::AwaitUserManager { user } => Cmd::script(AWAIT_USER_MANAGER, [user.as_str()]),
+            Change::Run { command } => match command {
+                RunCommand::Shell(line) => Cmd::argv(["sh", "-c", line.as_str()]),
+                RunCommand::Argv(argv) => Cmd::argv(argv.iter().map(String::as_str)),
+            },
+        }
+    }
+
+    /// Facts this change makes stale once it has really run.
+    pub fn touches(&self) -> Vec<Touch> {
+        match self {
+            Change::WriteFile(FileWrite { path, .. }) | Change::SetAttributes { path, .. } => vec![
+                Touch::Key(FactKey::Path(path.clone())),
+                Touch::Key(FactKey::Content(path.clone())),
+            ],
+            Change::CreateDirectory { path, .. } | Change::Remove { path, .. } => {
+                vec![Touch::Tree(path.clone())]
+            }
+            Change::AddGroup { name, .. } | Change::RemoveGroup { name } => {
+                vec![Touch::Key(FactKey::Group(name.clone()))]
+            }
+            // Accounts own files, groups and home directories: too much to list.
+            Change::AddUser(_) | Change::EditUser(_) | Change::RemoveUser { .. } => {
+                vec![Touch::Everything]
+            }
+            Change::DaemonReload { manager, .. } => vec![Touch::Units(manager.clone())],
+            Change::Unit { unit, .. } | Change::Signal { unit, .. } => {
+                vec![Touch::Key(FactKey::Unit(unit.clone()))]
+            }
+            Change::Linger { user, .. } | Change::AwaitUserManager { user } => vec![
+                Touch::Key(FactKey::Linger(user.clone())),
+                Touch::Units(Manager::User(user.clone())),
+            ],
+            Change::Run { .. } => vec![Touch::Everything],
+        }
+    }
+
+    /// Records in `store` the state this change would leave (check mode).
+    pub fn predict(&self, store: &mut FactStore) {
+        match self {
+            Change::WriteFile(write) => {
+                let previous = store.path(&write.path).ok().cloned();
+                store.insert(
+                    FactKey::Path(write.path.clone()),
+                    Fact::Path(PathState {
+                        kind: PathKind::File,
+                        owner: write
+                            .owner
+                            .clone()
+                            .or_else(|| previous.as_ref().map(|p| p.owner.clone()))
+                            .unwrap_or_else(|| "root".to_owned()),
+                        group: write
+                            .group
+                            .clone()
+                            .or_else(|| previous.as_ref().map(|p| p.group.clone()))
+                            .unwrap_or_else(|| "root".to_owned()),
+                        mode: write.mode,
+                    }),
+                );
+                store.insert(
+                    FactKey::Content(write.path.clone()),
+                    Fact::Content(Some(write.content.clone())),
+                );
+            }
+            Change::SetAttributes { path, attributes } => {
+                if let Ok(state) = store.path(path) {
+                    let mut state = state.clone();
+                    apply_attributes(&mut state, attributes);
+                    store.insert(FactKey::Path(path.clone()), Fact::Path(state));
+                }
+            }
+            Change::CreateDirectory { path, attributes } => {
+                let mut state = PathState {
+                    kind: PathKind::Directory,
+                    owner: "root".to_owned(),
+                    group: "root".to_owned(),
+                    mode: 0o755,
+                };
+                apply_attributes(&mut state, attributes);
+                store.insert(FactKey::Path(path.clone()), Fact::Path(state));
+            }
+            Change::Remove { path, .. } => {
+                store.forget(&Touch::Tree(path.clone()));
+                store.insert(
+                    FactKey::Path(path.clone()),
+                    Fact::Path(PathState::missing()),
+                );
+                store.insert(FactKey::Content(path.clone()), Fact::Content(None));
+            }
+            Change::AddGroup { name, .. } => {
+                store.insert(
+                    FactKey::Group(name.clone()),
+                    Fact::Group(Some(GroupInfo { gid: None })),
+                );
+            }
+            Change::RemoveGroup { name } => {
+                store.insert(FactKey::Group(name.clone()), Fact::Group(None));
+            }
+            Change::AddUser(user) => predict_new_user(store, user),
+            Change::EditUser(edit) => {
+                if let Ok(Some(info)) = store.user(&edit.name) {
+                    let mut info = info.clone();
+                    if let Some(home) = &edit.home {
+                        info.home.clone_from(home);
+                    }
+                    if let Some(shell) = &edit.shell {
+                        info.shell.clone_from(shell);
+                    }
+                    if let Some(groups) = &edit.groups {
+                        info.groups.clone_from(groups);
+                    }
+                    store.insert(FactKey::User(edit.name.clone()), Fact::User(Some(info)));
+                }
+            }
+            Change::RemoveUser { name } => {
+                store.insert(FactKey::User(name.clone()), Fact::User(None));
+            }
+            Change::DaemonReload { manager, unit } => {
+                if let Some(name) = unit {
+                    let unit = UnitRef {
+                        manager: manager.clone(),
+                        name: name.clone(),
+                    };
+                    let state = predicted_unit(store, &unit);
+                    store.insert(
+                        FactKey::Unit(unit),
+                        Fact::Unit(UnitState {
+                            load: "loaded".to_owned(),
+                            need_daemon_reload: false,
+                            unit_file: if state.unit_file.is_empty() {
+                                "disabled".to_owned()
+                            } else {
+                                state.unit_file
+                            },
+                            active: if state.active.is_empty() {
+                                "inactive".to_owned()
+                            } else {
+                                state.active
+                            },
+                            ..state
+                        }),
+                    );
+                }
+            }
+            Change::Unit { unit, action } => {
+                let mut state = predicted_unit(store, unit);
+                match action {
+                    UnitAction::Enable => "enabled".clone_into(&mut state.unit_file),
+                    UnitAction::Disable => "disabled".clone_into(&mut state.unit_file),
+                    UnitAction::Start | UnitAction::Restart | UnitAction::Reload => {
+                        "active".clone_into(&mut state.active);
+                    }
+                    UnitAction::Stop => "inactive".clone_into(&mut state.active),
+                }
+                store.insert(FactKey::Unit(unit.clone()), Fact::Unit(state));
+            }
+            Change::Linger { user, enabled } => {
+                store.insert(FactKey::Linger(user.clone()), Fact::Linger(*enabled));
+                if *enabled {
+                    predict_manager_start(store, user);
+                } else {
+                    // logind stops the manager of a user without sessions at once.
+                    for unit in store.units_of(&Manager::User(user.clone())) {
+                        if let Some(state) = store.unit_mut(&unit) {
+                            state.manager = ManagerState::Down;
+                            "inactive".clone_into(&mut state.active);
+                        }
+                    }
+                }
+            }
+            Change::AwaitUserManager { user } => predict_manager_start(store, user),
+            // A signal leaves no state behind, and what an arbitrary command does cannot
+            // be known.
+            Change::Signal { .. } | Change::Run { .. } => {}
+        }
+    }
+}
+
+/// A user manager that starts brings up every unit enabled in its files.
+fn predict_manager_start(store: &mut FactStore, user: &str) {
+    for unit in store.units_of(&Manager::User(user.to_owned())) {
+        if let Some(state) = store.unit_mut(&unit) {
+            if state.manager == ManagerState::Down {
+                state.manager = ManagerState::Running;
+                if state.load.is_empty() {
+                    let has_file = !state.unit_file.is_empty();
+                    (if has_file { "loaded" } else { "not-found" }).clone_into(&mut state.load);
+                }
+                if state.is_enabled() {
+                    "active".clone_into(&mut state.active);
+                }
+            }
+        }
+    }
+}
+
+fn apply_attributes(state: &mut PathState, attributes: &Attributes) {
+    if let Some(owner) = &attributes.owner {
+        state.owner.clone_from(owner);
+    }
+    if let Some(group) = &attributes.group {
+        state.group.clone_from(group);
+    }
+    if let Some(mode) = attributes.mode {
+        state.mode = mode;
+    }
+}
+
+fn predict_new_user(store: &mut FactStore, user: &NewUser) {
+    let home = user
+        .home
+        .clone()
+        .unwrap_or_else(|| format!("/home/{}", user.name));
+    store.insert(
+        FactKey::User(user.name.clone()),
+        Fact::User(Some(UserInfo {
+            uid: None,
+            home: home.clone(),
+            shell: user.shell.clone().unwrap_or_else(|| "/bin/sh".to_owned()),
+            primary_group: user.name.clone(),
+            groups: user.groups.clone(),
+        })),
+    );
+    // Debian's useradd creates a group named after the user and, with --create-home,
+    // the home directory owned by the user.
+    store.insert(
+        FactKey::Group(user.name.clone()),
+        Fact::Group(Some(GroupInfo { gid: None })),
+    );
+    store.insert(
+        FactKey::Path(home),
+        Fact::Path(PathState {
+            kind: PathKind::Directory,
+            owner: user.name.clone(),
+            group: user.name.clone(),
+            mode: 0o755,
+        }),
+    );
+}
+
+fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
+    store.unit(unit).cloned().unwrap_or(UnitState {
+        manager: ManagerState::Running,
+        load: "not-found".to_owned(),
+        active: "inactive".to_owned(),
+        unit_file: String::new(),
+        need_daemon_reload: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::join;
+
+    #[test]
+    fn write_file_is_one_script_with_quoted_arguments() {
+        let change = Change::WriteFile(FileWrite {
+            path: "/etc/sudoers.d/sidekiq".into(),
+            content: b"deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq\n".to_vec(),
+            before: None,
+            owner: Some("root".into()),
+            group: Some("root".into()),
+            mode: 0o440,
+            validator: Some(Validator::Sudoers),
+            secret: false,
+        });
+        let cmd = change.command();
+        assert_eq!(&cmd.argv[..2], ["sh", "-c"]);
+        assert_eq!(
+            &cmd.argv[3..],
+            [
+                "converge",
+                "/etc/sudoers.d/sidekiq",
+                "root",
+                "root",
+                "0440",
+                "sudoers"
+            ]
+        );
+        assert!(cmd.stdin.starts_with(b"deploy"));
+        assert_eq!(
+            change.describe(),
+            "create /etc/sudoers.d/sidekiq (validated with visudo)"
+        );
+    }
+
+    #[test]
+    fn user_scope_units_go_through_runuser() {
+        let change = Change::Unit {
+            unit: UnitRef {
+                manager: Manager::User("deploy".into()),
+                name: "sidekiq.service".into(),
+            },
+            action: UnitAction::Restart,
+        };
+        let line = join(&change.command().argv);
+        assert!(
+            line.ends_with("converge deploy restart -- sidekiq.service"),
+            "{line}"
+        );
+        assert_eq!(change.describe(), "restart sidekiq.service (user deploy)");
+    }
+
+    #[test]
+    fn hostile_user_name_stays_one_argument() {
+        let change = Change::AddUser(NewUser {
+            name: "x; touch /tmp/pwned".into(),
+            system: false,
+            home: None,
+            shell: None,
+            groups: vec![],
+        });
+        assert_eq!(
+            join(&change.command().argv),
+            "useradd --create-home -- 'x; touch /tmp/pwned'"
+        );
+    }
+
+    #[test]
+    fn write_file_script_is_atomic_and_cleans_up() {
+        let dir = std::env::temp_dir().join(format!("converge-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("target");
+        std::fs::write(&path, "old\n").unwrap();
+        let change = Change::WriteFile(FileWrite {
+            path: path.to_str().unwrap().into(),
+            content: b"new\n".to_vec(),
+            before: Some(b"old\n".to_vec()),
+            owner: None,
+            group: None,
+            mode: 0o600,
+            validator: None,
+            secret: false,
+        });
+        let cmd = change.command();
+        let mut child = std::process::Command::new(&cmd.argv[0])
+            .args(&cmd.argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &cmd.stdin).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(leftovers, 1, "temporary file left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,831 @@
+//! Facts: typed, read-only knowledge about a host, each read by a shell probe and
+//! parsed by a pure function.
+//!
+//! A [`FactKey`] names one fact (`Path("/etc/x")`, `Unit(..)`, `User("deploy")`...). Its
+//! [`probe`](FactKey::probe) is a POSIX `sh` snippet whose output [`parse`] turns into a
+//! [`Fact`]. Many probes are joined by [`batch_script`] into one remote command whose
+//! output [`split_batch`] cuts apart again, so reading every fact a play needs costs one
+//! round trip. The [`FactStore`] holds what is known about one host.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::shell::quote;
+
+/// Which systemd instance manages a unit: the system manager, or one user's manager.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Manager {
+    System,
+    User(String),
+}
+
+impl fmt::Display for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Manager::System => f.write_str("system manager"),
+            Manager::User(user) => write!(f, "{user}'s user manager"),
+        }
+    }
+}
+
+/// A unit in a given manager.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct UnitRef {
+    pub manager: Manager,
+    /// Full unit name, e.g. `sidekiq.service`.
+    pub name: String,
+}
+
+impl fmt::Display for UnitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.manager {
+            Manager::System => f.write_str(&self.name),
+            Manager::User(user) => write!(f, "{} (user {user})", self.name),
+        }
+    }
+}
+
+/// The name of one fact about a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum FactKey {
+    /// Host name and operating system.
+    System,
+    /// Type, owner, group and mode of a path (not following symlinks).
+    Path(String),
+    /// Bytes of a regular file.
+    Content(String),
+    /// A user account.
+    User(String),
+    /// A group.
+    Group(String),
+    /// Load, active and enablement state of a unit.
+    Unit(UnitRef),
+    /// Whether logind lingering is on for a user.
+    Linger(String),
+    /// Exit status of a shell command run for its answer (e.g. `command`'s `unless`).
+    Probe(String),
+}
+
+impl fmt::Display for FactKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FactKey::System => f.write_str("system"),
+            FactKey::Path(path) => write!(f, "path {path}"),
+            FactKey::Content(path) => write!(f, "content of {path}"),
+            FactKey::User(name) => write!(f, "user {name}"),
+            FactKey::Group(name) => write!(f, "group {name}"),
+            FactKey::Unit(unit) => write!(f, "unit {unit}"),
+            FactKey::Linger(user) => write!(f, "linger for {user}"),
+            FactKey::Probe(command) => write!(f, "result of `{command}`"),
+        }
+    }
+}
+
+/// Host name and operating system of a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemInfo {
+    pub hostname: String,
+    /// `ID` from os-release, e.g. `debian`.
+    pub os: String,
+    /// `VERSION_ID` from os-release, e.g. `12`.
+    pub os_version: String,
+}
+
+/// What kind of thing a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    Missing,
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+impl fmt::Display for PathKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathKind::Missing => "missing",
+            PathKind::File => "regular file",
+            PathKind::Directory => "directory",
+            PathKind::Symlink => "symbolic link",
+            PathKind::Other => "special file",
+        })
+    }
+}
+
+/// Type and attributes of a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathState {
+    pub kind: PathKind,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+}
+
+impl PathState {
+    /// A path that does not exist.
+    pub fn missing() -> Self {
+        PathState {
+            kind: PathKind::Missing,
+            owner: String::new(),
+            group: String::new(),
+            mode: 0,
+        }
+    }
+}
+
+/// A user account as `getent` and `id` see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    /// `None` while the account exists only in a check-mode prediction.
+    pub uid: Option<u32>,
+    pub home: String,
+    pub shell: String,
+    pub primary_group: String,
+    /// Supplementary groups, sorted.
+    pub groups: Vec<String>,
+}
+
+/// A group as `getent` sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupInfo {
+    /// `None` while the group exists only in a check-mode prediction.
+    pub gid: Option<u32>,
+}
+
+/// Whether a unit's manager can be talked to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ManagerState {
+    Running,
+    /// The user's manager is not running (no session and no lingering).
+    Down,
+    /// The user of a user-scope unit does not exist.
+    NoSuchUser,
+}
+
+/// A unit's state as `systemctl show` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitState {
+    pub manager: ManagerState,
+    /// `LoadState`: `loaded`, `not-found`, `masked`, ...
+    pub load: String,
+    /// `ActiveState`: `active`, `inactive`, `failed`, `activating`, ...
+    pub active: String,
+    /// `UnitFileState`: `enabled`, `disabled`, `static`, ... (empty when unknown)
+    pub unit_file: String,
+    /// `NeedDaemonReload`: the file on disk differs from what the manager loaded.
+    pub need_daemon_reload: bool,
+}
+
+impl UnitState {
+    /// Whether the unit is enabled in any form systemd counts as enabled.
+    pub fn is_enabled(&self) -> bool {
+        matches!(
+            self.unit_file.as_str(),
+            "enabled" | "enabled-runtime" | "alias"
+        )
+    }
+
+    /// Whether the unit is running or about to be.
+    pub fn is_active(&self) -> bool {
+        matches!(self.active.as_str(), "active" | "activating" | "reloading")
+    }
+
+    /// Whether the manager knows the unit.
+    pub fn exists(&self) -> bool {
+        self.load != "not-found" && !self.load.is_empty()
+    }
+}
+
+/// The value of one fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Fact {
+    System(SystemInfo),
+    Path(PathState),
+    /// `None` when the path is not a regular file.
+    Content(Option<Vec<u8>>),
+    User(Option<UserInfo>),
+    Group(Option<GroupInfo>),
+    Unit(UnitState),
+    Linger(bool),
+    Probe(i32),
+}
+
+/// A probe's output could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactError {
+    #[error("cannot read {key}: unexpected output {output:?}")]
+    Unparsable { key: String, output: String },
+    #[error("the fact-reading command was cut off before {key} (output ended early)")]
+    Truncated { key: String },
+}
+
+fn unparsable(key: &FactKey, output: &str) -> FactError {
+    FactError::Unparsable {
+        key: key.to_string(),
+        output: output.chars().take(300).collect(),
+    }
+}
+
+/// Runs `systemctl --user` in `user`'s manager as that user, through the manager's
+/// private socket, so it works on hosts without a user D-Bus (`dbus-user-session`).
+pub(crate) const USER_SYSTEMCTL: &str = r#"user=$1; shift
+uid=$(id -u -- "$user") || exit 1
+exec runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@""#;
+
+const UNIT_PROPERTIES: &str = "-p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload";
+
+impl FactKey {
+    /// The `sh` snippet that prints this fact for [`parse`].
+    pub fn probe(&self) -> String {
+        match self {
+            FactKey::System => concat!(
+                "uname -n; if [ -r /etc/os-release ]; then . /etc/os-release; fi; ",
+                "printf '%s\\n%s\\n' \"${ID:-unknown}\" \"${VERSION_ID:-}\""
+            )
+            .to_owned(),
+            FactKey::Path(path) => format!(
+                "stat -c '%F:%U:%G:%a' -- {p} 2>/dev/null || echo missing",
+                p = quote(path)
+            ),
+            FactKey::Content(path) => format!(
+                "if [ -f {p} ] && [ ! -L {p} ]; then echo present; base64 < {p}; else echo absent; fi",
+                p = quote(path)
+            ),
+            FactKey::User(name) => format!(
+                "printf '%s\\n' \"$(getent passwd {n})\" \"$(id -gn {n} 2>/dev/null)\" \"$(id -Gn {n} 2>/dev/null)\"",
+                n = quote(name)
+            ),
+            FactKey::Group(name) => format!("getent group {} || true", quote(name)),
+            FactKey::Unit(UnitRef {
+                manager: Manager::System,
+                name,
+            }) => format!("systemctl show {UNIT_PROPERTIES} -- {}", quote(name)),
+            FactKey::Unit(UnitRef {
+                manager: Manager::User(user),
+                name,
+            }) => format!(
+                concat!(
+                    "if ! uid=$(id -u -- {u} 2>/dev/null); then echo manager=no-such-user; ",
+                    "elif [ -S \"/run/user/$uid/systemd/private\" ]; then echo manager=running; ",
+                    "sh -c {script} converge {u} show {props} -- {n}; ",
+                    "else echo manager=down; home=$(getent passwd {u} | cut -d: -f6); ",
+                    "for link in \"$home\"/.config/systemd/user/*.wants/{n}; do ",
+                    "if [ -L \"$link\" ]; then echo UnitFileState=enabled; break; fi; done; ",
+                    "if [ -f \"$home/.config/systemd/user/\"{n} ]; then echo UnitFile=present; fi; fi"
+                ),
+                u = quote(user),
+                n = quote(name),
+                script = quote(USER_SYSTEMCTL),
+                props = UNIT_PROPERTIES,
+            ),
+            FactKey::Linger(user) => format!(
+                "if [ -e /var/lib/systemd/linger/{} ]; then echo yes; else echo no; fi",
+                quote(user)
+            ),
+            FactKey::Probe(command) => format!(
+                "sh -c {} </dev/null >/dev/null 2>&1; echo $?",
+                quote(command)
+            ),
+        }
+    }
+}
+
+/// Parses a probe's output into the fact it describes.
+pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
+    let fail = || unparsable(key, output);
+    match key {
+        FactKey::System => {
+            let mut lines = output.lines();
+            let (Some(hostname), Some(os), version) = (lines.next(), lines.next(), lines.next())
+            else {
+                return Err(fail());
+            };
+            Ok(Fact::System(SystemInfo {
+                hostname: hostname.to_owned(),
+                os: os.to_owned(),
+                os_version: version.unwrap_or_default().to_owned(),
+            }))
+        }
+        FactKey::Path(_) => parse_path(output.trim_end())
+            .map(Fact::Path)
+            .ok_or_else(fail),
+        FactKey::Content(_) => {
+            let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
+            match marker {
+                "absent" => Ok(Fact::Content(None)),
+                "present" => {
+                    let compact: String = body.split_whitespace().collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .map(|bytes| Fact::Content(Some(bytes)))
+                        .map_err(|_| fail())
+                }
+                _ => Err(fail()),
+            }
+        }
+        FactKey::User(_) => parse_user(output).ok_or_else(fail),
+        FactKey::Group(_) => {
+            let line = output.trim_end();
+            if line.is_empty() {
+                return Ok(Fact::Group(None));
+            }
+            let gid = line.split(':').nth(2).and_then(|gid| gid.parse().ok());
+            gid.map(|gid| Fact::Group(Some(GroupInfo { gid: Some(gid) })))
+                .ok_or_else(fail)
+        }
+        FactKey::Unit(unit) => parse_unit(&unit.manager, output)
+            .map(Fact::Unit)
+            .ok_or_else(fail),
+        FactKey::Linger(_) => match output.trim_end() {
+            "yes" => Ok(Fact::Linger(true)),
+            "no" => Ok(Fact::Linger(false)),
+            _ => Err(fail()),
+        },
+        FactKey::Probe(_) => output
+            .trim_end()
+            .parse()
+            .map(Fact::Probe)
+            .map_err(|_| fail()),
+    }
+}
+
+fn parse_path(line: &str) -> Option<PathState> {
+    if line == "missing" {
+        return Some(PathState::missing());
+    }
+    // %F comes first and never contains ':'; user and group names never do either.
+    let mut parts = line.splitn(4, ':');
+    let kind = match parts.next()? {
+        "regular file" | "regular empty file" => PathKind::File,
+        "directory" => PathKind::Directory,
+        "symbolic link" => PathKind::Symlink,
+        _ => PathKind::Other,
+    };
+    let owner = parts.next()?.to_owned();
+    let group = parts.next()?.to_owned();
+    let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
+    Some(PathState {
+        kind,
+        owner,
+        group,
+        mode,
+    })
+}
+
+fn parse_user(output: &str) -> Option<Fact> {
+    let mut lines = output.lines();
+    let passwd = lines.next()?;
+    if passwd.is_empty() {
+        return Some(Fact::User(None));
+    }
+    let fields: Vec<&str> = passwd.split(':').collect();
+    if fields.len() != 7 {
+        return None;
+    }
+    let primary_group = lines.next()?.to_owned();
+    let mut groups: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|group| *group != primary_group)
+        .map(str::to_owned)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    Some(Fact::User(Some(UserInfo {
+        uid: Some(fields[2].parse().ok()?),
+        home: fields[5].to_owned(),
+        shell: fields[6].to_owned(),
+        primary_group,
+        groups,
+    })))
+}
+
+fn parse_unit(manager: &Manager, output: &str) -> Option<UnitState> {
+    let mut state = UnitState {
+        manager: ManagerState::Running,
+        load: String::new(),
+        active: String::new(),
+        unit_file: String::new(),
+        need_daemon_reload: false,
+    };
+    let mut seen_load = false;
+    for line in output.lines() {
+        let (name, value) = line.split_once('=')?;
+        match name {
+            "manager" if matches!(manager, Manager::User(_)) => {
+                state.manager = match value {
+                    "running" => ManagerState::Running,
+                    "down" => ManagerState::Down,
+                    "no-such-user" => ManagerState::NoSuchUser,
+                    _ => return None,
+                };
+            }
+            "LoadState" => {
+                seen_load = true;
+                value.clone_into(&mut state.load);
+            }
+            "ActiveState" => value.clone_into(&mut state.active),
+            "UnitFileState" => value.clone_into(&mut state.unit_file),
+            // Seen only while the user's manager is down: the unit file exists on disk.
+            "UnitFile" if state.unit_file.is_empty() => "disabled".clone_into(&mut state.unit_file),
+            "NeedDaemonReload" => state.need_daemon_reload = value == "yes",
+            _ => {}
+        }
+    }
+    (seen_load || state.manager != ManagerState::Running).then_some(state)
+}
+
+/// Builds one `sh` script that prints every fact in `keys`, each after a delimiter line
+/// carrying `nonce`, so that no file content or command output can forge a boundary.
+pub fn batch_script(keys: &[FactKey], nonce: &str) -> String {
+    let mut script = String::from("export LC_ALL=C\n");
+    for (index, key) in keys.iter().enumerate() {
+        let _ = write!(
+            script,
+            "echo '{}'\n( {} )\n",
+            delimiter(nonce, &index.to_string()),
+            key.probe()
+        );
+    }
+    let _ = writeln!(script, "echo '{}'", delimiter(nonce, "end"));
+    script
+}
+
+fn delimiter(nonce: &str, label: &str) -> String {
+    format!("::converge:{nonce}:{label}::")
+}
+
+/// Cuts the output of [`batch_script`] apart and parses each fact.
+pub fn split_batch(
+    keys: &[FactKey],
+    nonce: &str,
+    output: &str,
+) -> Result<Vec<(FactKey, Fact)>, FactError> {
+    let mut sections: Vec<String> = Vec::with_capacity(keys.len());
+    let mut current: Option<String> = None;
+    let end = delimiter(nonce, "end");
+    let mut ended = false;
+    let prefix = format!("::converge:{nonce}:");
+    for line in output.lines() {
+        if line == end {
+            sections.extend(current.take());
+            ended = true;
+            break;
+        }
+        if line.starts_with(&prefix) && line.ends_with("::") {
+            sections.extend(current.take());
+            current = Some(String::new());
+        } else if let Some(section) = current.as_mut() {
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    if !ended {
+        sections.extend(current.take());
+    }
+    let mut facts = Vec::with_capacity(keys.len());
+    for (index, key) in keys.iter().enumerate() {
+        let section = sections
+            .get(index)
+            .filter(|_| ended || index + 1 < sections.len());
+        let Some(section) = section else {
+            return Err(FactError::Truncated {
+                key: key.to_string(),
+            });
+        };
+        facts.push((key.clone(), parse(key, section)?));
+    }
+    Ok(facts)
+}
+
+/// What a change makes stale in the fact store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touch {
+    Key(FactKey),
+    /// A path and everything below it.
+    Tree(String),
+    /// Every unit of a manager.
+    Units(Manager),
+    /// Anything at all (an arbitrary command ran).
+    Everything,
+}
+
+/// What converge knows about one host: read facts, or facts predicted by check mode.
+#[derive(Debug, Clone, Default)]
+pub struct FactStore {
+    facts: BTreeMap<FactKey, Fact>,
+    lingering_planned: std::collections::BTreeSet<String>,
+}
+
+/// A plan asked for a fact the engine did not read: a bug in converge, not in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("internal error: {key} was needed but not read")]
+pub struct MissingFact {
+    pub key: String,
+}
+
+macro_rules! accessor {
+    ($(#[$doc:meta])* $method:ident, $variant:ident, $arg:ty, $out:ty) => {
+        $(#[$doc])*
+        pub fn $method(&self, arg: $arg) -> Result<&$out, MissingFact> {
+            let key = FactKey::$variant(arg.to_owned());
+            match self.facts.get(&key) {
+                Some(Fact::$variant(value)) => Ok(value),
+                _ => Err(MissingFact { key: key.to_string() }),
+            }
+        }
+    };
+}
+
+impl FactStore {
+    /// Notes that the play being run turns lingering on for `user` in some task.
+    pub fn plan_lingering(&mut self, user: String) {
+        self.lingering_planned.insert(user);
+    }
+
+    /// Whether the play being run turns lingering on for `user`.
+    pub fn lingering_planned(&self, user: &str) -> bool {
+        self.lingering_planned.contains(user)
+    }
+
+    /// Forgets which users the previous play turned lingering on for.
+    pub fn clear_planned_lingering(&mut self) {
+        self.lingering_planned.clear();
+    }
+
+    /// Whether `key` is known.
+    pub fn has(&self, key: &FactKey) -> bool {
+        self.facts.contains_key(key)
+    }
+
+    /// Records a fact, read or predicted.
+    pub fn insert(&mut self, key: FactKey, fact: Fact) {
+        self.facts.insert(key, fact);
+    }
+
+    /// Forgets what a change made stale, so it is read again before it is used.
+    pub fn forget(&mut self, touch: &Touch) {
+        match touch {
+            Touch::Key(key) => {
+                self.facts.remove(key);
+            }
+            Touch::Tree(root) => {
+                let root = root.trim_end_matches('/');
+                let below = |path: &str| {
+                    path == root
+                        || path
+                            .strip_prefix(root)
+                            .is_some_and(|rest| rest.starts_with('/'))
+                };
+                self.facts.retain(|key, _| match key {
+                    FactKey::Path(path) | FactKey::Content(path) => !below(path),
+                    _ => true,
+                });
+            }
+            Touch::Units(manager) => self
+                .facts
+                .retain(|key, _| !matches!(key, FactKey::Unit(unit) if unit.manager == *manager)),
+            Touch::Everything => self.facts.retain(|key, _| *key == FactKey::System),
+        }
+    }
+
+    /// A unit's state.
+    pub fn unit(&self, unit: &UnitRef) -> Result<&UnitState, MissingFact> {
+        let key = FactKey::Unit(unit.clone());
+        match self.facts.get(&key) {
+            Some(Fact::Unit(state)) => Ok(state),
+            _ => Err(MissingFact {
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    /// Every unit of `manager` the store knows.
+    pub fn units_of(&self, manager: &Manager) -> Vec<UnitRef> {
+        self.facts
+            .keys()
+            .filter_map(|key| match key {
+                FactKey::Unit(unit) if unit.manager == *manager => Some(unit.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Mutable access to a unit's state, for check-mode predictions.
+    pub fn unit_mut(&mut self, unit: &UnitRef) -> Option<&mut UnitState> {
+        match self.facts.get_mut(&FactKey::Unit(unit.clone())) {
+            Some(Fact::Unit(state)) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// Host name and operating system.
+    pub fn system(&self) -> Result<&SystemInfo, MissingFact> {
+        match self.facts.get(&FactKey::System) {
+            Some(Fact::System(info)) => Ok(info),
+            _ => Err(MissingFact {
+                key: FactKey::System.to_string(),
+            }),
+        }
+    }
+
+    accessor!(
+        /// A path's type and attributes.
+        path, Path, &str, PathState
+    );
+    accessor!(
+        /// A regular file's bytes (`None` when it is not a regular file).
+        content, Content, &str, Option<Vec<u8>>
+    );
+    accessor!(
+        /// A user account (`None` when it does not exist).
+        user, User, &str, Option<UserInfo>
+    );
+    accessor!(
+        /// A group (`None` when it does not exist).
+        group, Group, &str, Option<GroupInfo>
+    );
+    accessor!(
+        /// Whether lingering is on for a user.
+        linger, Linger, &str, bool
+    );
+    accessor!(
+        /// Exit status of a probe command.
+        probe, Probe, &str, i32
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system_unit(name: &str) -> FactKey {
+        FactKey::Unit(UnitRef {
+            manager: Manager::System,
+            name: name.to_owned(),
+        })
+    }
+
+    #[test]
+    fn path_output_parses() {
+        let key = FactKey::Path("/etc/x".into());
+        assert_eq!(
+            parse(&key, "regular file:root:root:644\n").unwrap(),
+            Fact::Path(PathState {
+                kind: PathKind::File,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o644
+            })
+        );
+        assert_eq!(
+            parse(&key, "directory:deploy:deploy:2775\n").unwrap(),
+            Fact::Path(PathState {
+                kind: PathKind::Directory,
+                owner: "deploy".into(),
+                group: "deploy".into(),
+                mode: 0o2775
+            })
+        );
+        assert_eq!(
+            parse(&key, "missing\n").unwrap(),
+            Fact::Path(PathState::missing())
+        );
+        assert!(parse(&key, "garbage").is_err());
+    }
+
+    #[test]
+    fn content_output_parses() {
+        let key = FactKey::Content("/etc/x".into());
+        assert_eq!(parse(&key, "absent\n").unwrap(), Fact::Content(None));
+        assert_eq!(
+            parse(&key, "present\n").unwrap(),
+            Fact::Content(Some(vec![]))
+        );
+        assert_eq!(
+            parse(&key, "present\naGVs\nbG8K\n").unwrap(),
+            Fact::Content(Some(b"hello\n".to_vec()))
+        );
+    }
+
+    #[test]
+    fn user_output_parses() {
+        let key = FactKey::User("deploy".into());
+        let output = "deploy:x:1000:1000::/home/deploy:/bin/bash\ndeploy\ndeploy sudo adm\n";
+        assert_eq!(
+            parse(&key, output).unwrap(),
+            Fact::User(Some(UserInfo {
+                uid: Some(1000),
+                home: "/home/deploy".into(),
+                shell: "/bin/bash".into(),
+                primary_group: "deploy".into(),
+                groups: vec!["adm".into(), "sudo".into()],
+            }))
+        );
+        assert_eq!(parse(&key, "\n\n\n").unwrap(), Fact::User(None));
+    }
+
+    #[test]
+    fn unit_output_parses() {
+        let output =
+            "LoadState=loaded\nActiveState=active\nNeedDaemonReload=no\nUnitFileState=enabled\n";
+        let Fact::Unit(state) = parse(&system_unit("a.service"), output).unwrap() else {
+            panic!()
+        };
+        assert!(state.exists() && state.is_active() && state.is_enabled());
+        assert!(!state.need_daemon_reload);
+        let missing =
+            "LoadState=not-found\nActiveState=inactive\nNeedDaemonReload=no\nUnitFileState=\n";
+        let Fact::Unit(state) = parse(&system_unit("a.service"), missing).unwrap() else {
+            panic!()
+        };
+        assert!(!state.exists());
+        let user_key = FactKey::Unit(UnitRef {
+            manager: Manager::User("deploy".into()),
+            name: "a.service".into(),
+        });
+        let Fact::Unit(state) = parse(&user_key, "manager=down\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!(state.manager, ManagerState::Down);
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let keys = vec![
+            FactKey::Linger("deploy".into()),
+            FactKey::Group("deploy".into()),
+        ];
+        let script = batch_script(&keys, "n0nce");
+        assert!(script.contains("::converge:n0nce:0::"));
+        let output = "::converge:n0nce:0::\nyes\n::converge:n0nce:1::\ndeploy:x:1000:\n::converge:n0nce:end::\n";
+        let facts = split_batch(&keys, "n0nce", output).unwrap();
+        assert_eq!(facts[0].1, Fact::Linger(true));
+        assert_eq!(facts[1].1, Fact::Group(Some(GroupInfo { gid: Some(1000) })));
+    }
+
+    #[test]
+    fn batch_cut_short_is_an_error() {
+        let keys = vec![FactKey::Linger("a".into()), FactKey::Linger("b".into())];
+        let output = "::converge:n:0::\nyes\n::converge:n:1::\n";
+        assert_eq!(
+            split_batch(&keys, "n", output).unwrap_err(),
+            FactError::Truncated {
+                key: "linger for b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn batch_script_runs_in_sh() {
+        let keys = vec![
+            FactKey::Path("/".into()),
+            FactKey::Path("/nonexistent/converge".into()),
+            FactKey::Content("/nonexistent/converge".into()),
+            FactKey::Probe("exit 3".into()),
+        ];
+        let script = batch_script(&keys, "t");
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let facts = split_batch(&keys, "t", &String::from_utf8(output.stdout).unwrap()).unwrap();
+        assert!(matches!(
+            &facts[0].1,
+            Fact::Path(PathState {
+                kind: PathKind::Directory,
+                ..
+            })
+        ));
+        assert_eq!(facts[1].1, Fact::Path(PathState::missing()));
+        assert_eq!(facts[2].1, Fact::Content(None));
+        assert_eq!(facts[3].1, Fact::Probe(3));
+    }
+
+    #[test]
+    fn forgetting_a_tree_keeps_siblings() {
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Path("/opt/app".into()),
+            Fact::Path(PathState::missing()),
+        );
+        store.insert(
+            FactKey::Path("/opt/app/x".into()),
+            Fact::Path(PathState::missing()),
+        );
+        store.insert(
+            FactKey::Path("/opt/apple".into()),
+            Fact::Path(PathState::missing()),
+        );
+        store.forget(&Touch::Tree("/opt/app".into()));
+        assert!(!store.has(&FactKey::Path("/opt/app/x".into())));
+        assert!(store.has(&FactKey::Path("/opt/apple".into())));
+    }
+}

@@ -1,0 +1,286 @@
+//! `file`: a regular file's content, owner, group and mode, or its absence.
+//!
+//! Content comes from `content`, `src` (a file beside the playbook) or `template`
+//! (rendered); the engine resolves the last two into `content` before planning. A new
+//! file without `mode` gets 0644; an existing file keeps the attributes not given.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Attributes, Change, FileWrite};
+use crate::fact::{FactKey, FactStore, PathKind};
+use crate::{
+    check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Mode,
+    Module, ParamError, Plan, PlanError, Presence,
+};
+
+/// Parameters of the `file` module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub state: Presence,
+}
+
+impl Module for File {
+    const NAME: &'static str = "file";
+
+    fn validate(&self) -> Result<(), ParamError> {
+        names::path(&self.path)?;
+        validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
+        let sources = content_sources(
+            self.content.as_ref(),
+            self.src.as_ref(),
+            self.template.as_ref(),
+        );
+        if sources > 1 {
+            return Err(ParamError::AtMostOne {
+                options: "content, src, template",
+            });
+        }
+        if self.state == Presence::Absent && sources > 0 {
+            return Err(ParamError::Invalid {
+                param: "state",
+                reason: "is absent, so content, src and template make no sense".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
+        let mut keys = vec![FactKey::Path(self.path.clone())];
+        if self.state == Presence::Present {
+            if self.content.is_some() {
+                keys.push(FactKey::Content(self.path.clone()));
+            }
+            keys.extend(owner_group_facts(self.owner.as_ref(), self.group.as_ref()));
+        }
+        keys
+    }
+
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        let state = facts.path(&self.path)?;
+        let wrong_kind = || PlanError::WrongKind {
+            path: self.path.clone(),
+            kind: state.kind,
+            expected: "regular file",
+        };
+        if self.state == Presence::Absent {
+            return match state.kind {
+                PathKind::Missing => Ok(Plan::default()),
+                PathKind::File | PathKind::Symlink => Ok(Plan::of(vec![Change::Remove {
+                    path: self.path.clone(),
+                    kind: state.kind,
+                }])),
+                PathKind::Directory | PathKind::Other => Err(wrong_kind()),
+            };
+        }
+        check_owner_group(facts, self.owner.as_ref(), self.group.as_ref())?;
+        let wanted = Attributes {
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mode: self.mode.map(|mode| mode.0),
+        };
+        match state.kind {
+            PathKind::Missing => {
+                let Some(content) = &self.content else {
+                    return Err(PlanError::NoContent {
+                        path: self.path.clone(),
+                    });
+                };
+                Ok(Plan::of(vec![Change::WriteFile(FileWrite {
+                    path: self.path.clone(),
+                    content: content.clone().into_bytes(),
+                    before: None,
+                    owner: wanted.owner,
+                    group: wanted.group,
+                    mode: wanted.mode.unwrap_or(0o644),
+                    validator: None,
+                    secret: false,
+                })]))
+            }
+            PathKind::File => {
+                let current = facts.content(&self.path)?;
+                match &self.content {
+                    Some(content) if current.as_deref() != Some(content.as_bytes()) => {
+                        Ok(Plan::of(vec![Change::WriteFile(FileWrite {
+                            path: self.path.clone(),
+                            content: content.clone().into_bytes(),
+                            before: current.clone(),
+                            owner: Some(wanted.owner.unwrap_or_else(|| state.owner.clone())),
+                            group: Some(wanted.group.unwrap_or_else(|| state.group.clone())),
+                            mode: wanted.mode.unwrap_or(state.mode),
+                            validator: None,
+                            secret: false,
+                        })]))
+                    }
+                    _ => Ok(Plan::of(
+                        wanted
+                            .differing_from(state)
+                            .map(|attributes| Change::SetAttributes {
+                                path: self.path.clone(),
+                                attributes,
+                            })
+                            .into_iter()
+                            .collect(),
+                    )),
+                }
+            }
+            PathKind::Directory | PathKind::Symlink | PathKind::Other => Err(wrong_kind()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fact::{Fact, PathState, UserInfo};
+
+    fn file(content: Option<&str>) -> File {
+        File {
+            path: "/etc/app.conf".into(),
+            content: content.map(str::to_owned),
+            src: None,
+            template: None,
+            owner: None,
+            group: None,
+            mode: None,
+            state: Presence::Present,
+        }
+    }
+
+    fn facts(kind: PathKind, content: Option<&str>) -> FactStore {
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Path("/etc/app.conf".into()),
+            Fact::Path(PathState {
+                kind,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o600,
+            }),
+        );
+        store.insert(
+            FactKey::Content("/etc/app.conf".into()),
+            Fact::Content(content.map(|c| c.as_bytes().to_vec())),
+        );
+        store
+    }
+
+    #[test]
+    fn missing_file_is_created_0644() {
+        let plan = file(Some("a\n"))
+            .plan(&facts(PathKind::Missing, None))
+            .unwrap();
+        let [Change::WriteFile(write)] = plan.changes.as_slice() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!((write.mode, write.before.as_ref()), (0o644, None));
+    }
+
+    #[test]
+    fn same_content_is_ok_and_keeps_attributes() {
+        let plan = file(Some("a\n"))
+            .plan(&facts(PathKind::File, Some("a\n")))
+            .unwrap();
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn changed_content_keeps_existing_attributes() {
+        let plan = file(Some("b\n"))
+            .plan(&facts(PathKind::File, Some("a\n")))
+            .unwrap();
+        let [Change::WriteFile(write)] = plan.changes.as_slice() else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(write.mode, 0o600);
+        assert_eq!(write.owner.as_deref(), Some("root"));
+        assert_eq!(write.before.as_deref(), Some(&b"a\n"[..]));
+    }
+
+    #[test]
+    fn only_differing_attributes_are_set() {
+        let mut wanted = file(Some("a\n"));
+        wanted.mode = Some(Mode(0o640));
+        wanted.owner = Some("root".into());
+        let mut store = facts(PathKind::File, Some("a\n"));
+        store.insert(
+            FactKey::User("root".into()),
+            Fact::User(Some(UserInfo {
+                uid: Some(0),
+                home: "/root".into(),
+                shell: "/bin/sh".into(),
+                primary_group: "root".into(),
+                groups: vec![],
+            })),
+        );
+        let plan = wanted.plan(&store).unwrap();
+        assert_eq!(
+            plan.changes,
+            [Change::SetAttributes {
+                path: "/etc/app.conf".into(),
+                attributes: Attributes {
+                    owner: None,
+                    group: None,
+                    mode: Some(0o640)
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn owner_that_does_not_exist_is_a_clear_error() {
+        let mut wanted = file(Some("a\n"));
+        wanted.owner = Some("deploy".into());
+        let mut store = facts(PathKind::Missing, None);
+        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        assert_eq!(
+            wanted.plan(&store).unwrap_err().to_string(),
+            "user deploy does not exist (create it in an earlier task)"
+        );
+    }
+
+    #[test]
+    fn directory_in_the_way_is_an_error() {
+        let err = file(Some("a\n"))
+            .plan(&facts(PathKind::Directory, None))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/app.conf is a directory; expected a regular file"
+        );
+    }
+
+    #[test]
+    fn absent_removes_a_file() {
+        let mut wanted = file(None);
+        wanted.state = Presence::Absent;
+        let plan = wanted.plan(&facts(PathKind::File, Some("x"))).unwrap();
+        assert_eq!(plan.changes.len(), 1);
+        assert!(wanted
+            .plan(&facts(PathKind::Missing, None))
+            .unwrap()
+            .changes
+            .is_empty());
+    }
+
+    #[test]
+    fn relative_path_is_rejected() {
+        let mut wanted = file(Some("a"));
+        wanted.path = "etc/x".into();
+        assert!(wanted.validate().is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! converge's modules: what each playbook module means, independent of how a host is
+//! reached.
+//!
+//! Every module works in three steps kept apart:
+//! 1. [`Module::facts`] names the [facts](fact) its plan needs; the engine reads them
+//!    (batched into one remote command) into a [`FactStore`].
+//! 2. [`Module::plan`] is a pure function from the desired state (the module's
+//!    parameters) and the facts to a [`Plan`]: a list of [`Change`]s. An empty plan
+//!    means the host is already as desired.
+//! 3. Each [`Change`] renders to one [`Cmd`]; the engine runs it, or in check mode only
+//!    records its predicted effect, so check mode and apply can never disagree.
+//!
+//! This crate never talks to a host: it has no transport, only data in and data out.
+
+pub mod change;
+pub mod fact;
+pub mod names;
+pub mod shell;
+
+pub mod command;
+pub mod directory;
+pub mod file;
+pub mod group;
+pub mod linger;
+pub mod service;
+pub mod sudoers;
+pub mod systemd_unit;
+pub mod user;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use change::{Change, Cmd};
+pub use fact::{Fact, FactKey, FactStore, MissingFact};
+
+/// What a module plans to do on one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    /// Things the user should know even when nothing changes.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// A plan with these changes and no warnings.
+    pub fn of(changes: Vec<Change>) -> Self {
+        Plan {
+            changes,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Parameters that are wrong whatever the host looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error(transparent)]
+    Name(#[from] names::InvalidName),
+    #[error("give exactly one of {options}")]
+    OneOf { options: &'static str },
+    #[error("give at most one of {options}")]
+    AtMostOne { options: &'static str },
+    #[error("`{param}` is required {when}")]
+    Required {
+        param: &'static str,
+        when: &'static str,
+    },
+    #[error("`{param}` {reason}")]
+    Invalid { param: &'static str, reason: String },
+}
+
+/// The host is in a state the module cannot converge from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    MissingFact(#[from] MissingFact),
+    #[error("{path} is a {kind}; expected a {expected}")]
+    WrongKind {
+        path: String,
+        kind: fact::PathKind,
+        expected: &'static str,
+    },
+    #[error("{path} does not exist and no content was given")]
+    NoContent { path: String },
+    #[error("user {user} does not exist{hint}")]
+    NoSuchUser { user: String, hint: &'static str },
+    #[error("group {group} does not exist{hint}")]
+    NoSuchGroup { group: String, hint: &'static str },
+    #[error("unit {unit} does not exist on the host{hint}")]
+    NoSuchUnit { unit: String, hint: &'static str },
+    #[error("{user}'s user manager is not running (no login session, and lingering is off), so {unit} cannot be managed; enable lingering for {user} with the linger module in an earlier task")]
+    ManagerDown { user: String, unit: String },
+    #[error("cannot {action} {unit}: it is masked")]
+    Masked { unit: String, action: &'static str },
+}
+
+/// File permission bits, written in playbooks as an octal string (`"0644"`).
+///
+/// A YAML integer such as `644` or `0o644` is refused rather than guessed at (Ansible's
+/// classic trap: YAML 1.1 reads `0644` as 420, YAML 1.2 as 644). An unquoted `0644`
+/// reaches us as the string "0644" and is read as octal, which is what it looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+        impl serde::de::Visitor<'_> for ModeVisitor {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted octal mode such as \"0644\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Mode, E> {
+                let digits = value.strip_prefix("0o").unwrap_or(value);
+                let valid = (3..=4).contains(&digits.len())
+                    && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+                match u32::from_str_radix(digits, 8) {
+                    Ok(bits) if valid => Ok(Mode(bits)),
+                    _ => Err(E::custom(format_args!(
+                        "invalid mode {value:?}: write 3 or 4 octal digits, e.g. \"0644\""
+                    ))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Mode, E> {
+                let digits = value.to_string();
+                let example = if digits.len() == 3 && digits.bytes().all(|b| b < b'8') {
+                    format!("0{digits}")
+                } else {
+                    "0644".to_owned()
+                };
+                Err(E::custom(format_args!(
+                    "mode {value} is a number; write it as a quoted octal string, e.g. mode: \"{example}\""
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Mode, E> {
+                Err(E::custom(format_args!(
+                    "mode {value} is a number; write it as a quoted octal string such as \"0644\""
+                )))
+            }
+        }
+        deserializer.deserialize_any(ModeVisitor)
+    }
+}
+
+/// Whether something should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    #[default]
+    Present,
+    Absent,
+}
+
+/// Systemd scope of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    System,
+    User,
+}
+
+/// A playbook module: typed parameters plus the facts → plan function.
+pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
+    /// The key that selects this module in a task.
+    const NAME: &'static str;
+
+    /// Checks what can be checked without a host: names, paths, combinations.
+    fn validate(&self) -> Result<(), ParamError>;
+
+    /// Facts the plan reads. Called again with the facts known so far until it asks
+    /// for nothing new, so a fact can depend on another (a user's home, then a file in it).
+    fn facts(&self, known: &FactStore) -> Vec<FactKey>;
+
+    /// The changes that bring the host from `facts` to the desired state.
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
+
+    /// The user this task turns lingering on for, if any: later user-scope units of
+    /// that user in the same play need no warning.
+    fn turns_lingering_on(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A [`Module`] behind a pointer, as the engine holds tasks.
+pub trait DynModule: fmt::Debug + Send + Sync {
+    /// The module's name (`file`, `systemd_unit`, ...).
+    fn kind(&self) -> &'static str;
+    /// The parameters as JSON, for template rendering and reports.
+    fn to_json(&self) -> serde_json::Value;
+    /// The same module with new parameters (after rendering).
+    fn with_json(&self, value: serde_json::Value) -> Result<Box<dyn DynModule>, serde_json::Error>;
+    /// See [`Module::validate`].
+    fn validate(&self) -> Result<(), ParamError>;
+    /// See [`Module::facts`].
+    fn facts(&self, known: &FactStore) -> Vec<FactKey>;
+    /// See [`Module::plan`].
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
+    /// See [`Module::turns_lingering_on`].
+    fn turns_lingering_on(&self) -> Option<&str>;
+}
+
+impl<M: Module> DynModule for M {
+    fn kind(&self) -> &'static str {
+        M::NAME
+    }
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+    fn with_json(&self, value: serde_json::Value) -> Result<Box<dyn DynModule>, serde_json::Error> {
+        Ok(Box::new(serde_json::from_value::<M>(value)?))
+    }
+    fn validate(&self) -> Result<(), ParamError> {
+        Module::validate(self)
+    }
+    fn facts(&self, known: &FactStore) -> Vec<FactKey> {
+        Module::facts(self, known)
+    }
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        Module::plan(self, facts)
+    }
+    fn turns_lingering_on(&self) -> Option<&str> {
+        Module::turns_lingering_on(self)
+    }
+}
+
+macro_rules! registry {
+    ($($module:ty),* $(,)?) => {
+        /// Every module's name, in documentation order.
+        pub const MODULE_NAMES: &[&str] = &[$(<$module as Module>::NAME),*];
+
+        /// Deserializes the parameters of the module called `name`, or returns `None`
+        /// when there is no such module.
+        pub fn deserialize_params<'de, D: Deserializer<'de>>(
+            name: &str,
+            deserializer: D,
+        ) -> Option<Result<Box<dyn DynModule>, D::Error>> {
+            $(
+                if name == <$module as Module>::NAME {
+                    return Some(
+                        <$module>::deserialize(deserializer).map(|m| Box::new(m) as Box<dyn DynModule>),
+                    );
+                }
+            )*
+            None
+        }
+    };
+}
+
+registry! {
+    file::File,
+    directory::Directory,
+    user::User,
+    group::Group,
+    systemd_unit::SystemdUnit,
+    service::Service,
+    sudoers::Sudoers,
+    linger::Linger,
+    command::Command,
+}
+
+/// Hint for a plan that needs an account an earlier task should have created.
+pub(crate) const CREATE_IT_FIRST: &str = " (create it in an earlier task)";
+
+/// Checks that the owner and group a path should have exist (or will, in check mode).
+pub(crate) fn check_owner_group(
+    facts: &FactStore,
+    owner: Option<&String>,
+    group: Option<&String>,
+) -> Result<(), PlanError> {
+    if let Some(owner) = owner {
+        if facts.user(owner)?.is_none() {
+            return Err(PlanError::NoSuchUser {
+                user: owner.clone(),
+                hint: CREATE_IT_FIRST,
+            });
+        }
+    }
+    if let Some(group) = group {
+        if facts.group(group)?.is_none() {
+            return Err(PlanError::NoSuchGroup {
+                group: group.clone(),
+                hint: CREATE_IT_FIRST,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Facts for [`check_owner_group`].
+pub(crate) fn owner_group_facts(owner: Option<&String>, group: Option<&String>) -> Vec<FactKey> {
+    owner
+        .map(|owner| FactKey::User(owner.clone()))
+        .into_iter()
+        .chain(group.map(|group| FactKey::Group(group.clone())))
+        .collect()
+}
+
+/// Validates optional owner and group names.
+pub(crate) fn validate_owner_group(
+    owner: Option<&String>,
+    group: Option<&String>,
+) -> Result<(), ParamError> {
+    if let Some(owner) = owner {
+        names::user(owner)?;
+    }
+    if let Some(group) = group {
+        names::group(group)?;
+    }
+    Ok(())
+}
+
+/// The one-of check for modules that take file content from `content`, `src` or `template`
+/// (the engine turns `src` and `template` into `content` before planning).
+pub(crate) fn content_sources(
+    content: Option<&String>,
+    src: Option<&String>,
+    template: Option<&String>,
+) -> usize {
+    [content, src, template]
+        .iter()
+        .filter(|s| s.is_some())
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_from_octal_strings_only() {
+        let mode: Mode = serde_json::from_str("\"0644\"").unwrap();
+        assert_eq!(mode, Mode(0o644));
+        assert_eq!(
+            serde_json::from_str::<Mode>("\"2775\"").unwrap(),
+            Mode(0o2775)
+        );
+        assert_eq!(
+            serde_json::from_str::<Mode>("644").unwrap_err().to_string(),
+            "mode 644 is a number; write it as a quoted octal string, e.g. mode: \"0644\" at line 1 column 3"
+        );
+        assert!(serde_json::from_str::<Mode>("\"0999\"").is_err());
+        assert!(serde_json::from_str::<Mode>("\"77777\"").is_err());
+        assert_eq!(Mode(0o440).to_string(), "0440");
+    }
+
+    #[test]
+    fn registry_knows_every_module() {
+        assert_eq!(
+            MODULE_NAMES,
+            [
+                "file",
+                "directory",
+                "user",
+                "group",
+                "systemd_unit",
+                "service",
+                "sudoers",
+                "linger",
+                "command"
+            ]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! `linger`: whether logind keeps a user's service manager running without a session.
+//!
+//! Without lingering, a user's systemd instance (and every user unit in it) is stopped
+//! when the user's last session ends and is not started at boot.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::Change;
+use crate::fact::{FactKey, FactStore};
+use crate::{names, Module, ParamError, Plan, PlanError};
+
+/// Parameters of the `linger` module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Linger {
+    pub user: String,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+impl Module for Linger {
+    const NAME: &'static str = "linger";
+
+    fn validate(&self) -> Result<(), ParamError> {
+        Ok(names::user(&self.user)?)
+    }
+
+    fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
+        vec![
+            FactKey::User(self.user.clone()),
+            FactKey::Linger(self.user.clone()),
+        ]
+    }
+
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        if facts.user(&self.user)?.is_none() {
+            return Err(PlanError::NoSuchUser {
+                user: self.user.clone(),
+                hint: crate::CREATE_IT_FIRST,
+            });
+        }
+        let lingering = *facts.linger(&self.user)?;
+        Ok(Plan::of(if lingering == self.enabled {
+            vec![]
+        } else {
+            vec![Change::Linger {
+                user: self.user.clone(),
+                enabled: self.enabled,
+            }]
+        }))
+    }
+
+    fn turns_lingering_on(&self) -> Option<&str> {
+        self.enabled.then_some(self.user.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fact::{Fact, UserInfo};
+
+    fn store(lingering: bool) -> FactStore {
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::User("deploy".into()),
+            Fact::User(Some(UserInfo {
+                uid: Some(1000),
+                home: "/home/deploy".into(),
+                shell: "/bin/sh".into(),
+                primary_group: "deploy".into(),
+                groups: vec![],
+            })),
+        );
+        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(lingering));
+        store
+    }
+
+    #[test]
+    fn linger_is_enabled_once() {
+        let linger = Linger {
+            user: "deploy".into(),
+            enabled: true,
+        };
+        assert_eq!(
+            linger.plan(&store(false)).unwrap().changes[0].describe(),
+            "enable lingering for deploy"
+        );
+        assert!(linger.plan(&store(true)).unwrap().changes.is_empty());
+    }
+}

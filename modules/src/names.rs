@@ -1,0 +1,275 @@
+//! Validation of the names converge sends to a host, one rule per kind.
+//!
+//! A name that cannot be valid for its kind is rejected before anything is sent, so a
+//! value like `x; touch /tmp/pwned` never reaches a host even though quoting would make
+//! it harmless: a clear error beats a confusing one from `useradd` or `systemctl`.
+
+/// Why a name was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {reason}")]
+pub struct InvalidName {
+    pub kind: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn invalid(kind: &'static str, value: &str, reason: &'static str) -> InvalidName {
+    InvalidName {
+        kind,
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+/// A user or group name as `useradd`/`groupadd` accept them by default on Debian:
+/// starts with a lowercase letter or `_`, then lowercase letters, digits, `_` or `-`,
+/// optionally ending in `$`, at most 32 characters.
+pub fn account(kind: &'static str, name: &str) -> Result<(), InvalidName> {
+    const RULE: &str = "use a lowercase letter or _ first, then lowercase letters, digits, _ or -, at most 32 characters";
+    let bytes = name.as_bytes();
+    let Some((&first, rest)) = bytes.split_first() else {
+        return Err(invalid(kind, name, "it is empty"));
+    };
+    let rest = rest.strip_suffix(b"$").unwrap_or(rest);
+    let valid = bytes.len() <= 32
+        && (first.is_ascii_lowercase() || first == b'_')
+        && rest
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(kind, name, RULE))
+    }
+}
+
+/// A user name.
+pub fn user(name: &str) -> Result<(), InvalidName> {
+    account("user name", name)
+}
+
+/// A group name.
+pub fn group(name: &str) -> Result<(), InvalidName> {
+    account("group name", name)
+}
+
+/// A systemd unit name: `NAME.TYPE` with a known unit type, NAME made of ASCII letters,
+/// digits and `:-_.\@` (templates and instances allowed), at most 255 characters.
+pub fn unit(name: &str) -> Result<(), InvalidName> {
+    const KIND: &str = "unit name";
+    const TYPES: &[&str] = &[
+        "service",
+        "socket",
+        "target",
+        "timer",
+        "path",
+        "mount",
+        "automount",
+        "swap",
+        "slice",
+        "scope",
+        "device",
+    ];
+    if name.is_empty() || name.len() > 255 {
+        return Err(invalid(KIND, name, "it must be 1 to 255 characters long"));
+    }
+    let Some((stem, suffix)) = name.rsplit_once('.') else {
+        return Err(invalid(
+            KIND,
+            name,
+            "it needs a type suffix such as .service or .timer",
+        ));
+    };
+    if !TYPES.contains(&suffix) {
+        return Err(invalid(
+            KIND,
+            name,
+            "its type suffix is not a systemd unit type (e.g. .service, .timer)",
+        ));
+    }
+    let valid_stem = !stem.is_empty()
+        && !stem.starts_with('-')
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b));
+    if valid_stem {
+        Ok(())
+    } else {
+        Err(invalid(
+            KIND,
+            name,
+            "use only ASCII letters, digits and : - _ . \\ @",
+        ))
+    }
+}
+
+/// A service name as `systemctl` accepts it: a unit name, or a bare name meaning
+/// `NAME.service`. Returns the full unit name.
+pub fn service(name: &str) -> Result<String, InvalidName> {
+    let full = if name.contains('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.service")
+    };
+    unit(&full).map(|()| full)
+}
+
+/// An absolute path: starts with `/`, no NUL, no newline, no `..` component, not `/` itself.
+pub fn path(path: &str) -> Result<(), InvalidName> {
+    const KIND: &str = "path";
+    if !path.starts_with('/') {
+        return Err(invalid(KIND, path, "it must be absolute (start with /)"));
+    }
+    if path.bytes().any(|b| b == 0 || b == b'\n' || b == b'\r') {
+        return Err(invalid(
+            KIND,
+            path,
+            "it contains a NUL or newline character",
+        ));
+    }
+    if path.split('/').any(|part| part == "..") {
+        return Err(invalid(KIND, path, "it contains a .. component"));
+    }
+    if path.trim_end_matches('/').is_empty() {
+        return Err(invalid(KIND, path, "it is the root directory"));
+    }
+    Ok(())
+}
+
+/// A file name in `/etc/sudoers.d`. sudo silently skips files whose name contains `.` or
+/// ends in `~`, so such a name would install rules that never apply.
+pub fn sudoers_file(name: &str) -> Result<(), InvalidName> {
+    const KIND: &str = "sudoers file name";
+    if name.contains('.') {
+        return Err(invalid(
+            KIND,
+            name,
+            "sudo ignores files in /etc/sudoers.d whose name contains '.'",
+        ));
+    }
+    if name.ends_with('~') {
+        return Err(invalid(
+            KIND,
+            name,
+            "sudo ignores files in /etc/sudoers.d whose name ends in '~'",
+        ));
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            KIND,
+            name,
+            "use only ASCII letters, digits, _ and -",
+        ))
+    }
+}
+
+/// A signal name for `systemctl kill -s`: `TSTP`, `SIGTSTP`, `HUP`, or a number.
+pub fn signal(name: &str) -> Result<(), InvalidName> {
+    let bare = name.strip_prefix("SIG").unwrap_or(name);
+    let valid = !bare.is_empty()
+        && bare.len() <= 12
+        && (bare
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            || bare.bytes().all(|b| b.is_ascii_digit()));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            "signal",
+            name,
+            "use a signal name such as TSTP, HUP or TERM",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts() {
+        for ok in ["deploy", "pi", "_apt", "www-data", "a1", "machine$"] {
+            assert_eq!(user(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "Deploy",
+            "1abc",
+            "x; touch /tmp/pwned",
+            "a b",
+            "a/b",
+            "a.b",
+            "-x",
+            &"a".repeat(33),
+        ] {
+            assert!(user(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            user("x; touch /tmp/pwned").unwrap_err().to_string(),
+            "invalid user name \"x; touch /tmp/pwned\": use a lowercase letter or _ first, then lowercase letters, digits, _ or -, at most 32 characters"
+        );
+    }
+
+    #[test]
+    fn units() {
+        for ok in [
+            "sidekiq.service",
+            "getty@tty1.service",
+            "a-b_c.timer",
+            "sys-kernel.mount",
+        ] {
+            assert_eq!(unit(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "sidekiq",
+            "sidekiq.txt",
+            ".service",
+            "a b.service",
+            "x;y.service",
+            "../x.service",
+        ] {
+            assert!(unit(bad).is_err(), "{bad}");
+        }
+        assert_eq!(service("sidekiq").unwrap(), "sidekiq.service");
+        assert_eq!(service("app.timer").unwrap(), "app.timer");
+        assert!(service("side kiq").is_err());
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(path("/etc/x"), Ok(()));
+        for bad in ["etc/x", "", "/", "//", "/a/../b", "/a\nb"] {
+            assert!(path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sudoers_files() {
+        assert_eq!(sudoers_file("sidekiq"), Ok(()));
+        assert_eq!(
+            sudoers_file("sidekiq.conf").unwrap_err().reason,
+            "sudo ignores files in /etc/sudoers.d whose name contains '.'"
+        );
+        assert!(sudoers_file("sidekiq~").is_err());
+        assert!(sudoers_file("a/b").is_err());
+        assert!(sudoers_file("a b").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        for ok in ["TSTP", "SIGTERM", "9"] {
+            assert_eq!(signal(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "tstp;x", "TS TP"] {
+            assert!(signal(bad).is_err(), "{bad}");
+        }
+    }
+}

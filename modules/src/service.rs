@@ -1,0 +1,395 @@
+//! `service`: a unit's enablement and run state, or a signal sent to it.
+//!
+//! Also home of the planning shared with `systemd_unit`: which manager a unit lives in,
+//! whether that manager can be reached, and the enable/start/stop/restart decisions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Change, UnitAction};
+use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
+use crate::{names, Module, ParamError, Plan, PlanError, Scope};
+
+/// Desired run state of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Started,
+    Stopped,
+    /// Restart now (always a change).
+    Restarted,
+    /// Reload now, or start when not running (always a change).
+    Reloaded,
+}
+
+/// Parameters of the `service` module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// `sidekiq` or `sidekiq.service`.
+    pub name: String,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+    /// A signal to send with `systemctl kill -s` (e.g. `TSTP` to quiet Sidekiq).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Checks that `user` is given exactly when the scope is `user`.
+pub(crate) fn validate_scope(scope: Scope, user: Option<&String>) -> Result<(), ParamError> {
+    match (scope, user) {
+        (Scope::User, None) => Err(ParamError::Required {
+            param: "user",
+            when: "when scope is user",
+        }),
+        (Scope::System, Some(_)) => Err(ParamError::Invalid {
+            param: "user",
+            reason: "is only for scope: user".to_owned(),
+        }),
+        (Scope::User, Some(user)) => Ok(names::user(user)?),
+        (Scope::System, None) => Ok(()),
+    }
+}
+
+/// The unit `name` in the manager chosen by `scope` and `user`.
+pub(crate) fn unit_ref(name: String, scope: Scope, user: Option<&String>) -> UnitRef {
+    let manager = match (scope, user) {
+        (Scope::User, Some(user)) => Manager::User(user.clone()),
+        _ => Manager::System,
+    };
+    UnitRef { manager, name }
+}
+
+/// Facts about a unit and, for a user unit, its user and lingering.
+pub(crate) fn unit_facts(unit: &UnitRef) -> Vec<FactKey> {
+    let mut keys = Vec::with_capacity(3);
+    if let Manager::User(user) = &unit.manager {
+        keys.push(FactKey::User(user.clone()));
+        keys.push(FactKey::Linger(user.clone()));
+    }
+    keys.push(FactKey::Unit(unit.clone()));
+    keys
+}
+
+/// Checks that a unit's manager can be talked to. For a user unit: the user exists,
+/// lingering is on (or a warning says what happens without it), and a manager that
+/// is still starting is waited for.
+pub(crate) fn plan_manager(
+    unit: &UnitRef,
+    facts: &FactStore,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    let Manager::User(user) = &unit.manager else {
+        return Ok(());
+    };
+    if facts.user(user)?.is_none() {
+        return Err(PlanError::NoSuchUser {
+            user: user.clone(),
+            hint: " (a user-scope unit needs its user: create it in an earlier task)",
+        });
+    }
+    let lingering = *facts.linger(user)?;
+    if !lingering && !facts.lingering_planned(user) {
+        plan.warnings.push(format!(
+            "lingering is off for {user}: {} will be stopped when {user}'s last session ends and will not start at boot; add a linger task for {user}",
+            unit.name
+        ));
+    }
+    match facts.unit(unit)?.manager {
+        ManagerState::Running => Ok(()),
+        ManagerState::Down if lingering => {
+            plan.changes
+                .push(Change::AwaitUserManager { user: user.clone() });
+            Ok(())
+        }
+        ManagerState::Down if facts.lingering_planned(user) => {
+            // The play turns lingering on later anyway; doing it now is what makes this
+            // unit manageable at all.
+            plan.changes.push(Change::Linger {
+                user: user.clone(),
+                enabled: true,
+            });
+            Ok(())
+        }
+        ManagerState::Down => Err(PlanError::ManagerDown {
+            user: user.clone(),
+            unit: unit.name.clone(),
+        }),
+        ManagerState::NoSuchUser => Err(PlanError::NoSuchUser {
+            user: user.clone(),
+            hint: " (a user-scope unit needs its user: create it in an earlier task)",
+        }),
+    }
+}
+
+/// Enable/disable and start/stop/restart decisions for a unit in `state`.
+/// `file_changed`: the unit file is being rewritten, so a running unit is restarted
+/// (unless it is to be stopped) to pick it up.
+pub(crate) fn plan_run_state(
+    unit: &UnitRef,
+    state: &UnitState,
+    enabled: Option<bool>,
+    run: Option<RunState>,
+    file_changed: bool,
+) -> Result<Vec<Change>, PlanError> {
+    let masked = state.load == "masked" || state.unit_file.starts_with("masked");
+    let wants_up = enabled == Some(true)
+        || matches!(
+            run,
+            Some(RunState::Started | RunState::Restarted | RunState::Reloaded)
+        );
+    if masked && wants_up {
+        return Err(PlanError::Masked {
+            unit: unit.to_string(),
+            action: if enabled == Some(true) {
+                "enable"
+            } else {
+                "start"
+            },
+        });
+    }
+    let mut actions = Vec::new();
+    match enabled {
+        Some(true) if !state.is_enabled() => actions.push(UnitAction::Enable),
+        Some(false) if state.is_enabled() => actions.push(UnitAction::Disable),
+        _ => {}
+    }
+    let active = state.is_active();
+    match run {
+        Some(RunState::Started) if !active => actions.push(UnitAction::Start),
+        Some(RunState::Started) | None if active && file_changed => {
+            actions.push(UnitAction::Restart);
+        }
+        Some(RunState::Stopped) if active => actions.push(UnitAction::Stop),
+        Some(RunState::Restarted) => actions.push(UnitAction::Restart),
+        Some(RunState::Reloaded) => actions.push(if active {
+            UnitAction::Reload
+        } else {
+            UnitAction::Start
+        }),
+        _ => {}
+    }
+    Ok(actions
+        .into_iter()
+        .map(|action| Change::Unit {
+            unit: unit.clone(),
+            action,
+        })
+        .collect())
+}
+
+impl Service {
+    fn unit(&self) -> UnitRef {
+        let name = names::service(&self.name).unwrap_or_else(|_| self.name.clone());
+        unit_ref(name, self.scope, self.user.as_ref())
+    }
+}
+
+impl Module for Service {
+    const NAME: &'static str = "service";
+
+    fn validate(&self) -> Result<(), ParamError> {
+        names::service(&self.name)?;
+        validate_scope(self.scope, self.user.as_ref())?;
+        if let Some(signal) = &self.signal {
+            names::signal(signal)?;
+        }
+        if self.enabled.is_none() && self.state.is_none() && self.signal.is_none() {
+            return Err(ParamError::Required {
+                param: "enabled, state or signal",
+                when: "(at least one of them)",
+            });
+        }
+        Ok(())
+    }
+
+    fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
+        unit_facts(&self.unit())
+    }
+
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        let unit = self.unit();
+        let mut plan = Plan::default();
+        plan_manager(&unit, facts, &mut plan)?;
+        let state = facts.unit(&unit)?;
+        let wants_unit = self.enabled == Some(true)
+            || self.signal.is_some()
+            || matches!(
+                self.state,
+                Some(RunState::Started | RunState::Restarted | RunState::Reloaded)
+            );
+        if !state.exists() && state.manager == ManagerState::Running {
+            if wants_unit {
+                return Err(PlanError::NoSuchUnit {
+                    unit: unit.to_string(),
+                    hint: " (install it with systemd_unit in an earlier task)",
+                });
+            }
+            return Ok(plan);
+        }
+        plan.changes.extend(plan_run_state(
+            &unit,
+            state,
+            self.enabled,
+            self.state,
+            false,
+        )?);
+        if let Some(signal) = &self.signal {
+            let will_run = state.is_active()
+                || plan.changes.iter().any(|change| {
+                    matches!(
+                        change,
+                        Change::Unit {
+                            action: UnitAction::Start | UnitAction::Restart,
+                            ..
+                        }
+                    )
+                });
+            if will_run {
+                plan.changes.push(Change::Signal {
+                    unit,
+                    signal: signal.clone(),
+                });
+            } else {
+                plan.warnings
+                    .push(format!("{unit} is not running; {signal} was not sent"));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fact::Fact;
+
+    fn state(active: &str, unit_file: &str) -> UnitState {
+        UnitState {
+            manager: ManagerState::Running,
+            load: "loaded".into(),
+            active: active.into(),
+            unit_file: unit_file.into(),
+            need_daemon_reload: false,
+        }
+    }
+
+    fn sidekiq() -> Service {
+        Service {
+            name: "sidekiq".into(),
+            scope: Scope::System,
+            user: None,
+            enabled: Some(true),
+            state: Some(RunState::Started),
+            signal: None,
+        }
+    }
+
+    fn store(state: UnitState) -> FactStore {
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Unit(UnitRef {
+                manager: Manager::System,
+                name: "sidekiq.service".into(),
+            }),
+            Fact::Unit(state),
+        );
+        store
+    }
+
+    fn described(plan: &Plan) -> Vec<String> {
+        plan.changes.iter().map(Change::describe).collect()
+    }
+
+    #[test]
+    fn stopped_disabled_unit_is_enabled_and_started() {
+        let plan = sidekiq()
+            .plan(&store(state("inactive", "disabled")))
+            .unwrap();
+        assert_eq!(
+            described(&plan),
+            ["enable sidekiq.service", "start sidekiq.service"]
+        );
+    }
+
+    #[test]
+    fn running_enabled_unit_is_ok() {
+        assert!(sidekiq()
+            .plan(&store(state("active", "enabled")))
+            .unwrap()
+            .changes
+            .is_empty());
+    }
+
+    #[test]
+    fn missing_unit_is_a_clear_error() {
+        let mut missing = state("inactive", "");
+        missing.load = "not-found".into();
+        assert_eq!(
+            sidekiq().plan(&store(missing)).unwrap_err().to_string(),
+            "unit sidekiq.service does not exist on the host (install it with systemd_unit in an earlier task)"
+        );
+    }
+
+    #[test]
+    fn signal_is_always_a_change_when_running() {
+        let quiet = Service {
+            enabled: None,
+            state: None,
+            signal: Some("TSTP".into()),
+            ..sidekiq()
+        };
+        let plan = quiet.plan(&store(state("active", "enabled"))).unwrap();
+        assert_eq!(described(&plan), ["send TSTP to sidekiq.service"]);
+        let plan = quiet.plan(&store(state("inactive", "enabled"))).unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(
+            plan.warnings,
+            ["sidekiq.service is not running; TSTP was not sent"]
+        );
+    }
+
+    #[test]
+    fn file_change_restarts_a_running_unit() {
+        let unit = UnitRef {
+            manager: Manager::System,
+            name: "a.service".into(),
+        };
+        let changes = plan_run_state(
+            &unit,
+            &state("active", "enabled"),
+            Some(true),
+            Some(RunState::Started),
+            true,
+        )
+        .unwrap();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].describe(), "restart a.service");
+        let changes = plan_run_state(
+            &unit,
+            &state("active", "enabled"),
+            None,
+            Some(RunState::Stopped),
+            true,
+        )
+        .unwrap();
+        assert_eq!(changes[0].describe(), "stop a.service");
+    }
+
+    #[test]
+    fn user_scope_needs_user() {
+        let service = Service {
+            scope: Scope::User,
+            ..sidekiq()
+        };
+        assert_eq!(
+            service.validate().unwrap_err().to_string(),
+            "`user` is required when scope is user"
+        );
+    }
+}

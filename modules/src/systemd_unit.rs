@@ -1,0 +1,461 @@
+//! `systemd_unit`: a unit file plus the unit's enablement and run state, in the system
+//! manager or in one user's manager.
+//!
+//! System units live in `/etc/systemd/system/NAME` (root, 0644); user units in
+//! `~USER/.config/systemd/user/NAME`, owned by the user, with missing directories
+//! created for them. When the file changes, the right manager is reloaded, and a unit
+//! that was running is restarted so it runs what the file now says.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Attributes, Change, FileWrite};
+use crate::fact::{FactKey, FactStore, Manager, PathKind};
+use crate::service::{
+    plan_manager, plan_run_state, unit_facts, unit_ref, validate_scope, RunState,
+};
+use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Scope};
+
+/// Parameters of the `systemd_unit` module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemdUnit {
+    /// Full unit name, e.g. `sidekiq.service`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+}
+
+/// Whether unit file text has an `[Install]` section that `systemctl enable` can act on.
+fn installable(content: &str) -> bool {
+    let mut in_install = false;
+    for line in content.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_install = line == "[Install]";
+        } else if in_install {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            if matches!(
+                key,
+                "WantedBy" | "RequiredBy" | "UpheldBy" | "Alias" | "Also"
+            ) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl SystemdUnit {
+    fn unit_dir(&self, facts: &FactStore) -> Option<String> {
+        match self.scope {
+            Scope::System => Some("/etc/systemd/system".to_owned()),
+            Scope::User => {
+                let user = self.user.as_ref()?;
+                let info = facts.user(user).ok()?.as_ref()?;
+                Some(format!(
+                    "{}/.config/systemd/user",
+                    info.home.trim_end_matches('/')
+                ))
+            }
+        }
+    }
+}
+
+impl Module for SystemdUnit {
+    const NAME: &'static str = "systemd_unit";
+
+    fn validate(&self) -> Result<(), ParamError> {
+        names::unit(&self.name)?;
+        validate_scope(self.scope, self.user.as_ref())?;
+        if content_sources(
+            self.content.as_ref(),
+            self.src.as_ref(),
+            self.template.as_ref(),
+        ) != 1
+        {
+            return Err(ParamError::OneOf {
+                options: "content, src, template",
+            });
+        }
+        if let Some(content) = &self.content {
+            if self.enabled == Some(true) && !installable(content) {
+                return Err(ParamError::Invalid {
+                    param: "enabled",
+                    reason: "is true, but the unit has no [Install] section with WantedBy= (or RequiredBy=, Alias=), so systemctl cannot enable it; add e.g. WantedBy=multi-user.target".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn facts(&self, known: &FactStore) -> Vec<FactKey> {
+        let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
+        let mut keys = unit_facts(&unit);
+        if let Some(dir) = self.unit_dir(known) {
+            if self.scope == Scope::User {
+                let config = dir.trim_end_matches("/systemd/user");
+                keys.push(FactKey::Path(config.to_owned()));
+                keys.push(FactKey::Path(format!("{config}/systemd")));
+                keys.push(FactKey::Path(dir.clone()));
+            }
+            let path = format!("{dir}/{}", self.name);
+            keys.push(FactKey::Path(path.clone()));
+            keys.push(FactKey::Content(path));
+        }
+        keys
+    }
+
+    fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
+        let mut plan = Plan::default();
+        plan_manager(&unit, facts, &mut plan)?;
+        let manager_steps = std::mem::take(&mut plan.changes);
+
+        let (owner, group) = match &unit.manager {
+            Manager::System => ("root".to_owned(), "root".to_owned()),
+            Manager::User(user) => {
+                let info = facts
+                    .user(user)?
+                    .as_ref()
+                    .ok_or_else(|| PlanError::NoSuchUser {
+                        user: user.clone(),
+                        hint: crate::CREATE_IT_FIRST,
+                    })?;
+                (user.clone(), info.primary_group.clone())
+            }
+        };
+        let dir = self.unit_dir(facts).unwrap_or_default();
+        if self.scope == Scope::User {
+            let config = dir.trim_end_matches("/systemd/user").to_owned();
+            for path in [config.clone(), format!("{config}/systemd"), dir.clone()] {
+                let state = facts.path(&path)?;
+                match state.kind {
+                    PathKind::Directory => {}
+                    PathKind::Missing => plan.changes.push(Change::CreateDirectory {
+                        path,
+                        attributes: Attributes {
+                            owner: Some(owner.clone()),
+                            group: Some(group.clone()),
+                            mode: Some(0o755),
+                        },
+                    }),
+                    kind => {
+                        return Err(PlanError::WrongKind {
+                            path,
+                            kind,
+                            expected: "directory",
+                        })
+                    }
+                }
+            }
+        }
+
+        let path = format!("{dir}/{}", self.name);
+        let content = self.content.clone().unwrap_or_default().into_bytes();
+        let state = facts.path(&path)?;
+        let current = facts.content(&path)?;
+        let file_changed = current.as_deref() != Some(content.as_slice());
+        match state.kind {
+            PathKind::Missing | PathKind::File => {}
+            kind => {
+                return Err(PlanError::WrongKind {
+                    path,
+                    kind,
+                    expected: "regular file",
+                })
+            }
+        }
+        let attributes = Attributes {
+            owner: Some(owner),
+            group: Some(group),
+            mode: Some(0o644),
+        };
+        if file_changed {
+            plan.changes.push(Change::WriteFile(FileWrite {
+                path: path.clone(),
+                content,
+                before: current.clone(),
+                owner: attributes.owner.clone(),
+                group: attributes.group.clone(),
+                mode: 0o644,
+                validator: None,
+                secret: false,
+            }));
+        } else if let Some(differing) = attributes.differing_from(state) {
+            plan.changes.push(Change::SetAttributes {
+                path: path.clone(),
+                attributes: differing,
+            });
+        }
+
+        plan.changes.extend(manager_steps);
+        let unit_state = facts.unit(&unit)?;
+        if file_changed || unit_state.need_daemon_reload {
+            plan.changes.push(Change::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: Some(unit.name.clone()),
+            });
+        }
+        plan.changes.extend(plan_run_state(
+            &unit,
+            unit_state,
+            self.enabled,
+            self.state,
+            file_changed && unit_state.exists(),
+        )?);
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fact::{Fact, ManagerState, PathState, UnitRef, UnitState, UserInfo};
+
+    const UNIT: &str = "[Unit]\nDescription=sidekiq\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
+
+    fn sidekiq() -> SystemdUnit {
+        SystemdUnit {
+            name: "sidekiq.service".into(),
+            content: Some(UNIT.into()),
+            src: None,
+            template: None,
+            scope: Scope::System,
+            user: None,
+            enabled: Some(true),
+            state: Some(RunState::Started),
+        }
+    }
+
+    fn system_facts(content: Option<&str>, unit: UnitState) -> FactStore {
+        let path = "/etc/systemd/system/sidekiq.service";
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Path(path.into()),
+            Fact::Path(match content {
+                Some(_) => PathState {
+                    kind: PathKind::File,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    mode: 0o644,
+                },
+                None => PathState::missing(),
+            }),
+        );
+        store.insert(
+            FactKey::Content(path.into()),
+            Fact::Content(content.map(|c| c.as_bytes().to_vec())),
+        );
+        store.insert(
+            FactKey::Unit(UnitRef {
+                manager: Manager::System,
+                name: "sidekiq.service".into(),
+            }),
+            Fact::Unit(unit),
+        );
+        store
+    }
+
+    fn unit_state(load: &str, active: &str, unit_file: &str) -> UnitState {
+        UnitState {
+            manager: ManagerState::Running,
+            load: load.into(),
+            active: active.into(),
+            unit_file: unit_file.into(),
+            need_daemon_reload: false,
+        }
+    }
+
+    fn described(plan: &Plan) -> Vec<String> {
+        plan.changes.iter().map(Change::describe).collect()
+    }
+
+    #[test]
+    fn fresh_host_gets_file_reload_enable_start() {
+        let plan = sidekiq()
+            .plan(&system_facts(None, unit_state("not-found", "inactive", "")))
+            .unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "create /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)",
+                "enable sidekiq.service",
+                "start sidekiq.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn converged_host_is_ok() {
+        let plan = sidekiq()
+            .plan(&system_facts(
+                Some(UNIT),
+                unit_state("loaded", "active", "enabled"),
+            ))
+            .unwrap();
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn edited_file_is_rewritten_reloaded_and_restarted() {
+        let plan = sidekiq()
+            .plan(&system_facts(
+                Some("edited"),
+                unit_state("loaded", "active", "enabled"),
+            ))
+            .unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "update /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)",
+                "restart sidekiq.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn pending_daemon_reload_is_done() {
+        let mut state = unit_state("loaded", "active", "enabled");
+        state.need_daemon_reload = true;
+        let plan = sidekiq().plan(&system_facts(Some(UNIT), state)).unwrap();
+        assert_eq!(described(&plan), ["daemon-reload (system manager)"]);
+    }
+
+    #[test]
+    fn check_mode_prediction_chains_into_service() {
+        let mut store = system_facts(None, unit_state("not-found", "inactive", ""));
+        for change in sidekiq().plan(&store).unwrap().changes {
+            change.predict(&mut store);
+        }
+        assert_eq!(sidekiq().plan(&store).unwrap(), Plan::default());
+    }
+
+    #[test]
+    fn enabling_a_unit_without_install_section_is_rejected() {
+        let mut unit = sidekiq();
+        unit.content = Some("[Service]\nExecStart=/bin/true\n".into());
+        assert!(unit
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no [Install] section"));
+    }
+
+    fn user_facts(lingering: bool, manager: ManagerState) -> FactStore {
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::User("deploy".into()),
+            Fact::User(Some(UserInfo {
+                uid: Some(1000),
+                home: "/home/deploy".into(),
+                shell: "/bin/bash".into(),
+                primary_group: "deploy".into(),
+                groups: vec![],
+            })),
+        );
+        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(lingering));
+        for dir in [
+            "/home/deploy/.config",
+            "/home/deploy/.config/systemd",
+            "/home/deploy/.config/systemd/user",
+        ] {
+            store.insert(FactKey::Path(dir.into()), Fact::Path(PathState::missing()));
+        }
+        let path = "/home/deploy/.config/systemd/user/sidekiq.service";
+        store.insert(FactKey::Path(path.into()), Fact::Path(PathState::missing()));
+        store.insert(FactKey::Content(path.into()), Fact::Content(None));
+        let mut state = unit_state("not-found", "inactive", "");
+        state.manager = manager;
+        store.insert(
+            FactKey::Unit(UnitRef {
+                manager: Manager::User("deploy".into()),
+                name: "sidekiq.service".into(),
+            }),
+            Fact::Unit(state),
+        );
+        store
+    }
+
+    fn user_unit() -> SystemdUnit {
+        SystemdUnit {
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            content: Some(UNIT.replace("multi-user.target", "default.target")),
+            ..sidekiq()
+        }
+    }
+
+    #[test]
+    fn user_unit_creates_directories_owned_by_the_user() {
+        let plan = user_unit()
+            .plan(&user_facts(true, ManagerState::Running))
+            .unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "create directory /home/deploy/.config",
+                "create directory /home/deploy/.config/systemd",
+                "create directory /home/deploy/.config/systemd/user",
+                "create /home/deploy/.config/systemd/user/sidekiq.service",
+                "daemon-reload (deploy's user manager)",
+                "enable sidekiq.service (user deploy)",
+                "start sidekiq.service (user deploy)"
+            ]
+        );
+        assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn user_unit_without_lingering_warns() {
+        let plan = user_unit()
+            .plan(&user_facts(false, ManagerState::Running))
+            .unwrap();
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(plan.warnings[0]
+            .starts_with("lingering is off for deploy: sidekiq.service will be stopped"));
+    }
+
+    #[test]
+    fn user_unit_with_lingering_planned_later_turns_it_on_first() {
+        let mut store = user_facts(false, ManagerState::Down);
+        store.plan_lingering("deploy".into());
+        let plan = user_unit().plan(&store).unwrap();
+        assert!(plan.warnings.is_empty());
+        assert!(described(&plan).contains(&"enable lingering for deploy".to_owned()));
+    }
+
+    #[test]
+    fn user_unit_with_manager_down_and_no_lingering_fails_clearly() {
+        let err = user_unit()
+            .plan(&user_facts(false, ManagerState::Down))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("deploy's user manager is not running"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn user_unit_for_missing_user_fails_clearly() {
+        let mut store = user_facts(true, ManagerState::NoSuchUser);
+        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        assert_eq!(
+            user_unit().plan(&store).unwrap_err().to_string(),
+            "user deploy does not exist (a user-scope unit needs its user: create it in an earlier task)"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line, as the contract defines it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Agentless, declarative configuration management for systemd hosts over SSH.
+///
+/// Exit status: 0 in the desired state (or no drift with --check); 1 a task failed or a
+/// host was unreachable; 2 --check found drift; 3 invalid input (nothing was contacted).
+#[derive(Debug, Parser)]
+#[command(name = "converge", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// The playbook to run.
+    pub playbook: PathBuf,
+
+    /// Inventory file (YAML or INI) or a comma-separated host list (`web1,web2:2222`).
+    /// Default: inventory.yml, then inventory, beside the playbook.
+    #[arg(short = 'i', long, value_name = "INVENTORY")]
+    pub inventory: Option<String>,
+
+    /// Read every host's state and report what would change, changing nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Show a unified diff for every file whose content changes (or would).
+    #[arg(long)]
+    pub diff: bool,
+
+    /// Only work on hosts matching this pattern (`app`, `web*`, `app:!app3`).
+    #[arg(short = 'l', long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+
+    /// How many hosts are worked on at once (default: all, at most 64).
+    #[arg(short = 'f', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: Option<u16>,
+
+    /// Only run tasks with one of these tags.
+    #[arg(short = 't', long, value_name = "T1,T2", value_delimiter = ',')]
+    pub tags: Vec<String>,
+
+    /// Set a variable (highest precedence); may be repeated.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Also write the JSON report to this file (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Connection for every host: `local` runs on this machine without SSH.
+    #[arg(short = 'c', long, value_enum, value_name = "ssh|local")]
+    pub connection: Option<ConnectionArg>,
+
+    /// Check the playbook and inventory, then exit without contacting any host.
+    #[arg(long)]
+    pub syntax_check: bool,
+
+    /// List the hosts each play would run on, then exit.
+    #[arg(long)]
+    pub list_hosts: bool,
+
+    /// List the tasks of each play, then exit.
+    #[arg(long)]
+    pub list_tasks: bool,
+
+    /// Show the remote commands run (-vv: in full).
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// `--connection` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConnectionArg {
+    Ssh,
+    Local,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn contract_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "converge",
+            "site.yml",
+            "-i",
+            "web1,web2:2222",
+            "--check",
+            "--diff",
+            "--limit",
+            "app:!app3",
+            "--forks",
+            "5",
+            "--tags",
+            "a,b",
+            "-e",
+            "x=1",
+            "--format",
+            "json",
+            "--report",
+            "r.json",
+            "--connection",
+            "local",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.tags, ["a", "b"]);
+        assert_eq!(cli.forks, Some(5));
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.connection, Some(ConnectionArg::Local));
+    }
+}

@@ -1,0 +1,629 @@
+//! The engine: runs plays on hosts, in parallel, and collects what happened.
+//!
+//! Per host and play: connect (once per host, reused), read every fact the play's tasks
+//! need in one remote command, then for each task plan against the facts and either
+//! apply the plan (re-reading, before their next use, the facts a change touched) or,
+//! in check mode, record the plan's predicted effects so later tasks see the state
+//! earlier ones would leave. A host that fails or cannot be reached is recorded and
+//! skipped from then on; it never stops the others. Hosts share nothing mutable: each
+//! worker owns its host's state, and results are printed in inventory order.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Instant;
+
+use converge_modules::fact::{batch_script, split_batch, FactKey};
+use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::inventory::Vars;
+use crate::playbook::{ContentSource, Play, Playbook, Task};
+use crate::template::{Renderer, TemplateError};
+use crate::transport::{self, Output, Target, Transport, TransportError};
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub check: bool,
+    pub forks: usize,
+    pub tags: Vec<String>,
+    pub extra_vars: Vars,
+    pub verbose: u8,
+}
+
+/// What happened to one task on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Skipped,
+    Unreachable,
+}
+
+/// A file whose content changes (or would), for `--diff` and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDiff {
+    pub path: String,
+    /// `None`: the file is new.
+    pub before: Option<String>,
+    pub after: String,
+}
+
+/// The outcome of one task (or handler) on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskOutcome {
+    /// Index into the play's tasks (or handlers, when `handler`).
+    #[serde(skip)]
+    pub index: usize,
+    pub handler: bool,
+    pub task: String,
+    pub module: &'static str,
+    pub status: Status,
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// One host's part of a play.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlay {
+    pub host: String,
+    pub tasks: Vec<TaskOutcome>,
+}
+
+/// A play's outcome on every host it ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayOutcome {
+    pub play: String,
+    pub task_titles: Vec<String>,
+    pub handler_titles: Vec<String>,
+    pub hosts: Vec<HostPlay>,
+}
+
+/// Counts per host over the whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostStats {
+    pub host: String,
+    /// Tasks that succeeded, changed or not (as Ansible counts).
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub unreachable: usize,
+    /// Remote commands run on the host.
+    pub commands: usize,
+}
+
+/// Why a task failed on a host.
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    #[error(transparent)]
+    Plan(#[from] converge_modules::PlanError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// An input problem found before any host is contacted.
+#[derive(Debug, thiserror::Error)]
+#[error("play `{play}`, host {host}: {message}")]
+pub struct InputError {
+    pub play: String,
+    pub host: String,
+    pub message: String,
+}
+
+/// A host as the engine sees it for a whole run.
+pub struct HostRun {
+    pub name: String,
+    pub target: Target,
+    pub vars: Vars,
+    transport: Option<Box<dyn Transport>>,
+    facts: FactStore,
+    /// Set once the host failed or was unreachable: later plays skip it.
+    down: Option<Status>,
+    commands: usize,
+    nonce: String,
+}
+
+impl HostRun {
+    /// A host not yet connected.
+    pub fn new(name: String, target: Target, vars: Vars) -> Self {
+        let nonce = format!(
+            "{:016x}",
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        );
+        HostRun {
+            name,
+            target,
+            vars,
+            transport: None,
+            facts: FactStore::default(),
+            down: None,
+            commands: 0,
+            nonce,
+        }
+    }
+}
+
+/// Variables for templates on one host: inventory vars, then play vars, then `-e`
+/// vars, plus facts (`converge_*`, `inventory_hostname`).
+fn host_vars(
+    host: &HostRun,
+    play: &Play,
+    options: &Options,
+    renderer: &Renderer,
+) -> Result<Vars, TemplateError> {
+    let mut vars = host.vars.clone();
+    vars.insert("inventory_hostname".to_owned(), host.name.clone().into());
+    let (hostname, os, version) = match host.facts.system() {
+        Ok(system) => (
+            system.hostname.clone(),
+            system.os.clone(),
+            system.os_version.clone(),
+        ),
+        Err(_) => (host.name.clone(), "unknown".to_owned(), String::new()),
+    };
+    vars.insert("converge_hostname".to_owned(), hostname.into());
+    vars.insert("converge_os".to_owned(), os.into());
+    vars.insert("converge_os_version".to_owned(), version.into());
+    for (key, value) in &play.vars {
+        let origin = format!("play variable `{key}`");
+        let rendered = renderer.render_json(value, &vars, &origin)?;
+        vars.insert(key.clone(), rendered);
+    }
+    for (key, value) in &options.extra_vars {
+        vars.insert(key.clone(), value.clone());
+    }
+    Ok(vars)
+}
+
+/// Renders a task's parameters for one host and checks them.
+fn render_task(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &Vars,
+) -> Result<Box<dyn DynModule>, TaskError> {
+    let origin = format!("task `{}`", task.title());
+    let mut params = renderer.render_json(&task.params, vars, &origin)?;
+    if let Some(source) = &task.source {
+        let content = match source {
+            ContentSource::File { content, .. } => content.clone(),
+            ContentSource::Template { path, source } => {
+                renderer.render(source, vars, &format!("template {}", path.display()))?
+            }
+        };
+        if let Some(map) = params.as_object_mut() {
+            map.insert("content".to_owned(), content.into());
+        }
+    }
+    let module = task
+        .module
+        .with_json(params)
+        .map_err(|error| TaskError::Params(error.to_string()))?;
+    module
+        .validate()
+        .map_err(|error| TaskError::Params(error.to_string()))?;
+    Ok(module)
+}
+
+/// Renders and validates every task of every play for every host, without contacting
+/// any: template and parameter errors are input errors (exit 3), found up front.
+pub fn check_inputs(
+    playbook: &Playbook,
+    plays: &[(usize, Vec<usize>)],
+    hosts: &[HostRun],
+    options: &Options,
+) -> Result<(), InputError> {
+    let renderer = Renderer::new();
+    for (play_index, members) in plays {
+        let play = &playbook.plays[*play_index];
+        for &member in members {
+            let host = &hosts[member];
+            let input_error = |message: String| InputError {
+                play: play.title(),
+                host: host.name.clone(),
+                message,
+            };
+            let vars = host_vars(host, play, options, &renderer)
+                .map_err(|e| input_error(e.to_string()))?;
+            for task in play.tasks.iter().chain(&play.handlers) {
+                render_task(&renderer, task, &vars).map_err(|error| {
+                    input_error(match error {
+                        TaskError::Params(message) => format!("task `{}`: {message}", task.title()),
+                        other => other.to_string(),
+                    })
+                })?;
+                if let Some(when) = &task.when {
+                    renderer
+                        .condition(
+                            when,
+                            &vars,
+                            &format!("the `when` of task `{}`", task.title()),
+                        )
+                        .map_err(|e| input_error(e.to_string()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one play on the given hosts (indices into `hosts`), `forks` at a time.
+pub fn run_play(
+    play: &Play,
+    members: &[usize],
+    hosts: &mut [HostRun],
+    options: &Options,
+    pool: &rayon::ThreadPool,
+) -> PlayOutcome {
+    let selected: BTreeSet<usize> = members.iter().copied().collect();
+    let mut workers: Vec<&mut HostRun> = hosts
+        .iter_mut()
+        .enumerate()
+        .filter(|(index, host)| selected.contains(index) && host.down.is_none())
+        .map(|(_, host)| host)
+        .collect();
+    let batch_size = play.serial.unwrap_or(usize::MAX).max(1);
+    let mut results = Vec::with_capacity(workers.len());
+    for batch in workers.chunks_mut(batch_size) {
+        let batch_results: Vec<HostPlay> = pool.install(|| {
+            batch
+                .par_iter_mut()
+                .map(|host| HostPlay {
+                    host: host.name.clone(),
+                    tasks: PlayRun::new(play, host, options).run(),
+                })
+                .collect()
+        });
+        results.extend(batch_results);
+    }
+    PlayOutcome {
+        play: play.title(),
+        task_titles: play.tasks.iter().map(Task::title).collect(),
+        handler_titles: play.handlers.iter().map(Task::title).collect(),
+        hosts: results,
+    }
+}
+
+/// Counts outcomes per host over a run, in `hosts` order.
+pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
+    hosts
+        .iter()
+        .map(|host| {
+            let mut stats = HostStats {
+                host: host.name.clone(),
+                commands: host.commands,
+                ..HostStats::default()
+            };
+            for outcome in plays
+                .iter()
+                .flat_map(|play| &play.hosts)
+                .filter(|h| h.host == host.name)
+            {
+                for task in &outcome.tasks {
+                    match task.status {
+                        Status::Ok => stats.ok += 1,
+                        Status::Changed => {
+                            stats.ok += 1;
+                            stats.changed += 1;
+                        }
+                        Status::Failed => stats.failed += 1,
+                        Status::Skipped => stats.skipped += 1,
+                        Status::Unreachable => stats.unreachable += 1,
+                    }
+                }
+            }
+            stats
+        })
+        .collect()
+}
+
+/// One play on one host.
+struct PlayRun<'a> {
+    play: &'a Play,
+    host: &'a mut HostRun,
+    options: &'a Options,
+    renderer: Renderer,
+    sudo: bool,
+}
+
+impl<'a> PlayRun<'a> {
+    fn new(play: &'a Play, host: &'a mut HostRun, options: &'a Options) -> Self {
+        let sudo = play.become_root && host.target.user != "root";
+        PlayRun {
+            play,
+            host,
+            options,
+            renderer: Renderer::new(),
+            sudo,
+        }
+    }
+
+    fn run(mut self) -> Vec<TaskOutcome> {
+        let mut outcomes = Vec::new();
+        let first_task = self
+            .play
+            .tasks
+            .iter()
+            .position(|task| task.selected(&self.options.tags));
+        let Some(first_task) = first_task else {
+            return outcomes;
+        };
+        if self.host.transport.is_none() {
+            let started = Instant::now();
+            match transport::connect(&self.host.target) {
+                Ok(transport) => self.host.transport = Some(transport),
+                Err(error) => {
+                    self.host.down = Some(Status::Unreachable);
+                    let task = &self.play.tasks[first_task];
+                    outcomes.push(
+                        outcome(first_task, false, task, Status::Unreachable, started)
+                            .with_message(error.to_string()),
+                    );
+                    return outcomes;
+                }
+            }
+        }
+        if let Err(error) = self.prefetch() {
+            let status = if matches!(error, TaskError::Transport(_)) {
+                Status::Unreachable
+            } else {
+                Status::Failed
+            };
+            self.host.down = Some(status);
+            let task = &self.play.tasks[first_task];
+            outcomes.push(
+                outcome(first_task, false, task, status, Instant::now())
+                    .with_message(error.to_string()),
+            );
+            return outcomes;
+        }
+        let mut notified: BTreeSet<String> = BTreeSet::new();
+        for (index, task) in self.play.tasks.iter().enumerate() {
+            if !task.selected(&self.options.tags) {
+                continue;
+            }
+            let result = self.run_task(index, false, task);
+            if result.status == Status::Changed {
+                notified.extend(task.notify.iter().cloned());
+            }
+            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
+            outcomes.push(result);
+            if failed {
+                return outcomes;
+            }
+        }
+        for (index, handler) in self.play.handlers.iter().enumerate() {
+            if !notified.contains(&handler.title()) {
+                continue;
+            }
+            let result = self.run_task(index, true, handler);
+            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
+            if result.status == Status::Changed {
+                notified.extend(handler.notify.iter().cloned());
+            }
+            outcomes.push(result);
+            if failed {
+                break;
+            }
+        }
+        outcomes
+    }
+
+    /// Reads, in one command, every fact the play's tasks will ask for first.
+    fn prefetch(&mut self) -> Result<(), TaskError> {
+        self.host.facts.clear_planned_lingering();
+        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        let mut keys = vec![FactKey::System];
+        for task in self.play.tasks.iter().chain(&self.play.handlers) {
+            if !task.selected(&self.options.tags) {
+                continue;
+            }
+            if let Ok(module) = render_task(&self.renderer, task, &vars) {
+                if let Some(user) = module.turns_lingering_on() {
+                    self.host.facts.plan_lingering(user.to_owned());
+                }
+                keys.extend(module.facts(&self.host.facts));
+            }
+        }
+        self.read_facts(keys)
+    }
+
+    fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
+        let started = Instant::now();
+        let mut result = outcome(index, handler, task, Status::Ok, started);
+        match self.converge_task(task, &mut result) {
+            Ok(status) => result.status = status,
+            Err(error) => {
+                result.status = if let TaskError::Transport(_) = error {
+                    Status::Unreachable
+                } else {
+                    Status::Failed
+                };
+                self.host.down = Some(result.status);
+                result.message = Some(error.to_string());
+            }
+        }
+        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result
+    }
+
+    fn converge_task(
+        &mut self,
+        task: &Task,
+        result: &mut TaskOutcome,
+    ) -> Result<Status, TaskError> {
+        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        if let Some(when) = &task.when {
+            let origin = format!("the `when` of task `{}`", task.title());
+            if !self.renderer.condition(when, &vars, &origin)? {
+                return Ok(Status::Skipped);
+            }
+        }
+        let module = render_task(&self.renderer, task, &vars)?;
+        // A fact may name another (a user's home, then a file in it): read until the
+        // module asks for nothing new.
+        for _ in 0..4 {
+            let missing: Vec<FactKey> = module
+                .facts(&self.host.facts)
+                .into_iter()
+                .filter(|key| !self.host.facts.has(key))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            self.read_facts(missing)?;
+        }
+        let plan = module.plan(&self.host.facts)?;
+        result.warnings = plan.warnings;
+        if plan.changes.is_empty() {
+            return Ok(Status::Ok);
+        }
+        for change in &plan.changes {
+            result.changes.push(change.describe());
+            if let Some(content) = change.file_contents() {
+                result.diffs.push(FileDiff {
+                    path: content.path.to_owned(),
+                    before: content
+                        .before
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    after: String::from_utf8_lossy(content.after).into_owned(),
+                });
+            }
+            if self.options.check {
+                change.predict(&mut self.host.facts);
+            } else {
+                self.apply(change)?;
+            }
+        }
+        Ok(Status::Changed)
+    }
+
+    fn apply(&mut self, change: &Change) -> Result<(), TaskError> {
+        let output = self.remote(&change.command())?;
+        for touch in change.touches() {
+            self.host.facts.forget(&touch);
+        }
+        if output.status == 0 {
+            return Ok(());
+        }
+        Err(TaskError::Remote(
+            self.remote_failure(&change.describe(), &output),
+        ))
+    }
+
+    fn remote_failure(&self, what: &str, output: &Output) -> String {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if self.sudo && stderr.contains("a password is required") {
+            return format!(
+                "sudo on {} asks {} for a password; become uses `sudo -n`, which cannot answer a prompt: give {} passwordless sudo, or connect as root",
+                self.host.name, self.host.target.user, self.host.target.user
+            );
+        }
+        let detail = stderr.trim();
+        let detail = if detail.is_empty() {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        } else {
+            detail.to_owned()
+        };
+        format!("{what} failed (exit status {}): {detail}", output.status)
+    }
+
+    fn read_facts(&mut self, keys: Vec<FactKey>) -> Result<(), TaskError> {
+        let mut keys: Vec<FactKey> = keys
+            .into_iter()
+            .filter(|key| !self.host.facts.has(key))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let script = batch_script(&keys, &self.host.nonce);
+        let output = self.remote(&Cmd::argv(["sh", "-c", script.as_str()]))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if output.status != 0 {
+            return Err(TaskError::Remote(
+                self.remote_failure("reading the host's state", &output),
+            ));
+        }
+        let facts = split_batch(&keys, &self.host.nonce, &stdout)
+            .map_err(|error| TaskError::Remote(error.to_string()))?;
+        for (key, fact) in facts {
+            self.host.facts.insert(key, fact);
+        }
+        Ok(())
+    }
+
+    fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
+        let mut argv: Vec<&str> = Vec::with_capacity(cmd.argv.len() + 3);
+        if self.sudo {
+            argv.extend(["sudo", "-n", "--"]);
+        }
+        argv.extend(cmd.argv.iter().map(String::as_str));
+        let line = shell::join(&argv);
+        if self.options.verbose > 0 {
+            let shown = if self.options.verbose > 1 || line.len() < 300 {
+                line.clone()
+            } else {
+                format!(
+                    "{}... ({} bytes)",
+                    &line[..line.char_indices().nth(200).map_or(line.len(), |(i, _)| i)],
+                    line.len()
+                )
+            };
+            eprintln!("[{}] $ {shown}", self.host.name);
+        }
+        self.host.commands += 1;
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+        Ok(transport.run(&line, &cmd.stdin)?)
+    }
+}
+
+fn outcome(
+    index: usize,
+    handler: bool,
+    task: &Task,
+    status: Status,
+    started: Instant,
+) -> TaskOutcome {
+    TaskOutcome {
+        index,
+        handler,
+        task: task.title(),
+        module: task.module.kind(),
+        status,
+        changes: Vec::new(),
+        diffs: Vec::new(),
+        warnings: Vec::new(),
+        message: None,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+impl TaskOutcome {
+    fn with_message(mut self, message: String) -> Self {
+        self.message = Some(message);
+        self
+    }
+}

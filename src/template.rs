@@ -1,0 +1,263 @@
+//! Template rendering: `{{ var }}` in playbook strings, `template:` files, and `when:`
+//! expressions, with minijinja (Jinja syntax, as Ansible users know it).
+//!
+//! Undefined variables are errors, never empty strings: a typo in a variable name must
+//! not silently write a unit file with a blank `ExecStart=`. The error names the
+//! variable.
+
+use std::collections::{BTreeSet, HashSet};
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+
+use crate::inventory::Vars;
+
+/// A template that could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("undefined variable `{name}` in {origin}")]
+    Undefined { name: String, origin: String },
+    #[error("template error in {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Renders strings and expressions against a set of variables.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether `text` contains template syntax at all.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{#")
+}
+
+impl Renderer {
+    /// A renderer with strict undefined handling and no autoescaping.
+    pub fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        Renderer { env }
+    }
+
+    /// Renders `source` with `vars`; `origin` says where it came from, for errors.
+    pub fn render(&self, source: &str, vars: &Vars, origin: &str) -> Result<String, TemplateError> {
+        if !is_template(source) {
+            return Ok(source.to_owned());
+        }
+        let template = self
+            .env
+            .template_from_str(source)
+            .map_err(|error| invalid(origin, &error))?;
+        template
+            .render(Value::from_serialize(vars))
+            .map_err(|error| {
+                explain(
+                    &error,
+                    || template.undeclared_variables(false),
+                    vars,
+                    origin,
+                )
+            })
+    }
+
+    /// Renders every string inside a JSON value.
+    pub fn render_json(
+        &self,
+        value: &serde_json::Value,
+        vars: &Vars,
+        origin: &str,
+    ) -> Result<serde_json::Value, TemplateError> {
+        Ok(match value {
+            serde_json::Value::String(text) => {
+                serde_json::Value::String(self.render(text, vars, origin)?)
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.render_json(item, vars, origin))
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.iter()
+                    .map(|(key, item)| Ok((key.clone(), self.render_json(item, vars, origin)?)))
+                    .collect::<Result<_, TemplateError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Evaluates a `when:` condition: a bare expression, or one wrapped in `{{ }}`.
+    pub fn condition(
+        &self,
+        expression: &str,
+        vars: &Vars,
+        origin: &str,
+    ) -> Result<bool, TemplateError> {
+        let trimmed = expression.trim();
+        let bare = trimmed
+            .strip_prefix("{{")
+            .and_then(|rest| rest.strip_suffix("}}"))
+            .unwrap_or(trimmed)
+            .trim();
+        let compiled = self
+            .env
+            .compile_expression(bare)
+            .map_err(|error| invalid(origin, &error))?;
+        let value = compiled
+            .eval(Value::from_serialize(vars))
+            .map_err(|error| {
+                explain(
+                    &error,
+                    || compiled.undeclared_variables(false),
+                    vars,
+                    origin,
+                )
+            })?;
+        if value.is_undefined() {
+            let missing = compiled
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|name| !vars.contains_key(name))
+                .collect::<BTreeSet<_>>();
+            return Err(TemplateError::Undefined {
+                name: missing
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| bare.to_owned()),
+                origin: origin.to_owned(),
+            });
+        }
+        // YAML-ish strings from inventories and -e ("false", "no") mean false.
+        if let Some(text) = value.as_str() {
+            return Ok(!matches!(
+                text.trim().to_ascii_lowercase().as_str(),
+                "" | "false" | "no" | "0" | "off"
+            ));
+        }
+        Ok(value.is_true())
+    }
+}
+
+/// Names the undefined variable when that is what went wrong. Only consulted after a
+/// failure, so `x | default(..)` and `x is defined` keep working for undefined `x`.
+fn explain(
+    error: &minijinja::Error,
+    referenced: impl FnOnce() -> HashSet<String>,
+    vars: &Vars,
+    origin: &str,
+) -> TemplateError {
+    if error.kind() == ErrorKind::UndefinedError {
+        let missing: BTreeSet<String> = referenced()
+            .into_iter()
+            .filter(|name| !vars.contains_key(name))
+            .collect();
+        if let Some(name) = missing.into_iter().next() {
+            return TemplateError::Undefined {
+                name,
+                origin: origin.to_owned(),
+            };
+        }
+    }
+    invalid(origin, error)
+}
+
+fn invalid(origin: &str, error: &minijinja::Error) -> TemplateError {
+    let mut message = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        message = format!("{message}: {detail}");
+    }
+    TemplateError::Invalid {
+        origin: origin.to_owned(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars() -> Vars {
+        let mut vars = Vars::new();
+        vars.insert("app_root".into(), json!("/opt/app/current"));
+        vars.insert("workers".into(), json!(2));
+        vars.insert("enable_sidekiq".into(), json!(true));
+        vars.insert("disabled".into(), json!("false"));
+        vars
+    }
+
+    #[test]
+    fn strings_render_and_plain_ones_pass_through() {
+        let renderer = Renderer::new();
+        assert_eq!(
+            renderer
+                .render("WorkingDirectory={{ app_root }}\n", &vars(), "t")
+                .unwrap(),
+            "WorkingDirectory=/opt/app/current\n"
+        );
+        assert_eq!(renderer.render("50%", &vars(), "t").unwrap(), "50%");
+    }
+
+    #[test]
+    fn undefined_variable_is_named() {
+        let error = Renderer::new()
+            .render("{{ app_rot }}", &vars(), "task `sidekiq unit`")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "undefined variable `app_rot` in task `sidekiq unit`"
+        );
+    }
+
+    #[test]
+    fn default_filter_covers_undefined_variables() {
+        assert_eq!(
+            Renderer::new()
+                .render("{{ missing | default('x') }}", &vars(), "t")
+                .unwrap(),
+            "x"
+        );
+        assert!(!Renderer::new()
+            .condition("missing is defined", &vars(), "t")
+            .unwrap());
+    }
+
+    #[test]
+    fn syntax_error_is_reported() {
+        let error = Renderer::new()
+            .render("{{ app_root ", &vars(), "t")
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("template error in t: syntax error"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn json_values_render_deeply() {
+        let value = json!({"path": "{{ app_root }}/x", "list": ["{{ workers }}"], "n": 1});
+        assert_eq!(
+            Renderer::new().render_json(&value, &vars(), "t").unwrap(),
+            json!({"path": "/opt/app/current/x", "list": ["2"], "n": 1})
+        );
+    }
+
+    #[test]
+    fn conditions() {
+        let renderer = Renderer::new();
+        assert!(renderer
+            .condition("{{ enable_sidekiq }}", &vars(), "t")
+            .unwrap());
+        assert!(renderer.condition("workers > 1", &vars(), "t").unwrap());
+        assert!(!renderer.condition("disabled", &vars(), "t").unwrap());
+        assert!(renderer.condition("nope", &vars(), "t").is_err());
+    }
+}
