@@ -67,6 +67,9 @@ pub struct TaskOutcome {
     pub diffs: Vec<FileDiff>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the module checked and found right (e.g. sudo rules verified).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub duration_ms: u64,
@@ -133,7 +136,8 @@ pub struct HostRun {
     pub vars: Vars,
     transport: Option<Box<dyn Transport>>,
     facts: FactStore,
-    /// Set once the host failed or was unreachable: later plays skip it.
+    /// Set once the host failed, was unreachable, or was left out of a rollout that
+    /// was called off: later plays skip it.
     down: Option<Status>,
     commands: usize,
     nonce: String,
@@ -280,8 +284,33 @@ pub fn run_play(
         .map(|(_, host)| host)
         .collect();
     let batch_size = play.serial.unwrap_or(usize::MAX).max(1);
+    let allowed_failures = play.max_fail_percentage.unwrap_or(0);
     let mut results = Vec::with_capacity(workers.len());
+    let mut called_off: Option<String> = None;
     for batch in workers.chunks_mut(batch_size) {
+        if let Some(reason) = &called_off {
+            let first = play
+                .tasks
+                .iter()
+                .position(|task| task.selected(&options.tags));
+            for host in batch.iter_mut() {
+                // The rollout stops for this host, in this play and the next ones.
+                host.down = Some(Status::Skipped);
+                let tasks = first
+                    .map(|index| {
+                        let task = &play.tasks[index];
+                        outcome(index, false, task, Status::Skipped, Instant::now())
+                            .with_message(reason.clone())
+                    })
+                    .into_iter()
+                    .collect();
+                results.push(HostPlay {
+                    host: host.name.clone(),
+                    tasks,
+                });
+            }
+            continue;
+        }
         let batch_results: Vec<HostPlay> = pool.install(|| {
             batch
                 .par_iter_mut()
@@ -291,6 +320,22 @@ pub fn run_play(
                 })
                 .collect()
         });
+        let failed = batch_results
+            .iter()
+            .filter(|host| {
+                host.tasks
+                    .iter()
+                    .any(|task| matches!(task.status, Status::Failed | Status::Unreachable))
+            })
+            .count();
+        if play.serial.is_some()
+            && failed * 100 > batch_results.len() * usize::from(allowed_failures)
+        {
+            called_off = Some(format!(
+                "not run: {failed} of {} hosts in an earlier batch failed (max_fail_percentage {allowed_failures})",
+                batch_results.len()
+            ));
+        }
         results.extend(batch_results);
     }
     PlayOutcome {
@@ -492,6 +537,7 @@ impl<'a> PlayRun<'a> {
         }
         let plan = module.plan(&self.host.facts)?;
         result.warnings = plan.warnings;
+        result.notes = plan.notes;
         if plan.changes.is_empty() {
             return Ok(Status::Ok);
         }
@@ -616,6 +662,7 @@ fn outcome(
         changes: Vec::new(),
         diffs: Vec::new(),
         warnings: Vec::new(),
+        notes: Vec::new(),
         message: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }

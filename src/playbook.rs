@@ -73,6 +73,10 @@ pub struct Play {
     /// Work on this many hosts at a time (rolling change).
     #[serde(default)]
     pub serial: Option<usize>,
+    /// With `serial`: the share of a batch's hosts (percent) that may fail before the
+    /// following batches are called off. Default 0: any failure stops the rollout.
+    #[serde(default)]
+    pub max_fail_percentage: Option<u8>,
     #[serde(default)]
     pub vars: Vars,
     #[serde(default)]
@@ -241,11 +245,18 @@ impl Playbook {
                     }
                 }
             }
-            if play.serial == Some(0) {
+            let problem = if play.serial == Some(0) {
+                Some("serial must be at least 1")
+            } else if play.max_fail_percentage.is_some_and(|p| p > 100) {
+                Some("max_fail_percentage must be between 0 and 100")
+            } else {
+                None
+            };
+            if let Some(message) = problem {
                 return Err(PlaybookError::Play {
                     playbook: self.path.clone(),
                     play: play.title(),
-                    message: "serial must be at least 1".to_owned(),
+                    message: message.to_owned(),
                 });
             }
         }
@@ -471,7 +482,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, serial, vars, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, serial, max_fail_percentage, vars, tasks, handlers"
         );
     }
 

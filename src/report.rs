@@ -150,6 +150,9 @@ fn human_task(
     for change in &task.changes {
         let _ = writeln!(out, "    {verb}{change}");
     }
+    for note in &task.notes {
+        let _ = writeln!(out, "    {note}");
+    }
     for warning in &task.warnings {
         let _ = writeln!(out, "    {}: {warning}", style.paint("35", "warning"));
     }
@@ -246,6 +249,7 @@ mod tests {
                 after: "b\n".into(),
             }],
             warnings: vec![],
+            notes: vec![],
             message: None,
             duration_ms: 1,
         }

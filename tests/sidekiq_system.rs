@@ -169,6 +169,7 @@ fn sidekiq_converges_from_scratch_then_holds_and_repairs_drift() {
             "sidekiq unit: enable sidekiq.service",
             "sidekiq unit: restart sidekiq.service",
             "let deploy control sidekiq: create /etc/sudoers.d/sidekiq (validated with visudo)",
+            "let deploy control sidekiq: verify with sudo -l that deploy may run the 8 commands",
         ]
     );
     for other in [&fleet.hosts()[0], &fleet.hosts()[2]] {
@@ -187,7 +188,7 @@ fn sidekiq_converges_from_scratch_then_holds_and_repairs_drift() {
 
     let (code, report) = converge_json(&fleet, &[SIDEKIQ, "-i", inventory]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(changes_on(&report, &drifted.name).len(), 5);
+    assert_eq!(changes_on(&report, &drifted.name).len(), 6);
     assert_sidekiq_converged(drifted);
     assert!(drifted
         .ssh_ok(&format!("cat {UNIT_PATH}"))

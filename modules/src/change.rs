@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::fact::{
     Fact, FactKey, FactStore, GroupInfo, Manager, ManagerState, PathKind, PathState, Touch,
-    UnitRef, UnitState, UserInfo, USER_SYSTEMCTL,
+    UnitRef, UnitState, UserInfo, SUDO_CHECK, USER_SYSTEMCTL,
 };
 
 /// A command to run on a host: an argv (quoted when rendered) and bytes for its stdin.
@@ -205,6 +205,11 @@ pub enum Change {
     Run {
         command: RunCommand,
     },
+    /// Proves with `sudo -l -U` that the user may run each command.
+    VerifySudo {
+        user: String,
+        commands: Vec<String>,
+    },
 }
 
 /// A file's content before and after a write.
@@ -349,6 +354,10 @@ impl Change {
             }
             Change::AwaitUserManager { user } => format!("wait for {user}'s user manager"),
             Change::Run { command } => format!("run: {command}"),
+            Change::VerifySudo { user, commands } => format!(
+                "verify with sudo -l that {user} may run the {} commands",
+                commands.len()
+            ),
         }
     }
 
@@ -469,6 +478,12 @@ impl Change {
                 RunCommand::Shell(line) => Cmd::argv(["sh", "-c", line.as_str()]),
                 RunCommand::Argv(argv) => Cmd::argv(argv.iter().map(String::as_str)),
             },
+            Change::VerifySudo { user, commands } => Cmd::script(
+                SUDO_CHECK,
+                ["verify", user.as_str()]
+                    .into_iter()
+                    .chain(commands.iter().map(String::as_str)),
+            ),
         }
     }
 
@@ -498,6 +513,7 @@ impl Change {
                 Touch::Units(Manager::User(user.clone())),
             ],
             Change::Run { .. } => vec![Touch::Everything],
+            Change::VerifySudo { .. } => vec![],
         }
     }
 
@@ -637,7 +653,7 @@ impl Change {
             Change::AwaitUserManager { user } => predict_manager_start(store, user),
             // A signal leaves no state behind, and what an arbitrary command does cannot
             // be known.
-            Change::Signal { .. } | Change::Run { .. } => {}
+            Change::Signal { .. } | Change::Run { .. } | Change::VerifySudo { .. } => {}
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum FactKey {
     Linger(String),
     /// Exit status of a shell command run for its answer (e.g. `command`'s `unless`).
     Probe(String),
+    /// The first of these commands sudo would refuse to run for the user (`sudo -l -U`).
+    SudoRefused { user: String, commands: Vec<String> },
 }
 
 impl fmt::Display for FactKey {
@@ -80,6 +82,9 @@ impl fmt::Display for FactKey {
             FactKey::Unit(unit) => write!(f, "unit {unit}"),
             FactKey::Linger(user) => write!(f, "linger for {user}"),
             FactKey::Probe(command) => write!(f, "result of `{command}`"),
+            FactKey::SudoRefused { user, commands } => {
+                write!(f, "sudo rules for {user} ({} commands)", commands.len())
+            }
         }
     }
 }
@@ -213,6 +218,8 @@ pub enum Fact {
     Unit(UnitState),
     Linger(bool),
     Probe(i32),
+    /// `None`: sudo allows every command.
+    SudoRefused(Option<String>),
 }
 
 /// A probe's output could not be understood.
@@ -236,6 +243,23 @@ fn unparsable(key: &FactKey, output: &str) -> FactError {
 pub(crate) const USER_SYSTEMCTL: &str = r#"user=$1; shift
 uid=$(id -u -- "$user") || exit 1
 exec runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@""#;
+
+/// Asks sudo, for user `$2`, about each command in `$3...` (one command line per
+/// argument, split into words without globbing): prints `refused:COMMAND` for the first
+/// one sudo would refuse, or `allowed`. With `$1 = verify` a refusal is an error instead.
+pub(crate) const SUDO_CHECK: &str = r#"mode=$1 user=$2; shift 2
+set -f
+for command in "$@"; do
+  if ! sudo -n -l -U "$user" -- $command >/dev/null 2>&1; then
+    if [ "$mode" = verify ]; then
+      echo "sudo refuses to let $user run: $command" >&2
+      exit 1
+    fi
+    printf 'refused:%s\n' "$command"
+    exit 0
+  fi
+done
+echo allowed"#;
 
 const UNIT_PROPERTIES: &str = "-p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload";
 
@@ -291,6 +315,14 @@ impl FactKey {
                 "sh -c {} </dev/null >/dev/null 2>&1; echo $?",
                 quote(command)
             ),
+            FactKey::SudoRefused { user, commands } => {
+                let mut snippet = format!("sh -c {} converge probe {}", quote(SUDO_CHECK), quote(user));
+                for command in commands {
+                    snippet.push(' ');
+                    snippet.push_str(&quote(command));
+                }
+                snippet
+            }
         }
     }
 }
@@ -351,6 +383,13 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
             .parse()
             .map(Fact::Probe)
             .map_err(|_| fail()),
+        FactKey::SudoRefused { .. } => match output.trim_end() {
+            "allowed" => Ok(Fact::SudoRefused(None)),
+            line => line
+                .strip_prefix("refused:")
+                .map(|command| Fact::SudoRefused(Some(command.to_owned())))
+                .ok_or_else(fail),
+        },
     }
 }
 
@@ -595,6 +634,24 @@ impl FactStore {
         }
     }
 
+    /// The first command sudo would refuse `user`, or `None` when it allows them all.
+    pub fn sudo_refused(
+        &self,
+        user: &str,
+        commands: &[String],
+    ) -> Result<Option<&str>, MissingFact> {
+        let key = FactKey::SudoRefused {
+            user: user.to_owned(),
+            commands: commands.to_vec(),
+        };
+        match self.facts.get(&key) {
+            Some(Fact::SudoRefused(refused)) => Ok(refused.as_deref()),
+            _ => Err(MissingFact {
+                key: key.to_string(),
+            }),
+        }
+    }
+
     /// A unit's state.
     pub fn unit(&self, unit: &UnitRef) -> Result<&UnitState, MissingFact> {
         let key = FactKey::Unit(unit.clone());
@@ -807,6 +864,20 @@ mod tests {
         assert_eq!(facts[1].1, Fact::Path(PathState::missing()));
         assert_eq!(facts[2].1, Fact::Content(None));
         assert_eq!(facts[3].1, Fact::Probe(3));
+    }
+
+    #[test]
+    fn sudo_check_output_parses() {
+        let key = FactKey::SudoRefused {
+            user: "deploy".into(),
+            commands: vec!["/bin/systemctl restart sidekiq".into()],
+        };
+        assert_eq!(parse(&key, "allowed\n").unwrap(), Fact::SudoRefused(None));
+        assert_eq!(
+            parse(&key, "refused:/bin/systemctl restart sidekiq\n").unwrap(),
+            Fact::SudoRefused(Some("/bin/systemctl restart sidekiq".into()))
+        );
+        assert!(parse(&key, "sudo: unknown user\n").is_err());
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Things the user should know even when nothing changes.
     pub warnings: Vec<String>,
+    /// What the module checked and found right (e.g. sudo rules verified).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -48,7 +50,7 @@ impl Plan {
     pub fn of(changes: Vec<Change>) -> Self {
         Plan {
             changes,
-            warnings: Vec::new(),
+            ..Plan::default()
         }
     }
 }
@@ -92,6 +94,12 @@ pub enum PlanError {
     NoSuchUnit { unit: String, hint: &'static str },
     #[error("{user}'s user manager is not running (no login session, and lingering is off), so {unit} cannot be managed; enable lingering for {user} with the linger module in an earlier task")]
     ManagerDown { user: String, unit: String },
+    #[error("sudo refuses to let {user} run `{command}` although {file} is in place: another sudoers rule overrides it")]
+    SudoRefuses {
+        user: String,
+        command: String,
+        file: String,
+    },
     #[error("cannot {action} {unit}: it is masked")]
     Masked { unit: String, action: &'static str },
 }

@@ -68,6 +68,22 @@ fn escape_argument(argument: &str) -> String {
     escaped
 }
 
+/// Undoes sudoers' backslash escapes, giving the command line a user would type.
+fn unescape(command: &str) -> String {
+    let mut plain = String::with_capacity(command.len());
+    let mut chars = command.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' {
+            if let Some(next) = chars.next() {
+                plain.push(next);
+            }
+        } else {
+            plain.push(ch);
+        }
+    }
+    plain
+}
+
 impl Sudoers {
     /// The path of the managed file.
     pub fn path(&self) -> String {
@@ -82,12 +98,28 @@ impl Sudoers {
         }
     }
 
-    /// The commands the generated form allows, one per line in the file.
+    /// The command lines the generated forms allow, as sudoers syntax (one rule each).
     fn allowed_commands(&self) -> Vec<String> {
         if let Some(commands) = &self.commands {
             return commands.clone();
         }
-        let mut allowed = Vec::new();
+        self.unit_commands()
+            .iter()
+            .map(|words| {
+                let (program, arguments) = words.split_first().expect("a command has a program");
+                let mut line = program.clone();
+                for argument in arguments {
+                    line.push(' ');
+                    line.push_str(&escape_argument(argument));
+                }
+                line
+            })
+            .collect()
+    }
+
+    /// The `units` form's commands, as words.
+    fn unit_commands(&self) -> Vec<Vec<String>> {
+        let mut commands = Vec::new();
         for unit in self.units.iter().flatten() {
             let mut spellings = vec![unit.clone()];
             if let Some(bare) = unit.strip_suffix(".service") {
@@ -97,16 +129,41 @@ impl Sudoers {
             }
             for verb in self.verbs.iter().flatten() {
                 for spelling in &spellings {
-                    let spelling = escape_argument(spelling);
-                    allowed.push(if verb == "quiet" {
-                        format!("{SYSTEMCTL} kill -s TSTP {spelling}")
+                    let mut words = vec![SYSTEMCTL.to_owned()];
+                    if verb == "quiet" {
+                        words.extend(["kill", "-s", "TSTP"].map(str::to_owned));
                     } else {
-                        format!("{SYSTEMCTL} {verb} {spelling}")
-                    });
+                        words.push(verb.clone());
+                    }
+                    words.push(spelling.clone());
+                    commands.push(words);
                 }
             }
         }
-        allowed
+        commands
+    }
+
+    /// The user whose rules can be proven with `sudo -l -U`, and the command lines to
+    /// ask about; `None` for literal content and for group rules (no user to ask for).
+    fn verifiable(&self) -> Option<(&str, Vec<String>)> {
+        if self.state == Presence::Absent {
+            return None;
+        }
+        let user = self.user.as_deref()?;
+        if let Some(commands) = &self.commands {
+            return Some((
+                user,
+                commands.iter().map(|command| unescape(command)).collect(),
+            ));
+        }
+        self.units.as_ref()?;
+        Some((
+            user,
+            self.unit_commands()
+                .iter()
+                .map(|words| words.join(" "))
+                .collect(),
+        ))
     }
 
     /// The file content this task wants.
@@ -237,7 +294,14 @@ impl Module for Sudoers {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        vec![FactKey::Path(self.path()), FactKey::Content(self.path())]
+        let mut keys = vec![FactKey::Path(self.path()), FactKey::Content(self.path())];
+        if let Some((user, commands)) = self.verifiable() {
+            keys.push(FactKey::SudoRefused {
+                user: user.to_owned(),
+                commands,
+            });
+        }
+        keys
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
@@ -264,7 +328,7 @@ impl Module for Sudoers {
             mode: Some(0o440),
         };
         if current.as_deref() != Some(content.as_slice()) {
-            return Ok(Plan::of(vec![Change::WriteFile(FileWrite {
+            let mut changes = vec![Change::WriteFile(FileWrite {
                 path,
                 content,
                 before: current.clone(),
@@ -273,15 +337,39 @@ impl Module for Sudoers {
                 mode: 0o440,
                 validator: Some(Validator::Sudoers),
                 secret: false,
-            })]));
+            })];
+            if let Some((user, commands)) = self.verifiable() {
+                changes.push(Change::VerifySudo {
+                    user: user.to_owned(),
+                    commands,
+                });
+            }
+            return Ok(Plan::of(changes));
         }
-        Ok(Plan::of(
+        let mut plan = Plan::of(
             wanted
                 .differing_from(state)
-                .map(|attributes| Change::SetAttributes { path, attributes })
+                .map(|attributes| Change::SetAttributes {
+                    path: path.clone(),
+                    attributes,
+                })
                 .into_iter()
                 .collect(),
-        ))
+        );
+        if let Some((user, commands)) = self.verifiable() {
+            if let Some(command) = facts.sudo_refused(user, &commands)? {
+                return Err(PlanError::SudoRefuses {
+                    user: user.to_owned(),
+                    command: command.to_owned(),
+                    file: path,
+                });
+            }
+            plan.notes.push(format!(
+                "verified with sudo -l: {user} may run all {} commands",
+                commands.len()
+            ));
+        }
+        Ok(plan)
     }
 }
 
@@ -368,6 +456,83 @@ mod tests {
             ..units_form()
         };
         assert!(sudoers.validate().is_err());
+    }
+
+    fn store(content: &str, refused: Option<&str>) -> FactStore {
+        use crate::fact::{Fact, PathState};
+        let sudoers = units_form();
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Path(sudoers.path()),
+            Fact::Path(PathState {
+                kind: PathKind::File,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o440,
+            }),
+        );
+        store.insert(
+            FactKey::Content(sudoers.path()),
+            Fact::Content(Some(content.as_bytes().to_vec())),
+        );
+        let (user, commands) = sudoers.verifiable().unwrap();
+        store.insert(
+            FactKey::SudoRefused {
+                user: user.into(),
+                commands,
+            },
+            Fact::SudoRefused(refused.map(str::to_owned)),
+        );
+        store
+    }
+
+    #[test]
+    fn new_rules_are_written_then_verified() {
+        let plan = units_form().plan(&store("old\n", None)).unwrap();
+        let described: Vec<String> = plan.changes.iter().map(Change::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "update /etc/sudoers.d/sidekiq (validated with visudo)",
+                "verify with sudo -l that deploy may run the 4 commands"
+            ]
+        );
+    }
+
+    #[test]
+    fn installed_rules_are_verified_every_run() {
+        let sudoers = units_form();
+        let plan = sudoers.plan(&store(&sudoers.rendered(), None)).unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(
+            plan.notes,
+            ["verified with sudo -l: deploy may run all 4 commands"]
+        );
+        let error = sudoers
+            .plan(&store(
+                &sudoers.rendered(),
+                Some("/bin/systemctl restart sidekiq"),
+            ))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "sudo refuses to let deploy run `/bin/systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place: another sudoers rule overrides it"
+        );
+    }
+
+    #[test]
+    fn verification_uses_plain_command_lines() {
+        let sudoers = Sudoers {
+            units: Some(vec!["app@a:b.service".into()]),
+            verbs: Some(vec!["restart".into()]),
+            ..units_form()
+        };
+        assert!(sudoers
+            .rendered()
+            .contains("/bin/systemctl restart app@a\\:b\n"));
+        let (_, commands) = sudoers.verifiable().unwrap();
+        assert_eq!(commands[0], "/bin/systemctl restart app@a:b");
+        assert_eq!(unescape("/bin/echo a\\,b"), "/bin/echo a,b");
     }
 
     #[test]
