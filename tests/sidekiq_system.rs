@@ -3,90 +3,13 @@
 //! hostile names.
 
 mod fleet;
-
-use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::Output;
+mod support;
 
 use fleet::{Fleet, TestHost};
-use serde_json::Value;
+use support::{changes_on, converge_json, inventory, stat, text};
 
 const SIDEKIQ: &str = "playbooks/sidekiq.yml";
 const UNIT_PATH: &str = "/etc/systemd/system/sidekiq.service";
-
-/// An inventory with every fleet host in `app`, plus `extra` host lines, and a worker
-/// command that exists on the test hosts.
-fn inventory(fleet: &Fleet, extra: &str) -> PathBuf {
-    let key = fleet.home().join(".ssh/id_ed25519");
-    let mut yaml =
-        String::from("all:\n  vars:\n    user: root\n    sidekiq_exec: /bin/sleep infinity\n");
-    let _ = writeln!(yaml, "    identity_file: {}", key.display());
-    yaml.push_str("  children:\n    app:\n      hosts:\n");
-    for host in fleet.hosts() {
-        let _ = writeln!(
-            yaml,
-            "        {}: {{ host: 127.0.0.1, port: {} }}",
-            host.name, host.port
-        );
-    }
-    yaml.push_str(extra);
-    let path = fleet.dir().join("inventory.yml");
-    std::fs::write(&path, yaml).unwrap();
-    path
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn converge_json(fleet: &Fleet, args: &[&str]) -> (i32, Value) {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let output = fleet.converge(&all);
-    let report =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
-    (output.status.code().unwrap(), report)
-}
-
-/// Every change the report lists for `host`, as "task: change".
-fn changes_on(report: &Value, host: &str) -> Vec<String> {
-    let mut changes = Vec::new();
-    for play in report["plays"].as_array().unwrap() {
-        for outcome in play["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h["host"] == host)
-        {
-            for task in outcome["tasks"].as_array().unwrap() {
-                for change in task["changes"].as_array().unwrap() {
-                    changes.push(format!(
-                        "{}: {}",
-                        task["task"].as_str().unwrap(),
-                        change.as_str().unwrap()
-                    ));
-                }
-            }
-        }
-    }
-    changes
-}
-
-fn stat(report: &Value, host: &str, field: &str) -> u64 {
-    report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == host)
-        .unwrap_or_else(|| panic!("{host} not in report"))[field]
-        .as_u64()
-        .unwrap()
-}
 
 fn assert_sidekiq_converged(host: &TestHost) {
     assert_eq!(

@@ -190,6 +190,8 @@ pub enum Change {
         unit: UnitRef,
         action: UnitAction,
     },
+    /// Sends a signal to the unit's main process (as Sidekiq expects TSTP), not to
+    /// every process in its control group.
     Signal {
         unit: UnitRef,
         signal: String,
@@ -460,7 +462,14 @@ impl Change {
             }
             Change::Signal { unit, signal } => systemctl(
                 &unit.manager,
-                &["kill", "-s", signal.as_str(), "--", unit.name.as_str()],
+                &[
+                    "kill",
+                    "--kill-who=main",
+                    "-s",
+                    signal.as_str(),
+                    "--",
+                    unit.name.as_str(),
+                ],
             ),
             Change::Linger {
                 user,

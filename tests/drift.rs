@@ -1,0 +1,154 @@
+//! Drift on real hosts: `--check` predicts exactly what the following apply does (on
+//! fresh and on drifted hosts), rollouts stop at a failing batch, the deploy flow's
+//! signal is only reported in check mode, and installed sudo rules are proven.
+
+mod fleet;
+mod support;
+
+use fleet::{Fleet, TestHost};
+use serde_json::Value;
+use support::{changes_on, converge_json, inventory, stat, tasks_on, text};
+
+const SIDEKIQ: &str = "playbooks/sidekiq.yml";
+const DEPLOY: &str = "playbooks/deploy.yml";
+
+/// `--check` and then apply: both must list the same changes per host, and a run after
+/// them must list none.
+fn assert_check_is_exact(fleet: &Fleet, args: &[&str]) -> Value {
+    let mut check_args = args.to_vec();
+    check_args.push("--check");
+    let (check_code, check) = converge_json(fleet, &check_args);
+    let (apply_code, apply) = converge_json(fleet, args);
+    assert_eq!(apply_code, 0, "{apply:#}");
+    for host in fleet.hosts() {
+        assert_eq!(
+            changes_on(&check, &host.name),
+            changes_on(&apply, &host.name),
+            "--check and apply disagree on {}",
+            host.name
+        );
+    }
+    let predicted = fleet
+        .hosts()
+        .iter()
+        .any(|host| !changes_on(&check, &host.name).is_empty());
+    assert_eq!(check_code, if predicted { 2 } else { 0 });
+    let (code, after) = converge_json(fleet, &[args, &["--check"]].concat());
+    assert_eq!(code, 0, "drift left after apply: {after:#}");
+    apply
+}
+
+/// A worker that, like Sidekiq, handles TSTP ("quiet") itself and says so.
+const WORKER: &str = "sidekiq_exec=/bin/sh -c 'trap \"touch /tmp/sidekiq-quieted\" TSTP; while :; do sleep 0.2; done'";
+
+fn quieted(host: &TestHost) -> bool {
+    host.ssh("for i in 1 2 3 4 5 6 7 8 9 10; do test -e /tmp/sidekiq-quieted && exit 0; sleep 0.3; done; exit 1")
+        .status
+        .success()
+}
+
+#[test]
+fn check_mode_is_exact_on_fresh_and_drifted_hosts_and_rollouts_stop_at_a_failing_batch() {
+    let Some(fleet) = Fleet::boot(3) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [app1, app2, app3] = fleet.hosts() else {
+        panic!()
+    };
+
+    // Fresh hosts: the whole chain (user, directories owned by it, unit, handler).
+    let apply = assert_check_is_exact(&fleet, &[SIDEKIQ, "-i", inventory, "-e", WORKER]);
+    let handlers: Vec<Value> = tasks_on(&apply, &app1.name)
+        .into_iter()
+        .filter(|t| t["handler"] == true)
+        .collect();
+    assert_eq!(handlers.len(), 1, "the restart handler ran once: {apply:#}");
+
+    // Drift of several kinds at once on one host, another kind on a second.
+    app1.ssh_ok("systemctl stop sidekiq && chmod 0700 /opt/app/current && printf 'RAILS_ENV=staging\\n' > /etc/default/sidekiq");
+    app2.ssh_ok("usermod -s /bin/sh deploy && chmod 0644 /etc/sudoers.d/sidekiq");
+    let apply = assert_check_is_exact(&fleet, &[SIDEKIQ, "-i", inventory, "-e", WORKER]);
+    assert_eq!(
+        changes_on(&apply, &app1.name),
+        [
+            "current release: set mode 2775 on /opt/app/current",
+            "sidekiq environment: update /etc/default/sidekiq",
+            "sidekiq unit: start sidekiq.service",
+            "restart sidekiq: restart sidekiq.service",
+        ]
+    );
+    assert_eq!(
+        changes_on(&apply, &app2.name),
+        [
+            "deploy user: set shell /bin/bash for user deploy",
+            "let deploy control sidekiq: set mode 0440 on /etc/sudoers.d/sidekiq",
+        ]
+    );
+    assert_eq!(changes_on(&apply, &app3.name), Vec::<String>::new());
+
+    // The deploy flow: in check mode TSTP is reported, never sent.
+    let (code, check) = converge_json(
+        &fleet,
+        &[DEPLOY, "-i", inventory, "--tags", "quiet", "--check"],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        changes_on(&check, &app1.name),
+        ["quiet sidekiq: send TSTP to sidekiq.service"]
+    );
+    assert!(!quieted(app1), "TSTP was sent in check mode");
+    let (code, report) = converge_json(&fleet, &[DEPLOY, "-i", inventory, "--tags", "quiet"]);
+    assert_eq!(code, 0, "{report:#}");
+    for host in fleet.hosts() {
+        assert!(quieted(host), "{} did not get TSTP", host.name);
+    }
+
+    // A rollout whose first batch fails does not reach the next batch.
+    let before = app3.ssh_ok("systemctl show -p MainPID --value sidekiq");
+    app1.ssh_ok("systemctl disable --now sidekiq 2>/dev/null; rm /etc/systemd/system/sidekiq.service && systemctl daemon-reload");
+    let (code, report) = converge_json(&fleet, &[DEPLOY, "-i", inventory, "--tags", "restart"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(stat(&report, &app1.name, "failed"), 1);
+    assert_eq!(
+        changes_on(&report, &app2.name),
+        ["restart sidekiq: restart sidekiq.service"]
+    );
+    let skipped = tasks_on(&report, &app3.name);
+    assert_eq!(skipped.len(), 1, "{report:#}");
+    assert_eq!(skipped[0]["status"], "skipped");
+    assert_eq!(
+        skipped[0]["message"],
+        "not run: 1 of 2 hosts in an earlier batch failed (max_fail_percentage 0)"
+    );
+    assert_eq!(
+        app3.ssh_ok("systemctl show -p MainPID --value sidekiq"),
+        before,
+        "app3 was restarted"
+    );
+}
+
+#[test]
+fn sudo_rules_are_proven_on_the_host() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let output = fleet.converge(&[SIDEKIQ, "-i", inventory, "-e", WORKER]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let output = fleet.converge(&[SIDEKIQ, "-i", inventory, "-e", WORKER]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("verified with sudo -l: deploy may run all 8 commands"),
+        "{stdout}"
+    );
+
+    // A later sudoers file takes the right away again: converge names what sudo refuses.
+    host.ssh_ok("printf 'deploy ALL=(ALL) !/bin/systemctl restart sidekiq\\n' > /etc/sudoers.d/zz-deny && chmod 0440 /etc/sudoers.d/zz-deny");
+    let output = fleet.converge(&[SIDEKIQ, "-i", inventory, "-e", WORKER]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("sudo refuses to let deploy run `/bin/systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place"),
+        "{stdout}"
+    );
+}

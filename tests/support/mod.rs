@@ -1,0 +1,96 @@
+//! What integration tests share besides the hosts: an inventory for the Sidekiq
+//! playbooks and readers for converge's JSON report.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::fleet::Fleet;
+
+/// An inventory with every fleet host in group `app` (plus `extra` lines inside that
+/// group's `hosts:`), and a worker command that exists on the test hosts.
+pub fn inventory(fleet: &Fleet, extra: &str) -> PathBuf {
+    let key = fleet.home().join(".ssh/id_ed25519");
+    let mut yaml =
+        String::from("all:\n  vars:\n    user: root\n    sidekiq_exec: /bin/sleep infinity\n");
+    let _ = writeln!(yaml, "    identity_file: {}", key.display());
+    yaml.push_str("  children:\n    app:\n      hosts:\n");
+    for host in fleet.hosts() {
+        let _ = writeln!(
+            yaml,
+            "        {}: {{ host: 127.0.0.1, port: {} }}",
+            host.name, host.port
+        );
+    }
+    yaml.push_str(extra);
+    let path = fleet.dir().join("inventory.yml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Exit status and output, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs converge with `--format json`; returns the exit status and the report.
+pub fn converge_json(fleet: &Fleet, args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let output = fleet.converge(&all);
+    let report =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    (output.status.code().unwrap(), report)
+}
+
+/// Every change the report lists for `host`, as "task: change", in order.
+pub fn changes_on(report: &Value, host: &str) -> Vec<String> {
+    let mut changes = Vec::new();
+    for task in tasks_on(report, host) {
+        for change in task["changes"].as_array().unwrap() {
+            changes.push(format!(
+                "{}: {}",
+                task["task"].as_str().unwrap(),
+                change.as_str().unwrap()
+            ));
+        }
+    }
+    changes
+}
+
+/// Every task outcome the report lists for `host`, in order.
+pub fn tasks_on(report: &Value, host: &str) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    for play in report["plays"].as_array().unwrap() {
+        for outcome in play["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["host"] == host)
+        {
+            tasks.extend(outcome["tasks"].as_array().unwrap().iter().cloned());
+        }
+    }
+    tasks
+}
+
+/// A per-host count from the report (`ok`, `changed`, `failed`, ...).
+pub fn stat(report: &Value, host: &str, field: &str) -> u64 {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == host)
+        .unwrap_or_else(|| panic!("{host} not in report"))[field]
+        .as_u64()
+        .unwrap()
+}
