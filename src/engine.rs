@@ -186,13 +186,20 @@ fn host_vars(
     vars.insert("converge_hostname".to_owned(), hostname.into());
     vars.insert("converge_os".to_owned(), os.into());
     vars.insert("converge_os_version".to_owned(), version.into());
+    // `-e` values win over play vars, and play vars built from them must see them too.
+    vars.extend(
+        options
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     for (key, value) in &play.vars {
+        if options.extra_vars.contains_key(key) {
+            continue;
+        }
         let origin = format!("play variable `{key}`");
         let rendered = renderer.render_json(value, &vars, &origin)?;
         vars.insert(key.clone(), rendered);
-    }
-    for (key, value) in &options.extra_vars {
-        vars.insert(key.clone(), value.clone());
     }
     Ok(vars)
 }
@@ -426,18 +433,17 @@ impl<'a> PlayRun<'a> {
             }
         }
         if let Err(error) = self.prefetch() {
-            let status = if matches!(error, TaskError::Transport(_)) {
-                Status::Unreachable
-            } else {
-                Status::Failed
-            };
-            self.host.down = Some(status);
-            let task = &self.play.tasks[first_task];
-            outcomes.push(
-                outcome(first_task, false, task, status, Instant::now())
-                    .with_message(error.to_string()),
-            );
-            return outcomes;
+            if let TaskError::Transport(_) = error {
+                self.host.down = Some(Status::Unreachable);
+                let task = &self.play.tasks[first_task];
+                outcomes.push(
+                    outcome(first_task, false, task, Status::Unreachable, Instant::now())
+                        .with_message(error.to_string()),
+                );
+                return outcomes;
+            }
+            // Anything else is about some fact: let each task read its own, so the
+            // error is reported by the task it concerns.
         }
         let mut notified: BTreeSet<String> = BTreeSet::new();
         for (index, task) in self.play.tasks.iter().enumerate() {
@@ -672,5 +678,55 @@ impl TaskOutcome {
     fn with_message(mut self, message: String) -> Self {
         self.message = Some(message);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{Connection, HostKeyChecking};
+    use serde_json::json;
+
+    fn host(vars: Vars) -> HostRun {
+        let target = Target {
+            name: "app1".into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            identity_file: None,
+            connection: Connection::Ssh,
+            host_key_checking: HostKeyChecking::Strict,
+        };
+        HostRun::new("app1".into(), target, vars)
+    }
+
+    #[test]
+    fn variable_precedence_is_inventory_then_play_then_extra_vars() {
+        let playbook = Playbook::parse(
+            "- hosts: app\n  vars:\n    a: play\n    b: play\n    c: \"{{ d | default('unset') }}-{{ b }}\"\n  tasks: []\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap();
+        let mut inventory_vars = Vars::new();
+        inventory_vars.insert("a".into(), json!("inventory"));
+        inventory_vars.insert("z".into(), json!("inventory"));
+        let mut options = Options::default();
+        options.extra_vars.insert("b".into(), json!("extra"));
+        options.extra_vars.insert("d".into(), json!("extra"));
+        let vars = host_vars(
+            &host(inventory_vars),
+            &playbook.plays[0],
+            &options,
+            &Renderer::new(),
+        )
+        .unwrap();
+        assert_eq!(vars["a"], "play");
+        assert_eq!(vars["b"], "extra");
+        assert_eq!(
+            vars["c"], "extra-extra",
+            "play vars are rendered with -e values"
+        );
+        assert_eq!(vars["z"], "inventory");
+        assert_eq!(vars["inventory_hostname"], "app1");
     }
 }

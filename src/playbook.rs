@@ -42,6 +42,12 @@ pub enum PlaybookError {
         play: String,
         known: String,
     },
+    #[error("{playbook}: task `{task}`: {message}")]
+    Task {
+        playbook: PathBuf,
+        task: String,
+        message: String,
+    },
     #[error("{playbook}: play `{play}`: {message}")]
     Play {
         playbook: PathBuf,
@@ -183,6 +189,20 @@ impl Playbook {
                 let Some(params) = task.params.as_object_mut() else {
                     continue;
                 };
+                let sources: Vec<&str> = ["content", "src", "template"]
+                    .into_iter()
+                    .filter(|key| params.contains_key(*key))
+                    .collect();
+                if sources.len() > 1 {
+                    return Err(PlaybookError::Task {
+                        playbook: playbook.clone(),
+                        task: title,
+                        message: format!(
+                            "give only one of content, src and template (this task has {})",
+                            sources.join(" and ")
+                        ),
+                    });
+                }
                 for (param, subdir) in [("src", "files"), ("template", "templates")] {
                     let Some(value) = params.remove(param) else {
                         continue;
@@ -566,6 +586,16 @@ mod tests {
                 .to_string()
                 .starts_with("site.yml: task `file /x`: cannot read src file nope.conf: not found"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn two_content_sources_are_refused() {
+        let error = parse("- hosts: app\n  tasks:\n    - file: { path: /x, content: a, src: b }\n")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "site.yml: task `file /x`: give only one of content, src and template (this task has content and src)"
         );
     }
 

@@ -142,6 +142,28 @@ fn sudo_rules_are_proven_on_the_host() {
         "{stdout}"
     );
 
+    // The deploy flow's rule: quiet (TSTP, as deploy tools and converge send it).
+    let quiet = fleet.dir().join("quiet.yml");
+    std::fs::write(
+        &quiet,
+        "- hosts: app\n  tasks:\n    - sudoers: { name: sidekiq-quiet, user: deploy, units: [sidekiq.service], verbs: [quiet] }\n",
+    )
+    .unwrap();
+    let output = fleet.converge(&[quiet.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for command in [
+        "systemctl kill -s TSTP sidekiq",
+        "systemctl kill --kill-who=main -s TSTP sidekiq.service",
+    ] {
+        // Sudo's own verdict for deploy: running the signal itself is not what is under
+        // test (whole-cgroup signals also fail in these containers, sudo or not).
+        host.ssh_ok(&format!("runuser -u deploy -- sudo -n -l {command}"));
+    }
+    assert!(!host
+        .ssh("runuser -u deploy -- sudo -n -l systemctl kill -s KILL sidekiq")
+        .status
+        .success());
+
     // A later sudoers file takes the right away again: converge names what sudo refuses.
     host.ssh_ok("printf 'deploy ALL=(ALL) !/bin/systemctl restart sidekiq\\n' > /etc/sudoers.d/zz-deny && chmod 0440 /etc/sudoers.d/zz-deny");
     let output = fleet.converge(&[SIDEKIQ, "-i", inventory, "-e", WORKER]);

@@ -210,6 +210,7 @@ pub enum Change {
     /// Proves with `sudo -l -U` that the user may run each command.
     VerifySudo {
         user: String,
+        runas: String,
         commands: Vec<String>,
     },
 }
@@ -356,7 +357,7 @@ impl Change {
             }
             Change::AwaitUserManager { user } => format!("wait for {user}'s user manager"),
             Change::Run { command } => format!("run: {command}"),
-            Change::VerifySudo { user, commands } => format!(
+            Change::VerifySudo { user, commands, .. } => format!(
                 "verify with sudo -l that {user} may run the {} commands",
                 commands.len()
             ),
@@ -487,9 +488,13 @@ impl Change {
                 RunCommand::Shell(line) => Cmd::argv(["sh", "-c", line.as_str()]),
                 RunCommand::Argv(argv) => Cmd::argv(argv.iter().map(String::as_str)),
             },
-            Change::VerifySudo { user, commands } => Cmd::script(
+            Change::VerifySudo {
+                user,
+                runas,
+                commands,
+            } => Cmd::script(
                 SUDO_CHECK,
-                ["verify", user.as_str()]
+                ["verify", user.as_str(), runas.as_str()]
                     .into_iter()
                     .chain(commands.iter().map(String::as_str)),
             ),

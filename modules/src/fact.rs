@@ -67,8 +67,13 @@ pub enum FactKey {
     Linger(String),
     /// Exit status of a shell command run for its answer (e.g. `command`'s `unless`).
     Probe(String),
-    /// The first of these commands sudo would refuse to run for the user (`sudo -l -U`).
-    SudoRefused { user: String, commands: Vec<String> },
+    /// The first of these commands sudo would refuse to run for `user` as `runas`
+    /// (`sudo -l -U USER -u RUNAS`).
+    SudoRefused {
+        user: String,
+        runas: String,
+        commands: Vec<String>,
+    },
 }
 
 impl fmt::Display for FactKey {
@@ -82,8 +87,16 @@ impl fmt::Display for FactKey {
             FactKey::Unit(unit) => write!(f, "unit {unit}"),
             FactKey::Linger(user) => write!(f, "linger for {user}"),
             FactKey::Probe(command) => write!(f, "result of `{command}`"),
-            FactKey::SudoRefused { user, commands } => {
-                write!(f, "sudo rules for {user} ({} commands)", commands.len())
+            FactKey::SudoRefused {
+                user,
+                runas,
+                commands,
+            } => {
+                write!(
+                    f,
+                    "sudo rules for {user} as {runas} ({} commands)",
+                    commands.len()
+                )
             }
         }
     }
@@ -244,15 +257,16 @@ pub(crate) const USER_SYSTEMCTL: &str = r#"user=$1; shift
 uid=$(id -u -- "$user") || exit 1
 exec runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@""#;
 
-/// Asks sudo, for user `$2`, about each command in `$3...` (one command line per
-/// argument, split into words without globbing): prints `refused:COMMAND` for the first
-/// one sudo would refuse, or `allowed`. With `$1 = verify` a refusal is an error instead.
-pub(crate) const SUDO_CHECK: &str = r#"mode=$1 user=$2; shift 2
+/// Asks sudo whether user `$2` may run, as user `$3`, each command in `$4...` (one
+/// command line per argument, split into words without globbing): prints
+/// `refused:COMMAND` for the first one sudo would refuse, or `allowed`. With
+/// `$1 = verify` a refusal is an error instead.
+pub(crate) const SUDO_CHECK: &str = r#"mode=$1 user=$2 runas=$3; shift 3
 set -f
 for command in "$@"; do
-  if ! sudo -n -l -U "$user" -- $command >/dev/null 2>&1; then
+  if ! sudo -n -l -U "$user" -u "$runas" -- $command >/dev/null 2>&1; then
     if [ "$mode" = verify ]; then
-      echo "sudo refuses to let $user run: $command" >&2
+      echo "sudo refuses to let $user run as $runas: $command" >&2
       exit 1
     fi
     printf 'refused:%s\n' "$command"
@@ -285,6 +299,9 @@ impl FactKey {
                 n = quote(name)
             ),
             FactKey::Group(name) => format!("getent group {} || true", quote(name)),
+            // A template (`name@.service`) is never loaded as such: there is nothing to
+            // show, and it can only be written and reloaded.
+            FactKey::Unit(UnitRef { name, .. }) if is_template(name) => "echo LoadState=template".to_owned(),
             FactKey::Unit(UnitRef {
                 manager: Manager::System,
                 name,
@@ -315,8 +332,13 @@ impl FactKey {
                 "sh -c {} </dev/null >/dev/null 2>&1; echo $?",
                 quote(command)
             ),
-            FactKey::SudoRefused { user, commands } => {
-                let mut snippet = format!("sh -c {} converge probe {}", quote(SUDO_CHECK), quote(user));
+            FactKey::SudoRefused { user, runas, commands } => {
+                let mut snippet = format!(
+                    "sh -c {} converge probe {} {}",
+                    quote(SUDO_CHECK),
+                    quote(user),
+                    quote(runas)
+                );
                 for command in commands {
                     snippet.push(' ');
                     snippet.push_str(&quote(command));
@@ -325,6 +347,11 @@ impl FactKey {
             }
         }
     }
+}
+
+/// Whether a unit name is a template (`getty@.service`), not a unit or an instance.
+pub fn is_template(name: &str) -> bool {
+    name.contains("@.")
 }
 
 /// Parses a probe's output into the fact it describes.
@@ -634,14 +661,17 @@ impl FactStore {
         }
     }
 
-    /// The first command sudo would refuse `user`, or `None` when it allows them all.
+    /// The first command sudo would refuse `user` (as `runas`), or `None` when it
+    /// allows them all.
     pub fn sudo_refused(
         &self,
         user: &str,
+        runas: &str,
         commands: &[String],
     ) -> Result<Option<&str>, MissingFact> {
         let key = FactKey::SudoRefused {
             user: user.to_owned(),
+            runas: runas.to_owned(),
             commands: commands.to_vec(),
         };
         match self.facts.get(&key) {
@@ -870,6 +900,7 @@ mod tests {
     fn sudo_check_output_parses() {
         let key = FactKey::SudoRefused {
             user: "deploy".into(),
+            runas: "root".into(),
             commands: vec!["/bin/systemctl restart sidekiq".into()],
         };
         assert_eq!(parse(&key, "allowed\n").unwrap(), Fact::SudoRefused(None));

@@ -100,6 +100,8 @@ pub enum PlanError {
         command: String,
         file: String,
     },
+    #[error("{unit} cannot be enabled: it has no [Install] section (systemctl reports it static); start it from a unit that is enabled, or add WantedBy= to it")]
+    NotInstallable { unit: String },
     #[error("cannot {action} {unit}: it is masked")]
     Masked { unit: String, action: &'static str },
 }
@@ -144,12 +146,14 @@ impl<'de> Deserialize<'de> for Mode {
                 }
             }
             fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Mode, E> {
+                // 0o644 arrives as 420: only digits that read as octal may be echoed back.
                 let digits = value.to_string();
-                let example = if digits.len() == 3 && digits.bytes().all(|b| b < b'8') {
-                    format!("0{digits}")
-                } else {
-                    "0644".to_owned()
-                };
+                let example =
+                    if digits.len() == 3 && digits.bytes().all(|b| b < b'8') && value != 420 {
+                        format!("0{digits}")
+                    } else {
+                        "0644".to_owned()
+                    };
                 Err(E::custom(format_args!(
                     "mode {value} is a number; write it as a quoted octal string, e.g. mode: \"{example}\""
                 )))

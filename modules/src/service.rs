@@ -76,23 +76,25 @@ pub(crate) fn unit_facts(unit: &UnitRef) -> Vec<FactKey> {
     keys
 }
 
-/// Checks that a unit's manager can be talked to. For a user unit: the user exists,
-/// lingering is on (or a warning says what happens without it), and a manager that
-/// is still starting is waited for.
+/// Checks that a unit's manager can be talked to, and returns the unit's state as it
+/// will be once the manager steps this adds to `plan` are done. For a user unit: the
+/// user exists, lingering is on (or a warning says what happens without it), and a
+/// manager that is down is waited for, or brought up by turning lingering on when the
+/// play does that anyway.
 pub(crate) fn plan_manager(
     unit: &UnitRef,
     facts: &FactStore,
     plan: &mut Plan,
-) -> Result<(), PlanError> {
+) -> Result<UnitState, PlanError> {
+    let state = facts.unit(unit)?;
     let Manager::User(user) = &unit.manager else {
-        return Ok(());
+        return Ok(state.clone());
     };
-    if facts.user(user)?.is_none() {
-        return Err(PlanError::NoSuchUser {
-            user: user.clone(),
-            hint: " (a user-scope unit needs its user: create it in an earlier task)",
-        });
-    }
+    let no_such_user = || PlanError::NoSuchUser {
+        user: user.clone(),
+        hint: " (a user-scope unit needs its user: create it in an earlier task)",
+    };
+    let account = facts.user(user)?.as_ref().ok_or_else(no_such_user)?;
     let lingering = *facts.linger(user)?;
     if !lingering && !facts.lingering_planned(user) {
         plan.warnings.push(format!(
@@ -100,12 +102,28 @@ pub(crate) fn plan_manager(
             unit.name
         ));
     }
-    match facts.unit(unit)?.manager {
-        ManagerState::Running => Ok(()),
+    let manager = match state.manager {
+        // Check mode, and the account is one an earlier task would create: the unit was
+        // read before it existed. A new account's manager is down, unless lingering was
+        // turned on for it, which waits for the manager to come up.
+        ManagerState::NoSuchUser if account.uid.is_none() => {
+            if lingering {
+                return Ok(UnitState {
+                    manager: ManagerState::Running,
+                    load: "not-found".to_owned(),
+                    ..state.clone()
+                });
+            }
+            ManagerState::Down
+        }
+        ref other => other.clone(),
+    };
+    match manager {
+        ManagerState::Running => Ok(state.clone()),
         ManagerState::Down if lingering => {
             plan.changes
                 .push(Change::AwaitUserManager { user: user.clone() });
-            Ok(())
+            Ok(started_with_manager(state))
         }
         ManagerState::Down if facts.lingering_planned(user) => {
             // The play turns lingering on later anyway; doing it now is what makes this
@@ -114,17 +132,36 @@ pub(crate) fn plan_manager(
                 user: user.clone(),
                 enabled: true,
             });
-            Ok(())
+            Ok(started_with_manager(state))
         }
         ManagerState::Down => Err(PlanError::ManagerDown {
             user: user.clone(),
             unit: unit.name.clone(),
         }),
-        ManagerState::NoSuchUser => Err(PlanError::NoSuchUser {
-            user: user.clone(),
-            hint: " (a user-scope unit needs its user: create it in an earlier task)",
-        }),
+        ManagerState::NoSuchUser => Err(no_such_user()),
     }
+}
+
+/// The state of a user unit, read while its manager was down, once the manager has
+/// started: it loads the unit if its file exists, and starts it if it is enabled. Plans
+/// are made against this, not against the down manager, so that an enabled unit is not
+/// also "started" by hand after the manager started it.
+pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
+    let mut state = state.clone();
+    if state.manager != ManagerState::Down {
+        return state;
+    }
+    state.manager = ManagerState::Running;
+    if state.load.is_empty() {
+        let has_file = !state.unit_file.is_empty();
+        (if has_file { "loaded" } else { "not-found" }).clone_into(&mut state.load);
+    }
+    if state.is_enabled() {
+        "active".clone_into(&mut state.active);
+    } else if state.active.is_empty() {
+        "inactive".clone_into(&mut state.active);
+    }
+    state
 }
 
 /// Enable/disable and start/stop/restart decisions for a unit in `state`.
@@ -215,8 +252,8 @@ impl Module for Service {
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         let unit = self.unit();
         let mut plan = Plan::default();
-        plan_manager(&unit, facts, &mut plan)?;
-        let state = facts.unit(&unit)?;
+        let state = plan_manager(&unit, facts, &mut plan)?;
+        let state = &state;
         let wants_unit = self.enabled == Some(true)
             || self.signal.is_some()
             || matches!(
@@ -231,6 +268,11 @@ impl Module for Service {
                 });
             }
             return Ok(plan);
+        }
+        if self.enabled == Some(true) && state.unit_file == "static" {
+            return Err(PlanError::NotInstallable {
+                unit: unit.to_string(),
+            });
         }
         plan.changes.extend(plan_run_state(
             &unit,
@@ -324,6 +366,18 @@ mod tests {
             .unwrap()
             .changes
             .is_empty());
+    }
+
+    #[test]
+    fn enabling_a_static_unit_is_a_clear_error() {
+        let err = sidekiq()
+            .plan(&store(state("inactive", "static")))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("sidekiq.service cannot be enabled: it has no [Install] section"),
+            "{err}"
+        );
     }
 
     #[test]

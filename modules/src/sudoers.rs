@@ -68,6 +68,31 @@ fn escape_argument(argument: &str) -> String {
     escaped
 }
 
+/// The rules of a file, as `sudo -l -U` can be asked about them.
+struct Verification<'a> {
+    user: &'a str,
+    runas: String,
+    commands: Vec<String>,
+}
+
+impl Verification<'_> {
+    fn fact(&self) -> FactKey {
+        FactKey::SudoRefused {
+            user: self.user.to_owned(),
+            runas: self.runas.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+
+    fn change(&self) -> Change {
+        Change::VerifySudo {
+            user: self.user.to_owned(),
+            runas: self.runas.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+}
+
 /// Undoes sudoers' backslash escapes, giving the command line a user would type.
 fn unescape(command: &str) -> String {
     let mut plain = String::with_capacity(command.len());
@@ -129,41 +154,61 @@ impl Sudoers {
             }
             for verb in self.verbs.iter().flatten() {
                 for spelling in &spellings {
-                    let mut words = vec![SYSTEMCTL.to_owned()];
-                    if verb == "quiet" {
-                        words.extend(["kill", "-s", "TSTP"].map(str::to_owned));
+                    let forms: &[&[&str]] = if verb == "quiet" {
+                        // Deploy tools send TSTP to the whole unit; converge's own
+                        // `service` signal goes to the main process only.
+                        &[
+                            &["kill", "-s", "TSTP"],
+                            &["kill", "--kill-who=main", "-s", "TSTP"],
+                        ]
                     } else {
-                        words.push(verb.clone());
+                        &[&[verb.as_str()]]
+                    };
+                    for form in forms {
+                        let mut words = vec![SYSTEMCTL.to_owned()];
+                        words.extend(form.iter().map(|word| (*word).to_owned()));
+                        words.push(spelling.clone());
+                        commands.push(words);
                     }
-                    words.push(spelling.clone());
-                    commands.push(words);
                 }
             }
         }
         commands
     }
 
-    /// The user whose rules can be proven with `sudo -l -U`, and the command lines to
-    /// ask about; `None` for literal content and for group rules (no user to ask for).
-    fn verifiable(&self) -> Option<(&str, Vec<String>)> {
+    /// The user the rules let commands run as (`ALL`: anyone).
+    fn runas(&self) -> String {
+        self.runas
+            .clone()
+            .unwrap_or_else(|| if self.units.is_some() { "root" } else { "ALL" }.to_owned())
+    }
+
+    /// What can be proven with `sudo -l -U`: the user, the target user to ask about
+    /// (root for `ALL`) and the command lines; `None` for literal content and for group
+    /// rules (no user to ask for).
+    fn verifiable(&self) -> Option<Verification<'_>> {
         if self.state == Presence::Absent {
             return None;
         }
         let user = self.user.as_deref()?;
-        if let Some(commands) = &self.commands {
-            return Some((
-                user,
-                commands.iter().map(|command| unescape(command)).collect(),
-            ));
-        }
-        self.units.as_ref()?;
-        Some((
-            user,
+        let commands = if let Some(commands) = &self.commands {
+            commands.iter().map(|command| unescape(command)).collect()
+        } else {
+            self.units.as_ref()?;
             self.unit_commands()
                 .iter()
                 .map(|words| words.join(" "))
-                .collect(),
-        ))
+                .collect()
+        };
+        let runas = match self.runas() {
+            all if all == "ALL" => "root".to_owned(),
+            runas => runas,
+        };
+        Some(Verification {
+            user,
+            runas,
+            commands,
+        })
     }
 
     /// The file content this task wants.
@@ -171,10 +216,7 @@ impl Sudoers {
         if let Some(content) = &self.content {
             return content.clone();
         }
-        let runas = self
-            .runas
-            .clone()
-            .unwrap_or_else(|| if self.units.is_some() { "root" } else { "ALL" }.to_owned());
+        let runas = self.runas();
         let tag = if self.nopasswd { "NOPASSWD: " } else { "" };
         let mut text = String::from("# Managed by converge; changes made here will be reverted.\n");
         for command in self.allowed_commands() {
@@ -295,11 +337,8 @@ impl Module for Sudoers {
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         let mut keys = vec![FactKey::Path(self.path()), FactKey::Content(self.path())];
-        if let Some((user, commands)) = self.verifiable() {
-            keys.push(FactKey::SudoRefused {
-                user: user.to_owned(),
-                commands,
-            });
+        if let Some(verification) = self.verifiable() {
+            keys.push(verification.fact());
         }
         keys
     }
@@ -338,11 +377,8 @@ impl Module for Sudoers {
                 validator: Some(Validator::Sudoers),
                 secret: false,
             })];
-            if let Some((user, commands)) = self.verifiable() {
-                changes.push(Change::VerifySudo {
-                    user: user.to_owned(),
-                    commands,
-                });
+            if let Some(verification) = self.verifiable() {
+                changes.push(verification.change());
             }
             return Ok(Plan::of(changes));
         }
@@ -356,8 +392,13 @@ impl Module for Sudoers {
                 .into_iter()
                 .collect(),
         );
-        if let Some((user, commands)) = self.verifiable() {
-            if let Some(command) = facts.sudo_refused(user, &commands)? {
+        if let Some(Verification {
+            user,
+            runas,
+            commands,
+        }) = self.verifiable()
+        {
+            if let Some(command) = facts.sudo_refused(user, &runas, &commands)? {
                 return Err(PlanError::SudoRefuses {
                     user: user.to_owned(),
                     command: command.to_owned(),
@@ -403,7 +444,9 @@ mod tests {
              deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq\n\
              deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq.service\n\
              deploy ALL=(root) NOPASSWD: /bin/systemctl kill -s TSTP sidekiq\n\
-             deploy ALL=(root) NOPASSWD: /bin/systemctl kill -s TSTP sidekiq.service\n"
+             deploy ALL=(root) NOPASSWD: /bin/systemctl kill --kill-who\\=main -s TSTP sidekiq\n\
+             deploy ALL=(root) NOPASSWD: /bin/systemctl kill -s TSTP sidekiq.service\n\
+             deploy ALL=(root) NOPASSWD: /bin/systemctl kill --kill-who\\=main -s TSTP sidekiq.service\n"
         );
     }
 
@@ -475,12 +518,8 @@ mod tests {
             FactKey::Content(sudoers.path()),
             Fact::Content(Some(content.as_bytes().to_vec())),
         );
-        let (user, commands) = sudoers.verifiable().unwrap();
         store.insert(
-            FactKey::SudoRefused {
-                user: user.into(),
-                commands,
-            },
+            sudoers.verifiable().unwrap().fact(),
             Fact::SudoRefused(refused.map(str::to_owned)),
         );
         store
@@ -494,7 +533,7 @@ mod tests {
             described,
             [
                 "update /etc/sudoers.d/sidekiq (validated with visudo)",
-                "verify with sudo -l that deploy may run the 4 commands"
+                "verify with sudo -l that deploy may run the 6 commands"
             ]
         );
     }
@@ -506,7 +545,7 @@ mod tests {
         assert!(plan.changes.is_empty());
         assert_eq!(
             plan.notes,
-            ["verified with sudo -l: deploy may run all 4 commands"]
+            ["verified with sudo -l: deploy may run all 6 commands"]
         );
         let error = sudoers
             .plan(&store(
@@ -530,8 +569,9 @@ mod tests {
         assert!(sudoers
             .rendered()
             .contains("/bin/systemctl restart app@a\\:b\n"));
-        let (_, commands) = sudoers.verifiable().unwrap();
-        assert_eq!(commands[0], "/bin/systemctl restart app@a:b");
+        let verification = sudoers.verifiable().unwrap();
+        assert_eq!(verification.commands[0], "/bin/systemctl restart app@a:b");
+        assert_eq!(verification.runas, "root");
         assert_eq!(unescape("/bin/echo a\\,b"), "/bin/echo a,b");
     }
 

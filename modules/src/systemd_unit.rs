@@ -88,6 +88,16 @@ impl Module for SystemdUnit {
                 options: "content, src, template",
             });
         }
+        if crate::fact::is_template(&self.name) && (self.enabled.is_some() || self.state.is_some())
+        {
+            return Err(ParamError::Invalid {
+                param: "enabled/state",
+                reason: format!(
+                    "cannot apply to the template {}: manage an instance of it (e.g. with the service module) instead",
+                    self.name
+                ),
+            });
+        }
         if let Some(content) = &self.content {
             if self.enabled == Some(true) && !installable(content) {
                 return Err(ParamError::Invalid {
@@ -341,6 +351,28 @@ mod tests {
             change.predict(&mut store);
         }
         assert_eq!(sidekiq().plan(&store).unwrap(), Plan::default());
+    }
+
+    #[test]
+    fn template_units_are_written_and_reloaded_only() {
+        let mut template = sidekiq();
+        template.name = "alert@.service".into();
+        assert!(template
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cannot apply to the template"));
+        template.enabled = None;
+        template.state = None;
+        assert_eq!(template.validate(), Ok(()));
+        assert_eq!(
+            FactKey::Unit(UnitRef {
+                manager: Manager::System,
+                name: "alert@.service".into()
+            })
+            .probe(),
+            "echo LoadState=template"
+        );
     }
 
     #[test]

@@ -101,6 +101,14 @@ impl Module for User {
                 groups: groups.unwrap_or_default(),
             })]));
         };
+        // `id` lists the primary group among the groups; so may the playbook. It is not
+        // a supplementary group either way.
+        let groups = groups.map(|groups| {
+            groups
+                .into_iter()
+                .filter(|group| *group != current.primary_group)
+                .collect::<Vec<_>>()
+        });
         let edit = UserEdit {
             name: self.name.clone(),
             home: self.home.clone().filter(|home| *home != current.home),
@@ -175,6 +183,18 @@ mod tests {
             plan.changes[0].describe(),
             "set shell /bin/bash for user deploy"
         );
+    }
+
+    #[test]
+    fn primary_group_listed_in_groups_is_not_drift() {
+        let mut user = deploy();
+        user.groups = Some(vec!["adm".into(), "deploy".into()]);
+        let mut facts = store(Some(info("/bin/bash", &["adm"])));
+        facts.insert(
+            FactKey::Group("deploy".into()),
+            Fact::Group(Some(GroupInfo { gid: Some(1000) })),
+        );
+        assert!(user.plan(&facts).unwrap().changes.is_empty());
     }
 
     #[test]
