@@ -676,16 +676,7 @@ impl Change {
 fn predict_manager_start(store: &mut FactStore, user: &str) {
     for unit in store.units_of(&Manager::User(user.to_owned())) {
         if let Some(state) = store.unit_mut(&unit) {
-            if state.manager == ManagerState::Down {
-                state.manager = ManagerState::Running;
-                if state.load.is_empty() {
-                    let has_file = !state.unit_file.is_empty();
-                    (if has_file { "loaded" } else { "not-found" }).clone_into(&mut state.load);
-                }
-                if state.is_enabled() {
-                    "active".clone_into(&mut state.active);
-                }
-            }
+            *state = crate::service::started_with_manager(state);
         }
     }
 }

@@ -102,28 +102,22 @@ pub(crate) fn plan_manager(
             unit.name
         ));
     }
-    let manager = match state.manager {
+    let mut state = state.clone();
+    if state.manager == ManagerState::NoSuchUser && account.uid.is_none() {
         // Check mode, and the account is one an earlier task would create: the unit was
         // read before it existed. A new account's manager is down, unless lingering was
         // turned on for it, which waits for the manager to come up.
-        ManagerState::NoSuchUser if account.uid.is_none() => {
-            if lingering {
-                return Ok(UnitState {
-                    manager: ManagerState::Running,
-                    load: "not-found".to_owned(),
-                    ..state.clone()
-                });
-            }
-            ManagerState::Down
+        state.manager = ManagerState::Down;
+        if lingering {
+            return Ok(started_with_manager(&state));
         }
-        ref other => other.clone(),
-    };
-    match manager {
-        ManagerState::Running => Ok(state.clone()),
+    }
+    match state.manager {
+        ManagerState::Running => Ok(state),
         ManagerState::Down if lingering => {
             plan.changes
                 .push(Change::AwaitUserManager { user: user.clone() });
-            Ok(started_with_manager(state))
+            Ok(started_with_manager(&state))
         }
         ManagerState::Down if facts.lingering_planned(user) => {
             // The play turns lingering on later anyway; doing it now is what makes this
@@ -132,7 +126,7 @@ pub(crate) fn plan_manager(
                 user: user.clone(),
                 enabled: true,
             });
-            Ok(started_with_manager(state))
+            Ok(started_with_manager(&state))
         }
         ManagerState::Down => Err(PlanError::ManagerDown {
             user: user.clone(),
@@ -444,6 +438,218 @@ mod tests {
         assert_eq!(
             service.validate().unwrap_err().to_string(),
             "`user` is required when scope is user"
+        );
+    }
+
+    /// What the engine reads on a host where `deploy` does not exist yet: the unit
+    /// probe says so, and nothing under the future home directory exists.
+    fn fresh_host() -> FactStore {
+        let mut store = FactStore::default();
+        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        store.insert(FactKey::Group("deploy".into()), Fact::Group(None));
+        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(false));
+        let unit = FactKey::Unit(user_sidekiq());
+        let probed = crate::fact::parse(&unit, "manager=no-such-user\n").unwrap();
+        store.insert(unit, probed);
+        for path in [
+            "/home/deploy/.config",
+            "/home/deploy/.config/systemd",
+            "/home/deploy/.config/systemd/user",
+            "/home/deploy/.config/systemd/user/sidekiq.service",
+        ] {
+            store.insert(
+                FactKey::Path(path.into()),
+                Fact::Path(crate::fact::PathState::missing()),
+            );
+            store.insert(FactKey::Content(path.into()), Fact::Content(None));
+        }
+        store
+    }
+
+    fn user_sidekiq() -> UnitRef {
+        UnitRef {
+            manager: Manager::User("deploy".into()),
+            name: "sidekiq.service".into(),
+        }
+    }
+
+    fn user_unit() -> crate::systemd_unit::SystemdUnit {
+        crate::systemd_unit::SystemdUnit {
+            name: "sidekiq.service".into(),
+            content: Some(
+                "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n"
+                    .into(),
+            ),
+            src: None,
+            template: None,
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            enabled: Some(true),
+            state: Some(RunState::Started),
+        }
+    }
+
+    fn restart_handler() -> Service {
+        Service {
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            enabled: None,
+            state: Some(RunState::Restarted),
+            ..sidekiq()
+        }
+    }
+
+    /// Plans `module`, records its predictions as check mode does, and returns what it
+    /// would do.
+    fn check(module: &dyn crate::DynModule, store: &mut FactStore) -> Vec<String> {
+        let plan = module.plan(store).unwrap();
+        for change in &plan.changes {
+            change.predict(store);
+        }
+        described(&plan)
+    }
+
+    fn create_deploy(store: &mut FactStore) {
+        let add = Change::AddUser(crate::change::NewUser {
+            name: "deploy".into(),
+            system: false,
+            home: None,
+            shell: None,
+            groups: vec![],
+        });
+        add.predict(store);
+    }
+
+    #[test]
+    fn check_mode_plans_a_user_unit_for_an_account_the_same_run_creates() {
+        let mut store = fresh_host();
+        create_deploy(&mut store);
+        let linger = crate::linger::Linger {
+            user: "deploy".into(),
+            enabled: true,
+        };
+        assert_eq!(check(&linger, &mut store), ["enable lingering for deploy"]);
+        // Exactly what a real run does once the account exists and its manager runs:
+        // no wait for the manager (enabling lingering waited already), no error.
+        assert_eq!(
+            check(&user_unit(), &mut store),
+            [
+                "create directory /home/deploy/.config",
+                "create directory /home/deploy/.config/systemd",
+                "create directory /home/deploy/.config/systemd/user",
+                "create /home/deploy/.config/systemd/user/sidekiq.service",
+                "daemon-reload (deploy's user manager)",
+                "enable sidekiq.service (user deploy)",
+                "start sidekiq.service (user deploy)",
+            ]
+        );
+        assert_eq!(
+            check(&restart_handler(), &mut store),
+            ["restart sidekiq.service (user deploy)"]
+        );
+        assert!(check(&user_unit(), &mut store).is_empty());
+    }
+
+    #[test]
+    fn check_mode_turns_lingering_on_first_for_a_new_account_when_the_play_does_later() {
+        let mut store = fresh_host();
+        store.plan_lingering("deploy".into());
+        create_deploy(&mut store);
+        let plan = user_unit().plan(&store).unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert_eq!(
+            check(&user_unit(), &mut store)[3..],
+            [
+                "create /home/deploy/.config/systemd/user/sidekiq.service",
+                "enable lingering for deploy",
+                "daemon-reload (deploy's user manager)",
+                "enable sidekiq.service (user deploy)",
+                "start sidekiq.service (user deploy)",
+            ]
+        );
+        let linger = crate::linger::Linger {
+            user: "deploy".into(),
+            enabled: true,
+        };
+        assert!(check(&linger, &mut store).is_empty());
+    }
+
+    #[test]
+    fn check_mode_without_lingering_for_a_new_account_fails_like_the_real_run() {
+        let mut store = fresh_host();
+        create_deploy(&mut store);
+        assert!(user_unit()
+            .plan(&store)
+            .unwrap_err()
+            .to_string()
+            .starts_with("deploy's user manager is not running"));
+    }
+
+    #[test]
+    fn an_account_that_exists_but_has_no_manager_probe_is_still_missing() {
+        let mut store = fresh_host();
+        store.insert(
+            FactKey::User("deploy".into()),
+            Fact::User(Some(crate::fact::UserInfo {
+                uid: Some(1000),
+                home: "/home/deploy".into(),
+                shell: "/bin/sh".into(),
+                primary_group: "deploy".into(),
+                groups: vec![],
+            })),
+        );
+        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(true));
+        assert!(user_unit()
+            .plan(&store)
+            .unwrap_err()
+            .to_string()
+            .starts_with("user deploy does not exist"));
+    }
+
+    #[test]
+    fn an_enabled_unit_is_not_started_by_hand_when_its_manager_comes_up() {
+        // Lingering is on but the manager is not up yet (just booted): once it is, it
+        // starts the enabled unit itself.
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::User("deploy".into()),
+            Fact::User(Some(crate::fact::UserInfo {
+                uid: Some(1000),
+                home: "/home/deploy".into(),
+                shell: "/bin/sh".into(),
+                primary_group: "deploy".into(),
+                groups: vec![],
+            })),
+        );
+        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(true));
+        let unit = FactKey::Unit(user_sidekiq());
+        let probed = crate::fact::parse(
+            &unit,
+            "manager=down\nUnitFileState=enabled\nUnitFile=present\n",
+        )
+        .unwrap();
+        store.insert(unit, probed);
+        let service = Service {
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            ..sidekiq()
+        };
+        assert_eq!(
+            check(&service, &mut store),
+            ["wait for deploy's user manager"]
+        );
+        assert!(check(&service, &mut store).is_empty());
+        // A unit that is not enabled is started once the manager is up.
+        let unit = FactKey::Unit(user_sidekiq());
+        let probed = crate::fact::parse(&unit, "manager=down\nUnitFile=present\n").unwrap();
+        store.insert(unit, probed);
+        assert_eq!(
+            check(&service, &mut store),
+            [
+                "wait for deploy's user manager",
+                "enable sidekiq.service (user deploy)",
+                "start sidekiq.service (user deploy)"
+            ]
         );
     }
 }

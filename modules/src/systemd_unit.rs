@@ -129,7 +129,7 @@ impl Module for SystemdUnit {
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut plan = Plan::default();
-        plan_manager(&unit, facts, &mut plan)?;
+        let unit_state = plan_manager(&unit, facts, &mut plan)?;
         let manager_steps = std::mem::take(&mut plan.changes);
 
         let (owner, group) = match &unit.manager {
@@ -210,7 +210,6 @@ impl Module for SystemdUnit {
         }
 
         plan.changes.extend(manager_steps);
-        let unit_state = facts.unit(&unit)?;
         if file_changed || unit_state.need_daemon_reload {
             plan.changes.push(Change::DaemonReload {
                 manager: unit.manager.clone(),
@@ -219,7 +218,7 @@ impl Module for SystemdUnit {
         }
         plan.changes.extend(plan_run_state(
             &unit,
-            unit_state,
+            &unit_state,
             self.enabled,
             self.state,
             file_changed && unit_state.exists(),
