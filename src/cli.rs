@@ -67,6 +67,10 @@ pub struct Cli {
     #[arg(long)]
     pub list_tasks: bool,
 
+    /// How long to wait for another converge run to finish with a host (its lock).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_wait: u32,
+
     /// Show the remote commands run (-vv: in full).
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, FactKey};
@@ -18,6 +19,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::inventory::Vars;
+use crate::lock;
 use crate::playbook::{ContentSource, Play, Playbook, Task};
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Output, Target, Transport, TransportError};
@@ -30,6 +32,8 @@ pub struct Options {
     pub tags: Vec<String>,
     pub extra_vars: Vars,
     pub verbose: u8,
+    /// How long to wait for another run's lock on a host, in seconds.
+    pub lock_wait: u32,
 }
 
 /// What happened to one task on one host.
@@ -118,6 +122,8 @@ enum TaskError {
     Transport(#[from] TransportError),
     #[error("{0}")]
     Remote(String),
+    #[error("{0}")]
+    Locked(String),
 }
 
 /// An input problem found before any host is contacted.
@@ -127,6 +133,13 @@ pub struct InputError {
     pub play: String,
     pub host: String,
     pub message: String,
+}
+
+/// Whether a run holds a host's lock, and as whom it took it (the release must match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostLock {
+    Free,
+    Held { identity: Option<String> },
 }
 
 /// A host as the engine sees it for a whole run.
@@ -141,6 +154,8 @@ pub struct HostRun {
     down: Option<Status>,
     commands: usize,
     nonce: String,
+    /// Whether this run holds the host's lock (see `lock`).
+    lock: HostLock,
 }
 
 impl HostRun {
@@ -161,6 +176,7 @@ impl HostRun {
             down: None,
             commands: 0,
             nonce,
+            lock: HostLock::Free,
         }
     }
 }
@@ -295,6 +311,9 @@ pub fn run_play(
     let mut results = Vec::with_capacity(workers.len());
     let mut called_off: Option<String> = None;
     for batch in workers.chunks_mut(batch_size) {
+        if interrupted() {
+            break;
+        }
         if let Some(reason) = &called_off {
             let first = play
                 .tasks
@@ -353,6 +372,27 @@ pub fn run_play(
     }
 }
 
+/// Gives back every host lock this run holds (at the end of a run, also an
+/// interrupted one). A host that cannot be reached any more keeps a stale lock, which
+/// the next run takes over.
+pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool) {
+    let script = lock::release_script();
+    pool.install(|| {
+        hosts.par_iter_mut().for_each(|host| {
+            let HostLock::Held { identity } = std::mem::replace(&mut host.lock, HostLock::Free)
+            else {
+                return;
+            };
+            let mut argv = sudo_prefix(identity.as_deref());
+            argv.extend(["sh", "-c", script.as_str()]);
+            if let Some(transport) = host.transport.as_mut() {
+                host.commands += 1;
+                let _ = transport.run(&shell::join(&argv), &[]);
+            }
+        });
+    });
+}
+
 /// Counts outcomes per host over a run, in `hosts` order.
 pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
     hosts
@@ -386,25 +426,47 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
         .collect()
 }
 
+/// Set when the user asks converge to stop (SIGINT, SIGTERM): no new task starts, the
+/// ones running finish.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the run was asked to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
 /// One play on one host.
 struct PlayRun<'a> {
     play: &'a Play,
     host: &'a mut HostRun,
     options: &'a Options,
     renderer: Renderer,
-    sudo: bool,
+    /// Whom commands run as, when that is not the login user (`sudo -n [-u USER]`).
+    acting_as: Option<String>,
+    /// Keep the commands of the current task out of `-v` output.
+    hide_commands: bool,
 }
 
 impl<'a> PlayRun<'a> {
     fn new(play: &'a Play, host: &'a mut HostRun, options: &'a Options) -> Self {
-        let sudo = play.become_root && host.target.user != "root";
+        let acting_as = Self::identity(play, None, &host.target.user);
         PlayRun {
             play,
             host,
             options,
             renderer: Renderer::new(),
-            sudo,
+            acting_as,
+            hide_commands: false,
         }
+    }
+
+    /// The user a task's commands run as, when it differs from the login user.
+    fn identity(play: &Play, task: Option<&Task>, login: &str) -> Option<String> {
+        let wanted = task
+            .and_then(|task| task.become_user.clone())
+            .or_else(|| play.become_user.clone())
+            .or_else(|| play.become_root.then(|| "root".to_owned()))?;
+        (wanted != login).then_some(wanted)
     }
 
     fn run(mut self) -> Vec<TaskOutcome> {
@@ -433,11 +495,16 @@ impl<'a> PlayRun<'a> {
             }
         }
         if let Err(error) = self.prefetch() {
-            if let TaskError::Transport(_) = error {
-                self.host.down = Some(Status::Unreachable);
+            let status = match error {
+                TaskError::Transport(_) => Some(Status::Unreachable),
+                TaskError::Locked(_) => Some(Status::Failed),
+                _ => None,
+            };
+            if let Some(status) = status {
+                self.host.down = Some(status);
                 let task = &self.play.tasks[first_task];
                 outcomes.push(
-                    outcome(first_task, false, task, Status::Unreachable, Instant::now())
+                    outcome(first_task, false, task, status, Instant::now())
                         .with_message(error.to_string()),
                 );
                 return outcomes;
@@ -450,6 +517,9 @@ impl<'a> PlayRun<'a> {
             if !task.selected(&self.options.tags) {
                 continue;
             }
+            if interrupted() {
+                return outcomes;
+            }
             let result = self.run_task(index, false, task);
             if result.status == Status::Changed {
                 notified.extend(task.notify.iter().cloned());
@@ -461,7 +531,7 @@ impl<'a> PlayRun<'a> {
             }
         }
         for (index, handler) in self.play.handlers.iter().enumerate() {
-            if !notified.contains(&handler.title()) {
+            if !notified.contains(&handler.title()) || interrupted() {
                 continue;
             }
             let result = self.run_task(index, true, handler);
@@ -482,6 +552,7 @@ impl<'a> PlayRun<'a> {
         self.host.facts.clear_planned_lingering();
         let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
         let mut keys = vec![FactKey::System];
+        let mut modules = Vec::new();
         for task in self.play.tasks.iter().chain(&self.play.handlers) {
             if !task.selected(&self.options.tags) {
                 continue;
@@ -491,14 +562,36 @@ impl<'a> PlayRun<'a> {
                     self.host.facts.plan_lingering(user.to_owned());
                 }
                 keys.extend(module.facts(&self.host.facts));
+                modules.push(module);
             }
         }
-        self.read_facts(keys)
+        self.read_facts(keys)?;
+        // A fact may name another (a user's home, then a file in it): ask every task
+        // again with what is known, and read what is new for all of them in one command
+        // per round, not one per task.
+        for _ in 0..3 {
+            let more: Vec<FactKey> = modules
+                .iter()
+                .flat_map(|module| module.facts(&self.host.facts))
+                .filter(|key| !self.host.facts.has(key))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            self.read_facts(more)?;
+        }
+        Ok(())
     }
 
     fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
         let started = Instant::now();
         let mut result = outcome(index, handler, task, Status::Ok, started);
+        let play_identity = std::mem::replace(
+            &mut self.acting_as,
+            Self::identity(self.play, Some(task), &self.host.target.user),
+        );
+        let secret = task.no_log;
+        self.hide_commands = secret;
         match self.converge_task(task, &mut result) {
             Ok(status) => result.status = status,
             Err(error) => {
@@ -510,6 +603,11 @@ impl<'a> PlayRun<'a> {
                 self.host.down = Some(result.status);
                 result.message = Some(error.to_string());
             }
+        }
+        self.acting_as = play_identity;
+        self.hide_commands = false;
+        if secret {
+            redact(&mut result);
         }
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         result
@@ -582,7 +680,7 @@ impl<'a> PlayRun<'a> {
 
     fn remote_failure(&self, what: &str, output: &Output) -> String {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if self.sudo && stderr.contains("a password is required") {
+        if self.acting_as.is_some() && stderr.contains("a password is required") {
             return format!(
                 "sudo on {} asks {} for a password; become uses `sudo -n`, which cannot answer a prompt: give {} passwordless sudo, or connect as root",
                 self.host.name, self.host.target.user, self.host.target.user
@@ -607,8 +705,34 @@ impl<'a> PlayRun<'a> {
         if keys.is_empty() {
             return Ok(());
         }
-        let script = batch_script(&keys, &self.host.nonce);
-        let output = self.remote(&Cmd::argv(["sh", "-c", script.as_str()]))?;
+        let mut script = batch_script(&keys, &self.host.nonce);
+        if self.host.lock == HostLock::Free {
+            // Taking the lock rides along with the first read: no extra round trip.
+            let holder = lock::holder_description(&self.host.target.user);
+            script = format!(
+                "{}{script}",
+                lock::acquire_script(&holder, self.options.lock_wait)
+            );
+        }
+        // The script goes on stdin, not on the command line: an SSH exec request has a
+        // size limit (about 32 KiB with libssh2) that a play with a hundred files
+        // exceeds. `eval` starts only once all of it is read, so no probe can take the
+        // rest of the script as its own input.
+        let read = Cmd {
+            argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
+                .map(str::to_owned)
+                .to_vec(),
+            stdin: script.into_bytes(),
+        };
+        let output = self.remote(&read)?;
+        if output.status == lock::LOCKED_EXIT {
+            return Err(TaskError::Locked(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            ));
+        }
+        self.host.lock = HostLock::Held {
+            identity: self.acting_as.clone(),
+        };
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
             return Err(TaskError::Remote(
@@ -624,13 +748,12 @@ impl<'a> PlayRun<'a> {
     }
 
     fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
-        let mut argv: Vec<&str> = Vec::with_capacity(cmd.argv.len() + 3);
-        if self.sudo {
-            argv.extend(["sudo", "-n", "--"]);
-        }
+        let mut argv = sudo_prefix(self.acting_as.as_deref());
         argv.extend(cmd.argv.iter().map(String::as_str));
         let line = shell::join(&argv);
-        if self.options.verbose > 0 {
+        if self.options.verbose > 0 && self.hide_commands {
+            eprintln!("[{}] $ (command hidden: no_log)", self.host.name);
+        } else if self.options.verbose > 0 {
             let shown = if self.options.verbose > 1 || line.len() < 300 {
                 line.clone()
             } else {
@@ -649,6 +772,30 @@ impl<'a> PlayRun<'a> {
             .as_mut()
             .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
         Ok(transport.run(&line, &cmd.stdin)?)
+    }
+}
+
+/// The words that make a command run as `identity` (none: as the login user).
+fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
+    match identity {
+        None => vec![],
+        Some("root") => vec!["sudo", "-n", "--"],
+        Some(user) => vec!["sudo", "-n", "-u", user, "--"],
+    }
+}
+
+/// Hides everything a `no_log` task could reveal: what it changed, file contents,
+/// warnings, notes and error details. Status and counts stay.
+fn redact(result: &mut TaskOutcome) {
+    let hidden = "(hidden: no_log)";
+    if !result.changes.is_empty() {
+        result.changes = vec![format!("{} changes {hidden}", result.changes.len())];
+    }
+    result.diffs.clear();
+    result.warnings.clear();
+    result.notes.clear();
+    if result.message.is_some() {
+        result.message = Some(format!("details {hidden}"));
     }
 }
 

@@ -6,6 +6,7 @@
 mod cli;
 mod engine;
 mod inventory;
+mod lock;
 mod playbook;
 mod report;
 mod template;
@@ -74,9 +75,9 @@ fn run() -> u8 {
     }
 }
 
-/// The exit status of a finished run.
-fn exit_status(hosts: &[HostStats], check: bool) -> u8 {
-    if hosts.iter().any(|host| host.failed + host.unreachable > 0) {
+/// The exit status of a finished (or interrupted) run.
+fn exit_status(hosts: &[HostStats], check: bool, interrupted: bool) -> u8 {
+    if interrupted || hosts.iter().any(|host| host.failed + host.unreachable > 0) {
         EXIT_FAILED
     } else if check && hosts.iter().any(|host| host.changed > 0) {
         EXIT_DRIFT
@@ -193,6 +194,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         tags: cli.tags.clone(),
         extra_vars: parse_extra_vars(&cli.extra_vars)?,
         verbose: cli.verbose,
+        lock_wait: cli.lock_wait,
     };
     engine::check_inputs(&playbook, &plays, &hosts, &options)?;
     if cli.syntax_check {
@@ -200,6 +202,12 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         return Ok(EXIT_CONVERGED);
     }
 
+    // First SIGINT/SIGTERM: start no new task, let running ones finish, print the recap.
+    // A second one ends the process at once.
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, &engine::INTERRUPTED);
+        let _ = signal_hook::flag::register(signal, &engine::INTERRUPTED);
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.forks)
         .thread_name(|index| format!("converge-host-{index}"))
@@ -209,6 +217,9 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
     let human = cli.format == Format::Human;
     let mut outcomes = Vec::with_capacity(plays.len());
     for (index, members) in &plays {
+        if engine::interrupted() {
+            break;
+        }
         let outcome = engine::run_play(
             &playbook.plays[*index],
             members,
@@ -225,8 +236,12 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         outcomes.push(outcome);
     }
+    engine::release_locks(&mut hosts, &pool);
     let stats = engine::stats(&hosts, &outcomes);
-    let mut status = exit_status(&stats, cli.check);
+    let mut status = exit_status(&stats, cli.check, engine::interrupted());
+    if engine::interrupted() {
+        eprintln!("interrupted: tasks not yet started were not run; running ones were finished");
+    }
     if human {
         print!("{}", report::human_recap(&stats, style));
     }
@@ -272,15 +287,16 @@ mod tests {
 
     #[test]
     fn exit_status_follows_the_contract() {
-        assert_eq!(exit_status(&[host(0, 0, 0)], false), EXIT_CONVERGED);
-        assert_eq!(exit_status(&[host(0, 0, 3)], false), EXIT_CONVERGED);
-        assert_eq!(exit_status(&[host(0, 0, 0)], true), EXIT_CONVERGED);
-        assert_eq!(exit_status(&[host(0, 0, 3)], true), EXIT_DRIFT);
+        assert_eq!(exit_status(&[host(0, 0, 0)], false, false), EXIT_CONVERGED);
+        assert_eq!(exit_status(&[host(0, 0, 3)], false, false), EXIT_CONVERGED);
+        assert_eq!(exit_status(&[host(0, 0, 0)], true, false), EXIT_CONVERGED);
+        assert_eq!(exit_status(&[host(0, 0, 3)], true, false), EXIT_DRIFT);
         assert_eq!(
-            exit_status(&[host(0, 0, 3), host(1, 0, 0)], true),
+            exit_status(&[host(0, 0, 3), host(1, 0, 0)], true, false),
             EXIT_FAILED
         );
-        assert_eq!(exit_status(&[host(0, 1, 0)], false), EXIT_FAILED);
+        assert_eq!(exit_status(&[host(0, 1, 0)], false, false), EXIT_FAILED);
+        assert_eq!(exit_status(&[host(0, 0, 0)], true, true), EXIT_FAILED);
     }
 
     #[test]

@@ -76,6 +76,13 @@ pub struct Play {
     /// Run commands as root via `sudo -n` when the SSH user is not root.
     #[serde(default, rename = "become")]
     pub become_root: bool,
+    /// Run commands as this user (through `sudo -n -u`); implies `become`.
+    #[serde(default)]
+    pub become_user: Option<String>,
+    /// Hide every task's details (changes, diffs, errors, commands) from output and
+    /// reports.
+    #[serde(default)]
+    pub no_log: bool,
     /// Work on this many hosts at a time (rolling change).
     #[serde(default)]
     pub serial: Option<usize>,
@@ -119,6 +126,10 @@ pub struct Task {
     pub notify: Vec<String>,
     pub when: Option<String>,
     pub tags: Vec<String>,
+    /// Run this task's changes as this user (through `sudo -n -u`).
+    pub become_user: Option<String>,
+    /// Hide this task's details from output and reports.
+    pub no_log: bool,
 }
 
 impl Task {
@@ -126,6 +137,10 @@ impl Task {
     pub fn title(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
+        }
+        if self.no_log {
+            // What a task manages may be the secret itself (a command line, a path).
+            return self.module.kind().to_owned();
         }
         let subject =
             ["name", "path", "user", "cmd"]
@@ -176,6 +191,11 @@ impl Playbook {
             dir,
             plays,
         };
+        for play in playbook.plays.iter_mut().filter(|play| play.no_log) {
+            for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
+                task.no_log = true;
+            }
+        }
         playbook.resolve_sources()?;
         playbook.check_handlers()?;
         Ok(playbook)
@@ -265,6 +285,19 @@ impl Playbook {
                     }
                 }
             }
+            let users = play.become_user.iter().chain(
+                play.tasks
+                    .iter()
+                    .chain(&play.handlers)
+                    .filter_map(|t| t.become_user.as_ref()),
+            );
+            for user in users {
+                converge_modules::names::user(user).map_err(|error| PlaybookError::Play {
+                    playbook: self.path.clone(),
+                    play: play.title(),
+                    message: format!("become_user: {error}"),
+                })?;
+            }
             let problem = if play.serial == Some(0) {
                 Some("serial must be at least 1")
             } else if play.max_fail_percentage.is_some_and(|p| p > 100) {
@@ -285,13 +318,15 @@ impl Playbook {
 }
 
 /// The keys a task may have besides its module.
-const TASK_KEYS: &[&str] = &["name", "notify", "when", "tags"];
+const TASK_KEYS: &[&str] = &["name", "notify", "when", "tags", "become_user", "no_log"];
 
 enum TaskKey {
     Name,
     Notify,
     When,
     Tags,
+    BecomeUser,
+    NoLog,
     Module(&'static str),
 }
 
@@ -318,6 +353,8 @@ impl Visitor<'_> for TaskKeySeed {
             "notify" => TaskKey::Notify,
             "when" => TaskKey::When,
             "tags" => TaskKey::Tags,
+            "become_user" => TaskKey::BecomeUser,
+            "no_log" => TaskKey::NoLog,
             _ => match MODULE_NAMES.iter().find(|module| **module == key) {
                 Some(module) => TaskKey::Module(module),
                 None => {
@@ -407,6 +444,8 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut when = None;
         let mut tags: Option<StringOrList> = None;
         let mut module: Option<Box<dyn DynModule>> = None;
+        let mut become_user: Option<String> = None;
+        let mut no_log: Option<bool> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -424,6 +463,14 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 TaskKey::Tags => {
                     once(tags.as_ref(), "tags")?;
                     tags = Some(map.next_value()?);
+                }
+                TaskKey::BecomeUser => {
+                    once(become_user.as_ref(), "become_user")?;
+                    become_user = Some(map.next_value()?);
+                }
+                TaskKey::NoLog => {
+                    once(no_log.as_ref(), "no_log")?;
+                    no_log = Some(map.next_value()?);
                 }
                 TaskKey::Module(kind) => {
                     if let Some(first) = &module {
@@ -450,6 +497,8 @@ impl<'de> Visitor<'de> for TaskVisitor {
             notify: notify.map(|n| n.0).unwrap_or_default(),
             when,
             tags: tags.map(|t| t.0).unwrap_or_default(),
+            become_user,
+            no_log: no_log.unwrap_or(false),
         })
     }
 }
@@ -502,7 +551,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, serial, max_fail_percentage, vars, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, vars, tasks, handlers"
         );
     }
 
@@ -514,7 +563,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, file, directory, user, group, systemd_unit, service, sudoers, linger, command"
+            "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, file, directory, user, group, systemd_unit, service, sudoers, linger, command"
         );
     }
 

@@ -1,0 +1,220 @@
+//! Interrupted and concurrent runs on real hosts: one run at a time per host (the
+//! second waits, then fails naming the holder), a killed run's lock does not block the
+//! next, SIGINT finishes running tasks and starts no new one, and killing converge at
+//! random points never leaves a managed file half-written.
+
+mod fleet;
+mod support;
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fleet::Fleet;
+use support::{inventory, text};
+
+fn sha256(path: &std::path::Path) -> String {
+    let output = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(output.stdout).unwrap()[..64].to_owned()
+}
+
+fn spawn(fleet: &Fleet, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(args)
+        .env("HOME", fleet.home())
+        .env("NO_COLOR", "1")
+        .current_dir(fleet::repo_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits (bounded) until `check` succeeds on the host.
+fn wait_for(host: &fleet::TestHost, check: &str) {
+    let script = format!("for i in $(seq 1 100); do {check} && exit 0; sleep 0.1; done; exit 1");
+    assert!(
+        host.ssh(&script).status.success(),
+        "timed out waiting for `{check}` on {}",
+        host.name
+    );
+}
+
+#[test]
+fn one_run_at_a_time_and_a_killed_run_does_not_block_the_next() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let slow = fleet.dir().join("slow.yml");
+    std::fs::write(
+        &slow,
+        "- hosts: app\n  tasks:\n    - command: { cmd: sleep 4 }\n",
+    )
+    .unwrap();
+    let quick = fleet.dir().join("quick.yml");
+    std::fs::write(
+        &quick,
+        "- hosts: app\n  tasks:\n    - file: { path: /tmp/quick, content: \"x\\n\" }\n",
+    )
+    .unwrap();
+
+    let first = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
+    wait_for(host, "test -d /run/converge.lock");
+    let second = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory, "--lock-wait", "1"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains(
+            "another converge run holds this host's lock (/run/converge.lock): converge "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("(pid {}) as root since ", first.id())),
+        "{stdout}"
+    );
+    assert!(
+        !host.ssh("test -e /tmp/quick").status.success(),
+        "the second run changed the host"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert!(
+        !host.ssh("test -e /run/converge.lock").status.success(),
+        "lock not released"
+    );
+
+    // A run killed while it holds the lock: its connection is gone, so the lock is stale.
+    let killed = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
+    wait_for(host, "test -d /run/converge.lock");
+    signal(&killed, "KILL");
+    let _ = killed.wait_with_output();
+    let output = fleet.converge(&[
+        quick.to_str().unwrap(),
+        "-i",
+        inventory,
+        "--lock-wait",
+        "20",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    host.ssh_ok("test -f /tmp/quick");
+}
+
+#[test]
+fn sigint_finishes_the_running_task_and_starts_no_other() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let playbook = fleet.dir().join("two-steps.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: app\n  tasks:\n    - name: slow step\n      command: { cmd: \"sleep 3; touch /tmp/first\" }\n    - name: next step\n      file: { path: /tmp/second, content: \"x\\n\" }\n",
+    )
+    .unwrap();
+    let child = spawn(
+        &fleet,
+        &[
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+        ],
+    );
+    wait_for(host, "pgrep -f 'sleep 3' >/dev/null");
+    signal(&child, "INT");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("changed: [") && stdout.contains("PLAY RECAP"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("interrupted:"),
+        "{}",
+        text(&output)
+    );
+    host.ssh_ok("test -f /tmp/first");
+    assert!(
+        !host.ssh("test -e /tmp/second").status.success(),
+        "a task started after SIGINT"
+    );
+    assert!(
+        !host.ssh("test -e /run/converge.lock").status.success(),
+        "lock not released"
+    );
+}
+
+#[test]
+fn killing_converge_anywhere_never_leaves_a_partial_file() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    // Large files, so that kills land in the middle of writes too.
+    let block = "0123456789abcdef".repeat(64 * 1024);
+    let paths: Vec<String> = (0..4).map(|i| format!("/etc/converge-test-{i}")).collect();
+    let write_playbook = |version: usize| {
+        let path = fleet.dir().join(format!("version-{version}.yml"));
+        let mut yaml = String::from("- hosts: app\n  tasks:\n");
+        for file in &paths {
+            let _ = writeln!(
+                yaml,
+                "    - file:\n        path: {file}\n        src: content-{version}"
+            );
+        }
+        std::fs::write(
+            fleet.dir().join(format!("content-{version}")),
+            format!("version {version}\n{block}"),
+        )
+        .unwrap();
+        std::fs::write(&path, yaml).unwrap();
+        path
+    };
+    let playbooks = [write_playbook(1), write_playbook(2)];
+    let hashes: Vec<String> = (1..=2)
+        .map(|version| sha256(&fleet.dir().join(format!("content-{version}"))))
+        .collect();
+    // A fixed sequence of delays (ms) spread over a run's lifetime, different each round.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for round in 0..24 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = seed % 900;
+        let child = spawn(
+            &fleet,
+            &[playbooks[round % 2].to_str().unwrap(), "-i", inventory],
+        );
+        std::thread::sleep(Duration::from_millis(delay));
+        signal(&child, "KILL");
+        let _ = child.wait_with_output();
+        for file in &paths {
+            let sum = host.ssh_ok(&format!(
+                "if [ -e {file} ]; then sha256sum {file} | cut -c1-64; else echo absent; fi"
+            ));
+            assert!(
+                sum == "absent" || hashes.contains(&sum),
+                "round {round} (killed after {delay} ms): {file} is neither old nor new"
+            );
+        }
+    }
+    // And a run after all that converges cleanly.
+    let output = fleet.converge(&[
+        playbooks[0].to_str().unwrap(),
+        "-i",
+        inventory,
+        "--lock-wait",
+        "30",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
