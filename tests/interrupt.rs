@@ -204,7 +204,10 @@ fn killing_converge_anywhere_never_leaves_a_partial_file() {
             ));
             assert!(
                 sum == "absent" || hashes.contains(&sum),
-                "round {round} (killed after {delay} ms): {file} is neither old nor new"
+                "round {round} (killed after {delay} ms): {file} is neither old nor new: {}",
+                host.ssh_ok(&format!(
+                    "wc -c {file}; head -c 40 {file}; ls -la /etc | grep converge"
+                ))
             );
         }
     }

@@ -241,10 +241,11 @@ impl fmt::Display for RunCommand {
 }
 
 /// Writes stdin to a temporary file beside the target (created 0600, so never readable by
-/// others in between), sets owner, group and mode, optionally validates it, and renames
-/// it over the target: the target is always either the old file or the new one.
+/// others in between), checks it received every byte, sets owner, group and mode,
+/// optionally validates it, and renames it over the target: the target is always either
+/// the old file or the new one.
 const WRITE_FILE: &str = r#"set -eu
-path=$1 owner=$2 group=$3 mode=$4 validator=$5
+path=$1 owner=$2 group=$3 mode=$4 validator=$5 size=$6
 dir=$(dirname -- "$path")
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 66; fi
 tmp=$(mktemp "$dir/.converge.XXXXXXXX")
@@ -253,6 +254,13 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 cat > "$tmp"
+# A controller that dies mid-transfer looks like an early end of input: only a file of
+# the announced size may replace the old one.
+actual=$(wc -c < "$tmp")
+if [ "$actual" -ne "$size" ]; then
+  echo "content arrived cut short ($actual of $size bytes); $path was left unchanged" >&2
+  exit 70
+fi
 if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
 if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
 chmod -- "$mode" "$tmp"
@@ -391,6 +399,7 @@ impl Change {
                         Some(Validator::Sudoers) => "sudoers".to_owned(),
                         None => String::new(),
                     },
+                    write.content.len().to_string(),
                 ],
             )
             .with_stdin(write.content.clone()),
@@ -762,7 +771,8 @@ mod tests {
                 "root",
                 "root",
                 "0440",
-                "sudoers"
+                "sudoers",
+                "59"
             ]
         );
         assert!(cmd.stdin.starts_with(b"deploy"));
@@ -802,6 +812,43 @@ mod tests {
             join(&change.command().argv),
             "useradd --create-home -- 'x; touch /tmp/pwned'"
         );
+    }
+
+    #[test]
+    fn content_cut_short_never_replaces_the_file() {
+        let dir = std::env::temp_dir().join(format!("converge-short-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("target");
+        std::fs::write(&path, "old\n").unwrap();
+        let change = Change::WriteFile(FileWrite {
+            path: path.to_str().unwrap().into(),
+            content: b"new content\n".to_vec(),
+            before: Some(b"old\n".to_vec()),
+            owner: None,
+            group: None,
+            mode: 0o600,
+            validator: None,
+            secret: false,
+        });
+        let cmd = change.command();
+        let mut child = std::process::Command::new(&cmd.argv[0])
+            .args(&cmd.argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The sender goes away after half the bytes.
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &cmd.stdin[..5]).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(70));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("cut short (5 of 12 bytes)"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temporary file left behind"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
