@@ -310,10 +310,15 @@ impl FactKey {
                 manager: Manager::User(user),
                 name,
             }) => format!(
+                // A manager that is starting or stopping counts as down, also when
+                // its socket is still there but it no longer answers (lingering was
+                // just turned off): the plan then waits for it, or says it is down,
+                // instead of failing on half an answer.
                 concat!(
                     "if ! uid=$(id -u -- {u} 2>/dev/null); then echo manager=no-such-user; ",
-                    "elif [ -S \"/run/user/$uid/systemd/private\" ]; then echo manager=running; ",
-                    "sh -c {script} converge {u} show {props} -- {n}; ",
+                    "elif [ \"$(systemctl is-active \"user@$uid.service\" 2>/dev/null)\" = active ] ",
+                    "&& out=$(sh -c {script} converge {u} show {props} -- {n} 2>/dev/null); then ",
+                    "echo manager=running; printf '%s\\n' \"$out\"; ",
                     "else echo manager=down; home=$(getent passwd {u} | cut -d: -f6); ",
                     "for link in \"$home\"/.config/systemd/user/*.wants/{n}; do ",
                     "if [ -L \"$link\" ]; then echo UnitFileState=enabled; break; fi; done; ",
@@ -841,6 +846,79 @@ mod tests {
             panic!()
         };
         assert_eq!(state.manager, ManagerState::Down);
+    }
+
+    /// Runs the probe for `deploy`'s `sidekiq.service` in `sh`, with `id`, `getent`,
+    /// `systemctl` and `runuser` replaced by scripts that act out a host's state.
+    fn probe_user_unit(manager: &str, show: &str) -> UnitState {
+        // Unique per call: tests run in parallel threads of one process.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("converge-probe-{}-{call}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let home = dir.join("home");
+        std::fs::create_dir_all(home.join(".config/systemd/user/default.target.wants")).unwrap();
+        std::fs::write(home.join(".config/systemd/user/sidekiq.service"), "").unwrap();
+        std::os::unix::fs::symlink(
+            "../sidekiq.service",
+            home.join(".config/systemd/user/default.target.wants/sidekiq.service"),
+        )
+        .unwrap();
+        let fakes = [
+            ("id", "echo 1000".to_owned()),
+            (
+                "getent",
+                format!("echo deploy:x:1000:1000::{}:/bin/sh", home.display()),
+            ),
+            ("systemctl", format!("echo {manager}")),
+            ("runuser", show.to_owned()),
+        ];
+        for (name, body) in fakes {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let key = FactKey::Unit(UnitRef {
+            manager: Manager::User("deploy".into()),
+            name: "sidekiq.service".into(),
+        });
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(key.probe())
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match parse(&key, &String::from_utf8(output.stdout).unwrap()).unwrap() {
+            Fact::Unit(state) => state,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_unit_probe_reads_a_running_manager() {
+        let state = probe_user_unit(
+            "active",
+            "printf 'LoadState=loaded\\nActiveState=active\\nUnitFileState=enabled\\nNeedDaemonReload=no\\n'",
+        );
+        assert_eq!(state.manager, ManagerState::Running);
+        assert!(state.exists() && state.is_active() && state.is_enabled());
+    }
+
+    #[test]
+    fn user_unit_probe_counts_a_manager_that_stops_answering_as_down() {
+        // Lingering was just turned off: systemd still lists the manager as active
+        // for a moment, but it no longer answers.
+        let state = probe_user_unit("active", "echo 'Failed to connect to bus' >&2; exit 1");
+        assert_eq!(state.manager, ManagerState::Down);
+        assert!(state.is_enabled(), "{state:?}");
+        for starting_or_stopping in ["activating", "deactivating", "inactive"] {
+            let state = probe_user_unit(starting_or_stopping, "exit 99");
+            assert_eq!(state.manager, ManagerState::Down, "{starting_or_stopping}");
+        }
     }
 
     #[test]
