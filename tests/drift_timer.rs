@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use fleet::{Fleet, TestHost};
 use serde_json::Value;
-use support::{changes_on, text};
+use support::{changes_on, converge_json, text};
 
 /// Copies a local file to `remote` on `host` (as root) with `mode`.
 fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &str) {
@@ -126,14 +126,27 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
         ),
     )
     .unwrap();
-    let output = fleet.converge(&[
+    // --check predicts exactly what installing the timer does.
+    let args = [
         "playbooks/drift-timer.yml",
         "-i",
         control_inventory.to_str().unwrap(),
         "-e",
         "drift_schedule=*:*:0/5",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    ];
+    let (code, check) = converge_json(&fleet, &[&args[..], &["--check"]].concat());
+    assert_eq!(code, 2, "{check:#}");
+    let (code, apply) = converge_json(&fleet, &args);
+    assert_eq!(code, 0, "{apply:#}");
+    assert_eq!(
+        changes_on(&check, &control.name),
+        changes_on(&apply, &control.name)
+    );
+    assert!(
+        changes_on(&apply, &control.name)
+            .contains(&"drift correction timer: start converge-drift.timer".to_owned()),
+        "{apply:#}"
+    );
     assert_eq!(
         control.ssh_ok("systemctl is-active converge-drift.timer"),
         "active"
