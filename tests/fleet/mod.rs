@@ -5,6 +5,11 @@
 //! on top (`--volatile=overlay`). The containers share this machine's network, so
 //! each host's sshd listens on its own port of `127.0.0.1`.
 //!
+//! Hosts from [`Fleet::boot_persistent`] have a disk of their own instead (a copy of
+//! the base image in the fleet's scratch directory): they can be powered off and
+//! booted again ([`TestHost::power_off`], [`TestHost::power_on`]) with everything
+//! written to them kept, as a real machine's reboot keeps it.
+//!
 //! Include it from an integration test with `mod fleet;`.
 //!
 //! Environment:
@@ -60,7 +65,7 @@ pub struct Fleet {
 
 #[allow(dead_code)]
 impl Fleet {
-    /// Boots `n` fresh hosts.
+    /// Boots `n` fresh hosts, each with a throwaway overlay over the base image.
     ///
     /// Returns `None`, after printing a loud `SKIPPED: ...` line to stderr, when
     /// this machine cannot run the hosts (not Linux, not root, no
@@ -71,6 +76,20 @@ impl Fleet {
     ///
     /// When a host does not come up although the machine can run containers.
     pub fn boot(n: usize) -> Option<Fleet> {
+        Fleet::boot_with(n, Disk::Volatile)
+    }
+
+    /// Boots `n` fresh hosts whose disks persist across [`TestHost::power_off`] and
+    /// [`TestHost::power_on`]: each boots from its own copy of the base image (`cp -a
+    /// --reflink=auto`, so a copy-on-write file system makes it nearly free), kept in
+    /// the fleet's scratch directory until the fleet is dropped.
+    ///
+    /// Returns `None` and panics like [`Fleet::boot`].
+    pub fn boot_persistent(n: usize) -> Option<Fleet> {
+        Fleet::boot_with(n, Disk::Persistent)
+    }
+
+    fn boot_with(n: usize, disk: Disk) -> Option<Fleet> {
         let base = match base() {
             Ok(base) => base,
             Err(reason) => {
@@ -122,7 +141,7 @@ impl Fleet {
             // Launch from this thread: the parent-death signal is tied to it.
             let first_new = fleet.hosts.len();
             for name in pending.drain(..) {
-                let host = fleet.launch(base, name);
+                let host = fleet.launch(base, name, disk);
                 fleet.hosts.push(host);
             }
             let outcomes: Vec<Readiness> = thread::scope(|scope| {
@@ -230,7 +249,7 @@ impl Fleet {
     }
 
     /// Starts the container for a host called `name` on a fresh port.
-    fn launch(&self, base: &Base, name: String) -> TestHost {
+    fn launch(&self, base: &Base, name: String, disk: Disk) -> TestHost {
         let port = free_port();
         let port_file = self.dir().join(format!("{name}.port.conf"));
         fs::write(
@@ -238,43 +257,37 @@ impl Fleet {
             format!("Port {port}\nListenAddress 127.0.0.1\n"),
         )
         .expect("write port file");
-        let log = self.dir().join(format!("{name}.log"));
-        let log_file = fs::File::create(&log).expect("create host log");
-        let log_err = log_file.try_clone().expect("clone host log handle");
-        let mut command = if let Some(setpriv) = find_program("setpriv") {
-            let mut c = Command::new(setpriv);
-            c.args(["--pdeathsig", "TERM", "systemd-nspawn"]);
-            c
-        } else {
-            Command::new("systemd-nspawn")
+        let root = match disk {
+            Disk::Volatile => base.dir.clone(),
+            Disk::Persistent => {
+                let root = self.dir().join(format!("{name}.disk"));
+                let out = Command::new("cp")
+                    .args(["-a", "--reflink=auto", "--"])
+                    .arg(&base.dir)
+                    .arg(&root)
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("run cp");
+                assert!(
+                    out.status.success(),
+                    "copying the base image for {name} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                root
+            }
         };
-        command
-            .arg("--directory")
-            .arg(&base.dir)
-            .args([
-                "--boot",
-                "--register=no",
-                "--keep-unit",
-                "--volatile=overlay",
-            ])
-            .arg("--console=read-only")
-            .arg(format!("--machine={name}"))
-            .arg(format!("--hostname={name}"))
-            .arg(format!(
-                "--bind-ro={}:/etc/ssh/sshd_config.d/port.conf",
-                port_file.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        let child = command.spawn().expect("start systemd-nspawn");
-        TestHost {
+        let host = TestHost {
+            log: self.dir().join(format!("{name}.log")),
             name,
             port,
             key: self.key.clone(),
-            log,
-            process: Mutex::new(Some(child)),
-        }
+            root,
+            disk,
+            port_file,
+            process: Mutex::new(None),
+        };
+        host.start();
+        host
     }
 
     fn write_known_hosts(&self, base: &Base) {
@@ -309,7 +322,21 @@ pub struct TestHost {
     pub port: u16,
     key: PathBuf,
     log: PathBuf,
+    /// The directory the container boots from: the shared base image, or this
+    /// host's own disk.
+    root: PathBuf,
+    disk: Disk,
+    port_file: PathBuf,
     process: Mutex<Option<Child>>,
+}
+
+/// What a host's root file system is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disk {
+    /// The shared base image under a tmpfs overlay that vanishes with the container.
+    Volatile,
+    /// The host's own copy of the base image, kept across power cycles.
+    Persistent,
 }
 
 enum Readiness {
@@ -350,9 +377,96 @@ impl TestHost {
         self.finish_stop(Instant::now() + STOP_GRACE);
     }
 
+    /// Shuts the host down cleanly, as `systemctl poweroff` does (systemd-nspawn
+    /// turns SIGTERM into the container's poweroff request), and waits until it is
+    /// off. A host from [`Fleet::boot_persistent`] keeps its disk for
+    /// [`TestHost::power_on`].
+    ///
+    /// # Panics
+    ///
+    /// When the host does not halt by itself within the grace period (it is then
+    /// killed, and its disk may not have been written out cleanly).
+    pub fn power_off(&self) {
+        self.request_stop();
+        assert!(
+            self.finish_stop(Instant::now() + STOP_GRACE),
+            "{} did not power off within {} s\n{}",
+            self.name,
+            STOP_GRACE.as_secs(),
+            self.log_tail()
+        );
+    }
+
+    /// Boots a powered-off host from [`Fleet::boot_persistent`] again, from its kept
+    /// disk and on the same port, and waits until it has finished booting and accepts
+    /// SSH logins. Call it from the thread that booted the fleet (the container halts
+    /// when the thread that started it ends).
+    ///
+    /// # Panics
+    ///
+    /// When the host is still running, has no disk of its own, or does not come up.
+    pub fn power_on(&self) {
+        assert!(
+            self.disk == Disk::Persistent,
+            "{} has no disk of its own to boot again (use Fleet::boot_persistent)",
+            self.name
+        );
+        assert!(
+            self.process().is_none(),
+            "{} is still running: power it off first",
+            self.name
+        );
+        self.start();
+        match self.wait_ready() {
+            Readiness::Ready => {}
+            Readiness::PortTaken => panic!(
+                "{}: port {} was taken by another host while it was off",
+                self.name, self.port
+            ),
+            Readiness::Failed(why) => panic!("{} did not boot again:\n{why}", self.name),
+        }
+    }
+
     /// The container's console output so far.
     pub fn console_log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts the container from [`TestHost::root`]; the host must not be running.
+    fn start(&self) {
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open host log");
+        let log_err = log_file.try_clone().expect("clone host log handle");
+        let mut command = if let Some(setpriv) = find_program("setpriv") {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "TERM", "systemd-nspawn"]);
+            c
+        } else {
+            Command::new("systemd-nspawn")
+        };
+        command
+            .arg("--directory")
+            .arg(&self.root)
+            .args(["--boot", "--register=no", "--keep-unit"]);
+        if self.disk == Disk::Volatile {
+            command.arg("--volatile=overlay");
+        }
+        command
+            .arg("--console=read-only")
+            .arg(format!("--machine={}", self.name))
+            .arg(format!("--hostname={}", self.name))
+            .arg(format!(
+                "--bind-ro={}:/etc/ssh/sshd_config.d/port.conf",
+                self.port_file.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        let child = command.spawn().expect("start systemd-nspawn");
+        *self.process() = Some(child);
     }
 
     fn ssh_command(&self, cmd: &str, connect_timeout: Duration) -> Command {
@@ -453,12 +567,14 @@ impl TestHost {
         }
     }
 
-    /// Waits until `deadline` for the container to halt, then kills it.
-    fn finish_stop(&self, deadline: Instant) {
+    /// Waits until `deadline` for the container to halt, then kills it. Returns
+    /// whether it halted by itself (or was not running).
+    fn finish_stop(&self, deadline: Instant) -> bool {
         let mut guard = self.process();
         let Some(mut child) = guard.take() else {
-            return;
+            return true;
         };
+        let mut halted = true;
         loop {
             match child.try_wait() {
                 Ok(Some(_)) | Err(_) => break,
@@ -473,6 +589,7 @@ impl TestHost {
                     let _ = child.kill();
                     let _ = child.wait();
                     wait_gone(&container, Duration::from_secs(10));
+                    halted = false;
                     break;
                 }
                 Ok(None) => thread::sleep(Duration::from_millis(50)),
@@ -480,6 +597,7 @@ impl TestHost {
         }
         // systemd-nspawn leaves this behind when /run is not a tmpfs.
         let _ = fs::remove_dir(Path::new("/run/systemd/nspawn/propagate").join(&self.name));
+        halted
     }
 }
 
