@@ -56,6 +56,32 @@ fn installable(content: &str) -> bool {
     false
 }
 
+/// The first target among the `[Install]` section's `WantedBy=`, `RequiredBy=` and
+/// `UpheldBy=` that only the system manager has. A user's manager has no such target,
+/// so `systemctl --user enable` links the unit to nothing that ever starts (it only
+/// warns), and the unit would not come up with the manager, at boot or at all.
+fn system_only_target(content: &str) -> Option<&str> {
+    let mut in_install = false;
+    for line in content.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_install = line == "[Install]";
+        } else if in_install {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            if matches!(key.trim(), "WantedBy" | "RequiredBy" | "UpheldBy") {
+                let system_only = value
+                    .split_whitespace()
+                    .find(|target| matches!(*target, "multi-user.target" | "graphical.target"));
+                if system_only.is_some() {
+                    return system_only;
+                }
+            }
+        }
+    }
+    None
+}
+
 impl SystemdUnit {
     fn unit_dir(&self, facts: &FactStore) -> Option<String> {
         match self.scope {
@@ -99,11 +125,25 @@ impl Module for SystemdUnit {
             });
         }
         if let Some(content) = &self.content {
+            // What starts a unit with its manager: the system's multi-user.target, a
+            // user manager's default.target.
+            let target = match self.scope {
+                Scope::System => "multi-user.target",
+                Scope::User => "default.target",
+            };
             if self.enabled == Some(true) && !installable(content) {
                 return Err(ParamError::Invalid {
                     param: "enabled",
-                    reason: "is true, but the unit has no [Install] section with WantedBy= (or RequiredBy=, Alias=), so systemctl cannot enable it; add e.g. WantedBy=multi-user.target".to_owned(),
+                    reason: format!("is true, but the unit has no [Install] section with WantedBy= (or RequiredBy=, Alias=), so systemctl cannot enable it; add e.g. WantedBy={target}"),
                 });
+            }
+            if self.scope == Scope::User {
+                if let Some(system_only) = system_only_target(content) {
+                    return Err(ParamError::Invalid {
+                        param: "scope",
+                        reason: format!("is user, but the unit's [Install] section names {system_only}, which only the system manager has: the user's manager would never start the unit; use WantedBy={target}"),
+                    });
+                }
             }
         }
         Ok(())
@@ -372,6 +412,36 @@ mod tests {
             .probe(),
             "echo LoadState=template"
         );
+    }
+
+    #[test]
+    fn a_user_unit_wanted_by_a_system_only_target_is_rejected() {
+        let mut unit = user_unit();
+        unit.content = Some(UNIT.into());
+        assert_eq!(
+            unit.validate().unwrap_err().to_string(),
+            "`scope` is user, but the unit's [Install] section names multi-user.target, which only the system manager has: the user's manager would never start the unit; use WantedBy=default.target"
+        );
+        unit.content = Some(UNIT.replace("multi-user.target", "graphical.target"));
+        assert!(unit.validate().is_err());
+        // Not enabled by this task, but enabled by hand it would never start either.
+        unit.enabled = None;
+        assert!(unit.validate().is_err());
+        unit.content = Some(UNIT.replace("multi-user.target", "default.target"));
+        assert_eq!(unit.validate(), Ok(()));
+        // The same file is right for the system manager.
+        assert_eq!(sidekiq().validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_install_hint_names_the_target_of_the_unit_s_manager() {
+        let mut unit = user_unit();
+        unit.content = Some("[Service]\nExecStart=/bin/true\n".into());
+        assert!(unit
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .ends_with("add e.g. WantedBy=default.target"));
     }
 
     #[test]
