@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use converge_modules::fact::{batch_script, split_batch, FactKey};
+use converge_modules::fact::{batch_script, split_batch, FactKey, Touch};
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -375,7 +375,7 @@ pub fn run_play(
 /// Gives back every host lock this run holds (at the end of a run, also an
 /// interrupted one). A host that cannot be reached any more keeps a stale lock, which
 /// the next run takes over.
-pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool) {
+pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool, verbose: u8) {
     let script = lock::release_script();
     pool.install(|| {
         hosts.par_iter_mut().for_each(|host| {
@@ -386,8 +386,10 @@ pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool) {
             let mut argv = sudo_prefix(identity.as_deref());
             argv.extend(["sh", "-c", script.as_str()]);
             if let Some(transport) = host.transport.as_mut() {
+                let line = shell::join(&argv);
+                show_command(&host.name, &line, verbose);
                 host.commands += 1;
-                let _ = transport.run(&shell::join(&argv), &[]);
+                let _ = transport.run(&line, &[]);
             }
         });
     });
@@ -445,6 +447,11 @@ struct PlayRun<'a> {
     acting_as: Option<String>,
     /// Keep the commands of the current task out of `-v` output.
     hide_commands: bool,
+    /// Take the host's lock with the next fact read, unless it is held already.
+    take_lock: bool,
+    /// The play's tasks and handlers, rendered before the first read: which facts
+    /// they will ask for, so that one read serves all of them.
+    expected: Vec<Box<dyn DynModule>>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -457,6 +464,10 @@ impl<'a> PlayRun<'a> {
             renderer: Renderer::new(),
             acting_as,
             hide_commands: false,
+            // Check mode reads under the lock from the start; apply mode takes it
+            // before its first change (see `converge_task`).
+            take_lock: options.check,
+            expected: Vec::new(),
         }
     }
 
@@ -580,6 +591,7 @@ impl<'a> PlayRun<'a> {
             }
             self.read_facts(more)?;
         }
+        self.expected = modules;
         Ok(())
     }
 
@@ -626,20 +638,25 @@ impl<'a> PlayRun<'a> {
             }
         }
         let module = render_task(&self.renderer, task, &vars)?;
-        // A fact may name another (a user's home, then a file in it): read until the
-        // module asks for nothing new.
-        for _ in 0..4 {
-            let missing: Vec<FactKey> = module
-                .facts(&self.host.facts)
-                .into_iter()
-                .filter(|key| !self.host.facts.has(key))
-                .collect();
-            if missing.is_empty() {
-                break;
-            }
-            self.read_facts(missing)?;
+        self.read_missing(&*module)?;
+        let mut plan = module.plan(&self.host.facts)?;
+        if !self.options.check && !plan.changes.is_empty() && self.host.lock == HostLock::Free {
+            // Changes are made under the host's lock. It is taken before the first one,
+            // not with the first read, so a run with nothing to change never takes it
+            // (nor spends a command giving it back). Another run may have changed the
+            // host since it was read: read everything again, under the lock, and plan
+            // again.
+            // The lock is the play's, as the first read's would be, whoever this task
+            // runs as.
+            self.host.facts.forget(&Touch::Everything);
+            self.take_lock = true;
+            let play_identity = Self::identity(self.play, None, &self.host.target.user);
+            let task_identity = std::mem::replace(&mut self.acting_as, play_identity);
+            let read = self.read_missing(&*module);
+            self.acting_as = task_identity;
+            read?;
+            plan = module.plan(&self.host.facts)?;
         }
-        let plan = module.plan(&self.host.facts)?;
         result.warnings = plan.warnings;
         result.notes = plan.notes;
         if plan.changes.is_empty() {
@@ -663,6 +680,30 @@ impl<'a> PlayRun<'a> {
             }
         }
         Ok(Status::Changed)
+    }
+
+    /// Reads what `module` needs and does not know yet. A fact may name another (a
+    /// user's home, then a file in it): read until it asks for nothing new. What the
+    /// play's other tasks need and is not known either rides along in the same command,
+    /// so a change that made many facts stale costs one read, not one per task.
+    fn read_missing(&mut self, module: &dyn DynModule) -> Result<(), TaskError> {
+        for _ in 0..4 {
+            let missing: Vec<FactKey> = module
+                .facts(&self.host.facts)
+                .into_iter()
+                .filter(|key| !self.host.facts.has(key))
+                .collect();
+            if missing.is_empty() && !(self.take_lock && self.host.lock == HostLock::Free) {
+                break;
+            }
+            let others: Vec<FactKey> = self
+                .expected
+                .iter()
+                .flat_map(|other| other.facts(&self.host.facts))
+                .collect();
+            self.read_facts(missing.into_iter().chain(others).collect())?;
+        }
+        Ok(())
     }
 
     fn apply(&mut self, change: &Change) -> Result<(), TaskError> {
@@ -702,12 +743,13 @@ impl<'a> PlayRun<'a> {
             .collect();
         keys.sort();
         keys.dedup();
-        if keys.is_empty() {
+        let take_lock = self.take_lock && self.host.lock == HostLock::Free;
+        if keys.is_empty() && !take_lock {
             return Ok(());
         }
         let mut script = batch_script(&keys, &self.host.nonce);
-        if self.host.lock == HostLock::Free {
-            // Taking the lock rides along with the first read: no extra round trip.
+        if take_lock {
+            // Taking the lock rides along with a read: no extra round trip.
             let holder = lock::holder_description(&self.host.target.user);
             script = format!(
                 "{}{script}",
@@ -730,9 +772,11 @@ impl<'a> PlayRun<'a> {
                 String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             ));
         }
-        self.host.lock = HostLock::Held {
-            identity: self.acting_as.clone(),
-        };
+        if take_lock {
+            self.host.lock = HostLock::Held {
+                identity: self.acting_as.clone(),
+            };
+        }
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
             return Err(TaskError::Remote(
@@ -753,17 +797,8 @@ impl<'a> PlayRun<'a> {
         let line = shell::join(&argv);
         if self.options.verbose > 0 && self.hide_commands {
             eprintln!("[{}] $ (command hidden: no_log)", self.host.name);
-        } else if self.options.verbose > 0 {
-            let shown = if self.options.verbose > 1 || line.len() < 300 {
-                line.clone()
-            } else {
-                format!(
-                    "{}... ({} bytes)",
-                    &line[..line.char_indices().nth(200).map_or(line.len(), |(i, _)| i)],
-                    line.len()
-                )
-            };
-            eprintln!("[{}] $ {shown}", self.host.name);
+        } else {
+            show_command(&self.host.name, &line, self.options.verbose);
         }
         self.host.commands += 1;
         let transport = self
@@ -776,6 +811,19 @@ impl<'a> PlayRun<'a> {
 }
 
 /// The words that make a command run as `identity` (none: as the login user).
+/// Prints a remote command for `-v` (shortened unless `-vv`).
+fn show_command(host: &str, line: &str, verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    if verbose > 1 || line.len() < 300 {
+        eprintln!("[{host}] $ {line}");
+    } else {
+        let cut = line.char_indices().nth(200).map_or(line.len(), |(i, _)| i);
+        eprintln!("[{host}] $ {}... ({} bytes)", &line[..cut], line.len());
+    }
+}
+
 fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
     match identity {
         None => vec![],

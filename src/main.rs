@@ -236,7 +236,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         outcomes.push(outcome);
     }
-    engine::release_locks(&mut hosts, &pool);
+    engine::release_locks(&mut hosts, &pool, options.verbose);
     let stats = engine::stats(&hosts, &outcomes);
     let mut status = exit_status(&stats, cli.check, engine::interrupted());
     if engine::interrupted() {
