@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, FactKey, Touch};
@@ -21,6 +22,7 @@ use serde::Serialize;
 use crate::inventory::Vars;
 use crate::lock;
 use crate::playbook::{ContentSource, Play, Playbook, Task};
+use crate::progress::{Display, Progress};
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Output, Target, Transport, TransportError};
 
@@ -34,6 +36,8 @@ pub struct Options {
     pub verbose: u8,
     /// How long to wait for another run's lock on a host, in seconds.
     pub lock_wait: u32,
+    /// Draw a live progress line on a terminal's stderr.
+    pub progress: bool,
 }
 
 /// What happened to one task on one host.
@@ -310,6 +314,15 @@ pub fn run_play(
     let allowed_failures = play.max_fail_percentage.unwrap_or(0);
     let mut results = Vec::with_capacity(workers.len());
     let mut called_off: Option<String> = None;
+    let progress = Arc::new(Progress::default());
+    let titles = play.tasks.iter().map(Task::title).collect();
+    let _display = Display::start(
+        &progress,
+        &play.title(),
+        workers.len(),
+        titles,
+        options.progress,
+    );
     for batch in workers.chunks_mut(batch_size) {
         if interrupted() {
             break;
@@ -340,9 +353,13 @@ pub fn run_play(
         let batch_results: Vec<HostPlay> = pool.install(|| {
             batch
                 .par_iter_mut()
-                .map(|host| HostPlay {
-                    host: host.name.clone(),
-                    tasks: PlayRun::new(play, host, options).run(),
+                .map(|host| {
+                    let tasks = PlayRun::new(play, host, options, &progress).run();
+                    progress.host_done();
+                    HostPlay {
+                        host: host.name.clone(),
+                        tasks,
+                    }
                 })
                 .collect()
         });
@@ -447,6 +464,8 @@ struct PlayRun<'a> {
     acting_as: Option<String>,
     /// Keep the commands of the current task out of `-v` output.
     hide_commands: bool,
+    /// Where this host reports how far it got, for the progress line.
+    progress: &'a Progress,
     /// Take the host's lock with the next fact read, unless it is held already.
     take_lock: bool,
     /// The play's tasks and handlers, rendered before the first read: which facts
@@ -455,7 +474,12 @@ struct PlayRun<'a> {
 }
 
 impl<'a> PlayRun<'a> {
-    fn new(play: &'a Play, host: &'a mut HostRun, options: &'a Options) -> Self {
+    fn new(
+        play: &'a Play,
+        host: &'a mut HostRun,
+        options: &'a Options,
+        progress: &'a Progress,
+    ) -> Self {
         let acting_as = Self::identity(play, None, &host.target.user);
         PlayRun {
             play,
@@ -464,6 +488,7 @@ impl<'a> PlayRun<'a> {
             renderer: Renderer::new(),
             acting_as,
             hide_commands: false,
+            progress,
             // Check mode reads under the lock from the start; apply mode takes it
             // before its first change (see `converge_task`).
             take_lock: options.check,
@@ -531,6 +556,7 @@ impl<'a> PlayRun<'a> {
             if interrupted() {
                 return outcomes;
             }
+            self.progress.task_started(index);
             let result = self.run_task(index, false, task);
             if result.status == Status::Changed {
                 notified.extend(task.notify.iter().cloned());

@@ -8,6 +8,7 @@ mod engine;
 mod inventory;
 mod lock;
 mod playbook;
+mod progress;
 mod report;
 mod template;
 mod transport;
@@ -195,6 +196,8 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         extra_vars: parse_extra_vars(&cli.extra_vars)?,
         verbose: cli.verbose,
         lock_wait: cli.lock_wait,
+        // The line would fight with -v's command lines and means nothing in JSON mode.
+        progress: cli.format == Format::Human && cli.verbose == 0,
     };
     engine::check_inputs(&playbook, &plays, &hosts, &options)?;
     if cli.syntax_check {
