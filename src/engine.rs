@@ -917,6 +917,7 @@ mod tests {
             identity_file: None,
             connection: Connection::Ssh,
             host_key_checking: HostKeyChecking::Strict,
+            ssh: crate::transport::SshOptions::default(),
         };
         HostRun::new("app1".into(), target, vars)
     }

@@ -49,7 +49,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::transport::{Connection, HostKeyChecking, Target};
+use crate::transport::{Connection, Explicit, HostKeyChecking, SshOptions, Target};
 
 /// Variables by name, in the order they were written.
 pub type Vars = IndexMap<String, serde_json::Value>;
@@ -59,6 +59,16 @@ const UNGROUPED: &str = "ungrouped";
 
 /// Inventory files tried beside the playbook when no `-i` is given, in order.
 pub const DEFAULT_FILES: [&str; 2] = ["inventory.yml", "inventory"];
+
+/// Endings of file names that an inventory directory's reader skips (Ansible's default
+/// `inventory_ignore_extensions`).
+const IGNORED_IN_DIRECTORY: [&str; 13] = [
+    "~", ".orig", ".bak", ".ini", ".cfg", ".retry", ".pyc", ".pyo", ".swp", ".rpm", ".md", ".txt",
+    ".rst",
+];
+
+/// The spellings, in order, of a `group_vars`/`host_vars` entry for a name.
+const VARS_EXTENSIONS: [&str; 4] = ["", ".yml", ".yaml", ".json"];
 
 /// A range such as `web[0:99999999]` could otherwise exhaust memory before any other
 /// check runs; no real inventory comes close to this many hosts from one name.
@@ -226,17 +236,24 @@ impl Inventory {
         })
     }
 
-    /// Reads an inventory file, YAML or INI as described in the module documentation.
+    /// Reads an inventory file (YAML or INI, as described in the module documentation)
+    /// or directory, with the `group_vars/` and `host_vars/` directories beside it.
     pub fn from_file(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        if is_yaml(path, &text) {
-            Self::parse_yaml(&text, path)
+        let mut builder = Builder::new();
+        let vars_dir = if path.is_dir() {
+            read_directory(&mut builder, path)?;
+            path
         } else {
-            Self::parse_ini(&text, path)
-        }
+            read_source(&mut builder, path)?;
+            path.parent().unwrap_or(Path::new(""))
+        };
+        read_vars_dirs(&mut builder, vars_dir)?;
+        builder
+            .finish()
+            .map_err(|cycle| InventoryError::GroupCycle {
+                file: path.to_path_buf(),
+                cycle,
+            })
     }
 
     /// Builds an inventory from a comma-separated list of `name[:port]` entries, all in
@@ -263,16 +280,10 @@ impl Inventory {
     }
 
     /// Parses a YAML inventory; `origin` names the file in error messages.
+    #[cfg(test)]
     pub fn parse_yaml(text: &str, origin: &Path) -> Result<Inventory, InventoryError> {
-        let document: Option<Entries<GroupKey, Option<YamlGroup>>> =
-            serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
         let mut builder = Builder::new();
-        for (GroupKey(name), group) in document.map(|entries| entries.0).unwrap_or_default() {
-            builder.group(&name);
-            if let Some(group) = group {
-                add_yaml_group(&mut builder, &name, group);
-            }
-        }
+        read_yaml(&mut builder, text, origin)?;
         builder
             .finish()
             .map_err(|cycle| InventoryError::GroupCycle {
@@ -282,52 +293,10 @@ impl Inventory {
     }
 
     /// Parses an INI inventory; `origin` names the file in error messages.
+    #[cfg(test)]
     pub fn parse_ini(text: &str, origin: &Path) -> Result<Inventory, InventoryError> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut builder = Builder::new();
-        let mut section = Section::Hosts(UNGROUPED.to_string());
-        // `[g:vars]` for a group defined nowhere is almost always a misspelt group name,
-        // so it is an error (as in Ansible); the group may still be defined further down.
-        let mut vars_sections: Vec<(String, usize)> = Vec::new();
-        let mut defined: IndexSet<String> = [ALL, UNGROUPED].map(String::from).into();
-        for (index, raw) in text.lines().enumerate() {
-            let line_number = index + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            let result = if line.starts_with('[') {
-                parse_section_header(line).map(|header| {
-                    match &header {
-                        Section::Hosts(group) | Section::Children(group) => {
-                            builder.group(group);
-                            defined.insert(group.clone());
-                        }
-                        Section::Vars(group) => vars_sections.push((group.clone(), line_number)),
-                    }
-                    section = header;
-                })
-            } else {
-                parse_section_line(&mut builder, &mut defined, &section, line)
-            };
-            result.map_err(|e| InventoryError::Ini {
-                file: origin.to_path_buf(),
-                line: line_number,
-                message: e.to_string(),
-            })?;
-        }
-        if let Some((group, line)) = vars_sections
-            .into_iter()
-            .find(|(group, _)| !defined.contains(group))
-        {
-            return Err(InventoryError::Ini {
-                file: origin.to_path_buf(),
-                line,
-                message: format!(
-                    "[{group}:vars] is for group {group}, which this inventory never defines"
-                ),
-            });
-        }
+        read_ini(&mut builder, text, origin)?;
         builder
             .finish()
             .map_err(|cycle| InventoryError::GroupCycle {
@@ -422,6 +391,8 @@ impl InventoryHost {
     /// A setting whose value is null counts as unset. Defaults: the inventory name as
     /// address, port 22, the local `$USER` (or `root`) as user, no identity file, SSH,
     /// strict host key checking. A leading `~` in `identity_file` is the local `$HOME`.
+    /// The target records which settings were given ([`Explicit`]), so that
+    /// `~/.ssh/config` fills in only the others.
     pub fn target(&self) -> Result<Target, InventoryError> {
         let user = std::env::var("USER")
             .ok()
@@ -439,6 +410,11 @@ impl InventoryHost {
         home: Option<&Path>,
     ) -> Result<Target, InventoryError> {
         let [host, port, user, identity_file, connection, host_key_checking] = SETTINGS;
+        let explicit = Explicit {
+            port: self.setting(port).is_some(),
+            user: self.setting(user).is_some(),
+            host_key_checking: self.setting(host_key_checking).is_some(),
+        };
         let address = match self.setting(host) {
             Some((var, value)) => self.text(var, value)?,
             None => self.name.clone(),
@@ -490,6 +466,10 @@ impl InventoryHost {
             identity_file,
             connection,
             host_key_checking,
+            ssh: SshOptions {
+                explicit,
+                ..SshOptions::default()
+            },
         })
     }
 
@@ -603,6 +583,200 @@ fn is_yaml(path: &Path, text: &str) -> bool {
         .is_some_and(|word| word.ends_with(':'))
 }
 
+/// Reads an INI inventory into `builder`; `origin` names the file in error messages.
+fn read_ini(builder: &mut Builder, text: &str, origin: &Path) -> Result<(), InventoryError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut section = Section::Hosts(UNGROUPED.to_string());
+    // `[g:vars]` for a group defined nowhere is almost always a misspelt group name,
+    // so it is an error (as in Ansible); the group may still be defined further down.
+    let mut vars_sections: Vec<(String, usize)> = Vec::new();
+    // Groups from files read earlier (an inventory directory) count as defined.
+    let mut defined: IndexSet<String> = [ALL, UNGROUPED].map(String::from).into();
+    defined.extend(builder.groups.keys().cloned());
+    for (index, raw) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let result = if line.starts_with('[') {
+            parse_section_header(line).map(|header| {
+                match &header {
+                    Section::Hosts(group) | Section::Children(group) => {
+                        builder.group(group);
+                        defined.insert(group.clone());
+                    }
+                    Section::Vars(group) => vars_sections.push((group.clone(), line_number)),
+                }
+                section = header;
+            })
+        } else {
+            parse_section_line(builder, &mut defined, &section, line)
+        };
+        result.map_err(|e| InventoryError::Ini {
+            file: origin.to_path_buf(),
+            line: line_number,
+            message: e.to_string(),
+        })?;
+    }
+    if let Some((group, line)) = vars_sections
+        .into_iter()
+        .find(|(group, _)| !defined.contains(group))
+    {
+        return Err(InventoryError::Ini {
+            file: origin.to_path_buf(),
+            line,
+            message: format!(
+                "[{group}:vars] is for group {group}, which this inventory never defines"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a YAML inventory into `builder`; `origin` names the file in error messages.
+fn read_yaml(builder: &mut Builder, text: &str, origin: &Path) -> Result<(), InventoryError> {
+    let document: Option<Entries<GroupKey, Option<YamlGroup>>> =
+        serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+    for (GroupKey(name), group) in document.map(|entries| entries.0).unwrap_or_default() {
+        builder.group(&name);
+        if let Some(group) = group {
+            add_yaml_group(builder, &name, group);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one inventory file into `builder`, YAML or INI.
+fn read_source(builder: &mut Builder, path: &Path) -> Result<(), InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    if is_yaml(path, &text) {
+        read_yaml(builder, &text, path)
+    } else {
+        read_ini(builder, &text, path)
+    }
+}
+
+/// Reads every inventory file of a directory in name order, as Ansible does: hidden
+/// files, subdirectories (`group_vars/` and `host_vars/` among them) and names ending in
+/// one of [`IGNORED_IN_DIRECTORY`] are skipped.
+fn read_directory(builder: &mut Builder, dir: &Path) -> Result<(), InventoryError> {
+    let listing = std::fs::read_dir(dir).map_err(|source| InventoryError::Read {
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file())
+        .filter(|path| {
+            let name = path.file_name().and_then(OsStr::to_str).unwrap_or(".");
+            !name.starts_with('.')
+                && !IGNORED_IN_DIRECTORY
+                    .iter()
+                    .any(|ignored| name.ends_with(ignored))
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        read_source(builder, &file)?;
+    }
+    Ok(())
+}
+
+/// Reads `group_vars/` and `host_vars/` in `dir` for every group and host `builder`
+/// knows, where Ansible's `host_group_vars` plugin finds them: for a name NAME, the
+/// files `NAME`, `NAME.yml`, `NAME.yaml` and `NAME.json`, in that order; each of these
+/// that is a directory gives its files instead (recursively, in name order, without
+/// hidden files, `~` backups and other extensions).
+fn read_vars_dirs(builder: &mut Builder, dir: &Path) -> Result<(), InventoryError> {
+    let groups: Vec<String> = builder.groups.keys().cloned().collect();
+    let hosts: Vec<String> = builder.hosts.keys().cloned().collect();
+    for (kind, names) in [("group_vars", groups), ("host_vars", hosts)] {
+        let base = dir.join(kind);
+        if !base.is_dir() {
+            continue;
+        }
+        for name in names {
+            let mut vars = Vars::new();
+            for file in vars_files(&base, &name) {
+                merge_vars(&mut vars, &read_vars_file(&file)?);
+            }
+            if vars.is_empty() {
+                continue;
+            }
+            let found = if kind == "group_vars" {
+                &mut builder.dir_group_vars
+            } else {
+                &mut builder.dir_host_vars
+            };
+            found.insert(name, vars);
+        }
+    }
+    Ok(())
+}
+
+/// The variable files for `name` under `base`, in the order they apply.
+fn vars_files(base: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for extension in VARS_EXTENSIONS {
+        let path = base.join(format!("{name}{extension}"));
+        if path.is_dir() {
+            collect_vars_dir(&path, &mut found);
+        } else if path.is_file() {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn collect_vars_dir(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = listing
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().and_then(OsStr::to_str).unwrap_or(".");
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_vars_dir(&path, found);
+        } else if match path.extension().and_then(OsStr::to_str) {
+            None => true,
+            Some(extension) => VARS_EXTENSIONS
+                .iter()
+                .any(|known| known.strip_prefix('.') == Some(extension)),
+        } {
+            found.push(path);
+        }
+    }
+}
+
+/// One `group_vars`/`host_vars` file: a YAML (or JSON) mapping of variables, or nothing.
+fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    if text.trim_start().starts_with("$ANSIBLE_VAULT;") {
+        return Err(InventoryError::YamlDocument {
+            file: path.to_path_buf(),
+            message: "the file is encrypted with ansible-vault, which converge cannot read"
+                .to_owned(),
+        });
+    }
+    let vars: Option<Vars> = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+    Ok(vars.unwrap_or_default())
+}
+
 // ---------------------------------------------------------------------------------------
 // Building: groups and hosts as written, resolved into `Inventory` at the end.
 
@@ -624,6 +798,9 @@ struct HostDef {
 struct Builder {
     groups: IndexMap<String, GroupDef>,
     hosts: IndexMap<String, HostDef>,
+    /// Variables from `group_vars/` and `host_vars/`, by group and host name.
+    dir_group_vars: IndexMap<String, Vars>,
+    dir_host_vars: IndexMap<String, Vars>,
 }
 
 impl Builder {
@@ -631,6 +808,8 @@ impl Builder {
         let mut builder = Builder {
             groups: IndexMap::new(),
             hosts: IndexMap::new(),
+            dir_group_vars: IndexMap::new(),
+            dir_host_vars: IndexMap::new(),
         };
         builder.add_child(ALL, UNGROUPED);
         builder
@@ -669,7 +848,12 @@ impl Builder {
             self.add_child(ALL, &orphan);
         }
         let depths = self.depths()?;
-        let Builder { groups, hosts } = self;
+        let Builder {
+            groups,
+            hosts,
+            dir_group_vars,
+            dir_host_vars,
+        } = self;
 
         let mut resolved = IndexMap::with_capacity(hosts.len());
         for (name, mut host) in hosts {
@@ -708,13 +892,24 @@ impl Builder {
             member.sort_by(|(a, a_name), (b, b_name)| {
                 depths[*a].cmp(&depths[*b]).then_with(|| a_name.cmp(b_name))
             });
+            // Ansible's order: the inventory's own group variables (all, then groups by
+            // depth), then group_vars/all, group_vars/GROUP by depth, then the
+            // inventory's host variables, then host_vars/HOST.
             let mut vars = Vars::new();
             for &(index, _) in &member {
                 if let Some((_, group)) = groups.get_index(index) {
                     merge_vars(&mut vars, &group.vars);
                 }
             }
+            for &(_, group) in &member {
+                if let Some(found) = dir_group_vars.get(group) {
+                    merge_vars(&mut vars, found);
+                }
+            }
             merge_vars(&mut vars, &host.vars);
+            if let Some(found) = dir_host_vars.get(&name) {
+                merge_vars(&mut vars, found);
+            }
             let groups = member
                 .into_iter()
                 .map(|(_, name)| name.to_string())
@@ -1413,6 +1608,7 @@ staging:
                 identity_file: None,
                 connection: Connection::Ssh,
                 host_key_checking: HostKeyChecking::Strict,
+                ssh: SshOptions::default(),
             }
         );
         let app1 = target(inventory.host("app1").expect("host")).expect("target");
@@ -2083,6 +2279,14 @@ all:
                 identity_file: Some(PathBuf::from("/home/alice/.ssh/deploy")),
                 connection: Connection::Ssh,
                 host_key_checking: HostKeyChecking::AcceptNew,
+                ssh: SshOptions {
+                    explicit: Explicit {
+                        port: true,
+                        user: true,
+                        host_key_checking: true
+                    },
+                    ..SshOptions::default()
+                },
             }
         );
     }
@@ -2107,6 +2311,14 @@ all:
                 identity_file: Some(PathBuf::from("/keys/id")),
                 connection: Connection::Local,
                 host_key_checking: HostKeyChecking::Off,
+                ssh: SshOptions {
+                    explicit: Explicit {
+                        port: true,
+                        user: true,
+                        host_key_checking: true
+                    },
+                    ..SshOptions::default()
+                },
             }
         );
     }
@@ -2116,6 +2328,7 @@ all:
         let host = host_with(json!({"port": null, "user": null}));
         let target = target(&host).expect("valid");
         assert_eq!((target.port, target.user.as_str()), (22, "alice"));
+        assert_eq!(target.ssh.explicit, Explicit::default());
     }
 
     #[test]
@@ -2332,10 +2545,10 @@ all:
             )
         );
 
-        let error = Inventory::load(Some(playbook_dir.to_str().expect("UTF-8")), playbook_dir)
-            .expect_err("a directory");
-        assert!(matches!(error, InventoryError::Read { .. }));
-        assert!(error.to_string().starts_with("cannot read inventory "));
+        // A directory is every inventory file in it, in name order.
+        let inventory = Inventory::load(Some(playbook_dir.to_str().expect("UTF-8")), playbook_dir)
+            .expect("a directory");
+        assert_eq!(all_names(&inventory), ["ini1", "yml1", "o1"]);
 
         let bad = playbook_dir.join("bad.yaml");
         std::fs::write(&bad, "all:\n  hostz:\n").expect("write");
@@ -2346,5 +2559,160 @@ all:
                 bad.display()
             )
         );
+    }
+
+    /// Writes `files` (path relative to `dir`, content) into `dir`.
+    fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+        for (path, content) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, content).expect("write");
+        }
+    }
+
+    const PRODUCTION: &str = "\
+# production, as an Ansible user keeps it
+bastion ansible_host=203.0.113.10
+
+[web]
+web[01:03]
+
+[db]
+db1 ansible_host=10.0.0.9 role=ini-host
+
+[prod:children]
+web
+db
+
+[web:vars]
+tier=web-ini
+color=ini
+
+[prod:vars]
+env=prod-ini
+ntp=ini
+
+[all:vars]
+color=all-ini
+ansible_user=deploy
+";
+
+    #[test]
+    fn group_and_host_vars_directories_follow_ansible_precedence() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_tree(
+            dir.path(),
+            &[
+                ("production", PRODUCTION),
+                (
+                    "group_vars/all.yml",
+                    "color: all-dir\nntp: all-dir\nenv: all-dir\n",
+                ),
+                ("group_vars/prod/10-main.yml", "env: prod-dir\n"),
+                ("group_vars/prod/20-more.yaml", "ntp: prod-dir\n"),
+                ("group_vars/prod/notes.md", "not: [vars"),
+                ("group_vars/prod/.hidden.yml", "env: hidden\n"),
+                ("group_vars/prod/old.yml~", "env: backup\n"),
+                ("group_vars/web", "---\ntier: web-dir\n"),
+                ("group_vars/staging.yml", "env: staging\n"),
+                (
+                    "host_vars/web02.yml",
+                    "tier: host-dir\nansible_port: 2202\n",
+                ),
+                ("host_vars/db1.json", "{\"role\": \"dir-host\"}"),
+                ("host_vars/bastion.yml", ""),
+            ],
+        );
+        let inventory = Inventory::from_file(&dir.path().join("production")).expect("valid");
+        assert_eq!(
+            all_names(&inventory),
+            ["bastion", "web01", "web02", "web03", "db1"]
+        );
+        let vars = |host: &str| inventory.host(host).expect("host").vars.clone();
+        let web01 = vars("web01");
+        // group_vars/ outrank every group variable written in the inventory file,
+        // group_vars/all included: Ansible's order, surprising as it is.
+        assert_eq!(web01["color"], json!("all-dir"));
+        assert_eq!(web01["tier"], json!("web-dir"));
+        assert_eq!(web01["env"], json!("prod-dir"));
+        assert_eq!(web01["ntp"], json!("prod-dir"));
+        assert_eq!(web01["ansible_user"], json!("deploy"));
+        let web02 = vars("web02");
+        assert_eq!(web02["tier"], json!("host-dir"));
+        let target = inventory
+            .host("web02")
+            .expect("host")
+            .target()
+            .expect("valid");
+        assert_eq!((target.port, target.user.as_str()), (2202, "deploy"));
+        // host_vars/ outrank the inventory file's host variables.
+        assert_eq!(vars("db1")["role"], json!("dir-host"));
+        assert_eq!(vars("db1")["env"], json!("prod-dir"));
+        // A group defined nowhere in the inventory is never applied.
+        assert!(inventory
+            .hosts()
+            .all(|host| host.vars["env"] != json!("staging")));
+        assert_eq!(vars("bastion")["env"], json!("all-dir"));
+    }
+
+    #[test]
+    fn vars_files_errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_tree(
+            dir.path(),
+            &[
+                ("hosts", "[web]\nweb1\n"),
+                ("group_vars/web.yml", "- a\n- b\n"),
+            ],
+        );
+        let error = Inventory::from_file(&dir.path().join("hosts"))
+            .expect_err("a list is not variables")
+            .to_string();
+        let file = dir.path().join("group_vars/web.yml");
+        assert_eq!(
+            error,
+            format!(
+                "{}:1:1: invalid type: sequence, expected a map",
+                file.display()
+            )
+        );
+        write_tree(
+            dir.path(),
+            &[("group_vars/web.yml", "$ANSIBLE_VAULT;1.1;AES256\n6162\n")],
+        );
+        let error = Inventory::from_file(&dir.path().join("hosts"))
+            .expect_err("vault")
+            .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: the file is encrypted with ansible-vault, which converge cannot read",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn inventory_directories_read_every_source_and_their_vars() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_tree(
+            dir.path(),
+            &[
+                ("inventory/01-hosts", "[app]\napp[1:2]\n"),
+                ("inventory/02-more.yml", "app:\n  hosts:\n    app3:\n"),
+                ("inventory/03-vars", "[app:vars]\nport=2222\n"),
+                ("inventory/README.md", "# not an inventory [at all"),
+                ("inventory/ansible.ini", "[ignored]\nnope\n"),
+                ("inventory/group_vars/app.yml", "user: ops\n"),
+            ],
+        );
+        let inventory = Inventory::load(None, dir.path()).expect("default directory");
+        assert_eq!(all_names(&inventory), ["app1", "app2", "app3"]);
+        let target = inventory
+            .host("app3")
+            .expect("host")
+            .target()
+            .expect("valid");
+        assert_eq!((target.port, target.user.as_str()), (2222, "ops"));
     }
 }

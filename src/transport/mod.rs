@@ -9,6 +9,7 @@ pub mod local;
 pub mod ssh;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What a command returned.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,10 @@ pub enum HostKeyChecking {
 }
 
 /// Everything needed to open a [`Transport`] to one inventory host.
+///
+/// The inventory fills the fields it knows ([`crate::inventory::InventoryHost::target`]),
+/// then `~/.ssh/config` fills in what the inventory left unset
+/// ([`crate::ssh_config::SshConfig::apply`]): inventory values win, as in Ansible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The host's inventory name, used in messages.
@@ -58,6 +63,48 @@ pub struct Target {
     pub identity_file: Option<PathBuf>,
     pub connection: Connection,
     pub host_key_checking: HostKeyChecking,
+    /// OpenSSH client settings beyond the inventory's, and which of the fields above the
+    /// inventory set itself.
+    pub ssh: SshOptions,
+}
+
+/// Which of a [`Target`]'s settings the inventory gave explicitly; `~/.ssh/config` may
+/// only fill in the others. (An identity file is explicit exactly when it is present.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Explicit {
+    pub port: bool,
+    pub user: bool,
+    pub host_key_checking: bool,
+}
+
+/// SSH client settings that come from `~/.ssh/config` (or `-F FILE`).
+///
+/// The default is what converge does without any ssh config: no extra keys, a direct
+/// connection, `~/.ssh/known_hosts`, built-in timeouts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshOptions {
+    /// Which settings of the target the inventory set itself.
+    pub explicit: Explicit,
+    /// `IdentityFile`s, in order; used when the inventory names no `identity_file`.
+    pub identity_files: Vec<PathBuf>,
+    /// `CertificateFile`s, offered with the private key they certify.
+    pub certificate_files: Vec<PathBuf>,
+    /// `IdentitiesOnly yes`: offer only the configured keys, never the agent's others.
+    pub identities_only: bool,
+    /// `ProxyJump` hosts, in the order they are passed through (the first is dialled
+    /// directly, each next one through the previous one, the target through the last).
+    pub jumps: Vec<Target>,
+    /// A `ProxyCommand`, which converge cannot run: connecting refuses with the reason.
+    pub proxy_command: Option<String>,
+    /// `UserKnownHostsFile`s: checked in order, new keys go to the first. `None` means
+    /// `~/.ssh/known_hosts`; an empty list (`none`) means no file at all.
+    pub known_hosts_files: Option<Vec<PathBuf>>,
+    /// `ConnectTimeout`: how long one TCP connection attempt may take.
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval`: silence after which the server is asked for a sign of life.
+    pub server_alive_interval: Option<Duration>,
+    /// `ServerAliveCountMax`: unanswered keepalives after which the server is given up.
+    pub server_alive_count_max: Option<u32>,
 }
 
 /// Why a host could not be reached or a command could not be run on it.
