@@ -51,6 +51,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`.
+    #[arg(short = 'F', long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
     /// Connection for every host: `local` runs on this machine without SSH.
     #[arg(short = 'c', long, value_enum, value_name = "ssh|local")]
     pub connection: Option<ConnectionArg>,

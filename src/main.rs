@@ -10,6 +10,7 @@ mod lock;
 mod playbook;
 mod progress;
 mod report;
+mod ssh_config;
 mod template;
 mod transport;
 mod yaml;
@@ -46,6 +47,8 @@ enum InputError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Task(#[from] engine::InputError),
+    #[error(transparent)]
+    SshConfig(#[from] ssh_config::SshConfigError),
     #[error("-e {argument:?}: expected KEY=VALUE")]
     ExtraVar { argument: String },
 }
@@ -134,6 +137,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         plays.push((index, members));
     }
+    let ssh_config = ssh_config::SshConfig::load(cli.ssh_config.as_deref())?;
     let mut hosts = Vec::new();
     let mut slot = vec![usize::MAX; names.len()];
     for (index, host) in inventory.hosts().enumerate() {
@@ -147,6 +151,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
                 ConnectionArg::Local => Connection::Local,
             };
         }
+        ssh_config.apply(&mut target)?;
         slot[index] = hosts.len();
         hosts.push(HostRun::new(host.name.clone(), target, host.vars.clone()));
     }

@@ -5,6 +5,8 @@
 //! commands arrive here already rendered and quoted, so a transport never builds shell
 //! strings itself.
 
+mod jump;
+mod keys;
 pub mod local;
 pub mod ssh;
 
@@ -134,6 +136,22 @@ pub enum TransportError {
     Channel { host: String, message: String },
     #[error("cannot run a local command: {0}")]
     Local(#[from] std::io::Error),
+    /// Something in the ssh config that converge cannot do.
+    #[error("cannot reach {host}: {message}")]
+    Unsupported { host: String, message: String },
+    /// A jump host could not be reached or logged in to.
+    #[error("through jump host {jump}: {source}")]
+    Jump {
+        jump: String,
+        source: Box<TransportError>,
+    },
+    /// A jump host refused or failed to open the connection to the next host.
+    #[error("jump host {jump} could not connect to {destination}: {message}")]
+    Forward {
+        jump: String,
+        destination: String,
+        message: String,
+    },
 }
 
 /// Opens a transport to `target`.

@@ -1,14 +1,23 @@
 //! Running commands on a remote host over SSH, with libssh2 (the `ssh2` crate).
 //!
-//! [`SshTransport::connect`] opens one TCP connection and one SSH session per host, checks
-//! the server's host key against `~/.ssh/known_hosts` as the target's
-//! [`HostKeyChecking`] asks, and authenticates with keys only: the target's identity file
-//! if it names one, otherwise the keys held by ssh-agent and then the default key files.
-//! Every later command reuses that session, one at a time.
+//! [`SshTransport::connect`] opens one TCP connection and one SSH session per host (through
+//! its `ProxyJump` hosts, if any: see [`super::jump`]), checks the server's host key
+//! against the `known_hosts` files as the target's [`HostKeyChecking`] asks, and
+//! authenticates with keys only. Every later command reuses that session, one at a time.
+//!
+//! Keys are tried as `ssh` tries them: first the keys ssh-agent holds (those of the
+//! configured key files first), then the key files themselves, each with its certificate
+//! (`KEY-cert.pub`, and any `CertificateFile`) before it alone. The key files are the
+//! inventory's `identity_file` (then only that key is offered, from the agent or the
+//! file), else the ssh config's `IdentityFile`s, else `~/.ssh/id_ed25519`, `id_ecdsa`,
+//! `id_rsa`; `IdentitiesOnly yes` keeps the agent's other keys out.
 //!
 //! Guarantees:
-//! - Connecting gives up after 10 s per address, and the handshake and each login attempt
-//!   after 15 s.
+//! - Connecting gives up after 10 s per address (or the ssh config's `ConnectTimeout`),
+//!   and the handshake and each login attempt after 15 s.
+//! - An encrypted key file is opened with a passphrase asked once on the terminal (see
+//!   [`super::keys`]); without a terminal the key is skipped with a reason that says how
+//!   to use it (ssh-agent), never with a hang on a prompt nobody sees.
 //! - Host keys are matched the way OpenSSH matches them: hashed entries and the
 //!   `[host]:port` form for ports other than 22 are understood, the server is asked for a
 //!   key of a type the `known_hosts` file already holds for it, and a known host that
@@ -18,7 +27,8 @@
 //! - A command's stdin, stdout and stderr are moved concurrently, so a command may write
 //!   any amount to both output streams while it is still being fed its input.
 //! - A command may run silently for as long as it likes: keepalives keep the connection
-//!   observable, and a command fails only if the server shows no sign of life for 300 s.
+//!   observable, and a command fails only if the server shows no sign of life for 300 s
+//!   (or `ServerAliveInterval` × `ServerAliveCountMax`, when the ssh config sets them).
 //! - Once a command has failed at the transport level, the connection is not trusted
 //!   again: later commands on it fail at once with the original reason.
 
@@ -26,6 +36,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -36,6 +47,11 @@ use ssh2::{
     Session, Stream,
 };
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::net::{recv, RecvFlags};
+
+use super::jump::Relay;
+use super::keys::{self, Protection};
 use super::{HostKeyChecking, Output, Target, Transport, TransportError};
 
 /// How long one TCP connection attempt may take.
@@ -61,6 +77,12 @@ const DEFAULT_KEY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 const LIBSSH2_ERROR_EAGAIN: i32 = -37;
 /// libssh2's code for a blocking call that ran out of time.
 const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+/// libssh2's code for a key file it cannot read or decrypt (a wrong passphrase).
+const LIBSSH2_ERROR_FILE: i32 = -16;
+/// OpenSSH's default `ServerAliveCountMax`.
+const DEFAULT_ALIVE_COUNT: u32 = 3;
+/// How often a wrong passphrase may be typed again, as `ssh` allows.
+const PASSPHRASE_ATTEMPTS: usize = 3;
 
 /// Serializes the read-check-append of `~/.ssh/known_hosts` by `accept-new`.
 static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
@@ -69,59 +91,81 @@ static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
 pub struct SshTransport {
     session: Session,
     /// A second handle on the session's socket, used only to sleep until data arrives.
-    socket: TcpStream,
+    socket: OwnedFd,
     /// The inventory name, for messages.
     host: String,
     /// Why the session can no longer be trusted, once a command has failed on it.
     broken: Option<String>,
+    /// Silence after which the server is asked for a sign of life.
+    keepalive: Duration,
+    /// Silence after which the server is given up while a command runs.
+    silence_limit: Duration,
+    /// The jump hosts' relays, outermost first. Declared last: dropped after the session
+    /// above them has closed, which is what ends them.
+    _relays: Vec<Relay>,
 }
 
 impl SshTransport {
-    /// Connects to `target`, verifies its host key and logs in as `target.user`.
+    /// Connects to `target` (through its jump hosts), verifies its host key and logs in
+    /// as `target.user`.
     pub fn connect(target: &Target) -> Result<Self, TransportError> {
-        let connect_error = |source: io::Error| TransportError::Connect {
-            address: target.address.clone(),
-            port: target.port,
-            source,
-        };
-        let handshake_error = |message: String| TransportError::Handshake {
-            address: target.address.clone(),
-            port: target.port,
-            message,
-        };
-
-        let tcp = open_tcp(&target.address, target.port).map_err(connect_error)?;
-        tcp.set_nodelay(true).map_err(connect_error)?;
-        let socket = tcp.try_clone().map_err(connect_error)?;
-
-        let mut session = Session::new()
-            .map_err(|e| handshake_error(format!("cannot start libssh2: {}", e.message())))?;
-        session.set_timeout(LOGIN_TIMEOUT_MS);
-        if target.host_key_checking != HostKeyChecking::Off {
-            prefer_known_key_types(&session, target)?;
+        if let Some(command) = &target.ssh.proxy_command {
+            return Err(TransportError::Unsupported {
+                host: target.name.clone(),
+                message: format!(
+                    "the ssh config's ProxyCommand ({command}) is not supported; \
+                     use ProxyJump for jump hosts"
+                ),
+            });
         }
-        session.set_tcp_stream(tcp);
-        session.handshake().map_err(|e| {
-            if e.code() == ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
-                handshake_error(format!(
-                    "no SSH answer within {} s ({})",
-                    LOGIN_TIMEOUT_MS / 1000,
-                    e.message()
-                ))
-            } else {
-                handshake_error(e.message().to_owned())
-            }
-        })?;
-
-        verify_host_key(&session, target)?;
-        authenticate(&session, target)?;
-
+        let jumps = &target.ssh.jumps;
+        let first = jumps.first().unwrap_or(target);
+        let mut stream = open_tcp(first)?;
+        let mut relays = Vec::with_capacity(jumps.len());
+        for (index, jump) in jumps.iter().enumerate() {
+            let next = jumps.get(index + 1).unwrap_or(target);
+            let via = |error: TransportError| TransportError::Jump {
+                jump: jump.name.clone(),
+                source: Box::new(error),
+            };
+            let (session, socket) = establish(jump, stream).map_err(via)?;
+            let (relay, next_stream) =
+                Relay::open(session, socket, &next.address, next.port, &jump.name).map_err(
+                    |message| TransportError::Forward {
+                        jump: jump.name.clone(),
+                        destination: format!("{}:{}", next.address, next.port),
+                        message,
+                    },
+                )?;
+            relays.push(relay);
+            stream = OwnedFd::from(next_stream);
+        }
+        let (session, socket) = establish(target, stream)?;
         session.set_timeout(millis(COMMAND_TIMEOUT));
+        let keepalive = target
+            .ssh
+            .server_alive_interval
+            .filter(|interval| !interval.is_zero())
+            .unwrap_or(KEEPALIVE_INTERVAL);
+        let silence_limit = match target.ssh.server_alive_interval {
+            Some(interval) if !interval.is_zero() => {
+                interval
+                    * target
+                        .ssh
+                        .server_alive_count_max
+                        .unwrap_or(DEFAULT_ALIVE_COUNT)
+                        .max(1)
+            }
+            _ => COMMAND_TIMEOUT,
+        };
         Ok(Self {
             session,
             socket,
             host: target.name.clone(),
             broken: None,
+            keepalive,
+            silence_limit,
+            _relays: relays,
         })
     }
 
@@ -142,7 +186,7 @@ impl SshTransport {
         self.session.set_blocking(false);
         self.session.set_keepalive(
             true,
-            u32::try_from(KEEPALIVE_INTERVAL.as_secs()).unwrap_or(15),
+            u32::try_from(self.keepalive.as_secs().max(1)).unwrap_or(15),
         );
         let pumped = self.pump(&mut channel, stdin);
         self.session.set_keepalive(false, 0);
@@ -258,20 +302,20 @@ impl SshTransport {
                 return Err("the server closed the connection".to_owned());
             }
             let silent_for = last_sign_of_life.elapsed();
-            if silent_for >= COMMAND_TIMEOUT {
+            if silent_for >= self.silence_limit {
                 return Err(format!(
                     "the server sent nothing, not even a keepalive reply, for {} s",
                     silent_for.as_secs()
                 ));
             }
 
-            let mut wait = COMMAND_TIMEOUT.saturating_sub(silent_for);
+            let mut wait = self.silence_limit.saturating_sub(silent_for);
             let sending_blocked = matches!(
                 self.session.block_directions(),
                 BlockDirections::Outbound | BlockDirections::Both
             );
-            if silent_for < KEEPALIVE_INTERVAL {
-                wait = wait.min(KEEPALIVE_INTERVAL.saturating_sub(silent_for));
+            if silent_for < self.keepalive {
+                wait = wait.min(self.keepalive.saturating_sub(silent_for));
             } else if !sending_blocked {
                 // Not while a packet is stuck half-sent: libssh2 would have to hold the
                 // keepalive back, or get it stuck half-sent itself, in front of stdin.
@@ -308,29 +352,31 @@ impl SshTransport {
     /// Sleeps until the socket has data to read, it is closed, or `timeout` passes.
     ///
     /// Returns the number of bytes seen (0: the server closed the connection), or `None`
-    /// on timeout. libssh2 keeps the socket non-blocking; it is made blocking only for
-    /// the duration of one peek, which is safe because the session is not in use
-    /// meanwhile (`&self` of a transport used from one thread at a time).
+    /// on timeout. The socket stays as libssh2 set it up: `poll` waits, and a
+    /// non-blocking peek tells data from the end of the connection.
     fn wait_for_data(&self, timeout: Duration) -> io::Result<Option<usize>> {
-        self.socket
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-        self.socket.set_nonblocking(false)?;
+        let timeout =
+            Timespec::try_from(timeout.max(Duration::from_millis(1))).unwrap_or(Timespec {
+                tv_sec: 3600,
+                tv_nsec: 0,
+            });
+        let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
         let mut probe = [0u8; 1];
-        let peeked = self.socket.peek(&mut probe);
-        self.socket.set_nonblocking(true)?;
-        match peeked {
-            Ok(n) => Ok(Some(n)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        match recv(
+            &self.socket,
+            &mut probe,
+            RecvFlags::PEEK | RecvFlags::DONTWAIT,
+        ) {
+            Ok((n, _)) => Ok(Some(n)),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(None),
+            // A reset connection is gone, as a closed one is.
+            Err(rustix::io::Errno::CONNRESET) => Ok(Some(0)),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -417,18 +463,73 @@ fn signal_note(signal: &str, message: &str) -> String {
     note
 }
 
-/// Connects to the first address of `address` that answers within [`CONNECT_TIMEOUT`].
-fn open_tcp(address: &str, port: u16) -> io::Result<TcpStream> {
+/// Opens the TCP connection to `target`, as a socket for a session.
+fn open_tcp(target: &Target) -> Result<OwnedFd, TransportError> {
+    let connect_error = |source: io::Error| TransportError::Connect {
+        address: target.address.clone(),
+        port: target.port,
+        source,
+    };
+    let timeout = target
+        .ssh
+        .connect_timeout
+        .filter(|timeout| !timeout.is_zero())
+        .unwrap_or(CONNECT_TIMEOUT);
+    let tcp = dial(&target.address, target.port, timeout).map_err(connect_error)?;
+    tcp.set_nodelay(true).map_err(connect_error)?;
+    Ok(OwnedFd::from(tcp))
+}
+
+/// Runs the SSH handshake over `stream`, verifies the host key and logs in; returns the
+/// session and a second handle on its socket.
+fn establish(target: &Target, stream: OwnedFd) -> Result<(Session, OwnedFd), TransportError> {
+    let handshake_error = |message: String| TransportError::Handshake {
+        address: target.address.clone(),
+        port: target.port,
+        message,
+    };
+    let socket = stream
+        .try_clone()
+        .map_err(|source| TransportError::Connect {
+            address: target.address.clone(),
+            port: target.port,
+            source,
+        })?;
+    let mut session = Session::new()
+        .map_err(|e| handshake_error(format!("cannot start libssh2: {}", e.message())))?;
+    session.set_timeout(LOGIN_TIMEOUT_MS);
+    if target.host_key_checking != HostKeyChecking::Off {
+        prefer_known_key_types(&session, target)?;
+    }
+    session.set_tcp_stream(stream);
+    session.handshake().map_err(|e| {
+        if e.code() == ErrorCode::Session(LIBSSH2_ERROR_TIMEOUT) {
+            handshake_error(format!(
+                "no SSH answer within {} s ({})",
+                LOGIN_TIMEOUT_MS / 1000,
+                e.message()
+            ))
+        } else {
+            handshake_error(e.message().to_owned())
+        }
+    })?;
+    verify_host_key(&session, target)?;
+    authenticate(&session, target)?;
+    Ok((session, socket))
+}
+
+/// Connects to the first address of `address` that answers within `timeout`.
+fn dial(address: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let candidates: Vec<SocketAddr> = (address, port).to_socket_addrs()?.collect();
     let mut failures = Vec::new();
     let mut last_kind = io::ErrorKind::NotFound;
     for candidate in &candidates {
-        match TcpStream::connect_timeout(candidate, CONNECT_TIMEOUT) {
+        match TcpStream::connect_timeout(candidate, timeout) {
             Ok(stream) => return Ok(stream),
             Err(e) => {
                 last_kind = e.kind();
                 let reason = if e.kind() == io::ErrorKind::TimedOut {
-                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
+                    format!("no answer within {} s", timeout.as_secs())
                 } else {
                     e.to_string()
                 };
@@ -455,6 +556,36 @@ fn open_tcp(address: &str, port: u16) -> io::Result<TcpStream> {
 fn known_hosts_path() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
     Some(Path::new(&home).join(".ssh").join("known_hosts"))
+}
+
+/// The `known_hosts` files for `target`: its `UserKnownHostsFile`s, else
+/// `~/.ssh/known_hosts`.
+fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, String> {
+    match &target.ssh.known_hosts_files {
+        Some(files) => Ok(files.clone()),
+        None => known_hosts_path()
+            .map(|path| vec![path])
+            .ok_or_else(|| "HOME is not set, so ~/.ssh/known_hosts cannot be found".to_owned()),
+    }
+}
+
+/// What every `known_hosts` file says about the server's key `blob`.
+fn all_findings(
+    session: &Session,
+    texts: &[String],
+    target: &Target,
+    pattern: &str,
+    blob: &[u8],
+) -> Vec<Finding> {
+    texts
+        .iter()
+        .enumerate()
+        .flat_map(|(file, text)| {
+            findings(session, text, &target.address, pattern, blob)
+                .into_iter()
+                .map(move |finding| Finding { file, ..finding })
+        })
+        .collect()
 }
 
 /// The name under which OpenSSH records a host in `known_hosts`.
@@ -521,6 +652,8 @@ fn parse_known_hosts(text: &str) -> impl Iterator<Item = Entry<'_>> {
 /// What the `known_hosts` file says about one entry that names the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Finding {
+    /// Which of the `known_hosts` files, by index.
+    file: usize,
     line: usize,
     hashed: bool,
     revoked: bool,
@@ -536,17 +669,28 @@ enum Verdict {
     /// No entry names the host.
     Unknown,
     /// An entry names the host with a different key of the same type.
-    Changed { line: usize, hashed: bool },
+    Changed {
+        file: usize,
+        line: usize,
+        hashed: bool,
+    },
     /// Entries name the host, but only with keys of other types, which the server no
     /// longer offers.
-    OtherTypes { line: usize, key_type: String },
+    OtherTypes {
+        file: usize,
+        line: usize,
+        key_type: String,
+    },
     /// The key is marked `@revoked`.
-    Revoked { line: usize },
+    Revoked { file: usize, line: usize },
 }
 
 fn judge(findings: &[Finding], presented_type: &str) -> Verdict {
     if let Some(f) = findings.iter().find(|f| f.revoked && f.same_key) {
-        return Verdict::Revoked { line: f.line };
+        return Verdict::Revoked {
+            file: f.file,
+            line: f.line,
+        };
     }
     let trusted: Vec<&Finding> = findings.iter().filter(|f| !f.revoked).collect();
     if trusted.iter().any(|f| f.same_key) {
@@ -554,12 +698,14 @@ fn judge(findings: &[Finding], presented_type: &str) -> Verdict {
     }
     if let Some(f) = trusted.iter().find(|f| f.key_type == presented_type) {
         return Verdict::Changed {
+            file: f.file,
             line: f.line,
             hashed: f.hashed,
         };
     }
     match trusted.first() {
         Some(f) => Verdict::OtherTypes {
+            file: f.file,
             line: f.line,
             key_type: f.key_type.clone(),
         },
@@ -601,6 +747,7 @@ fn findings(
                 _ => return None,
             };
             Some(Finding {
+                file: 0,
                 line: e.line,
                 hashed: e.hashed(),
                 revoked,
@@ -653,19 +800,18 @@ fn host_key_preference(supported: &[&str], known: &BTreeSet<String>) -> Vec<Stri
 /// otherwise libssh2's own preference could pick a type that is not recorded and make a
 /// well-known host look changed.
 fn prefer_known_key_types(session: &Session, target: &Target) -> Result<(), TransportError> {
-    let known: BTreeSet<String> = match known_hosts_path() {
-        Some(path) => {
-            let text = read_known_hosts(&path).unwrap_or_default();
-            let pattern = host_pattern(&target.address, target.port);
-            // Any key that no entry can hold: every entry naming the host mismatches it.
-            findings(session, &text, &target.address, &pattern, b"\0")
-                .into_iter()
-                .filter(|f| !f.revoked)
-                .map(|f| f.key_type)
-                .collect()
-        }
-        None => BTreeSet::new(),
-    };
+    let texts: Vec<String> = known_hosts_files(target)
+        .unwrap_or_default()
+        .iter()
+        .map(|path| read_known_hosts(path).unwrap_or_default())
+        .collect();
+    let pattern = host_pattern(&target.address, target.port);
+    // Any key that no entry can hold: every entry naming the host mismatches it.
+    let known: BTreeSet<String> = all_findings(session, &texts, target, &pattern, b"\0")
+        .into_iter()
+        .filter(|f| !f.revoked)
+        .map(|f| f.key_type)
+        .collect();
     let Ok(supported) = session.supported_algs(MethodType::HostKey) else {
         return Ok(());
     };
@@ -786,9 +932,7 @@ fn verify_host_key(session: &Session, target: &Target) -> Result<(), TransportEr
         .host_key_hash(HashType::Sha256)
         .ok_or_else(|| refuse("libssh2 did not compute the host key's digest".to_owned()))?;
     let presented = format!("{key_type} key {}", fingerprint(digest));
-    let path = known_hosts_path().ok_or_else(|| {
-        refuse("HOME is not set, so ~/.ssh/known_hosts cannot be found".to_owned())
-    })?;
+    let paths = known_hosts_files(target).map_err(refuse)?;
     let pattern = host_pattern(&target.address, target.port);
 
     let _guard = (target.host_key_checking == HostKeyChecking::AcceptNew).then(|| {
@@ -796,33 +940,62 @@ fn verify_host_key(session: &Session, target: &Target) -> Result<(), TransportEr
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     });
-    let text = read_known_hosts(&path)
-        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))?;
+    let texts = paths
+        .iter()
+        .map(|path| {
+            read_known_hosts(path)
+                .map_err(|e| refuse(format!("cannot read {}: {e}", path.display())))
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let path_of = |file: usize| paths.get(file).map_or(Path::new(""), PathBuf::as_path);
     match judge(
-        &findings(session, &text, &target.address, &pattern, &blob),
+        &all_findings(session, &texts, target, &pattern, &blob),
         &key_type,
     ) {
         Verdict::Known => Ok(()),
         Verdict::Unknown if target.host_key_checking == HostKeyChecking::AcceptNew => {
-            append_known_host(&path, &text, &known_hosts_line(&pattern, &key_type, &blob))
+            // New keys go to the first file; with `UserKnownHostsFile none` there is
+            // nowhere to remember them, as with ssh.
+            let (Some(path), Some(text)) = (paths.first(), texts.first()) else {
+                return Ok(());
+            };
+            append_known_host(path, text, &known_hosts_line(&pattern, &key_type, &blob))
                 .map_err(|e| refuse(format!("cannot add {pattern} to {}: {e}", path.display())))
         }
-        Verdict::Unknown => Err(refuse(unknown_key_message(
-            &path,
+        Verdict::Unknown => match paths.first() {
+            Some(path) => Err(refuse(unknown_key_message(
+                path,
+                &pattern,
+                &target.address,
+                target.port,
+                &presented,
+            ))),
+            None => Err(refuse(format!(
+                "the host key for {pattern} cannot be checked: the ssh config sets \
+                 UserKnownHostsFile none (the server presented {presented})"
+            ))),
+        },
+        Verdict::Changed { file, line, hashed } => Err(refuse(changed_key_message(
+            path_of(file),
             &pattern,
-            &target.address,
-            target.port,
             &presented,
+            line,
+            hashed,
         ))),
-        Verdict::Changed { line, hashed } => Err(refuse(changed_key_message(
-            &path, &pattern, &presented, line, hashed,
+        Verdict::OtherTypes {
+            file,
+            line,
+            key_type,
+        } => Err(refuse(other_types_message(
+            path_of(file),
+            &pattern,
+            &presented,
+            line,
+            &key_type,
         ))),
-        Verdict::OtherTypes { line, key_type } => Err(refuse(other_types_message(
-            &path, &pattern, &presented, line, &key_type,
-        ))),
-        Verdict::Revoked { line } => Err(refuse(format!(
+        Verdict::Revoked { file, line } => Err(refuse(format!(
             "{pattern} presented {presented}, which line {line} of {} marks as revoked",
-            path.display()
+            path_of(file).display()
         ))),
     }
 }
@@ -854,7 +1027,31 @@ fn append_known_host(path: &Path, text: &str, line: &str) -> io::Result<()> {
 // ---------------------------------------------------------------------------------------
 // Authentication
 
-/// Logs in as `target.user` with the identity file, or else ssh-agent and default keys.
+/// The key files to offer for `target`, and whether only they may be offered.
+fn key_files(target: &Target) -> (Vec<PathBuf>, bool) {
+    if let Some(path) = &target.identity_file {
+        return (vec![path.clone()], true);
+    }
+    if !target.ssh.identity_files.is_empty() {
+        return (
+            target.ssh.identity_files.clone(),
+            target.ssh.identities_only,
+        );
+    }
+    let defaults = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| {
+            let dir = Path::new(&home).join(".ssh");
+            DEFAULT_KEY_FILES
+                .iter()
+                .map(|name| dir.join(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    (defaults, target.ssh.identities_only)
+}
+
+/// Logs in as `target.user`: ssh-agent's keys, then the key files (see the module docs).
 fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError> {
     let user = target.user.as_str();
     let fail = |message: String| TransportError::Auth {
@@ -870,15 +1067,6 @@ fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError
                 path.display()
             )));
         }
-        return session
-            .userauth_pubkey_file(user, None, path, None)
-            .map_err(|e| {
-                fail(format!(
-                    "the key in {} was not accepted: {}",
-                    path.display(),
-                    e.message()
-                ))
-            });
     }
 
     // Asking for the methods also tries the "none" method, which some servers accept.
@@ -893,30 +1081,25 @@ fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError
         return Ok(());
     }
 
+    let (files, only) = key_files(target);
+    let files: Vec<PathBuf> = files.into_iter().filter(|path| path.is_file()).collect();
     let mut tried = Vec::new();
-    match try_agent(session, user) {
+    match try_agent(session, user, &files, only) {
         Ok(()) => return Ok(()),
         Err(reason) => tried.push(format!("ssh-agent ({reason})")),
     }
-
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-    let mut any_key_file = false;
-    if let Some(home) = home {
-        let dir = Path::new(&home).join(".ssh");
-        for name in DEFAULT_KEY_FILES {
-            let path = dir.join(name);
-            if !path.is_file() {
-                continue;
-            }
-            any_key_file = true;
-            match session.userauth_pubkey_file(user, None, &path, None) {
-                Ok(()) => return Ok(()),
-                Err(e) => tried.push(format!("{} ({})", path.display(), e.message())),
-            }
+    for path in &files {
+        match try_key_file(session, user, path, &target.ssh.certificate_files) {
+            Ok(()) => return Ok(()),
+            Err(reason) => tried.push(format!("{} ({reason})", path.display())),
         }
     }
-    if !any_key_file {
-        tried.push("~/.ssh/id_ed25519, id_ecdsa, id_rsa (none exists)".to_owned());
+    if files.is_empty() {
+        tried.push(if target.ssh.identity_files.is_empty() {
+            "~/.ssh/id_ed25519, id_ecdsa, id_rsa (none exists)".to_owned()
+        } else {
+            "the ssh config's IdentityFile (none exists)".to_owned()
+        });
     }
     Err(fail(format!(
         "no key was accepted; tried {}",
@@ -924,8 +1107,9 @@ fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError
     )))
 }
 
-/// Tries every key ssh-agent holds.
-fn try_agent(session: &Session, user: &str) -> Result<(), String> {
+/// Tries ssh-agent's keys: those of `files` first (by their `.pub` files), then, unless
+/// `only`, every other key it holds.
+fn try_agent(session: &Session, user: &str, files: &[PathBuf], only: bool) -> Result<(), String> {
     if std::env::var_os("SSH_AUTH_SOCK").is_none_or(|s| s.is_empty()) {
         return Err("SSH_AUTH_SOCK is not set".to_owned());
     }
@@ -935,25 +1119,96 @@ fn try_agent(session: &Session, user: &str) -> Result<(), String> {
     agent
         .connect()
         .map_err(|e| format!("cannot connect: {}", e.message()))?;
+    let wanted: Vec<Vec<u8>> = files.iter().filter_map(|f| keys::public_blob(f)).collect();
     let result = agent
         .list_identities()
         .and_then(|()| agent.identities())
         .map_err(|e| format!("cannot list keys: {}", e.message()))
         .and_then(|identities| {
-            if identities.is_empty() {
-                return Err("it holds no keys".to_owned());
+            let (mine, others): (Vec<_>, Vec<_>) = identities
+                .into_iter()
+                .partition(|identity| wanted.iter().any(|blob| blob == identity.blob()));
+            let candidates: Vec<_> = if only {
+                mine
+            } else {
+                mine.into_iter().chain(others).collect()
+            };
+            if candidates.is_empty() {
+                return Err(if only {
+                    "it holds none of the configured keys".to_owned()
+                } else {
+                    "it holds no keys".to_owned()
+                });
             }
-            let count = identities.len();
-            for identity in &identities {
+            let count = candidates.len();
+            for identity in &candidates {
                 if agent.userauth(user, identity).is_ok() {
                     return Ok(());
                 }
             }
-            Err(format!("none of its {count} keys was accepted"))
+            Err(format!("none of its {count} usable keys was accepted"))
         });
     // Only the connection to the agent is closed here; the session stays logged in.
     let _ = agent.disconnect();
     result
+}
+
+/// Tries one private key file: with its certificates first, then alone. An encrypted key
+/// gets its passphrase from [`keys::passphrase`], asked again after a wrong one.
+fn try_key_file(
+    session: &Session,
+    user: &str,
+    path: &Path,
+    extra_certificates: &[PathBuf],
+) -> Result<(), String> {
+    let protection = keys::protection(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut certificates: Vec<PathBuf> = Vec::new();
+    let mut own = path.as_os_str().to_owned();
+    own.push("-cert.pub");
+    let own = PathBuf::from(own);
+    if own.is_file() {
+        certificates.push(own);
+    }
+    certificates.extend(extra_certificates.iter().filter(|c| c.is_file()).cloned());
+    let attempts: Vec<Option<&Path>> = certificates
+        .iter()
+        .map(|c| Some(c.as_path()))
+        .chain([None])
+        .collect();
+
+    let mut passphrase = None;
+    let mut retry = false;
+    for _ in 0..PASSPHRASE_ATTEMPTS {
+        if protection == Protection::Encrypted {
+            passphrase =
+                Some(keys::passphrase(path, retry).map_err(|reason| reason.explain(path))?);
+        }
+        let mut last = String::new();
+        let mut wrong_passphrase = false;
+        for certificate in &attempts {
+            match session.userauth_pubkey_file(user, *certificate, path, passphrase.as_deref()) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    wrong_passphrase = protection == Protection::Encrypted
+                        && e.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE);
+                    last = match certificate {
+                        Some(c) => format!("with {}: {}", c.display(), e.message()),
+                        None => e.message().to_owned(),
+                    };
+                    if wrong_passphrase {
+                        break;
+                    }
+                }
+            }
+        }
+        if !wrong_passphrase {
+            return Err(last);
+        }
+        retry = true;
+    }
+    Err(format!(
+        "the passphrase was wrong {PASSPHRASE_ATTEMPTS} times"
+    ))
 }
 
 #[cfg(test)]
@@ -1074,6 +1329,7 @@ mod tests {
         assert_eq!(
             judge(&port_22, "ssh-ed25519"),
             Verdict::Changed {
+                file: 0,
                 line: 1,
                 hashed: false
             }
@@ -1084,11 +1340,15 @@ mod tests {
 
         let revoked = format!("{text}@revoked * ssh-ed25519 {encoded}\n");
         let found = findings(&session, &revoked, "10.0.0.9", "10.0.0.9", &key);
-        assert_eq!(judge(&found, "ssh-ed25519"), Verdict::Revoked { line: 7 });
+        assert_eq!(
+            judge(&found, "ssh-ed25519"),
+            Verdict::Revoked { file: 0, line: 7 }
+        );
     }
 
     fn finding(line: usize, key_type: &str, same_key: bool) -> Finding {
         Finding {
+            file: 0,
             line,
             hashed: false,
             revoked: false,
@@ -1115,6 +1375,7 @@ mod tests {
         assert_eq!(
             judge(&[finding(1, "ssh-rsa", false), hashed], "ssh-ed25519"),
             Verdict::Changed {
+                file: 0,
                 line: 5,
                 hashed: true
             }
@@ -1122,6 +1383,7 @@ mod tests {
         assert_eq!(
             judge(&[finding(3, "ssh-rsa", false)], "ssh-ed25519"),
             Verdict::OtherTypes {
+                file: 0,
                 line: 3,
                 key_type: "ssh-rsa".to_owned()
             }
@@ -1133,7 +1395,7 @@ mod tests {
                 &[finding(1, "ssh-ed25519", true), revoked.clone()],
                 "ssh-ed25519"
             ),
-            Verdict::Revoked { line: 9 }
+            Verdict::Revoked { file: 0, line: 9 }
         );
         revoked.same_key = false;
         assert_eq!(judge(&[revoked], "ssh-ed25519"), Verdict::Unknown);
