@@ -9,7 +9,15 @@ use clap::{ArgAction, Parser, ValueEnum};
 /// Exit status: 0 in the desired state (or no drift with --check); 1 a task failed or a
 /// host was unreachable; 2 --check found drift; 3 invalid input (nothing was contacted).
 #[derive(Debug, Parser)]
-#[command(name = "converge", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    name = "converge",
+    version,
+    about,
+    long_about = None,
+    max_term_width = 100,
+    after_help = "Also: `converge completions bash|zsh|fish` prints a shell completion script; \
+                  `converge man` prints the man page."
+)]
 pub struct Cli {
     /// The playbook to run.
     pub playbook: PathBuf,

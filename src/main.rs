@@ -5,6 +5,7 @@
 
 mod cli;
 mod engine;
+mod generate;
 mod inventory;
 mod lock;
 mod playbook;
@@ -59,6 +60,14 @@ fn main() -> ExitCode {
 
 /// Parses the command line, runs, and returns the exit status.
 fn run() -> u8 {
+    let words: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|word| word.to_string_lossy().into_owned())
+        .collect();
+    if let Some(request) = generate::request(&words) {
+        let written = generate::write(request, &mut std::io::stdout(), &mut std::io::stderr());
+        return written.unwrap_or(EXIT_FAILED);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
