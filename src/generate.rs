@@ -51,6 +51,8 @@ pub fn request<S: AsRef<str>>(args: &[S]) -> Option<Request> {
 
 /// Writes what `request` asks for to `out`; returns the exit status (3 for an unknown
 /// shell, as for any invalid command line).
+///
+/// A failed write (such as a closed pipe) is returned as an error, never a panic.
 pub fn write(request: Request, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<u8> {
     let mut command = Cli::command();
     match request {
@@ -59,7 +61,11 @@ pub fn write(request: Request, out: &mut dyn Write, err: &mut dyn Write) -> io::
             Ok(0)
         }
         Request::Completions(shell) => {
-            clap_complete::generate(shell, &mut command, "converge", out);
+            // clap_complete panics on a failed write (a closed pipe, as with `| head`):
+            // generate into memory, then write with errors as errors.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "converge", &mut script);
+            out.write_all(&script)?;
             Ok(0)
         }
         Request::UnknownShell => {
@@ -130,6 +136,26 @@ mod tests {
             assert_eq!(status, 0);
             assert!(script.contains("converge"), "{shell}");
             assert!(script.contains("ssh-config"), "{shell}: {script}");
+        }
+    }
+
+    /// A writer whose reader went away, as `converge completions bash | head -1`.
+    struct ClosedPipe;
+
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_an_error_not_a_panic() {
+        for request in [Request::Man, Request::Completions(Shell::Bash)] {
+            let error = write(request, &mut ClosedPipe, &mut Vec::new()).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
         }
     }
 
