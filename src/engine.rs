@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use converge_modules::fact::{batch_script, split_batch, FactKey, Touch};
+use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -602,6 +602,7 @@ impl<'a> PlayRun<'a> {
                 modules.push(module);
             }
         }
+        keys.extend(guessed_facts(&self.host.facts, &keys, &modules));
         self.read_facts(keys)?;
         // A fact may name another (a user's home, then a file in it): ask every task
         // again with what is known, and read what is new for all of them in one command
@@ -837,6 +838,43 @@ impl<'a> PlayRun<'a> {
 }
 
 /// The words that make a command run as `identity` (none: as the login user).
+/// Facts the modules would ask for next if each user in `keys` had the usual home
+/// (`/home/NAME`, `/root`): a user unit's path depends on its user's home. Read with
+/// the first batch, they spare the second one whenever the guess is right, which the
+/// real user fact, read in the same batch, decides before anything is planned. When it
+/// is wrong, they are true facts about paths that no task uses.
+fn guessed_facts(
+    known: &FactStore,
+    keys: &[FactKey],
+    modules: &[Box<dyn DynModule>],
+) -> Vec<FactKey> {
+    let mut guess = known.clone();
+    for key in keys {
+        if let FactKey::User(name) = key {
+            if !guess.has(key) {
+                let home = if name == "root" {
+                    "/root".to_owned()
+                } else {
+                    format!("/home/{name}")
+                };
+                let user = UserInfo {
+                    uid: None,
+                    home,
+                    shell: String::new(),
+                    primary_group: name.clone(),
+                    groups: Vec::new(),
+                };
+                guess.insert(key.clone(), Fact::User(Some(user)));
+            }
+        }
+    }
+    modules
+        .iter()
+        .flat_map(|module| module.facts(&guess))
+        .filter(|key| !guess.has(key))
+        .collect()
+}
+
 /// Prints a remote command for `-v` (shortened unless `-vv`).
 fn show_command(host: &str, line: &str, verbose: u8) {
     if verbose == 0 {
