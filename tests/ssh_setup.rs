@@ -280,6 +280,36 @@ fn chained_jump_hosts_are_passed_in_order() {
         )),
         "{message}"
     );
+
+    // An unreachable first jump host is named too.
+    fs::write(
+        &broken,
+        fs::read_to_string(&config)
+            .unwrap()
+            .replace(&format!("127.0.0.1:{}", outer.port), "127.0.0.1:1"),
+    )
+    .unwrap();
+    let (code, report) = converge_json(
+        &fleet,
+        &[
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-F",
+            broken.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let message = tasks_on(&report, "web")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with(
+            "through jump host root@127.0.0.1:1: cannot connect to 127.0.0.1:1: Connection refused"
+        ),
+        "{message}"
+    );
 }
 
 /// Generates a key pair with `ssh-keygen` in `dir`; returns the private key's path.

@@ -120,7 +120,13 @@ impl SshTransport {
         }
         let jumps = &target.ssh.jumps;
         let first = jumps.first().unwrap_or(target);
-        let mut stream = open_tcp(first)?;
+        let mut stream = open_tcp(first).map_err(|error| match jumps.first() {
+            Some(jump) => TransportError::Jump {
+                jump: jump.name.clone(),
+                source: Box::new(error),
+            },
+            None => error,
+        })?;
         let mut relays = Vec::with_capacity(jumps.len());
         for (index, jump) in jumps.iter().enumerate() {
             let next = jumps.get(index + 1).unwrap_or(target);
