@@ -440,15 +440,24 @@ fn keys_of_every_type_and_certificates_log_in() {
 
 #[test]
 fn encrypted_keys_use_the_agent_or_a_terminal_and_are_refused_without_either() {
-    let Some(fleet) = Fleet::boot(1) else { return };
-    let host = &fleet.hosts()[0];
+    let Some(fleet) = Fleet::boot(2) else { return };
+    let [host, other] = fleet.hosts() else {
+        unreachable!()
+    };
     let keys = fleet.dir().join("keys");
     fs::create_dir(&keys).unwrap();
     let home = bare_home(&fleet);
     let playbook = minimal_playbook(&fleet);
     let key = keygen(&keys, "locked", &["-t", "ed25519"], "correct horse");
     authorize(host, &key);
+    authorize(other, &key);
     let inventory = key_inventory(&fleet, host, &key);
+    // A second host with the same key: two connections, made in parallel, share it.
+    let first_line = fs::read_to_string(&inventory).unwrap();
+    let second_line = first_line
+        .replacen("h ", "h2 ", 1)
+        .replace(&format!("={} ", host.port), &format!("={} ", other.port));
+    fs::write(&inventory, format!("{first_line}{second_line}")).unwrap();
     let converge = || {
         let mut command = Command::new("setsid");
         // A new session has no controlling terminal: /dev/tty cannot be opened.
@@ -526,9 +535,9 @@ fn encrypted_keys_use_the_agent_or_a_terminal_and_are_refused_without_either() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     drop(agent);
 
-    // On a terminal: asked once, without echo, and the key opens. `script` runs converge
-    // on a new pseudo-terminal and types into it what it reads; the passphrase is typed
-    // only once the prompt is on the screen, as a person would.
+    // On a terminal: asked without echo, once for both hosts, asked again (once) after a
+    // wrong passphrase, and the key opens. `script` runs converge on a new pseudo-terminal and types into it what
+    // it reads; each answer is typed only once its prompt is on the screen.
     let command_line = format!(
         "{} {} -i {}",
         env!("CARGO_BIN_EXE_converge"),
@@ -545,26 +554,35 @@ fn encrypted_keys_use_the_agent_or_a_terminal_and_are_refused_without_either() {
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let prompt = format!("Enter passphrase for key '{shown}': ");
-    let mut screen = Vec::new();
-    let mut byte = [0u8; 1];
-    while !String::from_utf8_lossy(&screen).contains(&prompt) {
-        let n = stdout.read(&mut byte).unwrap();
-        assert_eq!(n, 1, "no prompt: {}", String::from_utf8_lossy(&screen));
-        screen.push(byte[0]);
-    }
     let mut stdin = child.stdin.take().unwrap();
+    let prompt = format!("Enter passphrase for key '{shown}': ");
+    let again = format!("Wrong passphrase. {prompt}");
+    let mut screen = Vec::new();
+    let mut wait_for = |text: &str, screen: &mut Vec<u8>| {
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(screen).ends_with(text) {
+            let n = stdout.read(&mut byte).unwrap();
+            assert_eq!(n, 1, "no prompt: {}", String::from_utf8_lossy(screen));
+            screen.push(byte[0]);
+        }
+    };
+    wait_for(&prompt, &mut screen);
+    stdin.write_all(b"battery staple\n").unwrap();
+    wait_for(&again, &mut screen);
     stdin.write_all(b"correct horse\n").unwrap();
     stdout.read_to_end(&mut screen).unwrap();
     let status = child.wait().unwrap();
     drop(stdin);
     let screen = String::from_utf8_lossy(&screen);
     assert_eq!(status.code(), Some(0), "{screen}");
-    assert_eq!(screen.matches(&prompt).count(), 1, "{screen}");
-    assert!(
-        !screen.contains("correct horse"),
-        "the passphrase was echoed: {screen}"
-    );
+    assert_eq!(screen.matches(&prompt).count(), 2, "{screen}");
+    assert_eq!(screen.matches(&again).count(), 1, "{screen}");
+    for typed in ["correct horse", "battery staple"] {
+        assert!(
+            !screen.contains(typed),
+            "the passphrase was echoed: {screen}"
+        );
+    }
 }
 
 /// Kills a child process when dropped, also on panic.

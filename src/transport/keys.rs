@@ -149,16 +149,18 @@ impl NoPassphrase {
     }
 }
 
-/// The passphrase for `key`: the one given earlier in this run, unless `retry` (the key
-/// refused it), else asked on the terminal.
-pub fn passphrase(key: &Path, retry: bool) -> Result<String, NoPassphrase> {
+/// The passphrase for `key`: the one given earlier in this run, unless that is
+/// `rejected` (the key refused it), else asked on the terminal. Hosts that share a key
+/// and were all refused the same wrong passphrase get the one typed next, asked once.
+pub fn passphrase(key: &Path, rejected: Option<&str>) -> Result<String, NoPassphrase> {
     let mut cache = PASSPHRASES.lock().unwrap_or_else(PoisonError::into_inner);
     let cache = cache.get_or_insert_with(HashMap::new);
-    if !retry {
-        if let Some(known) = cache.get(key) {
+    if let Some(known) = cache.get(key) {
+        if rejected != Some(known.as_str()) {
             return Ok(known.clone());
         }
     }
+    let retry = rejected.is_some();
     if fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -1182,12 +1182,14 @@ fn try_key_file(
         .chain([None])
         .collect();
 
-    let mut passphrase = None;
-    let mut retry = false;
+    let mut passphrase: Option<String> = None;
+    let mut rejected: Option<String> = None;
     for _ in 0..PASSPHRASE_ATTEMPTS {
         if protection == Protection::Encrypted {
-            passphrase =
-                Some(keys::passphrase(path, retry).map_err(|reason| reason.explain(path))?);
+            passphrase = Some(
+                keys::passphrase(path, rejected.as_deref())
+                    .map_err(|reason| reason.explain(path))?,
+            );
         }
         let mut last = String::new();
         let mut wrong_passphrase = false;
@@ -1210,7 +1212,7 @@ fn try_key_file(
         if !wrong_passphrase {
             return Err(last);
         }
-        retry = true;
+        rejected = passphrase.take();
     }
     Err(format!(
         "the passphrase was wrong {PASSPHRASE_ATTEMPTS} times"
