@@ -50,15 +50,24 @@ fn write_playbook(fleet: &Fleet) -> PathBuf {
 
 /// Records every host key that `known_hosts` holds for `host` under `name` as well.
 fn know_as(fleet: &Fleet, host: &TestHost, name: &str) {
-    let path = fleet.home().join(".ssh/known_hosts");
-    let known = fs::read_to_string(&path).unwrap();
+    know_as_in(fleet, host, name, &fleet.home().join(".ssh/known_hosts"));
+}
+
+/// Like [`know_as`], but appends the lines to the file `into`.
+fn know_as_in(fleet: &Fleet, host: &TestHost, name: &str, into: &Path) {
+    let known = fs::read_to_string(fleet.home().join(".ssh/known_hosts")).unwrap();
     let prefix = format!("[127.0.0.1]:{} ", host.port);
-    let mut extra = String::new();
+    let mut extra = fs::read_to_string(into).unwrap_or_default();
+    let before = extra.len();
     for line in known.lines().filter(|line| line.starts_with(&prefix)) {
         let _ = writeln!(extra, "[{name}]:{} {}", host.port, &line[prefix.len()..]);
     }
-    assert!(!extra.is_empty(), "no known_hosts line for {}", host.name);
-    fs::write(&path, known + &extra).unwrap();
+    assert!(
+        extra.len() > before,
+        "no known_hosts line for {}",
+        host.name
+    );
+    fs::write(into, extra).unwrap();
 }
 
 /// Maps `names` to 127.0.0.1 in `host`'s own `/etc/hosts`.
@@ -212,16 +221,20 @@ fn chained_jump_hosts_are_passed_in_order() {
     resolve_on(outer, &["inner.fleet.invalid"]);
     resolve_on(inner, &["target.fleet.invalid"]);
     know_as(&fleet, inner, "inner.fleet.invalid");
-    know_as(&fleet, target, "target.fleet.invalid");
+    // The target's key is only in a file of its own, which the ssh config names.
+    let fleet_known = fleet.dir().join("fleet_known_hosts");
+    know_as_in(&fleet, target, "target.fleet.invalid", &fleet_known);
     let playbook = write_playbook(&fleet);
     let config = fleet.dir().join("ssh_config");
     fs::write(
         &config,
         format!(
-            "Host target.fleet.invalid\n  ProxyJump root@127.0.0.1:{},inner.fleet.invalid:{}\n\
+            "Host target.fleet.invalid\n  ProxyJump root@127.0.0.1:{},inner.fleet.invalid:{}\n  \
+             UserKnownHostsFile {}\n\
              Host *\n  User root\n  IdentityFile {}\n",
             outer.port,
             inner.port,
+            fleet_known.display(),
             fleet.home().join(".ssh/id_ed25519").display()
         ),
     )
@@ -248,6 +261,37 @@ fn chained_jump_hosts_are_passed_in_order() {
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(target.ssh_ok("cat /root/reached"), target.name);
     assert!(inner.ssh("test -e /root/reached").status.code() == Some(1));
+
+    // Without `UserKnownHostsFile`, ~/.ssh/known_hosts does not know the target's key.
+    let unknown = fleet.dir().join("unknown_config");
+    let text = fs::read_to_string(&config).unwrap();
+    let line = format!("  UserKnownHostsFile {}\n", fleet_known.display());
+    assert!(text.contains(&line));
+    fs::write(&unknown, text.replace(&line, "")).unwrap();
+    let (code, report) = converge_json(
+        &fleet,
+        &[
+            playbook.to_str().unwrap(),
+            "-i",
+            inventory.to_str().unwrap(),
+            "-F",
+            unknown.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let message = tasks_on(&report, "web")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with(&format!(
+            "host key verification failed for web: the host key for [target.fleet.invalid]:{} \
+             is not in {}",
+            target.port,
+            fleet.home().join(".ssh/known_hosts").display()
+        )),
+        "{message}"
+    );
 
     // A jump host that refuses to forward is named in the error.
     let broken = fleet.dir().join("broken_config");

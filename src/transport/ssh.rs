@@ -52,7 +52,7 @@ use rustix::net::{recv, RecvFlags};
 
 use super::jump::Relay;
 use super::keys::{self, Protection};
-use super::{HostKeyChecking, Output, Target, Transport, TransportError};
+use super::{HostKeyChecking, Output, SshOptions, Target, Transport, TransportError};
 
 /// How long one TCP connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,22 +148,7 @@ impl SshTransport {
         }
         let (session, socket) = establish(target, stream)?;
         session.set_timeout(millis(COMMAND_TIMEOUT));
-        let keepalive = target
-            .ssh
-            .server_alive_interval
-            .filter(|interval| !interval.is_zero())
-            .unwrap_or(KEEPALIVE_INTERVAL);
-        let silence_limit = match target.ssh.server_alive_interval {
-            Some(interval) if !interval.is_zero() => {
-                interval
-                    * target
-                        .ssh
-                        .server_alive_count_max
-                        .unwrap_or(DEFAULT_ALIVE_COUNT)
-                        .max(1)
-            }
-            _ => COMMAND_TIMEOUT,
-        };
+        let (keepalive, silence_limit) = liveness(&target.ssh);
         Ok(Self {
             session,
             socket,
@@ -467,6 +452,23 @@ fn signal_note(signal: &str, message: &str) -> String {
         note.push(')');
     }
     note
+}
+
+/// How often to ask a silent server for a sign of life, and how long its silence is
+/// borne while a command runs: the ssh config's `ServerAliveInterval` and
+/// `ServerAliveInterval` × `ServerAliveCountMax` when it sets an interval (as `ssh`
+/// gives up), else every 15 s and 300 s.
+fn liveness(options: &SshOptions) -> (Duration, Duration) {
+    match options.server_alive_interval {
+        Some(interval) if !interval.is_zero() => {
+            let count = options
+                .server_alive_count_max
+                .unwrap_or(DEFAULT_ALIVE_COUNT)
+                .max(1);
+            (interval, interval * count)
+        }
+        _ => (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT),
+    }
 }
 
 /// Opens the TCP connection to `target`, as a socket for a session.
@@ -1453,6 +1455,25 @@ mod tests {
         assert!(plain.contains("at line 4 of /home/u/.ssh/known_hosts"));
         let other = other_types_message(path, "web1", key, 2, "ssh-rsa");
         assert!(other.starts_with("Line 2 of"), "{other}");
+    }
+
+    #[test]
+    fn liveness_follows_server_alive_settings() {
+        let mut options = SshOptions::default();
+        assert_eq!(liveness(&options), (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT));
+        options.server_alive_interval = Some(Duration::from_secs(5));
+        assert_eq!(
+            liveness(&options),
+            (Duration::from_secs(5), Duration::from_secs(15))
+        );
+        options.server_alive_count_max = Some(10);
+        assert_eq!(liveness(&options).1, Duration::from_secs(50));
+        // `ServerAliveCountMax 0` would give up at once; one unanswered ask is the least.
+        options.server_alive_count_max = Some(0);
+        assert_eq!(liveness(&options).1, Duration::from_secs(5));
+        // `ServerAliveInterval 0` is ssh's "off": converge keeps its own keepalives.
+        options.server_alive_interval = Some(Duration::ZERO);
+        assert_eq!(liveness(&options), (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT));
     }
 
     #[test]
