@@ -591,14 +591,18 @@ fn a_reboot_brings_user_services_back_only_with_lingering() {
     assert!(user_service_active(not_lingering, "deploy", "sidekiq"));
 }
 
-/// `apt-get download`s `dbus-user-session` once into the target directory and returns
-/// the cached package.
-fn dbus_user_session_deb() -> PathBuf {
+/// `dbus-user-session` in the version that goes with the `dbus` installed on `host`,
+/// fetched once with `apt-get download` on this machine (after an `apt-get update` if
+/// the package lists lack it) and cached under the target directory.
+fn dbus_user_session_deb(host: &TestHost) -> PathBuf {
+    let version = host.ssh_ok("dpkg-query -W -f '${Version}' dbus");
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || fleet::repo_root().join("target"),
         |dir| fleet::repo_root().join(dir),
     );
-    let cache = target.join("converge-fleet/debs");
+    let cache = target
+        .join("converge-fleet/debs")
+        .join(version.replace('/', "_"));
     std::fs::create_dir_all(&cache).unwrap();
     let cached = |dir: &Path| {
         std::fs::read_dir(dir).unwrap().find_map(|entry| {
@@ -616,16 +620,26 @@ fn dbus_user_session_deb() -> PathBuf {
     // Downloaded beside the cache and moved in whole, so a cut-off download is never
     // used.
     let scratch = tempfile::tempdir_in(&cache).unwrap();
-    let output = Command::new("apt-get")
-        .args(["download", "dbus-user-session"])
-        .current_dir(scratch.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run apt-get");
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", &format!("dbus-user-session={version}")])
+            .current_dir(scratch.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run apt-get")
+    };
+    let mut output = download();
+    if !output.status.success() {
+        let _ = Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdin(Stdio::null())
+            .output();
+        output = download();
+    }
     let downloaded = cached(scratch.path());
     let Some(downloaded) = downloaded.filter(|_| output.status.success()) else {
         panic!(
-            "apt-get download dbus-user-session failed:\n{}",
+            "apt-get download dbus-user-session={version} failed (the test hosts have dbus {version}):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     };
@@ -645,11 +659,11 @@ fn upload(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str) {
 
 #[test]
 fn user_units_work_with_and_without_a_user_bus_as_root_and_through_sudo() {
-    let deb = dbus_user_session_deb();
     let Some(fleet) = Fleet::boot(2) else { return };
     let [plain, with_bus] = fleet.hosts() else {
         panic!()
     };
+    let deb = dbus_user_session_deb(with_bus);
     upload(&fleet, with_bus, &deb, "/tmp/dbus-user-session.deb");
     with_bus.ssh_ok("dpkg -i /tmp/dbus-user-session.deb >/dev/null");
     // The second host is reached as a user with passwordless sudo, and become.
