@@ -38,7 +38,7 @@ impl Module for File {
     const NAME: &'static str = "file";
 
     fn validate(&self) -> Result<(), ParamError> {
-        names::path(&self.path)?;
+        names::file_path(&self.path)?;
         validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
         let sources = content_sources(
             self.content.as_ref(),

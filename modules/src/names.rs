@@ -92,15 +92,24 @@ pub fn unit(name: &str) -> Result<(), InvalidName> {
         && stem
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b));
-    if valid_stem {
-        Ok(())
-    } else {
-        Err(invalid(
+    if !valid_stem {
+        return Err(invalid(
             KIND,
             name,
             "use only ASCII letters, digits and : - _ . \\ @",
-        ))
+        ));
     }
+    // `NAME@INSTANCE.TYPE` or the template `NAME@.TYPE`: systemd refuses an empty NAME
+    // and a second `@`.
+    if let Some((prefix, instance)) = stem.split_once('@') {
+        if prefix.is_empty() {
+            return Err(invalid(KIND, name, "it needs a name before the @"));
+        }
+        if instance.contains('@') {
+            return Err(invalid(KIND, name, "it may contain only one @"));
+        }
+    }
+    Ok(())
 }
 
 /// A service name as `systemctl` accepts it: a unit name, or a bare name meaning
@@ -132,6 +141,34 @@ pub fn path(path: &str) -> Result<(), InvalidName> {
     }
     if path.trim_end_matches('/').is_empty() {
         return Err(invalid(KIND, path, "it is the root directory"));
+    }
+    Ok(())
+}
+
+/// The path of a regular file: an absolute [`path`] whose last component is a name, not
+/// `/` or `/.` (which name a directory: the new file would be moved into it).
+pub fn file_path(value: &str) -> Result<(), InvalidName> {
+    path(value)?;
+    if value.ends_with('/') || value.ends_with("/.") {
+        return Err(invalid(
+            "path",
+            value,
+            "it ends in / or /., so it names a directory, not a file",
+        ));
+    }
+    Ok(())
+}
+
+/// A home directory or login shell for `/etc/passwd`: an absolute [`path`] without `:`,
+/// which separates the fields of that file.
+pub fn passwd_path(value: &str) -> Result<(), InvalidName> {
+    path(value)?;
+    if value.contains(':') {
+        return Err(invalid(
+            "path",
+            value,
+            "it contains ':', which separates the fields of /etc/passwd",
+        ));
     }
     Ok(())
 }
@@ -235,9 +272,21 @@ mod tests {
             "a b.service",
             "x;y.service",
             "../x.service",
+            "@.service",
+            "@x.service",
+            "a@b@c.service",
         ] {
             assert!(unit(bad).is_err(), "{bad}");
         }
+        assert_eq!(unit("app@.service"), Ok(()));
+        assert_eq!(
+            unit("@.service").unwrap_err().to_string(),
+            "invalid unit name \"@.service\": it needs a name before the @"
+        );
+        assert_eq!(
+            unit("a@b@c.service").unwrap_err().reason,
+            "it may contain only one @"
+        );
         assert_eq!(service("sidekiq").unwrap(), "sidekiq.service");
         assert_eq!(service("app.timer").unwrap(), "app.timer");
         assert!(service("side kiq").is_err());
@@ -249,6 +298,29 @@ mod tests {
         for bad in ["etc/x", "", "/", "//", "/a/../b", "/a\nb"] {
             assert!(path(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn file_paths_name_a_file() {
+        assert_eq!(file_path("/etc/default/sidekiq"), Ok(()));
+        assert_eq!(file_path("/etc/.hidden"), Ok(()));
+        for bad in ["/tmp/x/", "/tmp/.", "/tmp/x/.", "tmp/x", "/"] {
+            assert!(file_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            file_path("/tmp/x/").unwrap_err().to_string(),
+            "invalid path \"/tmp/x/\": it ends in / or /., so it names a directory, not a file"
+        );
+    }
+
+    #[test]
+    fn passwd_paths_have_no_colon() {
+        assert_eq!(passwd_path("/home/deploy"), Ok(()));
+        assert_eq!(
+            passwd_path("/home/a:b").unwrap_err().to_string(),
+            "invalid path \"/home/a:b\": it contains ':', which separates the fields of /etc/passwd"
+        );
+        assert!(passwd_path("bash").is_err());
     }
 
     #[test]

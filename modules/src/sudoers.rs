@@ -68,6 +68,35 @@ fn escape_argument(argument: &str) -> String {
     escaped
 }
 
+/// Why a `commands` entry would mean more to sudo than the one command it shows, if it
+/// would: an unescaped `,` starts another command, `:` another rule (`/bin/ls : ALL=(ALL)
+/// ALL` grants everything), `#` a comment that cuts the arguments off (widening the rule
+/// to any arguments), and a trailing `\` joins the next rule onto this one.
+fn unescaped_syntax(command: &str) -> Option<String> {
+    let mut chars = command.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' if chars.next().is_none() => {
+                return Some(
+                    "ends in a lone `\\`, which would join the next rule onto it".to_owned(),
+                )
+            }
+            ',' | ':' | '#' => {
+                let meaning = match ch {
+                    ',' => "another command",
+                    ':' => "another rule",
+                    _ => "a comment",
+                };
+                return Some(format!(
+                    "has an unescaped `{ch}`, which sudo reads as the start of {meaning}; write it as `\\{ch}`"
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The rules of a file, as `sudo -l -U` can be asked about them.
 struct Verification<'a> {
     user: &'a str,
@@ -296,6 +325,12 @@ impl Module for Sudoers {
                         reason: format!("entry {command:?} must be one line starting with an absolute path (sudo requires it)"),
                     });
                 }
+                if let Some(reason) = unescaped_syntax(command) {
+                    return Err(ParamError::Invalid {
+                        param: "commands",
+                        reason: format!("entry {command:?} {reason}"),
+                    });
+                }
             }
         }
         if let Some(units) = &self.units {
@@ -499,6 +534,35 @@ mod tests {
             ..units_form()
         };
         assert!(sudoers.validate().is_err());
+    }
+
+    #[test]
+    fn command_entries_cannot_smuggle_in_more_rules() {
+        let with = |command: &str| Sudoers {
+            units: None,
+            verbs: None,
+            commands: Some(vec![command.to_owned()]),
+            ..units_form()
+        };
+        for (command, reason) in [
+            ("/bin/ls, /bin/sh", "has an unescaped `,`, which sudo reads as the start of another command; write it as `\\,`"),
+            ("/bin/ls : ALL=(ALL) NOPASSWD: ALL", "has an unescaped `:`, which sudo reads as the start of another rule; write it as `\\:`"),
+            ("/bin/rm #/tmp/x", "has an unescaped `#`, which sudo reads as the start of a comment; write it as `\\#`"),
+            ("/bin/ls \\", "ends in a lone `\\`, which would join the next rule onto it"),
+        ] {
+            assert_eq!(
+                with(command).validate().unwrap_err().to_string(),
+                format!("`commands` entry {command:?} {reason}")
+            );
+        }
+        for command in [
+            "/bin/echo a\\,b",
+            "/bin/echo a\\:b \\#1 \\\\",
+            "/bin/echo a=b",
+            "/bin/ls",
+        ] {
+            assert_eq!(with(command).validate(), Ok(()), "{command}");
+        }
     }
 
     fn store(content: &str, refused: Option<&str>) -> FactStore {

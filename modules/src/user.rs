@@ -46,10 +46,10 @@ impl Module for User {
     fn validate(&self) -> Result<(), ParamError> {
         names::user(&self.name)?;
         if let Some(shell) = &self.shell {
-            names::path(shell)?;
+            names::passwd_path(shell)?;
         }
         if let Some(home) = &self.home {
-            names::path(home)?;
+            names::passwd_path(home)?;
         }
         for group in self.groups.iter().flatten() {
             names::group(group)?;
