@@ -500,8 +500,12 @@ fn a_reboot_brings_user_services_back_only_with_lingering() {
     let inventory = inventory(&fleet, "inventory", &[(lingering, ""), (not_lingering, "")]);
     let inventory = inventory.to_str().unwrap();
     for playbook in [SIDEKIQ_USER, CAPTURE] {
-        let (code, report) = converge_json(&fleet, &[playbook, "-i", inventory]);
-        assert_eq!(code, 0, "{report:#}");
+        let apply = assert_check_is_exact(
+            &fleet,
+            &[lingering, not_lingering],
+            &[playbook, "-i", inventory],
+        );
+        assert_eq!(warnings_on(&apply, &lingering.name), Vec::<String>::new());
     }
     for host in [lingering, not_lingering] {
         assert!(
