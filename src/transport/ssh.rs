@@ -1089,8 +1089,12 @@ fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError
         return Ok(());
     }
 
-    let (files, only) = key_files(target);
-    let files: Vec<PathBuf> = files.into_iter().filter(|path| path.is_file()).collect();
+    let (wanted, only) = key_files(target);
+    let files: Vec<PathBuf> = wanted
+        .iter()
+        .filter(|path| path.is_file())
+        .cloned()
+        .collect();
     let mut tried = Vec::new();
     match try_agent(session, user, &files, only) {
         Ok(()) => return Ok(()),
@@ -1103,10 +1107,11 @@ fn authenticate(session: &Session, target: &Target) -> Result<(), TransportError
         }
     }
     if files.is_empty() {
-        tried.push(if target.ssh.identity_files.is_empty() {
-            "~/.ssh/id_ed25519, id_ecdsa, id_rsa (none exists)".to_owned()
+        let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();
+        tried.push(if names.is_empty() {
+            "no key file ($HOME is not set)".to_owned()
         } else {
-            "the ssh config's IdentityFile (none exists)".to_owned()
+            format!("{} (none exists)", names.join(", "))
         });
     }
     Err(fail(format!(
