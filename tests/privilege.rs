@@ -1,0 +1,188 @@
+//! Privilege on a real host: logged in as an ordinary user, `become: true` converges
+//! `playbooks/sidekiq.yml` through `sudo -n`, every file lands with the owner and mode
+//! the playbook asks for, and the next run changes nothing. A user whose sudo asks for
+//! a password fails at once with a message that says so, instead of hanging on a
+//! prompt nobody can answer.
+
+mod fleet;
+mod support;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use fleet::{Fleet, TestHost};
+use support::{changes_on, stat, text};
+
+const SIDEKIQ: &str = "playbooks/sidekiq.yml";
+
+/// Upper bound for a run that must not wait on a prompt: far above what a run takes,
+/// only there so that a hang fails the test instead of stalling the suite.
+const HANG_BOUND_SECONDS: &str = "120";
+
+/// Makes `user` able to log in with the test key, with `rule` (if any) in
+/// `/etc/sudoers.d/USER` and `password` (if any) set.
+fn add_login(host: &TestHost, user: &str, rule: Option<&str>, password: Option<&str>) {
+    let mut script = format!(
+        "set -e
+useradd --create-home --shell /bin/bash {user}
+install -d -m 0700 -o {user} -g {user} /home/{user}/.ssh
+install -m 0600 -o {user} -g {user} /root/.ssh/authorized_keys /home/{user}/.ssh/authorized_keys
+"
+    );
+    if let Some(rule) = rule {
+        let _ = writeln!(
+            script,
+            "printf '%s\\n' '{rule}' > /etc/sudoers.d/{user}; chmod 0440 /etc/sudoers.d/{user}; visudo -c >/dev/null"
+        );
+    }
+    if let Some(password) = password {
+        let _ = writeln!(script, "echo '{user}:{password}' | chpasswd");
+    }
+    host.ssh_ok(&script);
+}
+
+/// An inventory with the fleet's one host in group `app`, logging in as `user`.
+fn inventory(fleet: &Fleet, user: &str) -> PathBuf {
+    let host = &fleet.hosts()[0];
+    let key = fleet.home().join(".ssh/id_ed25519");
+    let yaml = format!(
+        "all:\n  vars:\n    sidekiq_exec: /bin/sleep infinity\n  children:\n    app:\n      hosts:\n        {}: {{ host: 127.0.0.1, port: {}, user: {user}, identity_file: {} }}\n",
+        host.name,
+        host.port,
+        key.display()
+    );
+    let path = fleet.dir().join(format!("inventory-{user}.yml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Runs converge under `timeout`, so that a run waiting on a prompt ends (exit 124)
+/// instead of stalling the suite.
+fn converge_bounded(fleet: &Fleet, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .args(["--kill-after=10", HANG_BOUND_SECONDS])
+        .arg(env!("CARGO_BIN_EXE_converge"))
+        .args(args)
+        .env("HOME", fleet.home())
+        .env("NO_COLOR", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .current_dir(fleet::repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+}
+
+#[test]
+fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    add_login(host, "ops", Some("ops ALL=(ALL) NOPASSWD: ALL"), None);
+    add_login(
+        host,
+        "ops2",
+        Some("ops2 ALL=(ALL) ALL"),
+        Some("s3cret-Pa55"),
+    );
+    // The logins really are ordinary users, and ops2's sudo really wants a password.
+    assert_eq!(
+        host.ssh_ok("runuser -u ops -- sudo -n id -un; runuser -u ops -- id -u"),
+        "root\n1000"
+    );
+    let asked = host.ssh("runuser -u ops2 -- sudo -n true");
+    assert!(
+        String::from_utf8_lossy(&asked.stderr).contains("a password is required"),
+        "{}",
+        text(&asked)
+    );
+
+    // A password prompt: failed, quickly and clearly, and nothing was done.
+    let inventory_ops2 = inventory(&fleet, "ops2");
+    let output = converge_bounded(&fleet, &[SIDEKIQ, "-i", inventory_ops2.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "not a clean failure (124: still waiting after {HANG_BOUND_SECONDS} s):\n{}",
+        text(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "failed: [{0}] sudo on {0} asks ops2 for a password; become uses `sudo -n`, which cannot answer a prompt: give ops2 passwordless sudo, or connect as root",
+            host.name
+        )),
+        "{stdout}"
+    );
+    assert!(!host.ssh("getent passwd deploy").status.success());
+    let report = json(&converge_bounded(
+        &fleet,
+        &[
+            SIDEKIQ,
+            "-i",
+            inventory_ops2.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(stat(&report, &host.name, "failed"), 1, "{report:#}");
+    assert_eq!(stat(&report, &host.name, "changed"), 0, "{report:#}");
+
+    // Passwordless sudo: the whole playbook, as root, from an ordinary login.
+    let inventory_ops = inventory(&fleet, "ops");
+    let args = [
+        SIDEKIQ,
+        "-i",
+        inventory_ops.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    let output = converge_bounded(&fleet, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = json(&output);
+    assert!(stat(&report, &host.name, "changed") >= 5, "{report:#}");
+    assert_eq!(host.ssh_ok("systemctl is-active sidekiq"), "active");
+    assert_eq!(host.ssh_ok("systemctl is-enabled sidekiq"), "enabled");
+    assert_eq!(
+        host.ssh_ok(
+            "stat -c '%n %U:%G %a' /opt/app /opt/app/current /etc/default/sidekiq \
+             /etc/systemd/system/sidekiq.service /etc/sudoers.d/sidekiq"
+        ),
+        "/opt/app deploy:deploy 755\n\
+         /opt/app/current deploy:deploy 2775\n\
+         /etc/default/sidekiq root:deploy 640\n\
+         /etc/systemd/system/sidekiq.service root:root 644\n\
+         /etc/sudoers.d/sidekiq root:root 440"
+    );
+    assert_eq!(
+        host.ssh_ok("cat /etc/default/sidekiq"),
+        "RAILS_ENV=production\nMALLOC_ARENA_MAX=2"
+    );
+    assert!(host.ssh_ok("visudo -c").contains("parsed OK"));
+    host.ssh_ok("runuser -u deploy -- sudo -n /bin/systemctl restart sidekiq");
+    assert_eq!(
+        host.ssh_ok("find /etc /opt /tmp /home -xdev -name '.converge.*' 2>/dev/null | wc -l"),
+        "0",
+        "temporary files left behind"
+    );
+    // Nothing was written as ops, nor left in its home.
+    assert_eq!(
+        host.ssh_ok(
+            "find / -xdev -user ops ! -path '/home/ops*' ! -path '/proc/*' 2>/dev/null | wc -l"
+        ),
+        "0"
+    );
+
+    let output = converge_bounded(&fleet, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = json(&output);
+    assert_eq!(
+        changes_on(&report, &host.name),
+        Vec::<String>::new(),
+        "the second run changed something"
+    );
+    assert_eq!(stat(&report, &host.name, "changed"), 0);
+}
