@@ -2,13 +2,14 @@
 //! `playbooks/sidekiq.yml` through `sudo -n`, every file lands with the owner and mode
 //! the playbook asks for, and the next run changes nothing. A user whose sudo asks for
 //! a password fails at once with a message that says so, instead of hanging on a
-//! prompt nobody can answer.
+//! prompt nobody can answer. A file's temporary copy, watched from the host while a
+//! large write streams in, is never readable by others.
 
 mod fleet;
 mod support;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use fleet::{Fleet, TestHost};
@@ -185,4 +186,64 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
         "the second run changed something"
     );
     assert_eq!(stat(&report, &host.name, "changed"), 0);
+
+    never_readable_by_others_in_between(&fleet, host, &inventory_ops);
+}
+
+/// Watches the temporary file of a large write under `become` from the host's side:
+/// while the content streams in, and until the rename, it is never readable by others.
+fn never_readable_by_others_in_between(fleet: &Fleet, host: &TestHost, inventory: &Path) {
+    // 16 MiB take long enough to arrive that a watcher polling every few milliseconds
+    // sees the temporary file many times.
+    let dir = fleet.dir().join("big");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("secret.env"),
+        "TOKEN=0123456789abcdef\n".repeat(16 << 16),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("site.yml"),
+        "- hosts: app\n  become: true\n  tasks:\n    - file: { path: /etc/default/big-secret, src: secret.env, owner: root, group: deploy, mode: \"0640\" }\n",
+    )
+    .unwrap();
+    let watcher = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            host.ssh(
+                "touch /run/watch.started
+timeout 120 sh -c 'while [ ! -e /run/watch.stop ]; do
+  for f in /etc/default/.converge.*; do [ -e \"$f\" ] && stat -c \"%a %U:%G\" -- \"$f\"; done
+done' 2>/dev/null | sort | uniq -c",
+            )
+        });
+        host.ssh_ok("i=0; until [ -e /run/watch.started ] || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done; test -e /run/watch.started");
+        let output = converge_bounded(
+            fleet,
+            &[
+                dir.join("site.yml").to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+            ],
+        );
+        host.ssh_ok("touch /run/watch.stop");
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        watcher.join().unwrap()
+    });
+    let seen = String::from_utf8_lossy(&watcher.stdout).into_owned();
+    assert!(
+        !seen.trim().is_empty(),
+        "the watcher never saw the temporary file: {}",
+        text(&watcher)
+    );
+    for line in seen.lines() {
+        let mode = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            mode.ends_with('0') && (mode == "600" || mode == "640"),
+            "the temporary file was seen as {line:?}:\n{seen}"
+        );
+    }
+    assert_eq!(
+        host.ssh_ok("stat -c '%U:%G %a %s' /etc/default/big-secret; ls -A /etc/default | grep -c converge || true"),
+        format!("root:deploy 640 {}\n0", 23 * (16 << 16))
+    );
 }
