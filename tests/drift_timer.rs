@@ -6,43 +6,10 @@ mod fleet;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use fleet::{Fleet, TestHost};
+use fleet::Fleet;
 use serde_json::Value;
-use support::{changes_on, converge_json, text};
-
-/// Copies a local file to `remote` on `host` (as root) with `mode`.
-fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &str) {
-    let key = fleet.home().join(".ssh/id_ed25519");
-    let status = Command::new("ssh")
-        .arg("-i")
-        .arg(&key)
-        .args(["-p", &host.port.to_string()])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg("root@127.0.0.1")
-        .arg(format!(
-            "mkdir -p \"$(dirname {remote})\" && cat > {remote} && chmod {mode} {remote}"
-        ))
-        .stdin(Stdio::from(std::fs::File::open(local).unwrap()))
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "copying {} to {}:{remote}",
-        local.display(),
-        host.name
-    );
-}
+use support::{changes_on, converge_json, push, text};
 
 #[test]
 fn the_drift_timer_repairs_another_host_and_reports_it() {

@@ -4,12 +4,13 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, TestHost};
 
 /// An inventory with every fleet host in group `app` (plus `extra` lines inside that
 /// group's `hosts:`), and a worker command that exists on the test hosts.
@@ -93,4 +94,36 @@ pub fn stat(report: &Value, host: &str, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{host} not in report"))[field]
         .as_u64()
         .unwrap()
+}
+
+/// Copies a local file to `remote` on `host` (as root) with `mode`.
+pub fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &str) {
+    let key = fleet.home().join(".ssh/id_ed25519");
+    let status = Command::new("ssh")
+        .arg("-i")
+        .arg(&key)
+        .args(["-p", &host.port.to_string()])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("root@127.0.0.1")
+        .arg(format!(
+            "mkdir -p \"$(dirname {remote})\" && cat > {remote} && chmod {mode} {remote}"
+        ))
+        .stdin(Stdio::from(std::fs::File::open(local).unwrap()))
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "copying {} to {}:{remote}",
+        local.display(),
+        host.name
+    );
 }
