@@ -13,6 +13,7 @@ mod progress;
 mod report;
 mod ssh_config;
 mod template;
+mod terminal;
 mod transport;
 mod yaml;
 

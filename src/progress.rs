@@ -8,6 +8,14 @@
 
 use std::io::{IsTerminal, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Whether a progress line is being drawn (so a prompt knows to clear it).
+static DRAWING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a progress line is on the terminal now.
+pub fn drawing() -> bool {
+    DRAWING.load(Ordering::SeqCst)
+}
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -53,18 +61,23 @@ impl Display {
             return Display { stop, thread: None };
         }
         let (progress, flag, play) = (Arc::clone(progress), Arc::clone(&stop), play.to_owned());
+        DRAWING.store(true, Ordering::SeqCst);
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 let done = progress.hosts_done.load(Ordering::Relaxed);
                 let task = progress.furthest_task.load(Ordering::Relaxed);
                 let line = line(&play, done, hosts, task, &tasks);
                 let mut stderr = std::io::stderr().lock();
-                let _ = write!(stderr, "\r\x1b[2K{line}");
-                let _ = stderr.flush();
+                // Checked under the lock: see `terminal`.
+                if !crate::terminal::claimed() {
+                    let _ = write!(stderr, "\r\x1b[2K{line}");
+                    let _ = stderr.flush();
+                }
                 drop(stderr);
                 std::thread::sleep(Duration::from_millis(150));
             }
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            DRAWING.store(false, Ordering::SeqCst);
         });
         Display {
             stop,

@@ -610,9 +610,15 @@ fn encrypted_keys_use_the_agent_or_a_terminal_and_are_refused_without_either() {
             screen.push(byte[0]);
         }
     };
+    // Type as a person would, a moment after the prompt shows: the prompt is printed
+    // just before echo is turned off, and keys sent in between would be echoed by the
+    // terminal itself, whoever reads them.
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
     wait_for(&prompt, &mut screen);
+    pause();
     stdin.write_all(b"battery staple\n").unwrap();
     wait_for(&again, &mut screen);
+    pause();
     stdin.write_all(b"correct horse\n").unwrap();
     stdout.read_to_end(&mut screen).unwrap();
     let status = child.wait().unwrap();

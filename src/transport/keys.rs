@@ -177,6 +177,7 @@ pub fn passphrase(key: &Path, rejected: Option<&str>) -> Result<String, NoPassph
     } else {
         format!("Enter passphrase for key '{}': ", key.display())
     };
+    let _terminal = crate::terminal::claim();
     let given =
         rpassword::prompt_password(prompt).map_err(|e| NoPassphrase::Prompt(e.to_string()))?;
     cache.insert(key.to_path_buf(), given.clone());
