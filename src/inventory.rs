@@ -503,7 +503,11 @@ impl InventoryHost {
     /// Whether one pattern term (without `!`/`&`) names this host or one of its groups.
     fn matches(&self, term: &str) -> bool {
         if term.contains(['*', '?']) {
-            glob_match(term, &self.name) || self.groups.iter().any(|group| glob_match(term, group))
+            crate::glob::matches(term, &self.name)
+                || self
+                    .groups
+                    .iter()
+                    .any(|group| crate::glob::matches(term, group))
         } else {
             self.name == term || self.groups.iter().any(|group| group == term)
         }
@@ -518,37 +522,6 @@ fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
         }
         _ => PathBuf::from(path),
     }
-}
-
-/// Shell-style glob with `*` (any run of characters) and `?` (one character).
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // Where the last `*` was and how much text it has swallowed so far; on a mismatch
-    // it swallows one more character instead.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
 }
 
 fn is_yaml(path: &Path, text: &str) -> bool {
@@ -2210,12 +2183,12 @@ all:
 
     #[test]
     fn glob_matching() {
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*b*c", "aXbYbZc"));
-        assert!(glob_match("**x", "x"));
-        assert!(!glob_match("a*b", "acbd"));
-        assert!(!glob_match("?", ""));
-        assert!(glob_match("?é", "xé"));
+        assert!(crate::glob::matches("*", ""));
+        assert!(crate::glob::matches("a*b*c", "aXbYbZc"));
+        assert!(crate::glob::matches("**x", "x"));
+        assert!(!crate::glob::matches("a*b", "acbd"));
+        assert!(!crate::glob::matches("?", ""));
+        assert!(crate::glob::matches("?é", "xé"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod cli;
 mod engine;
 mod generate;
+mod glob;
 mod inventory;
 mod lock;
 mod playbook;

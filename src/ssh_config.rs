@@ -599,44 +599,14 @@ fn host_matches(patterns: &[String], host: &str) -> bool {
     let mut matched = false;
     for pattern in patterns {
         if let Some(negated) = pattern.strip_prefix('!') {
-            if wildcard_match(negated, host) {
+            if crate::glob::matches(negated, host) {
                 return false;
             }
-        } else if wildcard_match(pattern, host) {
+        } else if crate::glob::matches(pattern, host) {
             matched = true;
         }
     }
     matched
-}
-
-/// `*` (any run of characters) and `?` (one character), as in `ssh_config(5)`.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // The last `*` and how much text it has taken; on a mismatch it takes one more.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
 }
 
 /// `~` and `~/...` under `home`; anything else as it is.
@@ -675,7 +645,7 @@ fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
                 .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
                 // Hidden files only match a pattern that asks for them, as in glob(3).
                 .filter(|name| !name.starts_with('.') || text.starts_with('.'))
-                .filter(|name| wildcard_match(&text, name))
+                .filter(|name| crate::glob::matches(&text, name))
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|name| dir.join(name)));
@@ -1272,11 +1242,11 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        assert!(wildcard_match("*.example.com", "a.example.com"));
-        assert!(!wildcard_match("*.example.com", "example.com"));
-        assert!(wildcard_match("web?", "web1"));
-        assert!(!wildcard_match("web?", "web10"));
-        assert!(wildcard_match("*", ""));
+        assert!(crate::glob::matches("*.example.com", "a.example.com"));
+        assert!(!crate::glob::matches("*.example.com", "example.com"));
+        assert!(crate::glob::matches("web?", "web1"));
+        assert!(!crate::glob::matches("web?", "web10"));
+        assert!(crate::glob::matches("*", ""));
         assert!(host_matches(
             &["10.0.*".into(), "!10.0.0.1".into()],
             "10.0.0.2"
