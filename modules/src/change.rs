@@ -286,9 +286,13 @@ if [ -n "$owner" ]; then chown -h -- "$owner" "$path"; fi
 if [ -n "$group" ]; then chgrp -h -- "$group" "$path"; fi
 if [ -n "$mode" ]; then chmod -- "$mode" "$path"; fi"#;
 
-/// Polls until the user's manager answers (about 30 s at most).
+/// Starts the user's manager and polls until it answers (about 30 s at most).
 const AWAIT_USER_MANAGER: &str = r#"user=$1
 uid=$(id -u -- "$user") || exit 1
+# logind starts the manager of a lingering user by itself, but that start can be lost
+# when it races the teardown of the user's previous manager. Asking for the unit is
+# what logind does, and returns once the manager has reported ready.
+systemctl start -- "user@$uid.service" || exit 1
 i=0
 while [ "$i" -lt 150 ]; do
   state=$(runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user is-system-running 2>/dev/null) || true
