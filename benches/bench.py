@@ -818,6 +818,9 @@ def table(results: dict) -> str:
         for r in results["scenario"]
         if r["tool"] == "converge"
     }
+    for r in results["scenario"]:
+        for failure in r.get("first_failures", []):
+            text += f"\n{r['tool']} first converge at N={r['n']} failed: {failure}"
     if commands:
         text += "\nconverge's remote commands per host, no change: " + ", ".join(
             f"N={n}: {'/'.join(map(str, c))}" for n, c in sorted(commands.items())
