@@ -862,6 +862,20 @@ def table(results: dict) -> str:
     return text
 
 
+def merged(results: list[dict]) -> dict:
+    """Several runs' results as one: a later file's row replaces an earlier one's."""
+    scenario: dict = {}
+    out: dict = {}
+    for result in results:
+        for row in result["scenario"]:
+            scenario[(row["tool"], row["n"])] = row
+        for key in ("resources", "aliases"):
+            if result.get(key):
+                out[key] = result[key]
+    out["scenario"] = list(scenario.values())
+    return out
+
+
 def machine(args: argparse.Namespace) -> dict:
     """What the figures were measured on and with."""
 
@@ -898,25 +912,38 @@ def main() -> int:
     parser.add_argument("--resources-hosts", type=int, default=10)
     parser.add_argument("--aliases", default="100,250,500", help="alias counts ('' to skip)")
     parser.add_argument("--aliases-hosts", type=int, default=10)
-    parser.add_argument("--converge", type=Path, required=True)
-    parser.add_argument("--floor", type=Path, required=True)
-    parser.add_argument("--venv", type=Path, required=True)
-    parser.add_argument("--image", type=Path, required=True)
-    parser.add_argument("--key", type=Path, required=True)
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="results (JSON)")
+    parser.add_argument("--converge", type=Path)
+    parser.add_argument("--floor", type=Path)
+    parser.add_argument("--venv", type=Path)
+    parser.add_argument("--image", type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--out", type=Path, help="results (JSON)")
     parser.add_argument(
         "--quiet", type=float, default=0.85, help="CPU idle share to wait for before a run"
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=120, help="longest wait for it, in seconds"
     )
-    parser.add_argument("--table-only", action="store_true", help="reprint --out's table")
+    parser.add_argument(
+        "--table-only",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="print the tables of these results files (JSON) as one, and run nothing",
+    )
     args = parser.parse_args()
 
     if args.table_only:
-        print(table(json.loads(args.out.read_text())), end="")
+        print(table(merged([json.loads(path.read_text()) for path in args.table_only])), end="")
         return 0
+    missing = [
+        f"--{name}"
+        for name in ("converge", "floor", "venv", "image", "key", "workdir", "out")
+        if getattr(args, name) is None
+    ]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     classes = {"converge": Converge, "ansible": Ansible, "pyinfra": Pyinfra}
     results: dict = {

@@ -11,7 +11,7 @@
 # ansible-core and pyinfra from PyPI (versions: ANSIBLE_CORE_VERSION, PYINFRA_VERSION).
 # CONVERGE_BIN: measure this converge binary instead of building the working tree.
 # Prints one table; every measurement goes to target/bench/results-TIME.json
-# (`benches/bench.py --table-only --out FILE ...` prints its table again).
+# (`benches/bench.py --table-only FILE...` prints the tables of one or more of them as one).
 # Not part of the test suite: nothing here passes or fails on time.
 set -euo pipefail
 

@@ -96,9 +96,10 @@ if not host.get_fact(File, path="/var/lib/systemd/linger/deploy"):
         name="deploy's manager outlives its sessions",
         commands=[
             "loginctl enable-linger deploy",
-            # The manager starts in the background; its units need it.
-            f"for _ in $(seq 300); do test -S {runtime_dir}/systemd/private && exit; "
-            "sleep 0.1; done; exit 1",
+            # logind starts the manager in the background; its units need it, so wait
+            # for it the way converge does: ask for the unit, which returns once the
+            # manager is ready.
+            f"systemctl start user@{deploy['uid']}.service",
         ],
     )
 
