@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
+use converge_modules::sequence::{self, StepOutput};
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -689,23 +690,18 @@ impl<'a> PlayRun<'a> {
         if plan.changes.is_empty() {
             return Ok(Status::Ok);
         }
-        for change in &plan.changes {
-            result.changes.push(change.describe());
-            if let Some(content) = change.file_contents() {
-                result.diffs.push(FileDiff {
-                    path: content.path.to_owned(),
-                    before: content
-                        .before
-                        .map(|b| String::from_utf8_lossy(b).into_owned()),
-                    after: String::from_utf8_lossy(content.after).into_owned(),
-                });
-            }
-            if self.options.check {
+        if self.options.check {
+            for change in &plan.changes {
+                record(result, change);
                 change.predict(&mut self.host.facts);
-            } else {
-                self.apply(change)?;
             }
+            return Ok(Status::Changed);
         }
+        let (attempted, applied) = self.apply(&plan.changes);
+        for change in &plan.changes[..attempted] {
+            record(result, change);
+        }
+        applied?;
         Ok(Status::Changed)
     }
 
@@ -733,17 +729,76 @@ impl<'a> PlayRun<'a> {
         Ok(())
     }
 
-    fn apply(&mut self, change: &Change) -> Result<(), TaskError> {
-        let output = self.remote(&change.command())?;
+    /// Carries out a task's changes, in as few remote commands as [`sequence::runs`]
+    /// allows, stopping at the first that fails. Returns how many were attempted (the
+    /// failed one included: the report lists exactly those) and the outcome.
+    fn apply(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
+        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
+        let mut start = 0;
+        for length in sequence::runs(&commands) {
+            let end = start + length;
+            let (ran, outcome) = self.apply_run(&changes[start..end], &commands[start..end]);
+            if outcome.is_err() {
+                return (start + ran, outcome);
+            }
+            start = end;
+        }
+        (start, Ok(()))
+    }
+
+    /// Carries out changes that can go as one command. Returns how many ran (all of
+    /// them when the connection failed: nobody can tell) and the outcome.
+    fn apply_run(
+        &mut self,
+        changes: &[Change],
+        commands: &[Cmd],
+    ) -> (usize, Result<(), TaskError>) {
+        let steps = if let [command] = commands {
+            match self.remote(command) {
+                Ok(output) => vec![StepOutput {
+                    status: output.status,
+                    stdout: output.stdout,
+                    stderr: output.stderr,
+                }],
+                Err(error) => return (1, Err(error)),
+            }
+        } else {
+            let nonce = self.host.nonce.clone();
+            match self.remote(&sequence::sequence(commands, &nonce)) {
+                Ok(output) => sequence::split(
+                    commands.len(),
+                    &nonce,
+                    output.status,
+                    &output.stdout,
+                    &output.stderr,
+                ),
+                Err(error) => {
+                    for change in changes {
+                        self.forget_touched(change);
+                    }
+                    return (changes.len(), Err(error));
+                }
+            }
+        };
+        for (change, step) in changes.iter().zip(&steps) {
+            self.forget_touched(change);
+            if step.status != 0 {
+                let output = Output {
+                    status: step.status,
+                    stdout: step.stdout.clone(),
+                    stderr: step.stderr.clone(),
+                };
+                let failure = self.remote_failure(&change.describe(), &output);
+                return (steps.len(), Err(TaskError::Remote(failure)));
+            }
+        }
+        (steps.len(), Ok(()))
+    }
+
+    fn forget_touched(&mut self, change: &Change) {
         for touch in change.touches() {
             self.host.facts.forget(&touch);
         }
-        if output.status == 0 {
-            return Ok(());
-        }
-        Err(TaskError::Remote(
-            self.remote_failure(&change.describe(), &output),
-        ))
     }
 
     fn remote_failure(&self, what: &str, output: &Output) -> String {
@@ -930,6 +985,20 @@ fn outcome(
         notes: Vec::new(),
         message: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Lists `change` in `result`, with its diff if it writes a file.
+fn record(result: &mut TaskOutcome, change: &Change) {
+    result.changes.push(change.describe());
+    if let Some(content) = change.file_contents() {
+        result.diffs.push(FileDiff {
+            path: content.path.to_owned(),
+            before: content
+                .before
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+            after: String::from_utf8_lossy(content.after).into_owned(),
+        });
     }
 }
 

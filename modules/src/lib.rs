@@ -15,6 +15,7 @@
 pub mod change;
 pub mod fact;
 pub mod names;
+pub mod sequence;
 pub mod shell;
 
 pub mod command;
