@@ -275,27 +275,38 @@ for command in "$@"; do
 done
 echo allowed"#;
 
+/// What `stat` prints about a path: the name comes last, where its `:`s cannot shift
+/// the other fields, and lets [`parse`] check the line is about the path it asked for.
+const PATH_FORMAT: &str = "%F:%U:%G:%a:%n";
+
 const UNIT_PROPERTIES: &str = "-p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload";
 
 impl FactKey {
     /// The `sh` snippet that prints this fact for [`parse`].
     pub fn probe(&self) -> String {
         match self {
+            // `read` is a builtin: the kernel's host name file spares an exec of
+            // `uname`, which stays as the fallback where /proc is not mounted (the
+            // braces put the shell's own complaint about the file under 2>/dev/null).
             FactKey::System => concat!(
-                "uname -n; if [ -r /etc/os-release ]; then . /etc/os-release; fi; ",
-                "printf '%s\\n%s\\n' \"${ID:-unknown}\" \"${VERSION_ID:-}\""
+                "if ! { IFS= read -r host < /proc/sys/kernel/hostname; } 2>/dev/null; then host=$(uname -n); fi; ",
+                "if [ -r /etc/os-release ]; then . /etc/os-release; fi; ",
+                "printf '%s\\n%s\\n%s\\n' \"$host\" \"${ID:-unknown}\" \"${VERSION_ID:-}\""
             )
             .to_owned(),
             FactKey::Path(path) => format!(
-                "stat -c '%F:%U:%G:%a' -- {p} 2>/dev/null || echo missing",
+                "stat -c {f} -- {p} 2>/dev/null || echo missing",
+                f = quote(PATH_FORMAT),
                 p = quote(path)
             ),
             FactKey::Content(path) => format!(
                 "if [ -f {p} ] && [ ! -L {p} ]; then echo present; base64 < {p}; else echo absent; fi",
                 p = quote(path)
             ),
+            // `id -Gn` prints the primary group first, the same word `id -gn` prints,
+            // then the others: one `id` gives both.
             FactKey::User(name) => format!(
-                "printf '%s\\n' \"$(getent passwd {n})\" \"$(id -gn {n} 2>/dev/null)\" \"$(id -Gn {n} 2>/dev/null)\"",
+                "printf '%s\\n' \"$(getent passwd {n})\" \"$(id -Gn {n} 2>/dev/null)\"",
                 n = quote(name)
             ),
             FactKey::Group(name) => format!("getent group {} || true", quote(name)),
@@ -314,19 +325,24 @@ impl FactKey {
                 // its socket is still there but it no longer answers (lingering was
                 // just turned off): the plan then waits for it, or says it is down,
                 // instead of failing on half an answer.
+                //
+                // This is `USER_SYSTEMCTL` with the uid already at hand: `runuser`
+                // without `-l` passes the environment on, so XDG_RUNTIME_DIR needs
+                // neither a second shell nor `env`. The home directory is cut out of
+                // the passwd line by parameter expansion, as no passwd field holds a
+                // `:`, to spare a `cut`.
                 concat!(
                     "if ! uid=$(id -u -- {u} 2>/dev/null); then echo manager=no-such-user; ",
                     "elif [ \"$(systemctl is-active \"user@$uid.service\" 2>/dev/null)\" = active ] ",
-                    "&& out=$(sh -c {script} converge {u} show {props} -- {n} 2>/dev/null); then ",
+                    "&& out=$(XDG_RUNTIME_DIR=\"/run/user/$uid\" runuser -u {u} -- systemctl --user show {props} -- {n} 2>/dev/null); then ",
                     "echo manager=running; printf '%s\\n' \"$out\"; ",
-                    "else echo manager=down; home=$(getent passwd {u} | cut -d: -f6); ",
+                    "else echo manager=down; home=$(getent passwd {u}); home=${{home#*:*:*:*:*:}}; home=${{home%%:*}}; ",
                     "for link in \"$home\"/.config/systemd/user/*.wants/{n}; do ",
                     "if [ -L \"$link\" ]; then echo UnitFileState=enabled; break; fi; done; ",
                     "if [ -f \"$home/.config/systemd/user/\"{n} ]; then echo UnitFile=present; fi; fi"
                 ),
                 u = quote(user),
                 n = quote(name),
-                script = quote(USER_SYSTEMCTL),
                 props = UNIT_PROPERTIES,
             ),
             FactKey::Linger(user) => format!(
@@ -375,7 +391,7 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
                 os_version: version.unwrap_or_default().to_owned(),
             }))
         }
-        FactKey::Path(_) => parse_path(output.trim_end())
+        FactKey::Path(path) => parse_path(path, output.strip_suffix('\n').unwrap_or(output))
             .map(Fact::Path)
             .ok_or_else(fail),
         FactKey::Content(_) => {
@@ -425,12 +441,13 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
     }
 }
 
-fn parse_path(line: &str) -> Option<PathState> {
+fn parse_path(path: &str, line: &str) -> Option<PathState> {
     if line == "missing" {
         return Some(PathState::missing());
     }
-    // %F comes first and never contains ':'; user and group names never do either.
-    let mut parts = line.splitn(4, ':');
+    // %F never contains ':', nor do user and group names or the mode: the name is the
+    // rest, whatever it holds.
+    let mut parts = line.splitn(5, ':');
     let kind = match parts.next()? {
         "regular file" | "regular empty file" => PathKind::File,
         "directory" => PathKind::Directory,
@@ -440,6 +457,9 @@ fn parse_path(line: &str) -> Option<PathState> {
     let owner = parts.next()?.to_owned();
     let group = parts.next()?.to_owned();
     let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
+    if parts.next()? != path {
+        return None;
+    }
     Some(PathState {
         kind,
         owner,
@@ -458,11 +478,10 @@ fn parse_user(output: &str) -> Option<Fact> {
     if fields.len() != 7 {
         return None;
     }
-    let primary_group = lines.next()?.to_owned();
-    let mut groups: Vec<String> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
+    // Empty when the account vanished between `getent` and `id`.
+    let mut id_groups = lines.next()?.split_whitespace();
+    let primary_group = id_groups.next().unwrap_or_default().to_owned();
+    let mut groups: Vec<String> = id_groups
         .filter(|group| *group != primary_group)
         .map(str::to_owned)
         .collect();
@@ -512,16 +531,69 @@ fn parse_unit(manager: &Manager, output: &str) -> Option<UnitState> {
     (seen_load || state.manager != ManagerState::Running).then_some(state)
 }
 
+/// Prints the attributes of path `$1` in [`PATH_FORMAT`] (or `missing`) from
+/// `$converge_stat`, the output of one `stat` over every path of the batch, in order.
+///
+/// `stat` prints one line per path it could read, in the order it was given them, and
+/// nothing for the others. So the sections of those paths, run in that same order,
+/// each take the next line if it names their path and leave it for a later path
+/// otherwise: a line is only ever given to the path it names. Each path is looked at
+/// once, by that `stat`, so one that vanishes meanwhile is either wholly there or
+/// `missing`.
+const PATH_FROM_SHARED_STAT: &str = r#"converge_nl='
+'
+converge_path() {
+  converge_line=${converge_stat%%"$converge_nl"*}
+  if [ "${converge_line#*:*:*:*:}" = "$1" ]; then
+    printf '%s\n' "$converge_line"
+    converge_stat=${converge_stat#*"$converge_nl"}
+  else
+    echo missing
+  fi
+}
+"#;
+
+/// Whether a path's attributes come from the batch's shared `stat`. A name with a
+/// newline would split its line in two, so such a path keeps its own probe (paths
+/// converge validates never hold one; a home directory from passwd cannot either).
+fn shares_stat(key: &FactKey) -> Option<&str> {
+    match key {
+        FactKey::Path(path) if !path.contains('\n') => Some(path),
+        _ => None,
+    }
+}
+
 /// Builds one `sh` script that prints every fact in `keys`, each after a delimiter line
 /// carrying `nonce`, so that no file content or command output can forge a boundary.
 pub fn batch_script(keys: &[FactKey], nonce: &str) -> String {
     let mut script = String::from("export LC_ALL=C\n");
-    for (index, key) in keys.iter().enumerate() {
+    // Execs are what reading facts costs a host, far more than shell builtins: one
+    // `stat` for all paths instead of one each.
+    let paths: Vec<&str> = keys.iter().filter_map(shares_stat).collect();
+    if !paths.is_empty() {
+        script.push_str(PATH_FROM_SHARED_STAT);
         let _ = write!(
             script,
-            "echo '{}'\n( {} )\n",
+            "converge_stat=\"$(stat -c {} --",
+            quote(PATH_FORMAT)
+        );
+        for path in paths {
+            script.push(' ');
+            script.push_str(&quote(path));
+        }
+        script.push_str(" 2>/dev/null)$converge_nl\"\n");
+    }
+    for (index, key) in keys.iter().enumerate() {
+        let section = match shares_stat(key) {
+            // In the script's own shell, not a subshell: each takes its line off
+            // `$converge_stat` for the next.
+            Some(path) => format!("converge_path {}", quote(path)),
+            None => format!("( {} )", key.probe()),
+        };
+        let _ = write!(
+            script,
+            "echo '{}'\n{section}\n",
             delimiter(nonce, &index.to_string()),
-            key.probe()
         );
     }
     let _ = writeln!(script, "echo '{}'", delimiter(nonce, "end"));
@@ -768,7 +840,7 @@ mod tests {
     fn path_output_parses() {
         let key = FactKey::Path("/etc/x".into());
         assert_eq!(
-            parse(&key, "regular file:root:root:644\n").unwrap(),
+            parse(&key, "regular file:root:root:644:/etc/x\n").unwrap(),
             Fact::Path(PathState {
                 kind: PathKind::File,
                 owner: "root".into(),
@@ -777,7 +849,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&key, "directory:deploy:deploy:2775\n").unwrap(),
+            parse(&key, "directory:deploy:deploy:2775:/etc/x\n").unwrap(),
             Fact::Path(PathState {
                 kind: PathKind::Directory,
                 owner: "deploy".into(),
@@ -790,6 +862,24 @@ mod tests {
             Fact::Path(PathState::missing())
         );
         assert!(parse(&key, "garbage").is_err());
+    }
+
+    #[test]
+    fn path_output_about_another_path_is_refused() {
+        let key = FactKey::Path("/etc/x".into());
+        assert!(parse(&key, "regular file:root:root:644:/etc/y\n").is_err());
+        assert!(parse(&key, "regular file:root:root:644:/etc/x \n").is_err());
+        assert!(parse(&key, "regular file:root:root:644\n").is_err());
+        let odd = FactKey::Path("/srv/a:b c\n".into());
+        assert_eq!(
+            parse(&odd, "symbolic link:root:root:777:/srv/a:b c\n\n").unwrap(),
+            Fact::Path(PathState {
+                kind: PathKind::Symlink,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o777
+            })
+        );
     }
 
     #[test]
@@ -809,7 +899,7 @@ mod tests {
     #[test]
     fn user_output_parses() {
         let key = FactKey::User("deploy".into());
-        let output = "deploy:x:1000:1000::/home/deploy:/bin/bash\ndeploy\ndeploy sudo adm\n";
+        let output = "deploy:x:1000:1000::/home/deploy:/bin/bash\ndeploy sudo adm deploy\n";
         assert_eq!(
             parse(&key, output).unwrap(),
             Fact::User(Some(UserInfo {
@@ -820,7 +910,17 @@ mod tests {
                 groups: vec!["adm".into(), "sudo".into()],
             }))
         );
-        assert_eq!(parse(&key, "\n\n\n").unwrap(), Fact::User(None));
+        assert_eq!(parse(&key, "\n\n").unwrap(), Fact::User(None));
+        // Deleted between `getent` and `id`.
+        let Fact::User(Some(vanished)) =
+            parse(&key, "deploy:x:1000:1000::/home/deploy:/bin/bash\n\n").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (vanished.primary_group, vanished.groups),
+            (String::new(), vec![])
+        );
     }
 
     #[test]
@@ -909,6 +1009,18 @@ mod tests {
     }
 
     #[test]
+    fn user_unit_probe_asks_the_manager_as_its_user_through_its_runtime_dir() {
+        let state = probe_user_unit(
+            "active",
+            r#"printf 'LoadState=loaded\nActiveState=%s\n' "$XDG_RUNTIME_DIR $*""#,
+        );
+        assert_eq!(
+            state.active,
+            "/run/user/1000 -u deploy -- systemctl --user show -p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload -- sidekiq.service"
+        );
+    }
+
+    #[test]
     fn user_unit_probe_counts_a_manager_that_stops_answering_as_down() {
         // Lingering was just turned off: systemd still lists the manager as active
         // for a moment, but it no longer answers.
@@ -945,6 +1057,118 @@ mod tests {
                 key: "linger for b".into()
             }
         );
+    }
+
+    /// Runs the batch script for `keys` in `shell` and cuts its output apart.
+    fn run_batch(shell: &str, keys: &[FactKey], nonce: &str) -> Vec<(FactKey, Fact)> {
+        let output = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(batch_script(keys, nonce))
+            .output()
+            .unwrap();
+        split_batch(keys, nonce, &String::from_utf8(output.stdout).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn one_stat_gives_every_path_the_facts_of_its_own_probe() {
+        let dir = std::env::temp_dir().join(format!("converge-stat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        for name in [
+            "a:b c",
+            "it's *",
+            "back\\slash",
+            "tab\there",
+            "line\nbreak",
+            "-dash",
+        ] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        std::os::unix::fs::symlink("nowhere", dir.join("dangling")).unwrap();
+        let path = |name: &str| format!("{}/{name}", dir.display());
+        // Missing paths between present ones, names that hold the `:` separating
+        // stat's fields, a name another one starts or ends with, the same path twice,
+        // and a newline, which takes the path out of the shared `stat`.
+        let keys: Vec<FactKey> = [
+            "gone",
+            "a",
+            "b c",
+            "a:b c",
+            "a:b",
+            "it's *",
+            "line\nbreak",
+            "back\\slash",
+            "tab\there",
+            "-dash",
+            "dangling",
+            "a",
+            "gone too",
+        ]
+        .into_iter()
+        .map(|name| FactKey::Path(path(name)))
+        .chain([
+            FactKey::Linger("converge-nobody".into()),
+            FactKey::Path(path("a/.")),
+        ])
+        .collect();
+        let script = batch_script(&keys, "n");
+        assert_eq!(script.matches("stat ").count(), 2, "{script}");
+        let shells: Vec<&str> = ["sh", "bash"]
+            .into_iter()
+            .filter(|shell| {
+                std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(":")
+                    .status()
+                    .is_ok()
+            })
+            .collect();
+        for shell in shells {
+            let facts = run_batch(shell, &keys, "n");
+            for (key, fact) in &facts {
+                let own = std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(key.probe())
+                    .env("LC_ALL", "C")
+                    .output()
+                    .unwrap();
+                let expected = parse(key, &String::from_utf8(own.stdout).unwrap()).unwrap();
+                assert_eq!(*fact, expected, "{shell}: {key}");
+            }
+            let kinds: Vec<PathKind> = facts
+                .iter()
+                .filter_map(|(_, fact)| match fact {
+                    Fact::Path(state) => Some(state.kind),
+                    _ => None,
+                })
+                .collect();
+            use PathKind::{Directory as D, File as F, Missing as M, Symlink as L};
+            assert_eq!(kinds, [M, D, M, F, M, F, F, F, F, F, L, D, M, D], "{shell}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn system_probe_reads_the_host_name() {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(FactKey::System.probe())
+            .output()
+            .unwrap();
+        let Fact::System(info) =
+            parse(&FactKey::System, &String::from_utf8(output.stdout).unwrap()).unwrap()
+        else {
+            panic!()
+        };
+        let uname = std::process::Command::new("uname")
+            .arg("-n")
+            .output()
+            .unwrap();
+        assert_eq!(
+            info.hostname,
+            String::from_utf8(uname.stdout).unwrap().trim_end()
+        );
+        assert!(!info.os.is_empty());
     }
 
     #[test]
