@@ -88,8 +88,8 @@ fn sidekiq_converges_from_scratch_then_holds_and_repairs_drift() {
         changes_on(&report, &drifted.name),
         [
             "sidekiq unit: update /etc/systemd/system/sidekiq.service",
-            "sidekiq unit: daemon-reload (system manager)",
             "sidekiq unit: enable sidekiq.service",
+            "sidekiq unit: daemon-reload (system manager)",
             "sidekiq unit: restart sidekiq.service",
             "let deploy control sidekiq: create /etc/sudoers.d/sidekiq (validated with visudo)",
             "let deploy control sidekiq: verify with sudo -l that deploy may run the 8 commands",

@@ -41,8 +41,8 @@ const FRESH_HOST_CHANGES: &[&str] = &[
     "sidekiq user unit: create directory /home/deploy/.config/systemd",
     "sidekiq user unit: create directory /home/deploy/.config/systemd/user",
     "sidekiq user unit: create /home/deploy/.config/systemd/user/sidekiq.service",
-    "sidekiq user unit: daemon-reload (deploy's user manager)",
     "sidekiq user unit: enable sidekiq.service (user deploy)",
+    "sidekiq user unit: daemon-reload (deploy's user manager)",
     "sidekiq user unit: start sidekiq.service (user deploy)",
     "restart sidekiq: restart sidekiq.service (user deploy)",
 ];

@@ -189,6 +189,9 @@ pub enum Change {
     Unit {
         unit: UnitRef,
         action: UnitAction,
+        /// An enable or disable that skips the manager's implicit reload, because a
+        /// daemon-reload of the same manager follows in the plan: one reload, not two.
+        reload_follows: bool,
     },
     /// Sends a signal to the unit's main process (as Sidekiq expects TSTP), not to
     /// every process in its control group.
@@ -361,7 +364,7 @@ impl Change {
             }
             Change::RemoveUser { name } => format!("remove user {name}"),
             Change::DaemonReload { manager, .. } => format!("daemon-reload ({manager})"),
-            Change::Unit { unit, action } => format!("{} {unit}", action.verb()),
+            Change::Unit { unit, action, .. } => format!("{} {unit}", action.verb()),
             Change::Signal { unit, signal } => format!("send {signal} to {unit}"),
             Change::Linger { user, enabled } => {
                 let verb = if *enabled { "enable" } else { "disable" };
@@ -471,8 +474,17 @@ impl Change {
             }
             Change::RemoveUser { name } => Cmd::argv(["userdel", "--", name.as_str()]),
             Change::DaemonReload { manager, .. } => systemctl(manager, &["daemon-reload"]),
-            Change::Unit { unit, action } => {
-                systemctl(&unit.manager, &[action.verb(), "--", unit.name.as_str()])
+            Change::Unit {
+                unit,
+                action,
+                reload_follows,
+            } => {
+                let mut args = vec![action.verb()];
+                if *reload_follows {
+                    args.push("--no-reload");
+                }
+                args.extend(["--", unit.name.as_str()]);
+                systemctl(&unit.manager, &args)
             }
             Change::Signal { unit, signal } => systemctl(
                 &unit.manager,
@@ -651,7 +663,7 @@ impl Change {
                     );
                 }
             }
-            Change::Unit { unit, action } => {
+            Change::Unit { unit, action, .. } => {
                 let mut state = predicted_unit(store, unit);
                 match action {
                     UnitAction::Enable => "enabled".clone_into(&mut state.unit_file),
@@ -794,6 +806,7 @@ mod tests {
                 name: "sidekiq.service".into(),
             },
             action: UnitAction::Restart,
+            reload_follows: false,
         };
         let line = join(&change.command().argv);
         assert!(

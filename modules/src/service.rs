@@ -210,6 +210,7 @@ pub(crate) fn plan_run_state(
         .map(|action| Change::Unit {
             unit: unit.clone(),
             action,
+            reload_follows: false,
         })
         .collect())
 }
@@ -538,8 +539,8 @@ mod tests {
                 "create directory /home/deploy/.config/systemd",
                 "create directory /home/deploy/.config/systemd/user",
                 "create /home/deploy/.config/systemd/user/sidekiq.service",
-                "daemon-reload (deploy's user manager)",
                 "enable sidekiq.service (user deploy)",
+                "daemon-reload (deploy's user manager)",
                 "start sidekiq.service (user deploy)",
             ]
         );
@@ -562,8 +563,8 @@ mod tests {
             [
                 "create /home/deploy/.config/systemd/user/sidekiq.service",
                 "enable lingering for deploy",
-                "daemon-reload (deploy's user manager)",
                 "enable sidekiq.service (user deploy)",
+                "daemon-reload (deploy's user manager)",
                 "start sidekiq.service (user deploy)",
             ]
         );

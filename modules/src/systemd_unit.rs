@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{Attributes, Change, FileWrite};
+use crate::change::{Attributes, Change, FileWrite, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, PathKind};
 use crate::service::{
     plan_manager, plan_run_state, unit_facts, unit_ref, validate_scope, RunState,
@@ -250,19 +250,43 @@ impl Module for SystemdUnit {
         }
 
         plan.changes.extend(manager_steps);
-        if file_changed || unit_state.need_daemon_reload {
-            plan.changes.push(Change::DaemonReload {
-                manager: unit.manager.clone(),
-                unit: Some(unit.name.clone()),
-            });
-        }
-        plan.changes.extend(plan_run_state(
+        let mut run_state = plan_run_state(
             &unit,
             &unit_state,
             self.enabled,
             self.state,
             file_changed && unit_state.exists(),
-        )?);
+        )?;
+        if file_changed || unit_state.need_daemon_reload {
+            // `systemctl enable` reloads the manager by itself; done before the
+            // daemon-reload the file needs anyway, it can skip that, and the one
+            // reload then sees the new file and the new links together.
+            for change in &mut run_state {
+                if let Change::Unit {
+                    action: UnitAction::Enable | UnitAction::Disable,
+                    reload_follows,
+                    ..
+                } = change
+                {
+                    *reload_follows = true;
+                    plan.changes.push(change.clone());
+                }
+            }
+            run_state.retain(|change| {
+                !matches!(
+                    change,
+                    Change::Unit {
+                        reload_follows: true,
+                        ..
+                    }
+                )
+            });
+            plan.changes.push(Change::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: Some(unit.name.clone()),
+            });
+        }
+        plan.changes.extend(run_state);
         Ok(plan)
     }
 }
@@ -331,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn fresh_host_gets_file_reload_enable_start() {
+    fn fresh_host_gets_file_enable_reload_start() {
         let plan = sidekiq()
             .plan(&system_facts(None, unit_state("not-found", "inactive", "")))
             .unwrap();
@@ -339,10 +363,36 @@ mod tests {
             described(&plan),
             [
                 "create /etc/systemd/system/sidekiq.service",
-                "daemon-reload (system manager)",
                 "enable sidekiq.service",
+                "daemon-reload (system manager)",
                 "start sidekiq.service"
             ]
+        );
+        // One reload of the manager, not two: enable skips its own.
+        assert_eq!(
+            plan.changes[1].command().argv,
+            [
+                "systemctl",
+                "enable",
+                "--no-reload",
+                "--",
+                "sidekiq.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn enabling_without_a_file_change_lets_systemctl_reload() {
+        let plan = sidekiq()
+            .plan(&system_facts(
+                Some(UNIT),
+                unit_state("loaded", "active", "disabled"),
+            ))
+            .unwrap();
+        assert_eq!(described(&plan), ["enable sidekiq.service"]);
+        assert_eq!(
+            plan.changes[0].command().argv,
+            ["systemctl", "enable", "--", "sidekiq.service"]
         );
     }
 
@@ -511,8 +561,8 @@ mod tests {
                 "create directory /home/deploy/.config/systemd",
                 "create directory /home/deploy/.config/systemd/user",
                 "create /home/deploy/.config/systemd/user/sidekiq.service",
-                "daemon-reload (deploy's user manager)",
                 "enable sidekiq.service (user deploy)",
+                "daemon-reload (deploy's user manager)",
                 "start sidekiq.service (user deploy)"
             ]
         );
