@@ -1142,8 +1142,13 @@ mod tests {
                     _ => None,
                 })
                 .collect();
-            use PathKind::{Directory as D, File as F, Missing as M, Symlink as L};
-            assert_eq!(kinds, [M, D, M, F, M, F, F, F, F, F, L, D, M, D], "{shell}");
+            let (d, f, m, l) = (
+                PathKind::Directory,
+                PathKind::File,
+                PathKind::Missing,
+                PathKind::Symlink,
+            );
+            assert_eq!(kinds, [m, d, m, f, m, f, f, f, f, f, l, d, m, d], "{shell}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
