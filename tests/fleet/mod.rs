@@ -500,7 +500,14 @@ impl TestHost {
     /// Waits until the host accepts SSH logins and has finished booting.
     fn wait_ready(&self) -> Readiness {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let probe = "timeout 30 systemctl is-system-running --wait >/dev/null; uname -n";
+        // Root may log in before the boot is over; other users only once
+        // systemd-user-sessions has removed /run/nologin, which tests that log in as
+        // deploy need.
+        let probe = concat!(
+            "timeout 30 systemctl is-system-running --wait >/dev/null; ",
+            "if [ -e /run/nologin ]; then echo 'still booting: /run/nologin exists' >&2; exit 1; fi; ",
+            "uname -n"
+        );
         loop {
             if let Some(status) = self.exit_status() {
                 return Readiness::Failed(format!(
