@@ -514,7 +514,8 @@ impl InventoryHost {
     }
 }
 
-fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
+/// `~` and `~/...` under `home`; anything else as it is.
+pub(crate) fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
     match (home, path.strip_prefix('~')) {
         (Some(home), Some("")) => home.to_path_buf(),
         (Some(home), Some(rest)) if rest.starts_with('/') => {

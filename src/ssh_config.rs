@@ -34,6 +34,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::inventory::expand_tilde;
 use crate::transport::{Connection, HostKeyChecking, Target};
 
 /// `Include` nesting deeper than this is an error (OpenSSH's own limit).
@@ -607,17 +608,6 @@ fn host_matches(patterns: &[String], host: &str) -> bool {
         }
     }
     matched
-}
-
-/// `~` and `~/...` under `home`; anything else as it is.
-fn expand_tilde(path: &str, home: Option<&Path>) -> PathBuf {
-    match (home, path.strip_prefix('~')) {
-        (Some(home), Some("")) => home.to_path_buf(),
-        (Some(home), Some(rest)) if rest.starts_with('/') => {
-            home.join(rest.trim_start_matches('/'))
-        }
-        _ => PathBuf::from(path),
-    }
 }
 
 /// The files matching a path whose components may hold `*` and `?`, sorted as glob(3)
