@@ -262,27 +262,32 @@ fn chained_jump_hosts_are_passed_in_order() {
     assert_eq!(target.ssh_ok("cat /root/reached"), target.name);
     assert!(inner.ssh("test -e /root/reached").status.code() == Some(1));
 
+    // The play run with `text` as the ssh config must fail on web: returns why.
+    let failure_with = |text: String| -> String {
+        let variant = fleet.dir().join("variant_config");
+        fs::write(&variant, text).unwrap();
+        let (code, report) = converge_json(
+            &fleet,
+            &[
+                playbook.to_str().unwrap(),
+                "-i",
+                inventory.to_str().unwrap(),
+                "-F",
+                variant.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 1, "{report:#}");
+        tasks_on(&report, "web")[0]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
     // Without `UserKnownHostsFile`, ~/.ssh/known_hosts does not know the target's key.
-    let unknown = fleet.dir().join("unknown_config");
     let text = fs::read_to_string(&config).unwrap();
     let line = format!("  UserKnownHostsFile {}\n", fleet_known.display());
     assert!(text.contains(&line));
-    fs::write(&unknown, text.replace(&line, "")).unwrap();
-    let (code, report) = converge_json(
-        &fleet,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            unknown.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 1, "{report:#}");
-    let message = tasks_on(&report, "web")[0]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = failure_with(text.replace(&line, ""));
     assert!(
         message.starts_with(&format!(
             "host key verification failed for web: the host key for [target.fleet.invalid]:{} \
@@ -294,29 +299,7 @@ fn chained_jump_hosts_are_passed_in_order() {
     );
 
     // A jump host that refuses to forward is named in the error.
-    let broken = fleet.dir().join("broken_config");
-    fs::write(
-        &broken,
-        fs::read_to_string(&config)
-            .unwrap()
-            .replace(&format!(":{}\n", inner.port), ":1\n"),
-    )
-    .unwrap();
-    let (code, report) = converge_json(
-        &fleet,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            broken.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 1, "{report:#}");
-    let message = tasks_on(&report, "web")[0]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = failure_with(text.replace(&format!(":{}\n", inner.port), ":1\n"));
     assert!(
         message.starts_with(&format!(
             "jump host root@127.0.0.1:{} could not connect to inner.fleet.invalid:1:",
@@ -326,28 +309,7 @@ fn chained_jump_hosts_are_passed_in_order() {
     );
 
     // An unreachable first jump host is named too.
-    fs::write(
-        &broken,
-        fs::read_to_string(&config)
-            .unwrap()
-            .replace(&format!("127.0.0.1:{}", outer.port), "127.0.0.1:1"),
-    )
-    .unwrap();
-    let (code, report) = converge_json(
-        &fleet,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "-F",
-            broken.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 1, "{report:#}");
-    let message = tasks_on(&report, "web")[0]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = failure_with(text.replace(&format!("127.0.0.1:{}", outer.port), "127.0.0.1:1"));
     assert!(
         message.starts_with(
             "through jump host root@127.0.0.1:1: cannot connect to 127.0.0.1:1: Connection refused"
