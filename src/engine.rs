@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
-use converge_modules::sequence::{self, StepOutput};
+use converge_modules::sequence;
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -753,13 +753,9 @@ impl<'a> PlayRun<'a> {
         changes: &[Change],
         commands: &[Cmd],
     ) -> (usize, Result<(), TaskError>) {
-        let steps = if let [command] = commands {
+        let outputs: Vec<Output> = if let [command] = commands {
             match self.remote(command) {
-                Ok(output) => vec![StepOutput {
-                    status: output.status,
-                    stdout: output.stdout,
-                    stderr: output.stderr,
-                }],
+                Ok(output) => vec![output],
                 Err(error) => return (1, Err(error)),
             }
         } else {
@@ -771,34 +767,27 @@ impl<'a> PlayRun<'a> {
                     output.status,
                     &output.stdout,
                     &output.stderr,
-                ),
-                Err(error) => {
-                    for change in changes {
-                        self.forget_touched(change);
-                    }
-                    return (changes.len(), Err(error));
-                }
+                )
+                .into_iter()
+                .map(|step| Output {
+                    status: step.status,
+                    stdout: step.stdout,
+                    stderr: step.stderr,
+                })
+                .collect(),
+                Err(error) => return (changes.len(), Err(error)),
             }
         };
-        for (change, step) in changes.iter().zip(&steps) {
-            self.forget_touched(change);
-            if step.status != 0 {
-                let output = Output {
-                    status: step.status,
-                    stdout: step.stdout.clone(),
-                    stderr: step.stderr.clone(),
-                };
-                let failure = self.remote_failure(&change.describe(), &output);
-                return (steps.len(), Err(TaskError::Remote(failure)));
+        for (change, output) in changes.iter().zip(&outputs) {
+            for touch in change.touches() {
+                self.host.facts.forget(&touch);
+            }
+            if output.status != 0 {
+                let failure = self.remote_failure(&change.describe(), output);
+                return (outputs.len(), Err(TaskError::Remote(failure)));
             }
         }
-        (steps.len(), Ok(()))
-    }
-
-    fn forget_touched(&mut self, change: &Change) {
-        for touch in change.touches() {
-            self.host.facts.forget(&touch);
-        }
+        (outputs.len(), Ok(()))
     }
 
     fn remote_failure(&self, what: &str, output: &Output) -> String {
