@@ -298,7 +298,7 @@ uid=$(id -u -- "$user") || exit 1
 systemctl start -- "user@$uid.service" || exit 1
 i=0
 while [ "$i" -lt 150 ]; do
-  state=$(runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user is-system-running 2>/dev/null) || true
+  state=$(XDG_RUNTIME_DIR="/run/user/$uid" runuser -u "$user" -- systemctl --user is-system-running 2>/dev/null) || true
   case $state in running|degraded) exit 0 ;; esac
   sleep 0.2
   i=$((i + 1))

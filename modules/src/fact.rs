@@ -255,7 +255,8 @@ fn unparsable(key: &FactKey, output: &str) -> FactError {
 /// private socket, so it works on hosts without a user D-Bus (`dbus-user-session`).
 pub(crate) const USER_SYSTEMCTL: &str = r#"user=$1; shift
 uid=$(id -u -- "$user") || exit 1
-exec runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" systemctl --user "$@""#;
+export XDG_RUNTIME_DIR="/run/user/$uid"
+exec runuser -u "$user" -- systemctl --user "$@""#;
 
 /// Asks sudo whether user `$2` may run, as user `$3`, each command in `$4...` (one
 /// command line per argument, split into words without globbing): prints
@@ -326,9 +327,9 @@ impl FactKey {
                 // just turned off): the plan then waits for it, or says it is down,
                 // instead of failing on half an answer.
                 //
-                // This is `USER_SYSTEMCTL` with the uid already at hand: `runuser`
-                // without `-l` passes the environment on, so XDG_RUNTIME_DIR needs
-                // neither a second shell nor `env`. The home directory is cut out of
+                // This is `USER_SYSTEMCTL` inline, with the uid already at hand: no
+                // second shell (`runuser` without `-l` passes XDG_RUNTIME_DIR on, as
+                // `USER_SYSTEMCTL` relies on too). The home directory is cut out of
                 // the passwd line by parameter expansion, as no passwd field holds a
                 // `:`, to spare a `cut`.
                 concat!(
