@@ -191,7 +191,8 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
 }
 
 /// Watches the temporary file of a large write under `become` from the host's side:
-/// while the content streams in, and until the rename, it is never readable by others.
+/// while the content streams in, and until the rename, neither it nor the private
+/// directory it is made in is ever readable by others.
 fn never_readable_by_others_in_between(fleet: &Fleet, host: &TestHost, inventory: &Path) {
     // 16 MiB take long enough to arrive that a watcher polling every few milliseconds
     // sees the temporary file many times.
@@ -212,7 +213,7 @@ fn never_readable_by_others_in_between(fleet: &Fleet, host: &TestHost, inventory
             host.ssh(
                 "touch /run/watch.started
 timeout 120 sh -c 'while [ ! -e /run/watch.stop ]; do
-  for f in /etc/default/.converge.*; do [ -e \"$f\" ] && stat -c \"%a %U:%G\" -- \"$f\"; done
+  for f in /etc/default/.converge.* /etc/default/.converge.*/new; do [ -e \"$f\" ] && stat -c \"%a %U:%G\" -- \"$f\"; done
 done' 2>/dev/null | sort | uniq -c",
             )
         });
@@ -238,7 +239,7 @@ done' 2>/dev/null | sort | uniq -c",
     for line in seen.lines() {
         let mode = line.split_whitespace().nth(1).unwrap();
         assert!(
-            mode.ends_with('0') && (mode == "600" || mode == "640"),
+            mode.ends_with('0') && ["600", "640", "700"].contains(&mode),
             "the temporary file was seen as {line:?}:\n{seen}"
         );
     }

@@ -14,6 +14,7 @@ use crate::fact::{
     Fact, FactKey, FactStore, GroupInfo, Manager, ManagerState, PathKind, PathState, Touch,
     UnitRef, UnitState, UserInfo, SUDO_CHECK, USER_SYSTEMCTL,
 };
+use crate::safe_path;
 
 /// A command to run on a host: an argv (quoted when rendered) and bytes for its stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,51 +244,115 @@ impl fmt::Display for RunCommand {
     }
 }
 
-/// Writes stdin to a temporary file beside the target (created 0600, so never readable by
-/// others in between), checks it received every byte, sets owner, group and mode,
+/// Writes stdin to a file in a private directory beside the target (see
+/// [`crate::safe_path`]), checks it received every byte, sets owner, group and mode,
 /// optionally validates it, and renames it over the target: the target is always either
-/// the old file or the new one.
+/// the old file or the new one, and nothing is ever written through a symbolic link.
 const WRITE_FILE: &str = r#"set -eu
-path=$1 owner=$2 group=$3 mode=$4 validator=$5 size=$6
-dir=$(dirname -- "$path")
-if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 66; fi
-tmp=$(mktemp "$dir/.converge.XXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-cat > "$tmp"
+dir=$1 name=$2 owner=$3 group=$4 mode=$5 validator=$6 size=$7
+converge_target="${dir%/}/$name"
+converge_enter "$dir"
+umask 077
+converge_private
+cat > new
 # A controller that dies mid-transfer looks like an early end of input: only a file of
 # the announced size may replace the old one.
-actual=$(wc -c < "$tmp")
+actual=$(wc -c < new)
 if [ "$actual" -ne "$size" ]; then
-  echo "content arrived cut short ($actual of $size bytes); $path was left unchanged" >&2
+  echo "content arrived cut short ($actual of $size bytes); $converge_target was left unchanged" >&2
   exit 70
 fi
-if [ -n "$owner" ]; then chown -- "$owner" "$tmp"; fi
-if [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
-chmod -- "$mode" "$tmp"
+if [ -n "$owner" ]; then chown -- "$owner" new; fi
+if [ -n "$group" ]; then chgrp -- "$group" new; fi
+chmod -- "$mode" new
 if [ "$validator" = sudoers ]; then
-  if ! out=$(visudo -cf "$tmp" 2>&1); then
-    printf 'visudo rejected the new content; %s was left unchanged:\n%s\n' "$path" "$out" | sed "s|$tmp|$path (new)|g" >&2
+  if ! out=$(visudo -cf "$PWD/new" 2>&1); then
+    printf 'visudo rejected the new content; %s was left unchanged:\n%s\n' "$converge_target" "$out" | sed "s|$PWD/new|$converge_target (new)|g" >&2
     exit 65
   fi
 fi
-mv -f -- "$tmp" "$path"
-trap - EXIT"#;
+mv -f -T -- new "../$name"
+converge_cleanup"#;
 
+/// Creates a directory and any missing parents, one component at a time and never
+/// through a symbolic link; a directory it creates gets the owner, group and mode asked
+/// for (0755 when no mode is), as Ansible does, so a user's tree stays the user's.
 const CREATE_DIRECTORY: &str = r#"set -eu
 path=$1 owner=$2 group=$3 mode=$4
-mkdir -p -- "$path"
-if [ -n "$owner" ]; then chown -- "$owner" "$path"; fi
-if [ -n "$group" ]; then chgrp -- "$group" "$path"; fi
-if [ -n "$mode" ]; then chmod -- "$mode" "$path"; fi"#;
+converge_target=$path
+cd /
+converge_components "$path"
+while converge_next; do
+  created=
+  if [ ! -e "$converge_comp" ] && [ ! -h "$converge_comp" ] && mkdir -m 0700 -- "$converge_comp" 2>/dev/null; then
+    created=1
+  fi
+  if ! { cd -P -- "$converge_comp" 2>/dev/null && [ "$PWD" = "$converge_prefix" ]; }; then
+    converge_refuse "$converge_prefix"
+  fi
+  if [ -n "$created" ]; then
+    if [ "$(stat -c %u:%a .)" != "$(id -u):700" ]; then converge_refuse "$converge_prefix"; fi
+    if [ -n "$owner" ]; then chown -- "$owner" .; fi
+    if [ -n "$group" ]; then chgrp -- "$group" .; fi
+    chmod -- "${mode:-0755}" .
+  elif [ -z "$converge_rest" ]; then
+    if [ -n "$owner" ]; then chown -- "$owner" .; fi
+    if [ -n "$group" ]; then chgrp -- "$group" .; fi
+    if [ -n "$mode" ]; then chmod -- "$mode" .; fi
+  fi
+done"#;
 
+/// Sets attributes of an existing path. A directory is entered and changed as `.`. A
+/// file in a directory only root can write to is changed in place; anywhere else on a
+/// copy renamed over it, because `chmod` by name would follow a link swapped in.
 const SET_ATTRIBUTES: &str = r#"set -eu
-path=$1 owner=$2 group=$3 mode=$4
-if [ -n "$owner" ]; then chown -h -- "$owner" "$path"; fi
-if [ -n "$group" ]; then chgrp -h -- "$group" "$path"; fi
-if [ -n "$mode" ]; then chmod -- "$mode" "$path"; fi"#;
+dir=$1 name=$2 owner=$3 group=$4 mode=$5
+converge_target="${dir%/}/$name"
+converge_enter "$dir"
+if [ -d "$name" ] && [ ! -h "$name" ]; then
+  converge_enter "$converge_target"
+  if [ -n "$owner" ]; then chown -- "$owner" .; fi
+  if [ -n "$group" ]; then chgrp -- "$group" .; fi
+  if [ -n "$mode" ]; then chmod -- "$mode" .; fi
+elif [ -h "$name" ]; then
+  echo "refusing $converge_target: it is now a symbolic link" >&2
+  exit 77
+elif converge_trusted "$dir"; then
+  if [ -n "$owner" ]; then chown -h -- "$owner" "$name"; fi
+  if [ -n "$group" ]; then chgrp -h -- "$group" "$name"; fi
+  if [ -n "$mode" ]; then chmod -- "$mode" "$name"; fi
+else
+  current=$(stat -c '%u:%g:%a' -- "$name")
+  umask 077
+  converge_private
+  if ! dd if="../$name" of=new iflag=nofollow,nonblock bs=64K status=none 2>/dev/null; then
+    echo "refusing $converge_target: it was replaced (by a symbolic link?) while converge copied it" >&2
+    exit 77
+  fi
+  chown -- "${owner:-${current%%:*}}" new
+  current=${current#*:}
+  chgrp -- "${group:-${current%%:*}}" new
+  chmod -- "${mode:-${current#*:}}" new
+  mv -f -T -- new "../$name"
+  converge_cleanup
+fi"#;
+
+/// Removes a path without following a symbolic link on the way (`rm` itself never
+/// follows one below it, nor leaves the file system it started on).
+const REMOVE: &str = r#"set -eu
+dir=$1 name=$2 recursive=$3
+converge_target="${dir%/}/$name"
+converge_enter "$dir"
+if [ -n "$recursive" ]; then
+  rm -rf --one-file-system -- "$name"
+else
+  rm -f -- "$name"
+fi"#;
+
+/// A script that starts with [`crate::safe_path::PRELUDE`].
+fn path_script<S: Into<String>>(script: &str, args: impl IntoIterator<Item = S>) -> Cmd {
+    Cmd::script(&format!("{}{script}", crate::safe_path::PRELUDE), args)
+}
 
 /// Starts the user's manager and polls until it answers (about 30 s at most).
 const AWAIT_USER_MANAGER: &str = r#"user=$1
@@ -395,43 +460,56 @@ impl Change {
     /// The command that carries this change out.
     pub fn command(&self) -> Cmd {
         match self {
-            Change::WriteFile(write) => Cmd::script(
-                WRITE_FILE,
-                [
-                    write.path.clone(),
-                    write.owner.clone().unwrap_or_default(),
-                    write.group.clone().unwrap_or_default(),
-                    format!("{:04o}", write.mode),
-                    match write.validator {
-                        Some(Validator::Sudoers) => "sudoers".to_owned(),
-                        None => String::new(),
-                    },
-                    write.content.len().to_string(),
-                ],
-            )
-            .with_stdin(write.content.clone()),
-            Change::SetAttributes { path, attributes } => Cmd::script(
-                SET_ATTRIBUTES,
-                [
-                    path.clone(),
-                    attributes.owner.clone().unwrap_or_default(),
-                    attributes.group.clone().unwrap_or_default(),
-                    octal(attributes.mode),
-                ],
-            ),
-            Change::CreateDirectory { path, attributes } => Cmd::script(
+            Change::WriteFile(write) => {
+                let (dir, name) = safe_path::split(&write.path);
+                path_script(
+                    WRITE_FILE,
+                    [
+                        dir,
+                        name,
+                        write.owner.clone().unwrap_or_default(),
+                        write.group.clone().unwrap_or_default(),
+                        format!("{:04o}", write.mode),
+                        match write.validator {
+                            Some(Validator::Sudoers) => "sudoers".to_owned(),
+                            None => String::new(),
+                        },
+                        write.content.len().to_string(),
+                    ],
+                )
+                .with_stdin(write.content.clone())
+            }
+            Change::SetAttributes { path, attributes } => {
+                let (dir, name) = safe_path::split(path);
+                path_script(
+                    SET_ATTRIBUTES,
+                    [
+                        dir,
+                        name,
+                        attributes.owner.clone().unwrap_or_default(),
+                        attributes.group.clone().unwrap_or_default(),
+                        octal(attributes.mode),
+                    ],
+                )
+            }
+            Change::CreateDirectory { path, attributes } => path_script(
                 CREATE_DIRECTORY,
                 [
-                    path.clone(),
+                    safe_path::normalize(path),
                     attributes.owner.clone().unwrap_or_default(),
                     attributes.group.clone().unwrap_or_default(),
                     octal(attributes.mode),
                 ],
             ),
-            Change::Remove { path, kind } => match kind {
-                PathKind::Directory => Cmd::argv(["rm", "-rf", "--", path.as_str()]),
-                _ => Cmd::argv(["rm", "-f", "--", path.as_str()]),
-            },
+            Change::Remove { path, kind } => {
+                let (dir, name) = safe_path::split(path);
+                let recursive = if *kind == PathKind::Directory {
+                    "yes"
+                } else {
+                    ""
+                };
+                path_script(REMOVE, [dir, name, recursive.to_owned()])
+            }
             Change::AddGroup { name, system } => {
                 let mut argv = vec!["groupadd"];
                 if *system {
@@ -783,7 +861,8 @@ mod tests {
             &cmd.argv[3..],
             [
                 "converge",
-                "/etc/sudoers.d/sidekiq",
+                "/etc/sudoers.d",
+                "sidekiq",
                 "root",
                 "root",
                 "0440",
@@ -895,6 +974,188 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 1, "temporary file left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Runs a change's command with `sh` on this machine.
+    fn run_here(change: &Change) -> std::process::Output {
+        let cmd = change.command();
+        let mut child = std::process::Command::new(&cmd.argv[0])
+            .args(&cmd.argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &cmd.stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn scratch(label: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("converge-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(path: &std::path::Path, content: &str) -> Change {
+        Change::WriteFile(FileWrite {
+            path: path.to_str().unwrap().into(),
+            content: content.as_bytes().to_vec(),
+            before: None,
+            owner: None,
+            group: None,
+            mode: 0o640,
+            validator: None,
+            secret: false,
+        })
+    }
+
+    #[test]
+    fn a_write_never_goes_through_a_symlinked_directory() {
+        let dir = scratch("via-link");
+        std::fs::create_dir(dir.join("protected")).unwrap();
+        std::fs::write(dir.join("protected/keys"), "root's\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("protected"), dir.join("home")).unwrap();
+        let output = run_here(&write(&dir.join("home/keys"), "attacker's\n"));
+        assert_eq!(output.status.code(), Some(77));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("{}/home is a symbolic link", dir.display())),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("protected/keys")).unwrap(),
+            "root's\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.join("protected")).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_at_the_target_is_replaced_not_followed() {
+        let dir = scratch("at-link");
+        std::fs::write(dir.join("elsewhere"), "keep\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("target")).unwrap();
+        let output = run_here(&write(&dir.join("target"), "new\n"));
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("elsewhere")).unwrap(),
+            "keep\n"
+        );
+        let meta = std::fs::symlink_metadata(dir.join("target")).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("target")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            2,
+            "working directory left behind"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_and_removals_never_go_through_a_symlinked_directory() {
+        let dir = scratch("dirs");
+        std::fs::create_dir_all(dir.join("important/data")).unwrap();
+        std::os::unix::fs::symlink(dir.join("important"), dir.join("cache")).unwrap();
+        let remove = Change::Remove {
+            path: format!("{}/cache/data", dir.display()),
+            kind: PathKind::Directory,
+        };
+        assert_eq!(run_here(&remove).status.code(), Some(77));
+        assert!(dir.join("important/data").is_dir());
+        let create = Change::CreateDirectory {
+            path: format!("{}/cache/new/deeper", dir.display()),
+            attributes: Attributes::default(),
+        };
+        assert_eq!(run_here(&create).status.code(), Some(77));
+        assert!(!dir.join("important/new").exists());
+        let attributes = Change::SetAttributes {
+            path: format!("{}/cache/data", dir.display()),
+            attributes: Attributes {
+                mode: Some(0o700),
+                ..Attributes::default()
+            },
+        };
+        assert_eq!(run_here(&attributes).status.code(), Some(77));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_are_created_one_component_at_a_time_with_their_attributes() {
+        let dir = scratch("mkdir");
+        let create = Change::CreateDirectory {
+            path: format!("{}//a/./b/c/", dir.display()),
+            attributes: Attributes {
+                mode: Some(0o750),
+                ..Attributes::default()
+            },
+        };
+        let output = run_here(&create);
+        assert!(output.status.success(), "{output:?}");
+        for sub in ["a", "a/b", "a/b/c"] {
+            let meta = std::fs::metadata(dir.join(sub)).unwrap();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+                0o750,
+                "{sub}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_files_mode_in_a_shared_directory_changes_on_a_copy() {
+        // The scratch directory's parent is world-writable: the file is changed on a
+        // copy renamed over it, never by name.
+        let dir = scratch("chmod");
+        std::fs::write(dir.join("file"), "content\n").unwrap();
+        std::fs::write(dir.join("secret"), "secret\n").unwrap();
+        let change = Change::SetAttributes {
+            path: format!("{}/file", dir.display()),
+            attributes: Attributes {
+                mode: Some(0o604),
+                ..Attributes::default()
+            },
+        };
+        let output = run_here(&change);
+        assert!(output.status.success(), "{output:?}");
+        let meta = std::fs::symlink_metadata(dir.join("file")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            0o604
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("file")).unwrap(),
+            "content\n"
+        );
+        // A link swapped in for the file: its target keeps its mode.
+        std::fs::remove_file(dir.join("file")).unwrap();
+        std::fs::set_permissions(
+            dir.join("secret"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(dir.join("secret"), dir.join("file")).unwrap();
+        let _ = run_here(&change);
+        let meta = std::fs::metadata(dir.join("secret")).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            2,
+            "working directory left behind"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

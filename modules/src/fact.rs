@@ -13,6 +13,7 @@ use std::fmt::{self, Write as _};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::safe_path;
 use crate::shell::quote;
 
 /// Which systemd instance manages a unit: the system manager, or one user's manager.
@@ -233,6 +234,9 @@ pub enum Fact {
     Probe(i32),
     /// `None`: sudo allows every command.
     SudoRefused(Option<String>),
+    /// converge must not read or act on this: the reason says why (a symbolic link or
+    /// an unsafe ownership transition on the way, a file too large to read).
+    Refused(String),
 }
 
 /// A probe's output could not be understood.
@@ -278,7 +282,11 @@ echo allowed"#;
 
 /// What `stat` prints about a path: the name comes last, where its `:`s cannot shift
 /// the other fields, and lets [`parse`] check the line is about the path it asked for.
-const PATH_FORMAT: &str = "%F:%U:%G:%a:%n";
+const PATH_FORMAT: &str = "%F:%u:%U:%G:%a:%n";
+
+/// The most bytes of one file converge reads as a fact; a larger file is refused
+/// rather than read (a user's 20 GB sparse file must not exhaust the controller).
+pub const CONTENT_LIMIT: usize = 16 << 20;
 
 const UNIT_PROPERTIES: &str = "-p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload";
 
@@ -295,15 +303,39 @@ impl FactKey {
                 "printf '%s\\n%s\\n%s\\n' \"$host\" \"${ID:-unknown}\" \"${VERSION_ID:-}\""
             )
             .to_owned(),
-            FactKey::Path(path) => format!(
-                "stat -c {f} -- {p} 2>/dev/null || echo missing",
-                f = quote(PATH_FORMAT),
-                p = quote(path)
-            ),
-            FactKey::Content(path) => format!(
-                "if [ -f {p} ] && [ ! -L {p} ]; then echo present; base64 < {p}; else echo absent; fi",
-                p = quote(path)
-            ),
+            // Each directory on the way, then the path: the same lines the batch's
+            // shared `stat` gives (see `converge_path`).
+            FactKey::Path(path) => {
+                let mut snippet = String::new();
+                for step in safe_path::ancestors(path).iter().map(String::as_str).chain([path.as_str()]) {
+                    let _ = write!(
+                        snippet,
+                        "stat -c {f} -- {p} 2>/dev/null || echo missing; ",
+                        f = quote(PATH_FORMAT),
+                        p = quote(step)
+                    );
+                }
+                snippet
+            }
+            // Read from inside the file's directory, entered without following a
+            // symbolic link (see `safe_path`), and with `nofollow` for the file itself:
+            // whatever a user swaps in meanwhile, the bytes come from that directory's
+            // own regular file or from nowhere. One byte past the limit says "larger".
+            FactKey::Content(path) => {
+                let (dir, name) = safe_path::split(path);
+                format!(
+                    concat!(
+                        "if ! cd -P -- {d} 2>/dev/null; then echo absent; ",
+                        "elif [ \"$PWD\" != {d} ]; then echo unsafe; ",
+                        "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; ",
+                        "dd if={n} iflag=nofollow,nonblock,count_bytes count={limit} bs=64K status=none | base64; ",
+                        "else echo absent; fi"
+                    ),
+                    d = quote(&dir),
+                    n = quote(&format!("./{name}")),
+                    limit = CONTENT_LIMIT + 1,
+                )
+            }
             // `id -Gn` prints the primary group first, the same word `id -gn` prints,
             // then the others: one `id` gives both.
             FactKey::User(name) => format!(
@@ -392,19 +424,26 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
                 os_version: version.unwrap_or_default().to_owned(),
             }))
         }
-        FactKey::Path(path) => parse_path(path, output.strip_suffix('\n').unwrap_or(output))
-            .map(Fact::Path)
-            .ok_or_else(fail),
-        FactKey::Content(_) => {
+        FactKey::Path(path) => parse_path_with_ancestors(path, output).ok_or_else(fail),
+        FactKey::Content(path) => {
             let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
             match marker {
                 "absent" => Ok(Fact::Content(None)),
+                "unsafe" => Ok(Fact::Refused(format!(
+                    "a directory on the way to {path} is a symbolic link or was replaced while it was read; converge never follows a symbolic link on the way to a path it manages"
+                ))),
                 "present" => {
                     let compact: String = body.split_whitespace().collect();
-                    base64::engine::general_purpose::STANDARD
+                    let bytes = base64::engine::general_purpose::STANDARD
                         .decode(compact)
-                        .map(|bytes| Fact::Content(Some(bytes)))
-                        .map_err(|_| fail())
+                        .map_err(|_| fail())?;
+                    if bytes.len() > CONTENT_LIMIT {
+                        return Ok(Fact::Refused(format!(
+                            "{path} is larger than {} MiB, the most converge reads of one file",
+                            CONTENT_LIMIT >> 20
+                        )));
+                    }
+                    Ok(Fact::Content(Some(bytes)))
                 }
                 _ => Err(fail()),
             }
@@ -442,31 +481,63 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
     }
 }
 
-fn parse_path(path: &str, line: &str) -> Option<PathState> {
-    if line == "missing" {
-        return Some(PathState::missing());
+/// Parses the lines of the directories on the way to `path` and of `path` itself, and
+/// judges the way (see [`safe_path::judge`]).
+fn parse_path_with_ancestors(path: &str, output: &str) -> Option<Fact> {
+    let ancestors = safe_path::ancestors(path);
+    // The path's own line comes last and may hold a newline of its name (paths converge
+    // validates never do, but a probe must not misread one).
+    let mut rest = output;
+    let mut steps = Vec::with_capacity(ancestors.len());
+    for ancestor in &ancestors {
+        let (line, after) = rest.split_once('\n')?;
+        rest = after;
+        let (uid, state) = parse_path(ancestor, line)?;
+        steps.push(safe_path::Step {
+            path: ancestor.clone(),
+            kind: state.kind,
+            uid,
+            owner: state.owner,
+        });
     }
-    // %F never contains ':', nor do user and group names or the mode: the name is the
-    // rest, whatever it holds.
-    let mut parts = line.splitn(5, ':');
+    let (_, state) = parse_path(path, rest.strip_suffix('\n').unwrap_or(rest))?;
+    Some(match safe_path::judge(path, &steps) {
+        safe_path::Way::Clear => Fact::Path(state),
+        safe_path::Way::Missing => Fact::Path(PathState::missing()),
+        safe_path::Way::Unsafe(reason) => Fact::Refused(reason),
+    })
+}
+
+/// One line in [`PATH_FORMAT`]: the owner's uid and the path's state.
+fn parse_path(path: &str, line: &str) -> Option<(u32, PathState)> {
+    if line == "missing" {
+        return Some((0, PathState::missing()));
+    }
+    // %F never contains ':', nor do uids, user and group names or the mode: the name is
+    // the rest, whatever it holds.
+    let mut parts = line.splitn(6, ':');
     let kind = match parts.next()? {
         "regular file" | "regular empty file" => PathKind::File,
         "directory" => PathKind::Directory,
         "symbolic link" => PathKind::Symlink,
         _ => PathKind::Other,
     };
+    let uid = parts.next()?.parse().ok()?;
     let owner = parts.next()?.to_owned();
     let group = parts.next()?.to_owned();
     let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
     if parts.next()? != path {
         return None;
     }
-    Some(PathState {
-        kind,
-        owner,
-        group,
-        mode,
-    })
+    Some((
+        uid,
+        PathState {
+            kind,
+            owner,
+            group,
+            mode,
+        },
+    ))
 }
 
 fn parse_user(output: &str) -> Option<Fact> {
@@ -532,7 +603,7 @@ fn parse_unit(manager: &Manager, output: &str) -> Option<UnitState> {
     (seen_load || state.manager != ManagerState::Running).then_some(state)
 }
 
-/// Prints the attributes of path `$1` in [`PATH_FORMAT`] (or `missing`) from
+/// Prints the attributes of each path given in [`PATH_FORMAT`] (or `missing`) from
 /// `$converge_stat`, the output of one `stat` over every path of the batch, in order.
 ///
 /// `stat` prints one line per path it could read, in the order it was given them, and
@@ -544,13 +615,15 @@ fn parse_unit(manager: &Manager, output: &str) -> Option<UnitState> {
 const PATH_FROM_SHARED_STAT: &str = r#"converge_nl='
 '
 converge_path() {
-  converge_line=${converge_stat%%"$converge_nl"*}
-  if [ "${converge_line#*:*:*:*:}" = "$1" ]; then
-    printf '%s\n' "$converge_line"
-    converge_stat=${converge_stat#*"$converge_nl"}
-  else
-    echo missing
-  fi
+  for converge_name in "$@"; do
+    converge_line=${converge_stat%%"$converge_nl"*}
+    if [ "${converge_line#*:*:*:*:*:}" = "$converge_name" ]; then
+      printf '%s\n' "$converge_line"
+      converge_stat=${converge_stat#*"$converge_nl"}
+    else
+      echo missing
+    fi
+  done
 }
 "#;
 
@@ -579,8 +652,10 @@ pub fn batch_script(keys: &[FactKey], nonce: &str) -> String {
             quote(PATH_FORMAT)
         );
         for path in paths {
-            script.push(' ');
-            script.push_str(&quote(path));
+            for step in with_ancestors(path) {
+                script.push(' ');
+                script.push_str(&quote(&step));
+            }
         }
         script.push_str(" 2>/dev/null)$converge_nl\"\n");
     }
@@ -588,7 +663,14 @@ pub fn batch_script(keys: &[FactKey], nonce: &str) -> String {
         let section = match shares_stat(key) {
             // In the script's own shell, not a subshell: each takes its line off
             // `$converge_stat` for the next.
-            Some(path) => format!("converge_path {}", quote(path)),
+            Some(path) => {
+                let mut call = String::from("converge_path");
+                for step in with_ancestors(path) {
+                    call.push(' ');
+                    call.push_str(&quote(&step));
+                }
+                call
+            }
             None => format!("( {} )", key.probe()),
         };
         let _ = write!(
@@ -599,6 +681,13 @@ pub fn batch_script(keys: &[FactKey], nonce: &str) -> String {
     }
     let _ = writeln!(script, "echo '{}'", delimiter(nonce, "end"));
     script
+}
+
+/// The directories on the way to `path`, then `path`: what its fact is read from.
+fn with_ancestors(path: &str) -> Vec<String> {
+    let mut steps = safe_path::ancestors(path);
+    steps.push(path.to_owned());
+    steps
 }
 
 fn delimiter(nonce: &str, label: &str) -> String {
@@ -667,21 +756,42 @@ pub struct FactStore {
     lingering_planned: std::collections::BTreeSet<String>,
 }
 
-/// A plan asked for a fact the engine did not read: a bug in converge, not in the input.
+/// Why a plan cannot have a fact it asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("internal error: {key} was needed but not read")]
-pub struct MissingFact {
-    pub key: String,
+pub enum FactUnavailable {
+    /// The engine did not read it: a bug in converge, not in the input.
+    #[error("internal error: {key} was needed but not read")]
+    NotRead { key: String },
+    /// Reading it, or acting on what it names, is not safe (see [`Fact::Refused`]).
+    #[error("will not touch {subject}: {reason}")]
+    Refused { subject: String, reason: String },
+}
+
+impl FactUnavailable {
+    fn for_key(key: &FactKey, found: Option<&Fact>) -> Self {
+        match found {
+            Some(Fact::Refused(reason)) => FactUnavailable::Refused {
+                subject: match key {
+                    FactKey::Path(path) | FactKey::Content(path) => path.clone(),
+                    other => other.to_string(),
+                },
+                reason: reason.clone(),
+            },
+            _ => FactUnavailable::NotRead {
+                key: key.to_string(),
+            },
+        }
+    }
 }
 
 macro_rules! accessor {
     ($(#[$doc:meta])* $method:ident, $variant:ident, $arg:ty, $out:ty) => {
         $(#[$doc])*
-        pub fn $method(&self, arg: $arg) -> Result<&$out, MissingFact> {
+        pub fn $method(&self, arg: $arg) -> Result<&$out, FactUnavailable> {
             let key = FactKey::$variant(arg.to_owned());
             match self.facts.get(&key) {
                 Some(Fact::$variant(value)) => Ok(value),
-                _ => Err(MissingFact { key: key.to_string() }),
+                found => Err(FactUnavailable::for_key(&key, found)),
             }
         }
     };
@@ -746,7 +856,7 @@ impl FactStore {
         user: &str,
         runas: &str,
         commands: &[String],
-    ) -> Result<Option<&str>, MissingFact> {
+    ) -> Result<Option<&str>, FactUnavailable> {
         let key = FactKey::SudoRefused {
             user: user.to_owned(),
             runas: runas.to_owned(),
@@ -754,18 +864,18 @@ impl FactStore {
         };
         match self.facts.get(&key) {
             Some(Fact::SudoRefused(refused)) => Ok(refused.as_deref()),
-            _ => Err(MissingFact {
+            _ => Err(FactUnavailable::NotRead {
                 key: key.to_string(),
             }),
         }
     }
 
     /// A unit's state.
-    pub fn unit(&self, unit: &UnitRef) -> Result<&UnitState, MissingFact> {
+    pub fn unit(&self, unit: &UnitRef) -> Result<&UnitState, FactUnavailable> {
         let key = FactKey::Unit(unit.clone());
         match self.facts.get(&key) {
             Some(Fact::Unit(state)) => Ok(state),
-            _ => Err(MissingFact {
+            _ => Err(FactUnavailable::NotRead {
                 key: key.to_string(),
             }),
         }
@@ -791,10 +901,10 @@ impl FactStore {
     }
 
     /// Host name and operating system.
-    pub fn system(&self) -> Result<&SystemInfo, MissingFact> {
+    pub fn system(&self) -> Result<&SystemInfo, FactUnavailable> {
         match self.facts.get(&FactKey::System) {
             Some(Fact::System(info)) => Ok(info),
-            _ => Err(MissingFact {
+            _ => Err(FactUnavailable::NotRead {
                 key: FactKey::System.to_string(),
             }),
         }
@@ -837,11 +947,13 @@ mod tests {
         })
     }
 
+    const ETC: &str = "directory:0:root:root:755:/etc\n";
+
     #[test]
     fn path_output_parses() {
         let key = FactKey::Path("/etc/x".into());
         assert_eq!(
-            parse(&key, "regular file:root:root:644:/etc/x\n").unwrap(),
+            parse(&key, &format!("{ETC}regular file:0:root:root:644:/etc/x\n")).unwrap(),
             Fact::Path(PathState {
                 kind: PathKind::File,
                 owner: "root".into(),
@@ -850,7 +962,11 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&key, "directory:deploy:deploy:2775:/etc/x\n").unwrap(),
+            parse(
+                &key,
+                &format!("{ETC}directory:1000:deploy:deploy:2775:/etc/x\n")
+            )
+            .unwrap(),
             Fact::Path(PathState {
                 kind: PathKind::Directory,
                 owner: "deploy".into(),
@@ -859,21 +975,70 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&key, "missing\n").unwrap(),
+            parse(&key, &format!("{ETC}missing\n")).unwrap(),
+            Fact::Path(PathState::missing())
+        );
+        assert_eq!(
+            parse(&key, "missing\nmissing\n").unwrap(),
             Fact::Path(PathState::missing())
         );
         assert!(parse(&key, "garbage").is_err());
+        assert!(parse(&key, "regular file:0:root:root:644:/etc/x\n").is_err());
+    }
+
+    #[test]
+    fn a_path_behind_a_symbolic_link_or_an_unsafe_transition_is_refused() {
+        let key = FactKey::Path("/home/deploy/.config/systemd".into());
+        let home =
+            "directory:0:root:root:755:/home\ndirectory:1000:deploy:deploy:750:/home/deploy\n";
+        let Fact::Refused(reason) = parse(
+            &key,
+            &format!("{home}symbolic link:1000:deploy:deploy:777:/home/deploy/.config\ndirectory:0:root:root:755:/home/deploy/.config/systemd\n"),
+        )
+        .unwrap() else {
+            panic!("not refused")
+        };
+        assert!(
+            reason.starts_with("/home/deploy/.config is a symbolic link"),
+            "{reason}"
+        );
+        let Fact::Refused(reason) = parse(
+            &key,
+            &format!("{home}directory:0:root:root:755:/home/deploy/.config\ndirectory:0:root:root:755:/home/deploy/.config/systemd\n"),
+        )
+        .unwrap() else {
+            panic!("not refused")
+        };
+        assert!(reason.contains("unsafe ownership transition"), "{reason}");
+        let error = FactStore::default();
+        let mut store = error;
+        store.insert(key.clone(), Fact::Refused(reason));
+        assert!(store
+            .path("/home/deploy/.config/systemd")
+            .unwrap_err()
+            .to_string()
+            .starts_with(
+                "will not touch /home/deploy/.config/systemd: /home/deploy/.config belongs to root"
+            ));
     }
 
     #[test]
     fn path_output_about_another_path_is_refused() {
         let key = FactKey::Path("/etc/x".into());
-        assert!(parse(&key, "regular file:root:root:644:/etc/y\n").is_err());
-        assert!(parse(&key, "regular file:root:root:644:/etc/x \n").is_err());
-        assert!(parse(&key, "regular file:root:root:644\n").is_err());
+        assert!(parse(&key, &format!("{ETC}regular file:0:root:root:644:/etc/y\n")).is_err());
+        assert!(parse(
+            &key,
+            &format!("{ETC}regular file:0:root:root:644:/etc/x \n")
+        )
+        .is_err());
+        assert!(parse(&key, &format!("{ETC}regular file:0:root:root:644\n")).is_err());
         let odd = FactKey::Path("/srv/a:b c\n".into());
         assert_eq!(
-            parse(&odd, "symbolic link:root:root:777:/srv/a:b c\n\n").unwrap(),
+            parse(
+                &odd,
+                "directory:0:root:root:755:/srv\nsymbolic link:0:root:root:777:/srv/a:b c\n\n"
+            )
+            .unwrap(),
             Fact::Path(PathState {
                 kind: PathKind::Symlink,
                 owner: "root".into(),
@@ -1113,7 +1278,11 @@ mod tests {
         ])
         .collect();
         let script = batch_script(&keys, "n");
-        assert_eq!(script.matches("stat ").count(), 2, "{script}");
+        assert_eq!(
+            script.matches("converge_stat=\"$(stat ").count(),
+            1,
+            "{script}"
+        );
         let shells: Vec<&str> = ["sh", "bash"]
             .into_iter()
             .filter(|shell| {

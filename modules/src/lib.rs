@@ -15,6 +15,7 @@
 pub mod change;
 pub mod fact;
 pub mod names;
+pub mod safe_path;
 pub mod sequence;
 pub mod shell;
 
@@ -34,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use change::{Change, Cmd};
-pub use fact::{Fact, FactKey, FactStore, MissingFact};
+pub use fact::{Fact, FactKey, FactStore, FactUnavailable};
 
 /// What a module plans to do on one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub enum ParamError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error(transparent)]
-    MissingFact(#[from] MissingFact),
+    Fact(#[from] FactUnavailable),
     #[error("{path} is a {kind}; expected a {expected}")]
     WrongKind {
         path: String,
