@@ -206,7 +206,7 @@ fn cases() -> Vec<Case> {
         case(
             "nesting 5000 deep",
             raw(&format!("- hosts: app\n  vars: {{ deep: {} }}\n  tasks: []\n", nested(5000))),
-            Input("recursion limit exceeded"),
+            Input("site.yml:2:144: collections nested more than 128 levels deep"),
         ),
         case(
             "playbook that is not UTF-8",
@@ -245,6 +245,11 @@ fn cases() -> Vec<Case> {
             Input("undefined variable `worker_count`"),
         )
         .with_file("app.j2", b"workers={{ worker_count }}\n"),
+        case(
+            "nested loops over large ranges",
+            play("    - file: { path: /tmp/x, content: \"{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\" }\n"),
+            Input("template error in task `file /tmp/x`: the template does more than 1000000 steps of work (nested loops over large ranges?); converge stops templates there"),
+        ),
         case(
             "a range of a hundred million",
             play("    - file: { path: /tmp/x, content: \"{{ range(100000000) | length }}\" }\n"),
