@@ -2,11 +2,15 @@
 //!
 //! Human output groups results by play and task, hosts in inventory order, with a recap
 //! line per host. Colour is used only on a terminal and never when `NO_COLOR` is set.
+//! Text that can come from a host (messages, diffs, notes, warnings) goes through
+//! [`escape_control`] on its way to the terminal, so a host cannot move the cursor, clear
+//! the screen or retitle the window; the JSON document keeps every byte as it was.
 //! The JSON document carries every host, task, status, change, diff and timing, and is
 //! written to a report file atomically (temporary file, then rename): mode 0600 unless
 //! the operator asks for another, through a temporary file created exclusively that no
 //! planted symlink can redirect.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -96,7 +100,33 @@ impl Style {
     }
 }
 
+/// `text` with every control character but newline and tab written as an escape
+/// (`\x1b`, `\r`, `\u{9b}`): C0 controls, DEL and the C1 controls U+0080 to U+009F.
+/// Printable text, in any script, stays as it is. The one function human output uses
+/// for text a host may have written.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |ch: char| ch != '\n' && ch != '\t' && ch.is_control();
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        match ch {
+            '\r' => escaped.push_str("\\r"),
+            ch if unsafe_char(ch) && u32::from(ch) < 0x80 => {
+                let _ = write!(escaped, "\\x{:02x}", u32::from(ch));
+            }
+            ch if unsafe_char(ch) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(ch));
+            }
+            ch => escaped.push(ch),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
 fn banner(out: &mut String, title: &str) {
+    let title = escape_control(title);
     let stars = 72usize.saturating_sub(title.len() + 1).max(3);
     let _ = writeln!(out, "\n{title} {}", "*".repeat(stars));
 }
@@ -145,18 +175,23 @@ fn human_task(
 ) {
     let _ = write!(out, "{}: [{host}]", style.status(task.status));
     if let Some(message) = &task.message {
-        let _ = write!(out, " {message}");
+        let _ = write!(out, " {}", escape_control(message));
     }
     out.push('\n');
     let verb = if check { "would " } else { "" };
     for change in &task.changes {
-        let _ = writeln!(out, "    {verb}{change}");
+        let _ = writeln!(out, "    {verb}{}", escape_control(change));
     }
     for note in &task.notes {
-        let _ = writeln!(out, "    {note}");
+        let _ = writeln!(out, "    {}", escape_control(note));
     }
     for warning in &task.warnings {
-        let _ = writeln!(out, "    {}: {warning}", style.paint("35", "warning"));
+        let _ = writeln!(
+            out,
+            "    {}: {}",
+            style.paint("35", "warning"),
+            escape_control(warning)
+        );
     }
     if diff {
         for file in &task.diffs {
@@ -175,6 +210,7 @@ fn human_task(
                 )
                 .to_string();
             for line in text.lines() {
+                let line = &*escape_control(line);
                 let painted = if line.starts_with('+') && !line.starts_with("+++") {
                     style.paint("32", line)
                 } else if line.starts_with('-') && !line.starts_with("---") {
@@ -388,6 +424,54 @@ mod tests {
             .is_symlink());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
         assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_printable_text_kept() {
+        assert_eq!(
+            escape_control("a\x1b[2J\x1b]0;pwned\x07b\rc\x00\x7f\u{9b}31m"),
+            "a\\x1b[2J\\x1b]0;pwned\\x07b\\rc\\x00\\x7f\\u{9b}31m"
+        );
+        let kept = "line one\n\tindented: Grüße, 日本語, emoji 🦀, a\\x1b literal\n";
+        assert!(matches!(escape_control(kept), Cow::Borrowed(_)));
+        assert_eq!(escape_control(kept), kept);
+    }
+
+    #[test]
+    fn host_bytes_reach_the_terminal_escaped_and_the_report_exact() {
+        let mut hostile = task(Status::Failed, &["update /etc/x"]);
+        hostile.message = Some("sudo says:\n\x1b]0;owned\x07 (root) ALL\r".into());
+        hostile.diffs[0].before = Some("a\x1b[31m\n".into());
+        hostile.notes = vec!["note \x1b[H".into()];
+        hostile.warnings = vec!["warn \u{9b}2J".into()];
+        let play = PlayOutcome {
+            play: "p".into(),
+            task_titles: vec!["sidekiq unit".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "app1".into(),
+                tasks: vec![hostile],
+            }],
+        };
+        let text = human_play(&play, false, true, Style { enabled: false });
+        assert!(!text.contains(['\x1b', '\x07', '\r', '\u{9b}']), "{text:?}");
+        assert!(
+            text.contains("failed: [app1] sudo says:\n\\x1b]0;owned\\x07 (root) ALL\\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("    -a\\x1b[31m\n"), "{text}");
+        assert!(text.contains("    note \\x1b[H\n"), "{text}");
+        assert!(text.contains("warning: warn \\u{9b}2J\n"), "{text}");
+        let json = serde_json::to_string(&play).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back["hosts"][0]["tasks"][0]["message"],
+            "sudo says:\n\x1b]0;owned\x07 (root) ALL\r"
+        );
+        assert_eq!(
+            back["hosts"][0]["tasks"][0]["diffs"][0]["before"],
+            "a\x1b[31m\n"
+        );
     }
 
     #[test]
