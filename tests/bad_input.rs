@@ -251,6 +251,11 @@ fn cases() -> Vec<Case> {
             Input("template error in task `file /tmp/x`: the template does more than 1000000 steps of work (nested loops over large ranges?); converge stops templates there"),
         ),
         case(
+            "an invalid name in a no_log task",
+            play("    - user: { name: \"hunter2 s3cret\" }\n      no_log: true\n"),
+            Input("task `user`: `name` is invalid (details hidden: no_log)"),
+        ),
+        case(
             "a range of a hundred million",
             play("    - file: { path: /tmp/x, content: \"{{ range(100000000) | length }}\" }\n"),
             Input("range has too many elements"),

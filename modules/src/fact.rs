@@ -247,7 +247,12 @@ pub enum FactError {
 fn unparsable(key: &FactKey, output: &str) -> FactError {
     FactError::Unparsable {
         key: key.to_string(),
-        output: output.chars().take(300).collect(),
+        // A file's content may be a `no_log` secret: it is never quoted.
+        output: if matches!(key, FactKey::Content(_)) {
+            "(file content not shown)".to_owned()
+        } else {
+            output.chars().take(300).collect()
+        },
     }
 }
 
