@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::inventory::Vars;
 use crate::lock;
-use crate::playbook::{ContentSource, Play, Playbook, Task};
+use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Output, Target, Transport, TransportError};
@@ -288,14 +288,14 @@ fn build_task(
     }
     let module = task.module.with_json(params.clone()).map_err(|error| {
         let message = error.to_string();
-        culprit.param = param_holding(&params, |value| message.contains(value));
+        culprit.param = playbook::param_holding(&params, |value| message.contains(value));
         TaskError::Params(message)
     })?;
     module.validate().map_err(|error| {
         match &error {
             ParamError::Invalid { param, .. } => culprit.param = Some((*param).to_owned()),
             ParamError::Name(name) => {
-                culprit.param = param_holding(&params, |value| value == name.value);
+                culprit.param = playbook::param_holding(&params, |value| value == name.value);
             }
             ParamError::Required { .. }
             | ParamError::OneOf { .. }
@@ -306,25 +306,6 @@ fn build_task(
         TaskError::Params(error.to_string())
     })?;
     Ok(module)
-}
-
-/// The top-level parameter with a string value (or a string in its list) for which
-/// `matches` holds. `content` is free text that no check refuses, so it is never the
-/// one (though it may hold the same value).
-fn param_holding(params: &serde_json::Value, matches: impl Fn(&str) -> bool) -> Option<String> {
-    let holds = |value: &serde_json::Value| match value {
-        serde_json::Value::String(text) => !text.is_empty() && matches(text),
-        serde_json::Value::Array(items) => items.iter().any(|item| {
-            item.as_str()
-                .is_some_and(|text| !text.is_empty() && matches(text))
-        }),
-        _ => false,
-    };
-    params
-        .as_object()?
-        .iter()
-        .find(|(key, value)| *key != "content" && holds(value))
-        .map(|(key, _)| key.clone())
 }
 
 /// What may be said about a `no_log` task's input error: the parameter, not the value.

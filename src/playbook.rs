@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use converge_modules::{deserialize_params, DynModule, MODULE_NAMES};
+use converge_modules::{deserialize_params, DynModule, ParamError, MODULE_NAMES};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -489,7 +489,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 MODULE_NAMES.join(", ")
             )));
         };
-        Ok(Task {
+        let task = Task {
             name,
             params: module.to_json(),
             module,
@@ -499,8 +499,71 @@ impl<'de> Visitor<'de> for TaskVisitor {
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
             no_log: no_log.unwrap_or(false),
-        })
+        };
+        // A value written out in full is checked here, where the error can point at
+        // the task; templated ones are checked once rendered for each host, and how
+        // parameters combine once the task's files are read.
+        if !holds_template(&task.params) {
+            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
+                task.module.validate()
+            {
+                return Err(de::Error::custom(format_args!(
+                    "task `{}`: {}",
+                    task.title(),
+                    param_error_message(&error, &task.params, task.no_log)
+                )));
+            }
+        }
+        Ok(task)
     }
+}
+
+/// Whether any string in `value` has template syntax.
+fn holds_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => crate::template::is_template(text),
+        serde_json::Value::Array(items) => items.iter().any(holds_template),
+        serde_json::Value::Object(map) => map.values().any(holds_template),
+        _ => false,
+    }
+}
+
+/// What a parameter error of a task says: for a `no_log` task, the parameter and never
+/// its value (messages that name parameters only are kept).
+pub fn param_error_message(error: &ParamError, params: &serde_json::Value, no_log: bool) -> String {
+    if !no_log {
+        return error.to_string();
+    }
+    let param = match error {
+        ParamError::Invalid { param, .. } => Some((*param).to_owned()),
+        ParamError::Name(name) => param_holding(params, |value| value == name.value),
+        ParamError::Required { .. } | ParamError::OneOf { .. } | ParamError::AtMostOne { .. } => {
+            return error.to_string()
+        }
+    };
+    match param {
+        Some(param) => format!("`{param}` is invalid (details hidden: no_log)"),
+        None => "a parameter is invalid (details hidden: no_log)".to_owned(),
+    }
+}
+
+/// The top-level parameter with a string value (or a string in its list) for which
+/// `matches` holds. `content` is free text that no check refuses, so it is never the
+/// one (though it may hold the same value).
+pub fn param_holding(params: &serde_json::Value, matches: impl Fn(&str) -> bool) -> Option<String> {
+    let holds = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => !text.is_empty() && matches(text),
+        serde_json::Value::Array(items) => items.iter().any(|item| {
+            item.as_str()
+                .is_some_and(|text| !text.is_empty() && matches(text))
+        }),
+        _ => false,
+    };
+    params
+        .as_object()?
+        .iter()
+        .find(|(key, value)| *key != "content" && holds(value))
+        .map(|(key, _)| key.clone())
 }
 
 /// `when:` takes an expression string or a plain boolean.

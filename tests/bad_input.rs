@@ -420,6 +420,32 @@ fn cases() -> Vec<Case> {
             Input("has an unescaped `#`, which sudo reads as the start of a comment"),
         ),
         case(
+            "sudoers command with a wildcard in its arguments",
+            sudoers("/bin/cat /var/log/app/*"),
+            Input("site.yml:4:7: task `sudoers app`: `commands` entry \"/bin/cat /var/log/app/*\" has a sudo wildcard (`*`) in its arguments, which matches more than it shows"),
+        ),
+        case(
+            "sudoers command with a regular expression in its arguments",
+            sudoers("/bin/cat ^/var/log/.*$"),
+            Input("has a sudo regular expression (`^...$`) in its arguments"),
+        ),
+        case(
+            "sudoers command that is a directory",
+            sudoers("/usr/bin/"),
+            Input("`commands` entry \"/usr/bin/\" names the directory /usr/bin/, which sudo reads as every program in it; name one program, e.g. /usr/bin/NAME"),
+        ),
+        case(
+            "sudoers wildcard in the program, even with allow_wildcards",
+            play("    - sudoers: { name: app, user: deploy, allow_wildcards: true, commands: [\"/usr/bin/* /etc/motd\"] }\n"),
+            Input("has a sudo wildcard (`*`) in its program path, which would let the user run every program it matches"),
+        ),
+        case(
+            "sudoers wildcard from an inventory variable",
+            play("    - sudoers: { name: app, user: deploy, commands: [\"/bin/cat {{ log_dir }}/*\"] }\n"),
+            Input("task `sudoers app`: `commands` entry \"/bin/cat /var/log/app/*\" has a sudo wildcard (`*`)"),
+        )
+        .with_args(&["-e", "log_dir=/var/log/app"]),
+        case(
             "sudoers runas list",
             play("    - sudoers: { name: app, user: deploy, runas: \"root, ALL\", commands: [/bin/true] }\n"),
             Input("invalid user name \"root, ALL\""),
