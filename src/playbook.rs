@@ -6,6 +6,7 @@
 //! named by `src` and `template` are read at load time, so a missing one is reported
 //! before any host is contacted.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +180,19 @@ impl Playbook {
         let plays: Vec<Play> = if text.trim().is_empty() {
             Vec::new()
         } else {
-            yaml::from_str(text, path)?
+            // A task is parsed before its play's `no_log` is known: when any play has
+            // it, errors about a task's values name the parameter only.
+            #[derive(Deserialize)]
+            struct PlayFlags {
+                #[serde(default)]
+                no_log: bool,
+            }
+            let any_no_log = yaml::from_str::<Vec<PlayFlags>>(text, path)
+                .map_or(true, |plays| plays.iter().any(|play| play.no_log));
+            HIDE_VALUES.with(|hide| hide.set(any_no_log));
+            let plays = yaml::from_str(text, path);
+            HIDE_VALUES.with(|hide| hide.set(false));
+            plays?
         };
         let dir = path
             .parent()
@@ -507,15 +520,25 @@ impl<'de> Visitor<'de> for TaskVisitor {
             if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
                 task.module.validate()
             {
+                let hide = task.no_log || HIDE_VALUES.with(Cell::get);
+                let title = match (&task.name, hide) {
+                    (Some(name), _) => name.clone(),
+                    (None, true) => task.module.kind().to_owned(),
+                    (None, false) => task.title(),
+                };
                 return Err(de::Error::custom(format_args!(
-                    "task `{}`: {}",
-                    task.title(),
-                    param_error_message(&error, &task.params, task.no_log)
+                    "task `{title}`: {}",
+                    param_error_message(&error, &task.params, hide)
                 )));
             }
         }
         Ok(task)
     }
+}
+
+thread_local! {
+    /// Set while a playbook with a `no_log` play is parsed (see [`Playbook::parse`]).
+    static HIDE_VALUES: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether any string in `value` has template syntax.
@@ -699,6 +722,30 @@ mod tests {
                 .starts_with("site.yml: task `file /x`: cannot read src file nope.conf: not found"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn literal_values_are_checked_at_load_and_hidden_for_no_log() {
+        let task = "    - user: { name: \"hunter2 s3cret\" }\n";
+        let error = parse(&format!("- hosts: app\n  tasks:\n{task}")).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "site.yml:3:7: task `user hunter2 s3cret`: invalid user name \"hunter2 s3cret\""
+            ),
+            "{error}"
+        );
+        for playbook in [
+            format!("- hosts: app\n  tasks:\n{task}      no_log: true\n"),
+            format!("- hosts: app\n  no_log: true\n  tasks:\n{task}"),
+            format!("- hosts: app\n  tasks:\n{task}- hosts: app\n  no_log: true\n  tasks: []\n"),
+        ] {
+            let error = parse(&playbook).unwrap_err().to_string();
+            assert!(
+                error.contains("task `user`: `name` is invalid (details hidden: no_log)"),
+                "{error}"
+            );
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 
     #[test]
