@@ -24,6 +24,7 @@ use crate::inventory::Vars;
 use crate::lock;
 use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
+use crate::report::escape_control;
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Output, Target, Transport, TransportError};
 
@@ -1026,11 +1027,16 @@ fn show_command(host: &str, line: &str, verbose: u8) {
     if verbose == 0 {
         return;
     }
+    // Values from inventories reach command lines; they reach the terminal escaped.
     if verbose > 1 || line.len() < 300 {
-        eprintln!("[{host}] $ {line}");
+        eprintln!("[{host}] $ {}", escape_control(line));
     } else {
         let cut = line.char_indices().nth(200).map_or(line.len(), |(i, _)| i);
-        eprintln!("[{host}] $ {}... ({} bytes)", &line[..cut], line.len());
+        eprintln!(
+            "[{host}] $ {}... ({} bytes)",
+            escape_control(&line[..cut]),
+            line.len()
+        );
     }
 }
 
