@@ -55,9 +55,13 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
-    /// Also write the JSON report to this file (written atomically).
+    /// Also write the JSON report to this file (written atomically, mode 0600).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Permissions of the report file, in octal (default 0600).
+    #[arg(long, value_name = "MODE", requires = "report", value_parser = parse_mode)]
+    pub report_mode: Option<u32>,
 
     /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`.
     #[arg(short = 'F', long, value_name = "FILE")]
@@ -102,6 +106,18 @@ pub enum ConnectionArg {
     Local,
 }
 
+/// An octal file mode such as `0640`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let octal =
+        !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if octal && mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "{text:?} is not a file mode; write it in octal, e.g. 0640"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +158,16 @@ mod tests {
         assert_eq!(cli.forks, Some(5));
         assert_eq!(cli.verbose, 2);
         assert_eq!(cli.connection, Some(ConnectionArg::Local));
+    }
+
+    #[test]
+    fn report_mode_is_octal() {
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        for bad in ["", "0o640", "+644", "0800", "4755", "12345", "rw"] {
+            assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["converge", "site.yml", "--report-mode", "0640"]);
+        assert!(cli.is_err(), "--report-mode needs --report");
     }
 }

@@ -16,14 +16,15 @@ use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
 use converge_modules::sequence;
-use converge_modules::{shell, Change, Cmd, DynModule, FactStore};
+use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::inventory::Vars;
 use crate::lock;
-use crate::playbook::{ContentSource, Play, Playbook, Task};
+use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
+use crate::report::escape_control;
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Output, Target, Transport, TransportError};
 
@@ -161,6 +162,9 @@ pub struct HostRun {
     nonce: String,
     /// Whether this run holds the host's lock (see `lock`).
     lock: HostLock,
+    /// Files a `no_log` task manages: their content is a secret, so no later diff
+    /// shows it (not even as the "before" side, read from the host or predicted).
+    secret_paths: BTreeSet<String>,
 }
 
 impl HostRun {
@@ -182,6 +186,7 @@ impl HostRun {
             commands: 0,
             nonce,
             lock: HostLock::Free,
+            secret_paths: BTreeSet::new(),
         }
     }
 }
@@ -225,33 +230,111 @@ fn host_vars(
     Ok(vars)
 }
 
-/// Renders a task's parameters for one host and checks them.
+/// Renders a task's parameters for one host and checks them. For a `no_log` task the
+/// error names the task and the parameter, never a value (see [`hidden`]).
 fn render_task(
     renderer: &Renderer,
     task: &Task,
     vars: &Vars,
 ) -> Result<Box<dyn DynModule>, TaskError> {
+    let mut culprit = Culprit::default();
+    let result = build_task(renderer, task, vars, &mut culprit);
+    match result {
+        Err(error) if task.no_log => Err(hidden(error, &culprit)),
+        other => other,
+    }
+}
+
+/// Which parameter an error was about, and whether its message may hold a value.
+#[derive(Default)]
+struct Culprit {
+    param: Option<String>,
+    /// The message names parameters only (`give exactly one of ...`).
+    value_free: bool,
+}
+
+fn build_task(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &Vars,
+    culprit: &mut Culprit,
+) -> Result<Box<dyn DynModule>, TaskError> {
     let origin = format!("task `{}`", task.title());
-    let mut params = renderer.render_json(&task.params, vars, &origin)?;
+    let mut params = match &task.params {
+        serde_json::Value::Object(map) => {
+            let mut rendered = serde_json::Map::new();
+            for (key, value) in map {
+                culprit.param = Some(key.clone());
+                rendered.insert(key.clone(), renderer.render_json(value, vars, &origin)?);
+            }
+            culprit.param = None;
+            serde_json::Value::Object(rendered)
+        }
+        other => renderer.render_json(other, vars, &origin)?,
+    };
     if let Some(source) = &task.source {
         let content = match source {
             ContentSource::File { content, .. } => content.clone(),
             ContentSource::Template { path, source } => {
-                renderer.render(source, vars, &format!("template {}", path.display()))?
+                culprit.param = Some("template".to_owned());
+                let content =
+                    renderer.render(source, vars, &format!("template {}", path.display()))?;
+                culprit.param = None;
+                content
             }
         };
         if let Some(map) = params.as_object_mut() {
             map.insert("content".to_owned(), content.into());
         }
     }
-    let module = task
-        .module
-        .with_json(params)
-        .map_err(|error| TaskError::Params(error.to_string()))?;
-    module
-        .validate()
-        .map_err(|error| TaskError::Params(error.to_string()))?;
+    let module = task.module.with_json(params.clone()).map_err(|error| {
+        let message = error.to_string();
+        culprit.param = playbook::param_holding(&params, |value| message.contains(value));
+        TaskError::Params(message)
+    })?;
+    module.validate().map_err(|error| {
+        match &error {
+            ParamError::Invalid { param, .. } => culprit.param = Some((*param).to_owned()),
+            ParamError::Name(name) => {
+                culprit.param = playbook::param_holding(&params, |value| value == name.value);
+            }
+            ParamError::Required { .. }
+            | ParamError::OneOf { .. }
+            | ParamError::AtMostOne { .. } => {
+                culprit.value_free = true;
+            }
+        }
+        TaskError::Params(error.to_string())
+    })?;
     Ok(module)
+}
+
+/// What may be said about a `no_log` task's input error: the parameter, not the value.
+/// An undefined variable is named (a name is not a value), and messages that name
+/// parameters only are kept.
+fn hidden(error: TaskError, culprit: &Culprit) -> TaskError {
+    let param = culprit
+        .param
+        .as_ref()
+        .map_or_else(|| "a parameter".to_owned(), |param| format!("`{param}`"));
+    match error {
+        TaskError::Template(TemplateError::Undefined { .. }) => error,
+        TaskError::Params(_) if culprit.value_free => error,
+        TaskError::Template(_) => TaskError::Params(format!(
+            "{param} has a template error (details hidden: no_log)"
+        )),
+        _ => TaskError::Params(format!("{param} is invalid (details hidden: no_log)")),
+    }
+}
+
+/// A template error of a `no_log` play's variables, without the details.
+fn hidden_vars_error(error: &TemplateError) -> String {
+    match error {
+        TemplateError::Undefined { .. } => error.to_string(),
+        TemplateError::Invalid { origin, .. } => {
+            format!("template error in {origin} (details hidden: no_log)")
+        }
+    }
 }
 
 /// Renders and validates every task of every play for every host, without contacting
@@ -272,8 +355,13 @@ pub fn check_inputs(
                 host: host.name.clone(),
                 message,
             };
-            let vars = host_vars(host, play, options, &renderer)
-                .map_err(|e| input_error(e.to_string()))?;
+            let vars = host_vars(host, play, options, &renderer).map_err(|error| {
+                input_error(if play.no_log {
+                    hidden_vars_error(&error)
+                } else {
+                    error.to_string()
+                })
+            })?;
             for task in play.tasks.iter().chain(&play.handlers) {
                 render_task(&renderer, task, &vars).map_err(|error| {
                     input_error(match error {
@@ -288,7 +376,13 @@ pub fn check_inputs(
                             &vars,
                             &format!("the `when` of task `{}`", task.title()),
                         )
-                        .map_err(|e| input_error(e.to_string()))?;
+                        .map_err(|error| {
+                            input_error(if task.no_log {
+                                hidden_vars_error(&error)
+                            } else {
+                                error.to_string()
+                            })
+                        })?;
                 }
             }
         }
@@ -596,6 +690,11 @@ impl<'a> PlayRun<'a> {
                 continue;
             }
             if let Ok(module) = render_task(&self.renderer, task, &vars) {
+                if task.no_log {
+                    self.host
+                        .secret_paths
+                        .extend(content_paths(&*module, &self.host.facts));
+                }
                 if let Some(user) = module.turns_lingering_on() {
                     self.host.facts.plan_lingering(user.to_owned());
                 }
@@ -667,6 +766,10 @@ impl<'a> PlayRun<'a> {
         }
         let module = render_task(&self.renderer, task, &vars)?;
         self.read_missing(&*module)?;
+        if task.no_log {
+            let paths = content_paths(&*module, &self.host.facts);
+            self.host.secret_paths.extend(paths);
+        }
         let mut plan = module.plan(&self.host.facts)?;
         if !self.options.check && !plan.changes.is_empty() && self.host.lock == HostLock::Free {
             // Changes are made under the host's lock. It is taken before the first one,
@@ -692,14 +795,14 @@ impl<'a> PlayRun<'a> {
         }
         if self.options.check {
             for change in &plan.changes {
-                record(result, change);
+                record(result, change, &self.host.secret_paths);
                 change.predict(&mut self.host.facts);
             }
             return Ok(Status::Changed);
         }
         let (attempted, applied) = self.apply(&plan.changes);
         for change in &plan.changes[..attempted] {
-            record(result, change);
+            record(result, change, &self.host.secret_paths);
         }
         applied?;
         Ok(Status::Changed)
@@ -924,11 +1027,16 @@ fn show_command(host: &str, line: &str, verbose: u8) {
     if verbose == 0 {
         return;
     }
+    // Values from inventories reach command lines; they reach the terminal escaped.
     if verbose > 1 || line.len() < 300 {
-        eprintln!("[{host}] $ {line}");
+        eprintln!("[{host}] $ {}", escape_control(line));
     } else {
         let cut = line.char_indices().nth(200).map_or(line.len(), |(i, _)| i);
-        eprintln!("[{host}] $ {}... ({} bytes)", &line[..cut], line.len());
+        eprintln!(
+            "[{host}] $ {}... ({} bytes)",
+            escape_control(&line[..cut]),
+            line.len()
+        );
     }
 }
 
@@ -977,10 +1085,30 @@ fn outcome(
     }
 }
 
-/// Lists `change` in `result`, with its diff if it writes a file.
-fn record(result: &mut TaskOutcome, change: &Change) {
+/// The files whose content `module` reads: those a `no_log` task's secret may be in.
+fn content_paths(module: &dyn DynModule, facts: &FactStore) -> Vec<String> {
+    module
+        .facts(facts)
+        .into_iter()
+        .filter_map(|key| match key {
+            FactKey::Content(path) => Some(path),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lists `change` in `result`, with its diff if it writes a file, unless a `no_log`
+/// task manages that file (`secret_paths`): then a note says the diff is hidden.
+fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &BTreeSet<String>) {
     result.changes.push(change.describe());
     if let Some(content) = change.file_contents() {
+        if secret_paths.contains(content.path) {
+            result.notes.push(format!(
+                "diff of {} hidden: a no_log task manages this file",
+                content.path
+            ));
+            return;
+        }
         result.diffs.push(FileDiff {
             path: content.path.to_owned(),
             before: content

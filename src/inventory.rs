@@ -610,6 +610,7 @@ fn read_ini(builder: &mut Builder, text: &str, origin: &Path) -> Result<(), Inve
 
 /// Reads a YAML inventory into `builder`; `origin` names the file in error messages.
 fn read_yaml(builder: &mut Builder, text: &str, origin: &Path) -> Result<(), InventoryError> {
+    crate::yaml::check_nesting(text, origin).map_err(nesting_error)?;
     let document: Option<Entries<GroupKey, Option<YamlGroup>>> =
         serde_yaml::from_str(text).map_err(|e| yaml_error(origin, &e))?;
     for (GroupKey(name), group) in document.map(|entries| entries.0).unwrap_or_default() {
@@ -747,6 +748,7 @@ fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
                 .to_owned(),
         });
     }
+    crate::yaml::check_nesting(&text, path).map_err(nesting_error)?;
     let vars: Option<Vars> = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
     Ok(vars.unwrap_or_default())
 }
@@ -1218,6 +1220,15 @@ fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup) {
         if let Some(sub) = sub {
             add_yaml_group(builder, &child, sub);
         }
+    }
+}
+
+fn nesting_error(error: crate::yaml::YamlError) -> InventoryError {
+    InventoryError::Yaml {
+        file: error.file,
+        line: error.line,
+        column: error.column,
+        message: error.message,
     }
 }
 

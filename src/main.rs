@@ -281,7 +281,11 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
             println!("{json}");
         }
         if let Some(path) = &cli.report {
-            if let Err(error) = report::write_atomically(path, &format!("{json}\n")) {
+            if let Err(error) = report::write_atomically(
+                path,
+                &format!("{json}\n"),
+                cli.report_mode.unwrap_or(report::REPORT_MODE),
+            ) {
                 eprintln!("error: cannot write report {}: {error}", path.display());
                 status = EXIT_FAILED;
             }

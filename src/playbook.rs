@@ -6,10 +6,11 @@
 //! named by `src` and `template` are read at load time, so a missing one is reported
 //! before any host is contacted.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use converge_modules::{deserialize_params, DynModule, MODULE_NAMES};
+use converge_modules::{deserialize_params, DynModule, ParamError, MODULE_NAMES};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -179,7 +180,19 @@ impl Playbook {
         let plays: Vec<Play> = if text.trim().is_empty() {
             Vec::new()
         } else {
-            yaml::from_str(text, path)?
+            // A task is parsed before its play's `no_log` is known: when any play has
+            // it, errors about a task's values name the parameter only.
+            #[derive(Deserialize)]
+            struct PlayFlags {
+                #[serde(default)]
+                no_log: bool,
+            }
+            let any_no_log = yaml::from_str::<Vec<PlayFlags>>(text, path)
+                .map_or(true, |plays| plays.iter().any(|play| play.no_log));
+            HIDE_VALUES.with(|hide| hide.set(any_no_log));
+            let plays = yaml::from_str(text, path);
+            HIDE_VALUES.with(|hide| hide.set(false));
+            plays?
         };
         let dir = path
             .parent()
@@ -489,7 +502,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 MODULE_NAMES.join(", ")
             )));
         };
-        Ok(Task {
+        let task = Task {
             name,
             params: module.to_json(),
             module,
@@ -499,8 +512,81 @@ impl<'de> Visitor<'de> for TaskVisitor {
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
             no_log: no_log.unwrap_or(false),
-        })
+        };
+        // A value written out in full is checked here, where the error can point at
+        // the task; templated ones are checked once rendered for each host, and how
+        // parameters combine once the task's files are read.
+        if !holds_template(&task.params) {
+            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
+                task.module.validate()
+            {
+                let hide = task.no_log || HIDE_VALUES.with(Cell::get);
+                let title = match (&task.name, hide) {
+                    (Some(name), _) => name.clone(),
+                    (None, true) => task.module.kind().to_owned(),
+                    (None, false) => task.title(),
+                };
+                return Err(de::Error::custom(format_args!(
+                    "task `{title}`: {}",
+                    param_error_message(&error, &task.params, hide)
+                )));
+            }
+        }
+        Ok(task)
     }
+}
+
+thread_local! {
+    /// Set while a playbook with a `no_log` play is parsed (see [`Playbook::parse`]).
+    static HIDE_VALUES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether any string in `value` has template syntax.
+fn holds_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => crate::template::is_template(text),
+        serde_json::Value::Array(items) => items.iter().any(holds_template),
+        serde_json::Value::Object(map) => map.values().any(holds_template),
+        _ => false,
+    }
+}
+
+/// What a parameter error of a task says: for a `no_log` task, the parameter and never
+/// its value (messages that name parameters only are kept).
+pub fn param_error_message(error: &ParamError, params: &serde_json::Value, no_log: bool) -> String {
+    if !no_log {
+        return error.to_string();
+    }
+    let param = match error {
+        ParamError::Invalid { param, .. } => Some((*param).to_owned()),
+        ParamError::Name(name) => param_holding(params, |value| value == name.value),
+        ParamError::Required { .. } | ParamError::OneOf { .. } | ParamError::AtMostOne { .. } => {
+            return error.to_string()
+        }
+    };
+    match param {
+        Some(param) => format!("`{param}` is invalid (details hidden: no_log)"),
+        None => "a parameter is invalid (details hidden: no_log)".to_owned(),
+    }
+}
+
+/// The top-level parameter with a string value (or a string in its list) for which
+/// `matches` holds. `content` is free text that no check refuses, so it is never the
+/// one (though it may hold the same value).
+pub fn param_holding(params: &serde_json::Value, matches: impl Fn(&str) -> bool) -> Option<String> {
+    let holds = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => !text.is_empty() && matches(text),
+        serde_json::Value::Array(items) => items.iter().any(|item| {
+            item.as_str()
+                .is_some_and(|text| !text.is_empty() && matches(text))
+        }),
+        _ => false,
+    };
+    params
+        .as_object()?
+        .iter()
+        .find(|(key, value)| *key != "content" && holds(value))
+        .map(|(key, _)| key.clone())
 }
 
 /// `when:` takes an expression string or a plain boolean.
@@ -636,6 +722,30 @@ mod tests {
                 .starts_with("site.yml: task `file /x`: cannot read src file nope.conf: not found"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn literal_values_are_checked_at_load_and_hidden_for_no_log() {
+        let task = "    - user: { name: \"hunter2 s3cret\" }\n";
+        let error = parse(&format!("- hosts: app\n  tasks:\n{task}")).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "site.yml:3:7: task `user hunter2 s3cret`: invalid user name \"hunter2 s3cret\""
+            ),
+            "{error}"
+        );
+        for playbook in [
+            format!("- hosts: app\n  tasks:\n{task}      no_log: true\n"),
+            format!("- hosts: app\n  no_log: true\n  tasks:\n{task}"),
+            format!("- hosts: app\n  tasks:\n{task}- hosts: app\n  no_log: true\n  tasks: []\n"),
+        ] {
+            let error = parse(&playbook).unwrap_err().to_string();
+            assert!(
+                error.contains("task `user`: `name` is invalid (details hidden: no_log)"),
+                "{error}"
+            );
+            assert!(!error.contains("hunter2"), "{error}");
+        }
     }
 
     #[test]

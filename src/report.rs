@@ -2,9 +2,15 @@
 //!
 //! Human output groups results by play and task, hosts in inventory order, with a recap
 //! line per host. Colour is used only on a terminal and never when `NO_COLOR` is set.
+//! Text that can come from a host (messages, diffs, notes, warnings) goes through
+//! [`escape_control`] on its way to the terminal, so a host cannot move the cursor, clear
+//! the screen or retitle the window; the JSON document keeps every byte as it was.
 //! The JSON document carries every host, task, status, change, diff and timing, and is
-//! written to a report file atomically (temporary file, then rename).
+//! written to a report file atomically (temporary file, then rename): mode 0600 unless
+//! the operator asks for another, through a temporary file created exclusively that no
+//! planted symlink can redirect.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -94,7 +100,33 @@ impl Style {
     }
 }
 
+/// `text` with every control character but newline and tab written as an escape
+/// (`\x1b`, `\r`, `\u{9b}`): C0 controls, DEL and the C1 controls U+0080 to U+009F.
+/// Printable text, in any script, stays as it is. The one function human output uses
+/// for text a host may have written.
+pub fn escape_control(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |ch: char| ch != '\n' && ch != '\t' && ch.is_control();
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        match ch {
+            '\r' => escaped.push_str("\\r"),
+            ch if unsafe_char(ch) && u32::from(ch) < 0x80 => {
+                let _ = write!(escaped, "\\x{:02x}", u32::from(ch));
+            }
+            ch if unsafe_char(ch) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(ch));
+            }
+            ch => escaped.push(ch),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
 fn banner(out: &mut String, title: &str) {
+    let title = escape_control(title);
     let stars = 72usize.saturating_sub(title.len() + 1).max(3);
     let _ = writeln!(out, "\n{title} {}", "*".repeat(stars));
 }
@@ -143,18 +175,23 @@ fn human_task(
 ) {
     let _ = write!(out, "{}: [{host}]", style.status(task.status));
     if let Some(message) = &task.message {
-        let _ = write!(out, " {message}");
+        let _ = write!(out, " {}", escape_control(message));
     }
     out.push('\n');
     let verb = if check { "would " } else { "" };
     for change in &task.changes {
-        let _ = writeln!(out, "    {verb}{change}");
+        let _ = writeln!(out, "    {verb}{}", escape_control(change));
     }
     for note in &task.notes {
-        let _ = writeln!(out, "    {note}");
+        let _ = writeln!(out, "    {}", escape_control(note));
     }
     for warning in &task.warnings {
-        let _ = writeln!(out, "    {}: {warning}", style.paint("35", "warning"));
+        let _ = writeln!(
+            out,
+            "    {}: {}",
+            style.paint("35", "warning"),
+            escape_control(warning)
+        );
     }
     if diff {
         for file in &task.diffs {
@@ -173,6 +210,7 @@ fn human_task(
                 )
                 .to_string();
             for line in text.lines() {
+                let line = &*escape_control(line);
                 let painted = if line.starts_with('+') && !line.starts_with("+++") {
                     style.paint("32", line)
                 } else if line.starts_with('-') && !line.starts_with("---") {
@@ -212,8 +250,33 @@ pub fn human_recap(hosts: &[HostStats], style: Style) -> String {
     out
 }
 
-/// Writes `text` to `path` atomically: a temporary file beside it, then a rename.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+/// The mode of a report file unless the operator asks for another: it holds file
+/// contents and error messages from hosts.
+pub const REPORT_MODE: u32 = 0o600;
+
+/// Writes `text` to `path` atomically with permissions `mode`: a temporary file beside
+/// it, created exclusively (`O_CREAT | O_EXCL | O_NOFOLLOW`, so neither a file nor a
+/// symlink already at its name is ever opened), given its mode through the open file,
+/// then renamed over `path` (which replaces a symlink at `path`, never follows it).
+pub fn write_atomically(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    write_with_seed(path, text, mode, seed)
+}
+
+/// The temporary name of the `attempt`th try at writing `file_name`.
+fn temporary_name(file_name: &str, seed: u32, attempt: u32) -> String {
+    format!(
+        ".{file_name}.{}.{seed:08x}.{attempt}.tmp",
+        std::process::id()
+    )
+}
+
+fn write_with_seed(path: &Path, text: &str, mode: u32, seed: u32) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+
     let dir = path
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -222,8 +285,31 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+    let nofollow =
+        i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).expect("O_NOFOLLOW fits an int");
+    let mut attempt = 0u32;
+    let (temporary, mut file) = loop {
+        let temporary = dir.join(temporary_name(&file_name, seed, attempt));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nofollow)
+            .open(&temporary)
+        {
+            Ok(file) => break (temporary, file),
+            // Something (perhaps planted) has the name: try another, never open it.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    let result = file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
@@ -283,6 +369,109 @@ mod tests {
         );
         assert!(text.contains("    -a\n    +b\n"), "{text}");
         assert!(text.find("[app1]").unwrap() < text.find("ok: [app2]").unwrap());
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[test]
+    fn report_is_written_0600_or_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        write_atomically(&path, "{}\n", REPORT_MODE).unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        write_atomically(&path, "{\"a\": 1}\n", 0o640).unwrap();
+        assert_eq!(mode_of(&path), 0o640);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\": 1}\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = dir.path().join("report.json");
+        // A link at the target is replaced, not written through.
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        // Links at the first temporary names this write will try: one to the victim,
+        // one dangling (which an open without O_EXCL would create).
+        let dangling = dir.path().join("created-through-a-link");
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.path().join(temporary_name("report.json", 7, 0)),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            &dangling,
+            dir.path().join(temporary_name("report.json", 7, 1)),
+        )
+        .unwrap();
+        write_with_seed(&path, "{}\n", REPORT_MODE, 7).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(!dangling.exists());
+        assert!(!std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_printable_text_kept() {
+        assert_eq!(
+            escape_control("a\x1b[2J\x1b]0;pwned\x07b\rc\x00\x7f\u{9b}31m"),
+            "a\\x1b[2J\\x1b]0;pwned\\x07b\\rc\\x00\\x7f\\u{9b}31m"
+        );
+        let kept = "line one\n\tindented: Grüße, 日本語, emoji 🦀, a\\x1b literal\n";
+        assert!(matches!(escape_control(kept), Cow::Borrowed(_)));
+        assert_eq!(escape_control(kept), kept);
+    }
+
+    #[test]
+    fn host_bytes_reach_the_terminal_escaped_and_the_report_exact() {
+        let mut hostile = task(Status::Failed, &["update /etc/x"]);
+        hostile.message = Some("sudo says:\n\x1b]0;owned\x07 (root) ALL\r".into());
+        hostile.diffs[0].before = Some("a\x1b[31m\n".into());
+        hostile.notes = vec!["note \x1b[H".into()];
+        hostile.warnings = vec!["warn \u{9b}2J".into()];
+        let play = PlayOutcome {
+            play: "p".into(),
+            task_titles: vec!["sidekiq unit".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "app1".into(),
+                tasks: vec![hostile],
+            }],
+        };
+        let text = human_play(&play, false, true, Style { enabled: false });
+        assert!(!text.contains(['\x1b', '\x07', '\r', '\u{9b}']), "{text:?}");
+        assert!(
+            text.contains("failed: [app1] sudo says:\n\\x1b]0;owned\\x07 (root) ALL\\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("    -a\\x1b[31m\n"), "{text}");
+        assert!(text.contains("    note \\x1b[H\n"), "{text}");
+        assert!(text.contains("warning: warn \\u{9b}2J\n"), "{text}");
+        let json = serde_json::to_string(&play).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back["hosts"][0]["tasks"][0]["message"],
+            "sudo says:\n\x1b]0;owned\x07 (root) ALL\r"
+        );
+        assert_eq!(
+            back["hosts"][0]["tasks"][0]["diffs"][0]["before"],
+            "a\x1b[31m\n"
+        );
     }
 
     #[test]

@@ -4,12 +4,23 @@
 //! Undefined variables are errors, never empty strings: a typo in a variable name must
 //! not silently write a unit file with a blank `ExecStart=`. The error names the
 //! variable.
+//!
+//! Template work is bounded: every render or evaluation gets [`FUEL`] instructions and
+//! at most [`RECURSION_LIMIT`] levels of nesting, so hostile input (nested loops over
+//! large ranges, runaway recursion) is refused in a fraction of a second, not run.
 
 use std::collections::{BTreeSet, HashSet};
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::inventory::Vars;
+
+/// Instructions one render (or one `when:` evaluation) may execute. A unit file looping
+/// over a thousand items uses a few tens of thousands.
+pub const FUEL: u64 = 1_000_000;
+
+/// Nesting levels (loops, conditions, macro calls) one render may reach.
+pub const RECURSION_LIMIT: usize = 100;
 
 /// A template that could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +53,8 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(RECURSION_LIMIT);
         Renderer { env }
     }
 
@@ -168,6 +181,14 @@ fn explain(
 }
 
 fn invalid(origin: &str, error: &minijinja::Error) -> TemplateError {
+    if error.kind() == ErrorKind::OutOfFuel {
+        return TemplateError::Invalid {
+            origin: origin.to_owned(),
+            message: format!(
+                "the template does more than {FUEL} steps of work (nested loops over large ranges?); converge stops templates there"
+            ),
+        };
+    }
     let mut message = error.kind().to_string();
     if let Some(detail) = error.detail() {
         message = format!("{message}: {detail}");

@@ -5,6 +5,12 @@
 //! untyped tree first), so every error, however deep, keeps the line and column where
 //! it happened. [`YamlError`] turns the parser's message into one a person can act on:
 //! what is wrong, where, and how to fix it.
+//!
+//! Nesting is bounded before the parser sees the text: [`too_deep`] finds the first
+//! flow collection (`[`, `{`) opened more than [`MAX_NESTING`] levels deep in one quick
+//! pass, because the parser's own recursion limit is only reached after work that grows
+//! with the square of the depth (tens of seconds for a few hundred kilobytes). Alias
+//! expansion is bounded by the parser itself (its repetition limit).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,9 +51,111 @@ impl fmt::Display for YamlError {
 
 impl std::error::Error for YamlError {}
 
+/// How deep collections may nest; the parser refuses more than 128 levels anyway.
+pub const MAX_NESTING: usize = 128;
+
 /// Deserializes `text` (read from `file`) as a `T`.
 pub fn from_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, YamlError> {
+    check_nesting(text, file)?;
     serde_yaml::from_str(text).map_err(|error| explain(&error, file))
+}
+
+/// Refuses `text` when a collection in it nests deeper than [`MAX_NESTING`], naming
+/// where; in time linear in the length of the text.
+pub fn check_nesting(text: &str, file: &Path) -> Result<(), YamlError> {
+    match too_deep(text) {
+        None => Ok(()),
+        Some((line, column)) => Err(YamlError {
+            file: file.to_owned(),
+            line,
+            column,
+            message: format!("collections nested more than {MAX_NESTING} levels deep"),
+            help: Some(format!(
+                "converge reads YAML nested at most {MAX_NESTING} levels deep; flatten the structure"
+            )),
+        }),
+    }
+}
+
+/// The line and column (1-based) of the first `[` or `{` that opens a flow collection
+/// more than [`MAX_NESTING`] levels deep, if any.
+///
+/// A light scanner, not a parser: it skips comments, quoted scalars and block scalars
+/// (`|`, `>`), and counts a bracket as an opening one only where a collection can start
+/// (at the start of a line or after `-`, `:`, `,`, `?`, `[`, `{` and blanks), so
+/// brackets inside plain words (`a[1]`) are not counted. It errs on the side of
+/// counting: a document it refuses would not have been one a person wrote by hand.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut index = 0;
+    // A quoted scalar may go on over several lines.
+    let mut quote: Option<char> = None;
+    while index < lines.len() {
+        let line = lines[index];
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let mut previous: Option<char> = None;
+        let mut chars = line.char_indices().peekable();
+        let mut block_scalar = None;
+        while let Some((at, ch)) = chars.next() {
+            if let Some(open) = quote {
+                if open == '"' && ch == '\\' {
+                    chars.next();
+                } else if ch == open {
+                    // `''` inside single quotes is an escaped quote.
+                    if open == '\'' && chars.peek().map(|&(_, next)| next) == Some('\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                        previous = Some('x');
+                    }
+                }
+                continue;
+            }
+            let starts_value =
+                previous.is_none_or(|p| matches!(p, '-' | ':' | ',' | '?' | '[' | '{'));
+            // What comes after a character inside a word is not a collection's start.
+            let mut structural = ch;
+            match ch {
+                ' ' | '\t' | '\r' => continue,
+                '#' if at == 0 || line[..at].ends_with([' ', '\t']) => break,
+                '"' | '\'' if starts_value => quote = Some(ch),
+                '[' | '{' if starts_value || depth > 0 => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some((index + 1, line[..at].chars().count() + 1));
+                    }
+                }
+                ']' | '}' if depth > 0 => depth -= 1,
+                '|' | '>' if starts_value && depth == 0 => {
+                    block_scalar = Some(indent);
+                    break;
+                }
+                '[' | '{' | '"' | '\'' => structural = 'x',
+                _ => {}
+            }
+            previous = Some(structural);
+        }
+        index += 1;
+        if let Some(parent) = block_scalar {
+            // The block scalar's lines are those indented as much as its first
+            // non-empty line, which is indented more than the line that opened it.
+            let content = lines[index..]
+                .iter()
+                .find(|line| !line.trim().is_empty())
+                .map(|line| line.len() - line.trim_start_matches(' ').len());
+            if let Some(content) = content.filter(|&content| content > parent) {
+                while index < lines.len()
+                    && (lines[index].trim().is_empty()
+                        || lines[index].len() - lines[index].trim_start_matches(' ').len()
+                            >= content)
+                {
+                    index += 1;
+                }
+            }
+        }
+    }
+    None
 }
 
 fn explain(error: &serde_yaml::Error, file: &Path) -> YamlError {
@@ -158,6 +266,47 @@ mod tests {
         assert!(error.line > 0, "{error}");
         assert!(error.message.starts_with("invalid YAML: "), "{error}");
         assert!(error.help.is_some());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_where_it_goes_too_deep() {
+        let deep = |depth: usize| {
+            format!(
+                "- hosts: app\n  vars: {{ deep: {}{} }}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        // `{` of the vars map is level 1, so the 128th `[` (column 17 + 127) is level 129.
+        let error =
+            from_str::<serde_yaml::Value>(&deep(100_000), Path::new("site.yml")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "site.yml:2:144: collections nested more than 128 levels deep\n  help: converge reads YAML nested at most 128 levels deep; flatten the structure"
+        );
+        assert!(from_str::<serde_yaml::Value>(&deep(100), Path::new("site.yml")).is_ok());
+    }
+
+    #[test]
+    fn brackets_in_words_quotes_comments_and_block_scalars_are_not_nesting() {
+        let many = "[".repeat(500);
+        for text in [
+            format!("a: x{many}\n"),
+            format!("a: \"{many}\"\nb: '{many}'\n"),
+            format!("a: 1 # {many}\n"),
+            format!("a: |\n  {many}\n  more\nb: >\n    {many}\n"),
+            format!("- |\n {many}\n- 'it''s {many}'\n"),
+            format!("a: \"multi\n  line {many} \\\" still\"\n"),
+        ] {
+            assert_eq!(too_deep(&text), None, "{text}");
+            assert!(
+                from_str::<serde_yaml::Value>(&text, Path::new("t.yml")).is_ok(),
+                "{text}"
+            );
+        }
+        // What ends a block scalar is scanned again.
+        let text = format!("- a: |\n    x\n  b: {}\n", "[".repeat(200));
+        assert_eq!(too_deep(&text), Some((3, 6 + 128)));
     }
 
     #[test]

@@ -206,7 +206,7 @@ fn cases() -> Vec<Case> {
         case(
             "nesting 5000 deep",
             raw(&format!("- hosts: app\n  vars: {{ deep: {} }}\n  tasks: []\n", nested(5000))),
-            Input("recursion limit exceeded"),
+            Input("site.yml:2:144: collections nested more than 128 levels deep"),
         ),
         case(
             "playbook that is not UTF-8",
@@ -245,6 +245,16 @@ fn cases() -> Vec<Case> {
             Input("undefined variable `worker_count`"),
         )
         .with_file("app.j2", b"workers={{ worker_count }}\n"),
+        case(
+            "nested loops over large ranges",
+            play("    - file: { path: /tmp/x, content: \"{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\" }\n"),
+            Input("template error in task `file /tmp/x`: the template does more than 1000000 steps of work (nested loops over large ranges?); converge stops templates there"),
+        ),
+        case(
+            "an invalid name in a no_log task",
+            play("    - user: { name: \"hunter2 s3cret\" }\n      no_log: true\n"),
+            Input("task `user`: `name` is invalid (details hidden: no_log)"),
+        ),
         case(
             "a range of a hundred million",
             play("    - file: { path: /tmp/x, content: \"{{ range(100000000) | length }}\" }\n"),
@@ -409,6 +419,32 @@ fn cases() -> Vec<Case> {
             sudoers("/bin/rm #/tmp/app.pid"),
             Input("has an unescaped `#`, which sudo reads as the start of a comment"),
         ),
+        case(
+            "sudoers command with a wildcard in its arguments",
+            sudoers("/bin/cat /var/log/app/*"),
+            Input("site.yml:4:7: task `sudoers app`: `commands` entry \"/bin/cat /var/log/app/*\" has a sudo wildcard (`*`) in its arguments, which matches more than it shows"),
+        ),
+        case(
+            "sudoers command with a regular expression in its arguments",
+            sudoers("/bin/cat ^/var/log/.*$"),
+            Input("has a sudo regular expression (`^...$`) in its arguments"),
+        ),
+        case(
+            "sudoers command that is a directory",
+            sudoers("/usr/bin/"),
+            Input("`commands` entry \"/usr/bin/\" names the directory /usr/bin/, which sudo reads as every program in it; name one program, e.g. /usr/bin/NAME"),
+        ),
+        case(
+            "sudoers wildcard in the program, even with allow_wildcards",
+            play("    - sudoers: { name: app, user: deploy, allow_wildcards: true, commands: [\"/usr/bin/* /etc/motd\"] }\n"),
+            Input("has a sudo wildcard (`*`) in its program path, which would let the user run every program it matches"),
+        ),
+        case(
+            "sudoers wildcard from an inventory variable",
+            play("    - sudoers: { name: app, user: deploy, commands: [\"/bin/cat {{ log_dir }}/*\"] }\n"),
+            Input("task `sudoers app`: `commands` entry \"/bin/cat /var/log/app/*\" has a sudo wildcard (`*`)"),
+        )
+        .with_args(&["-e", "log_dir=/var/log/app"]),
         case(
             "sudoers runas list",
             play("    - sudoers: { name: app, user: deploy, runas: \"root, ALL\", commands: [/bin/true] }\n"),

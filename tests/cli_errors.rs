@@ -1,8 +1,10 @@
 //! Invalid input exits 3 with a message naming file, line, column and the fix, before
 //! any host is contacted (these tests use an unroutable inventory to prove it).
 
+use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn converge(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_converge"))
@@ -11,6 +13,29 @@ fn converge(dir: &Path, args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .unwrap()
+}
+
+/// Runs converge, killing it (and failing) if it has not finished after a generous
+/// two minutes: hostile input must be refused, and a hang must not pass unnoticed.
+fn converge_bounded(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("converge {args:?} still running after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn scratch(playbook: &str) -> tempfile::TempDir {
@@ -111,4 +136,81 @@ fn missing_playbook_exits_3() {
     let output = converge(dir.path(), &["nope.yml"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).starts_with("error: cannot read playbook nope.yml: "));
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_where_it_goes_too_deep() {
+    let depth = 100_000;
+    let dir = scratch(&format!(
+        "- hosts: app\n  vars: {{ deep: {}{} }}\n  tasks: []\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    ));
+    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: site.yml:2:144: collections nested more than 128 levels deep\n  help: converge reads YAML nested at most 128 levels deep; flatten the structure\n"
+    );
+}
+
+#[test]
+fn deeply_nested_inventory_is_refused_where_it_goes_too_deep() {
+    let depth = 100_000;
+    let dir = scratch("- hosts: app\n  tasks: []\n");
+    std::fs::create_dir(dir.path().join("host_vars")).unwrap();
+    std::fs::write(
+        dir.path().join("host_vars/app1.yml"),
+        format!("deep: {}{}\n", "{a: ".repeat(depth), "}".repeat(depth)),
+    )
+    .unwrap();
+    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: ./host_vars/app1.yml:1:519: collections nested more than 128 levels deep\n"
+    );
+}
+
+#[test]
+fn nested_range_loops_are_refused() {
+    let dir = scratch(
+        "- hosts: app\n  tasks:\n    - file:\n        path: /tmp/x\n        content: \"{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\"\n",
+    );
+    let output = converge_bounded(dir.path(), &["site.yml", "--check"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: play `app`, host app1: template error in task `file /tmp/x`: the template does more than 1000000 steps of work (nested loops over large ranges?); converge stops templates there\n"
+    );
+}
+
+#[test]
+fn runaway_template_recursion_is_refused() {
+    let dir = scratch(
+        "- hosts: app\n  tasks:\n    - file:\n        path: /tmp/x\n        content: \"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}\"\n",
+    );
+    let output = converge_bounded(dir.path(), &["site.yml", "--check"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: play `app`, host app1: template error in task `file /tmp/x`: invalid operation: recursion limit exceeded\n"
+    );
+}
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut text = String::from("- hosts: app\n  vars:\n    l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..9 {
+        let items = vec![format!("*l{}", level - 1); 9].join(", ");
+        let _ = writeln!(text, "    l{level}: &l{level} [{items}]");
+    }
+    text.push_str("  tasks: []\n");
+    let dir = scratch(&text);
+    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        stderr(&output),
+        "error: site.yml: repetition limit exceeded\n"
+    );
 }

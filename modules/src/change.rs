@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::fact::{
     Fact, FactKey, FactStore, GroupInfo, Manager, ManagerState, PathKind, PathState, Touch,
-    UnitRef, UnitState, UserInfo, SUDO_CHECK, USER_SYSTEMCTL,
+    UnitRef, UnitState, UserInfo, USER_SYSTEMCTL,
 };
 use crate::safe_path;
 
@@ -211,11 +211,16 @@ pub enum Change {
     Run {
         command: RunCommand,
     },
-    /// Proves with `sudo -l -U` that the user may run each command.
+    /// Proves with `sudo -l -U` that the user may run each command, right after the
+    /// sudoers file at `path` was written. When sudo refuses one, the file that was
+    /// there before (`before`, byte for byte) is put back, or the new one removed when
+    /// there was none, and the failure says what sudo grants.
     VerifySudo {
         user: String,
         runas: String,
         commands: Vec<String>,
+        path: String,
+        before: Option<Vec<u8>>,
     },
 }
 
@@ -595,12 +600,20 @@ impl Change {
                 user,
                 runas,
                 commands,
+                path,
+                before,
             } => Cmd::script(
-                SUDO_CHECK,
-                ["verify", user.as_str(), runas.as_str()]
-                    .into_iter()
-                    .chain(commands.iter().map(String::as_str)),
-            ),
+                crate::sudoers::VERIFY_SUDO,
+                [
+                    user.as_str(),
+                    runas.as_str(),
+                    path.as_str(),
+                    if before.is_some() { "1" } else { "0" },
+                ]
+                .into_iter()
+                .chain(commands.iter().map(String::as_str)),
+            )
+            .with_stdin(before.clone().unwrap_or_default()),
         }
     }
 
@@ -630,7 +643,11 @@ impl Change {
                 Touch::Units(Manager::User(user.clone())),
             ],
             Change::Run { .. } => vec![Touch::Everything],
-            Change::VerifySudo { .. } => vec![],
+            // A refused file was put back or removed.
+            Change::VerifySudo { path, .. } => [FactKey::Content, FactKey::Path]
+                .into_iter()
+                .map(|key| Touch::Key(key(path.clone())))
+                .collect(),
         }
     }
 

@@ -251,7 +251,12 @@ pub enum FactError {
 fn unparsable(key: &FactKey, output: &str) -> FactError {
     FactError::Unparsable {
         key: key.to_string(),
-        output: output.chars().take(300).collect(),
+        // A file's content may be a `no_log` secret: it is never quoted.
+        output: if matches!(key, FactKey::Content(_)) {
+            "(file content not shown)".to_owned()
+        } else {
+            output.chars().take(300).collect()
+        },
     }
 }
 
@@ -264,16 +269,13 @@ exec runuser -u "$user" -- systemctl --user "$@""#;
 
 /// Asks sudo whether user `$2` may run, as user `$3`, each command in `$4...` (one
 /// command line per argument, split into words without globbing): prints
-/// `refused:COMMAND` for the first one sudo would refuse, or `allowed`. With
-/// `$1 = verify` a refusal is an error instead.
-pub(crate) const SUDO_CHECK: &str = r#"mode=$1 user=$2 runas=$3; shift 3
+/// `refused:COMMAND` for the first one sudo would refuse, or `allowed`. (`$1` names the
+/// probe in `ps`.) After a sudoers file is written, `sudoers::VERIFY_SUDO` asks the
+/// same and puts the previous file back on a refusal.
+pub(crate) const SUDO_CHECK: &str = r#"user=$2 runas=$3; shift 3
 set -f
 for command in "$@"; do
   if ! sudo -n -l -U "$user" -u "$runas" -- $command >/dev/null 2>&1; then
-    if [ "$mode" = verify ]; then
-      echo "sudo refuses to let $user run as $runas: $command" >&2
-      exit 1
-    fi
     printf 'refused:%s\n' "$command"
     exit 0
   fi

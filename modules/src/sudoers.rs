@@ -6,6 +6,13 @@
 //! `systemctl` rules a deploy tool runs (`quiet` is `kill -s TSTP`). The file is always
 //! root:root 0440. A name sudo would silently skip (containing `.` or ending in `~`) is
 //! refused, and content `visudo -cf` rejects is never put in place.
+//!
+//! A `commands` entry grants exactly what it shows: one program named by its absolute
+//! path, never a directory (`/usr/bin/` grants every program in it), never a wildcard
+//! in the program; wildcards (and sudo's `^...$` regular expressions) in arguments only
+//! with `allow_wildcards: true`. Rules for a user are proven with `sudo -l` right after
+//! they are written; when sudo refuses one, the previous file is put back byte for
+//! byte (or the new one removed) and the task fails with what sudo grants.
 
 use std::fmt::Write as _;
 
@@ -44,6 +51,10 @@ pub struct Sudoers {
     pub units: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verbs: Option<Vec<String>>,
+    /// Lets `commands` use sudo wildcards (`*`, `?`, `[...]`) and regular expressions
+    /// (`^...$`) in their arguments; never in the program path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_wildcards: bool,
     #[serde(default = "nopasswd_by_default")]
     pub nopasswd: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +108,91 @@ fn unescaped_syntax(command: &str) -> Option<String> {
     None
 }
 
+/// Splits a `commands` entry at its first unescaped blank: the program, then the
+/// arguments (escapes kept).
+fn split_program(command: &str) -> (&str, &str) {
+    let mut escaped = false;
+    for (at, ch) in command.char_indices() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ' ' | '\t' => return (&command[..at], command[at..].trim_start()),
+            _ => {}
+        }
+    }
+    (command, "")
+}
+
+/// The sudo wildcard in `text`, if it has one.
+fn wildcard(text: &str) -> Option<char> {
+    text.chars().find(|ch| matches!(ch, '*' | '?' | '['))
+}
+
+/// Why a `commands` entry would grant more than the one program it names, if it
+/// would: see the module documentation.
+fn too_wide(command: &str, allow_wildcards: bool) -> Option<String> {
+    let (program, arguments) = split_program(command);
+    if let Some(ch) = wildcard(program) {
+        return Some(format!(
+            "has a sudo wildcard (`{ch}`) in its program path, which would let the user run every program it matches; name one program by its full path (allow_wildcards never applies to the program)"
+        ));
+    }
+    if program.ends_with('/') {
+        return Some(format!(
+            "names the directory {program}, which sudo reads as every program in it; name one program, e.g. {program}NAME"
+        ));
+    }
+    if allow_wildcards {
+        return None;
+    }
+    if arguments
+        .split([' ', '\t'])
+        .any(|word| word.len() > 1 && word.starts_with('^') && word.ends_with('$'))
+    {
+        return Some(
+            "has a sudo regular expression (`^...$`) in its arguments, which matches more than it shows; list each exact command line, or set allow_wildcards: true if it is meant".to_owned(),
+        );
+    }
+    if let Some(ch) = wildcard(arguments) {
+        return Some(format!(
+            "has a sudo wildcard (`{ch}`) in its arguments, which matches more than it shows (`*` matches `/`, `..` and spaces: `/bin/cat /var/log/app/*` also allows `/bin/cat /var/log/app/../../../etc/shadow`); list each exact command line, or set allow_wildcards: true if the wildcard is meant"
+        ));
+    }
+    None
+}
+
+/// Proves with `sudo -l` that user `$1` may run, as `$2`, each command in `$5...`,
+/// right after sudoers file `$3` was written. On the first refusal: notes what `sudo -l
+/// -U` lists for the user (the lines from "User ... may run" or "User ... is not
+/// allowed" on), puts the previous file back from stdin when `$4` is 1 (through a
+/// temporary file sudo ignores, then a rename) or removes the new one when `$4` is 0,
+/// and fails saying all of it.
+pub(crate) const VERIFY_SUDO: &str = r#"user=$1 runas=$2 path=$3 had=$4; shift 4
+set -f
+for command in "$@"; do
+  if sudo -n -l -U "$user" -u "$runas" -- $command >/dev/null 2>&1; then
+    continue
+  fi
+  grants=$(sudo -n -l -U "$user" 2>&1 | sed -n '/^User /,$p')
+  if [ "$had" = 1 ]; then
+    tmp=$(mktemp "${path%/*}/.converge.XXXXXXXX") || exit 1
+    if cat > "$tmp" && chown root:root "$tmp" && chmod 0440 "$tmp" && mv -f "$tmp" "$path"; then
+      undone="the previous $path was put back"
+    else
+      rm -f "$tmp"
+      undone="putting the previous $path back FAILED"
+    fi
+  elif rm -f -- "$path"; then
+    undone="$path was removed (there was none before)"
+  else
+    undone="removing $path FAILED"
+  fi
+  printf 'sudo refuses to let %s run `%s` as %s; %s. sudo -l -U %s lists:
+%s
+'     "$user" "$command" "$runas" "$undone" "$user" "${grants:-(nothing)}" >&2
+  exit 1
+done"#;
+
 /// The rules of a file, as `sudo -l -U` can be asked about them.
 struct Verification<'a> {
     user: &'a str,
@@ -113,11 +209,14 @@ impl Verification<'_> {
         }
     }
 
-    fn change(&self) -> Change {
+    /// The proof after writing `path`, which held `before` (`None`: nothing).
+    fn change(&self, path: &str, before: Option<Vec<u8>>) -> Change {
         Change::VerifySudo {
             user: self.user.to_owned(),
             runas: self.runas.clone(),
             commands: self.commands.clone(),
+            path: path.to_owned(),
+            before,
         }
     }
 }
@@ -279,10 +378,11 @@ impl Module for Sudoers {
                 || self.group.is_some()
                 || self.verbs.is_some()
                 || self.runas.is_some()
+                || self.allow_wildcards
             {
                 return Err(ParamError::Invalid {
                     param: "content",
-                    reason: "is the whole file; user, group, verbs and runas belong to the commands and units forms".to_owned(),
+                    reason: "is the whole file; user, group, verbs, runas and allow_wildcards belong to the commands and units forms".to_owned(),
                 });
             }
             return Ok(());
@@ -325,13 +425,20 @@ impl Module for Sudoers {
                         reason: format!("entry {command:?} must be one line starting with an absolute path (sudo requires it)"),
                     });
                 }
-                if let Some(reason) = unescaped_syntax(command) {
+                if let Some(reason) =
+                    unescaped_syntax(command).or_else(|| too_wide(command, self.allow_wildcards))
+                {
                     return Err(ParamError::Invalid {
                         param: "commands",
                         reason: format!("entry {command:?} {reason}"),
                     });
                 }
             }
+        } else if self.allow_wildcards {
+            return Err(ParamError::Invalid {
+                param: "allow_wildcards",
+                reason: "goes with commands".to_owned(),
+            });
         }
         if let Some(units) = &self.units {
             if units.is_empty() {
@@ -403,7 +510,7 @@ impl Module for Sudoers {
         };
         if current.as_deref() != Some(content.as_slice()) {
             let mut changes = vec![Change::WriteFile(FileWrite {
-                path,
+                path: path.clone(),
                 content,
                 before: current.clone(),
                 owner: wanted.owner,
@@ -413,7 +520,7 @@ impl Module for Sudoers {
                 secret: false,
             })];
             if let Some(verification) = self.verifiable() {
-                changes.push(verification.change());
+                changes.push(verification.change(&path, current.clone()));
             }
             return Ok(Plan::of(changes));
         }
@@ -464,6 +571,7 @@ mod tests {
             commands: None,
             units: Some(vec!["sidekiq.service".into()]),
             verbs: Some(vec!["restart".into(), "quiet".into()]),
+            allow_wildcards: false,
             nopasswd: true,
             runas: None,
             state: Presence::Present,
@@ -563,6 +671,81 @@ mod tests {
         ] {
             assert_eq!(with(command).validate(), Ok(()), "{command}");
         }
+    }
+
+    #[test]
+    fn commands_grant_no_more_than_they_show() {
+        let with = |command: &str, allow_wildcards: bool| Sudoers {
+            units: None,
+            verbs: None,
+            commands: Some(vec![command.to_owned()]),
+            allow_wildcards,
+            ..units_form()
+        };
+        let program_wildcard = "has a sudo wildcard (`*`) in its program path, which would let the user run every program it matches; name one program by its full path (allow_wildcards never applies to the program)";
+        let argument_wildcard = |ch: char| {
+            format!("has a sudo wildcard (`{ch}`) in its arguments, which matches more than it shows (`*` matches `/`, `..` and spaces: `/bin/cat /var/log/app/*` also allows `/bin/cat /var/log/app/../../../etc/shadow`); list each exact command line, or set allow_wildcards: true if the wildcard is meant")
+        };
+        for (command, allow, reason) in [
+            ("/bin/cat /var/log/app/*", false, argument_wildcard('*')),
+            ("/bin/ls /tmp/?", false, argument_wildcard('?')),
+            ("/bin/ls /tmp/[ab]", false, argument_wildcard('[')),
+            ("/usr/bin/*", false, program_wildcard.to_owned()),
+            ("/usr/bin/*", true, program_wildcard.to_owned()),
+            ("/usr/*/cat /etc/motd", true, program_wildcard.to_owned()),
+            ("/usr/bin/", false, "names the directory /usr/bin/, which sudo reads as every program in it; name one program, e.g. /usr/bin/NAME".to_owned()),
+            ("/usr/bin/ -x", true, "names the directory /usr/bin/, which sudo reads as every program in it; name one program, e.g. /usr/bin/NAME".to_owned()),
+            ("/bin/cat ^/var/log/.*$", false, "has a sudo regular expression (`^...$`) in its arguments, which matches more than it shows; list each exact command line, or set allow_wildcards: true if it is meant".to_owned()),
+            ("cat /etc/motd", false, "must be one line starting with an absolute path (sudo requires it)".to_owned()),
+        ] {
+            assert_eq!(
+                with(command, allow).validate().unwrap_err().to_string(),
+                format!("`commands` entry {command:?} {reason}"),
+                "{command}"
+            );
+        }
+        for (command, allow) in [
+            ("/bin/cat /var/log/app/*", true),
+            ("/bin/cat ^/var/log/.*$", true),
+            ("/usr/bin/journalctl -u sidekiq.service", false),
+            ("/bin/echo a\\ b", false),
+            ("/usr/local/bin/deploy", false),
+        ] {
+            assert_eq!(with(command, allow).validate(), Ok(()), "{command}");
+        }
+        let literal = Sudoers {
+            content: Some("x ALL=(ALL) /bin/ls\n".into()),
+            user: None,
+            units: None,
+            verbs: None,
+            allow_wildcards: true,
+            ..units_form()
+        };
+        assert!(literal.validate().is_err());
+        let units = Sudoers {
+            allow_wildcards: true,
+            ..units_form()
+        };
+        assert_eq!(
+            units.validate().unwrap_err().to_string(),
+            "`allow_wildcards` goes with commands"
+        );
+    }
+
+    #[test]
+    fn the_proof_after_a_write_carries_the_file_it_replaced() {
+        let plan = units_form().plan(&store("old\n", None)).unwrap();
+        let Change::VerifySudo { path, before, .. } = &plan.changes[1] else {
+            panic!("{:?}", plan.changes);
+        };
+        assert_eq!(path, "/etc/sudoers.d/sidekiq");
+        assert_eq!(before.as_deref(), Some(&b"old\n"[..]));
+        let command = plan.changes[1].command();
+        assert_eq!(command.stdin, b"old\n");
+        assert_eq!(
+            command.argv[4..8],
+            ["deploy", "root", "/etc/sudoers.d/sidekiq", "1"]
+        );
     }
 
     fn store(content: &str, refused: Option<&str>) -> FactStore {
