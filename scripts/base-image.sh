@@ -4,9 +4,10 @@
 #
 #   scripts/base-image.sh [DIR]
 #
-# DIR defaults to $CARGO_TARGET_DIR/converge-fleet/base (a relative CARGO_TARGET_DIR
-# counts from the repository root), or target/converge-fleet/base under the
-# repository root. Next to it the script keeps:
+# DIR defaults to $CARGO_TARGET_DIR/converge-fleet/IMAGE (a relative CARGO_TARGET_DIR
+# counts from the repository root), or target/converge-fleet/IMAGE under the
+# repository root, where IMAGE is `base` for the default release and the release's
+# name for the others. Next to it the script keeps:
 #
 #   DIR.key, DIR.key.pub   ed25519 key pair without passphrase; the public half is
 #                          root's authorized_keys inside the image
@@ -19,7 +20,12 @@
 # recipe stamp; when this script's recipe changes the image is rebuilt.
 #
 # Environment:
-#   CONVERGE_SUITE    Debian suite to bootstrap (default: bookworm)
+#   CONVERGE_RELEASE  which host to build (default: bookworm):
+#                       bookworm, bullseye, trixie   Debian 12, 11, 13 with sudo
+#                       trixie-sudo-rs               Debian 13 with Debian's sudo-rs package
+#                                                    and no sudo: only sudo-rs and visudo-rs
+#                       trixie-sudo-rs-as-sudo       the same, with sudo-rs installed as
+#                                                    sudo and visudo (as Ubuntu does)
 #   CONVERGE_MIRROR   Debian mirror URL (default: taken from this machine's apt sources)
 #
 # Must run as root. Prints nothing when the image is already up to date.
@@ -31,17 +37,45 @@ case $target_dir in
 /*) ;;
 *) target_dir=$repo_root/$target_dir ;;
 esac
-dir=${1:-$target_dir/converge-fleet/base}
+release=${CONVERGE_RELEASE:-bookworm}
+case $release in
+bookworm) image=base ;;
+*) image=$release ;;
+esac
+dir=${1:-$target_dir/converge-fleet/$image}
 case $dir in
 /*) ;;
 *) dir=$PWD/$dir ;;
 esac
 dir=${dir%/}
 
-suite=${CONVERGE_SUITE:-bookworm}
-packages=systemd,systemd-sysv,dbus,openssh-server,sudo,libpam-systemd,libnss-myhostname,iproute2,procps
+sudo_package=sudo sudo_as=
+case $release in
+bookworm | bullseye | trixie) suite=$release ;;
+trixie-sudo-rs) suite=trixie sudo_package=sudo-rs ;;
+trixie-sudo-rs-as-sudo) suite=trixie sudo_package=sudo-rs sudo_as=sudo ;;
+*)
+    printf 'base-image: error: unknown CONVERGE_RELEASE %s\n' "$release" >&2
+    exit 1
+    ;;
+esac
+packages=systemd,systemd-sysv,dbus,openssh-server,$sudo_package,libpam-systemd,libnss-myhostname,iproute2,procps
 # Anything that changes the image's content belongs in the recipe.
 recipe="v2 suite=$suite packages=$packages sshd=UseDNS-no,PermitRootLogin-prohibit-password machine-id=empty"
+if [[ $sudo_package == sudo-rs ]]; then
+    recipe+=" sudoers=debian-default${sudo_as:+ sudo-rs-as=$sudo_as}"
+fi
+# systemd 256 and later, in a container on a host with the legacy (v1 or hybrid) cgroup
+# hierarchy, cannot see a unit's control group become empty: every stop (a user's
+# manager after logout, a shutdown) then waits out its stop timeout, 90 s by default.
+# A host with the unified hierarchy does not need this.
+stop_timeout=
+case $suite in
+trixie) stop_timeout=10s ;;
+esac
+if [[ -n $stop_timeout ]]; then
+    recipe+=" stop-timeout=$stop_timeout"
+fi
 stamp_rel=etc/converge-base-image
 
 log() { printf 'base-image: %s\n' "$*" >&2; }
@@ -139,6 +173,9 @@ remove_trees() {
 build_image() {
     local mirror work
     mirror=${CONVERGE_MIRROR:-$(find_mirror)}
+    # A machine's apt sources name its own release; the same Debian mirror serves the
+    # others.
+    [[ -n $mirror ]] || mirror=$(suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}") && find_mirror)
     [[ -n $mirror ]] || die "no apt source for suite '$suite' found in /etc/apt (set CONVERGE_MIRROR)"
     work=$(mktemp -d "$dir.building.XXXXXX")
     # shellcheck disable=SC2064 # expand $work now
@@ -166,6 +203,29 @@ EOF
     : >"$work/etc/machine-id"
     rm -f "$work/var/lib/dbus/machine-id"
     install_key "$work"
+    if [[ -n $stop_timeout ]]; then
+        install -d -m 755 "$work/etc/systemd/system.conf.d" "$work/etc/systemd/user.conf.d"
+        printf '[Manager]\nDefaultTimeoutStopSec=%s\n' "$stop_timeout" \
+            | tee "$work/etc/systemd/system.conf.d/converge-test.conf" \
+            >"$work/etc/systemd/user.conf.d/converge-test.conf"
+    fi
+    if [[ $sudo_package == sudo-rs ]]; then
+        # Debian's sudo-rs ships no /etc/sudoers: an administrator writes Debian's
+        # default one, which reads /etc/sudoers.d.
+        install -d -m 755 "$work/etc/sudoers.d"
+        cat >"$work/etc/sudoers" <<'EOF'
+Defaults env_reset
+Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+root ALL=(ALL:ALL) ALL
+%sudo ALL=(ALL:ALL) ALL
+@includedir /etc/sudoers.d
+EOF
+        chmod 440 "$work/etc/sudoers"
+        if [[ $sudo_as == sudo ]]; then
+            ln -s sudo-rs "$work/usr/bin/sudo"
+            ln -s visudo-rs "$work/usr/bin/visudo"
+        fi
+    fi
 
     chroot "$work" apt-get clean
     rm -rf "$work"/var/lib/apt/lists/* "$work"/var/cache/apt/*.bin "$work"/var/log/*.log \

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
 use converge_modules::sequence;
-use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError};
+use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError, Sudo, SystemInfo};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -201,17 +201,36 @@ fn host_vars(
 ) -> Result<Vars, TemplateError> {
     let mut vars = host.vars.clone();
     vars.insert("inventory_hostname".to_owned(), host.name.clone().into());
-    let (hostname, os, version) = match host.facts.system() {
-        Ok(system) => (
-            system.hostname.clone(),
-            system.os.clone(),
-            system.os_version.clone(),
-        ),
-        Err(_) => (host.name.clone(), "unknown".to_owned(), String::new()),
-    };
-    vars.insert("converge_hostname".to_owned(), hostname.into());
-    vars.insert("converge_os".to_owned(), os.into());
-    vars.insert("converge_os_version".to_owned(), version.into());
+    let system = host
+        .facts
+        .system()
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| SystemInfo {
+            hostname: host.name.clone(),
+            os: "unknown".to_owned(),
+            ..SystemInfo::default()
+        });
+    let sudo = system.sudo.unwrap_or_else(|| Sudo {
+        path: String::new(),
+        flavour: "none".to_owned(),
+        version: String::new(),
+    });
+    for (name, value) in [
+        ("converge_hostname", system.hostname),
+        ("converge_os", system.os),
+        ("converge_os_version", system.os_version),
+        ("converge_sudo_flavour", sudo.flavour),
+        ("converge_sudo_version", sudo.version),
+    ] {
+        vars.insert(name.to_owned(), value.into());
+    }
+    vars.insert(
+        "converge_systemd_version".to_owned(),
+        system
+            .systemd_version
+            .map_or(serde_json::Value::Null, Into::into),
+    );
     // `-e` values win over play vars, and play vars built from them must see them too.
     vars.extend(
         options
@@ -895,7 +914,12 @@ impl<'a> PlayRun<'a> {
 
     fn remote_failure(&self, what: &str, output: &Output) -> String {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if self.acting_as.is_some() && stderr.contains("a password is required") {
+        // sudo's words, and sudo-rs's.
+        let prompts = [
+            "a password is required",
+            "interactive authentication is required",
+        ];
+        if self.acting_as.is_some() && prompts.iter().any(|prompt| stderr.contains(prompt)) {
             return format!(
                 "sudo on {} asks {} for a password; become uses `sudo -n`, which cannot answer a prompt: give {} passwordless sudo, or connect as root",
                 self.host.name, self.host.target.user, self.host.target.user
@@ -1040,11 +1064,20 @@ fn show_command(host: &str, line: &str, verbose: u8) {
     }
 }
 
+/// Runs its arguments through the host's sudo without a prompt (`-n`): `sudo`, or
+/// Debian's `sudo-rs` where only that is installed. Where neither is, it says so and
+/// exits 127, as a shell does for a missing command.
+const BECOME: &str = r#"for sudo in sudo sudo-rs; do
+  if command -v "$sudo" >/dev/null 2>&1; then exec "$sudo" -n "$@"; fi
+done
+echo "become needs sudo, and neither sudo nor sudo-rs is installed" >&2
+exit 127"#;
+
 fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
     match identity {
         None => vec![],
-        Some("root") => vec!["sudo", "-n", "--"],
-        Some(user) => vec!["sudo", "-n", "-u", user, "--"],
+        Some("root") => vec!["sh", "-c", BECOME, "sudo", "--"],
+        Some(user) => vec!["sh", "-c", BECOME, "sudo", "-u", user, "--"],
     }
 }
 

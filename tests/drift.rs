@@ -5,7 +5,7 @@
 mod fleet;
 mod support;
 
-use fleet::{Fleet, TestHost};
+use fleet::{Fleet, TestHost, SUDO};
 use serde_json::Value;
 use support::{changes_on, converge_json, inventory, stat, tasks_on, text};
 
@@ -157,10 +157,12 @@ fn sudo_rules_are_proven_on_the_host() {
     ] {
         // Sudo's own verdict for deploy: running the signal itself is not what is under
         // test (whole-cgroup signals also fail in these containers, sudo or not).
-        host.ssh_ok(&format!("runuser -u deploy -- sudo -n -l {command}"));
+        host.ssh_ok(&format!("runuser -u deploy -- {SUDO} -n -l {command}"));
     }
     assert!(!host
-        .ssh("runuser -u deploy -- sudo -n -l systemctl kill -s KILL sidekiq")
+        .ssh(&format!(
+            "runuser -u deploy -- {SUDO} -n -l systemctl kill -s KILL sidekiq"
+        ))
         .status
         .success());
 

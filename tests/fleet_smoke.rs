@@ -2,7 +2,7 @@
 
 mod fleet;
 
-use fleet::Fleet;
+use fleet::{Fleet, SUDO, VISUDO};
 
 #[test]
 fn hosts_boot_real_systemd_and_are_independent() {
@@ -23,13 +23,13 @@ fn hosts_boot_real_systemd_and_are_independent() {
         );
         assert_eq!(host.ssh_ok("hostname"), host.name);
         assert_eq!(host.ssh_ok("id -un"), "root");
-        let visudo = host.ssh_ok("visudo -c");
+        let visudo = host.ssh_ok(&format!("{VISUDO} -c"));
         assert!(visudo.contains("parsed OK"), "visudo -c said: {visudo}");
         // A login through sshd is a logind session.
         let sessions = host.ssh_ok("loginctl list-sessions --no-legend");
         assert!(sessions.contains("root"), "loginctl sessions: {sessions:?}");
         host.ssh_ok("systemctl is-active --quiet ssh.service dbus.service systemd-logind.service");
-        host.ssh_ok("sudo -n true");
+        host.ssh_ok(&format!("{SUDO} -n true"));
     }
 
     // Each host writes to its own throwaway layer over the shared image.

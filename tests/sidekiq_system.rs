@@ -5,7 +5,7 @@
 mod fleet;
 mod support;
 
-use fleet::{Fleet, TestHost};
+use fleet::{Fleet, TestHost, SUDO, VISUDO};
 use support::{changes_on, converge_json, inventory, stat, text};
 
 const SIDEKIQ: &str = "playbooks/sidekiq.yml";
@@ -19,21 +19,25 @@ fn assert_sidekiq_converged(host: &TestHost) {
         host.name
     );
     assert_eq!(host.ssh_ok("systemctl is-enabled sidekiq"), "enabled");
-    assert!(host.ssh_ok("visudo -c").contains("parsed OK"));
+    assert!(host.ssh_ok(&format!("{VISUDO} -c")).contains("parsed OK"));
     assert_eq!(
         host.ssh_ok("stat -c '%U:%G %a' /etc/sudoers.d/sidekiq"),
         "root:root 440"
     );
     // deploy may restart sidekiq without a password, and do nothing else as root.
-    host.ssh_ok("runuser -u deploy -- sudo -n /bin/systemctl restart sidekiq");
-    host.ssh_ok("runuser -u deploy -- sudo -n systemctl restart sidekiq.service");
+    host.ssh_ok(&format!(
+        "runuser -u deploy -- {SUDO} -n /bin/systemctl restart sidekiq"
+    ));
+    host.ssh_ok(&format!(
+        "runuser -u deploy -- {SUDO} -n systemctl restart sidekiq.service"
+    ));
     for forbidden in [
         "systemctl restart ssh",
         "id",
         "systemctl kill -s TSTP sidekiq",
         "cat /etc/shadow",
     ] {
-        let output = host.ssh(&format!("runuser -u deploy -- sudo -n {forbidden}"));
+        let output = host.ssh(&format!("runuser -u deploy -- {SUDO} -n {forbidden}"));
         assert!(
             !output.status.success(),
             "deploy could run `{forbidden}` on {}",
@@ -154,8 +158,8 @@ fn bad_sudoers_content_never_replaces_a_good_file() {
         "0",
         "temporary file left behind"
     );
-    assert!(host.ssh_ok("visudo -c").contains("parsed OK"));
-    host.ssh_ok("sudo -n true");
+    assert!(host.ssh_ok(&format!("{VISUDO} -c")).contains("parsed OK"));
+    host.ssh_ok(&format!("{SUDO} -n true"));
 }
 
 #[test]

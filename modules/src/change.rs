@@ -271,7 +271,12 @@ if [ -n "$owner" ]; then chown -- "$owner" new; fi
 if [ -n "$group" ]; then chgrp -- "$group" new; fi
 chmod -- "$mode" new
 if [ "$validator" = sudoers ]; then
-  if ! out=$(visudo -cf "$PWD/new" 2>&1); then
+  # visudo, or visudo-rs where only Debian's sudo-rs is installed.
+  if ! visudo=$(command -v visudo || command -v visudo-rs || command -v /usr/sbin/visudo); then
+    echo "neither visudo nor visudo-rs is installed, so $converge_target cannot be checked; install sudo or sudo-rs" >&2
+    exit 69
+  fi
+  if ! out=$("$visudo" -cf "$PWD/new" 2>&1); then
     printf 'visudo rejected the new content; %s was left unchanged:\n%s\n' "$converge_target" "$out" | sed "s|$PWD/new|$converge_target (new)|g" >&2
     exit 65
   fi

@@ -103,14 +103,34 @@ impl fmt::Display for FactKey {
     }
 }
 
-/// Host name and operating system of a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Host name, operating system and the system tools converge drives on a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct SystemInfo {
     pub hostname: String,
     /// `ID` from os-release, e.g. `debian`.
     pub os: String,
     /// `VERSION_ID` from os-release, e.g. `12`.
     pub os_version: String,
+    /// systemd's major version, e.g. 252 (`None` when it cannot be told).
+    pub systemd_version: Option<u32>,
+    /// The sudo that `become` and the sudoers proof use (`None`: none is installed).
+    pub sudo: Option<Sudo>,
+    /// The sudoers checker: `visudo`, or `visudo-rs` where only sudo-rs is installed.
+    pub visudo: Option<String>,
+    /// Where `systemctl` is, among `/bin/systemctl` and `/usr/bin/systemctl` (both on
+    /// a host with a merged `/usr`).
+    pub systemctl: Vec<String>,
+}
+
+/// Which sudo a host has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sudo {
+    /// Where it is, e.g. `/usr/bin/sudo` or `/usr/bin/sudo-rs`.
+    pub path: String,
+    /// `sudo` (Todd Miller's) or `sudo-rs`, whatever name it is installed under.
+    pub flavour: String,
+    /// Its version, e.g. `1.9.13p3` or `0.2.5`.
+    pub version: String,
 }
 
 /// What kind of thing a path is.
@@ -272,15 +292,45 @@ exec runuser -u "$user" -- systemctl --user "$@""#;
 /// `refused:COMMAND` for the first one sudo would refuse, or `allowed`. (`$1` names the
 /// probe in `ps`.) After a sudoers file is written, `sudoers::VERIFY_SUDO` asks the
 /// same and puts the previous file back on a refusal.
-pub(crate) const SUDO_CHECK: &str = r#"user=$2 runas=$3; shift 3
-set -f
+pub(crate) const SUDO_CHECK: &str = concat!(
+    r#"user=$2 runas=$3; shift 3
+"#,
+    SUDO_ALLOWS!(),
+    r#"if [ -z "$converge_sudo" ]; then echo nosudo; exit 0; fi
 for command in "$@"; do
-  if ! sudo -n -l -U "$user" -u "$runas" -- $command >/dev/null 2>&1; then
-    printf 'refused:%s\n' "$command"
+  if ! converge_allows "$command"; then
+    printf 'refused:%s\n' "$converge_refused"
     exit 0
   fi
 done
-echo allowed"#;
+echo allowed"#
+);
+
+/// Defines `converge_allows COMMAND`: whether the host's sudo (`sudo`, or `sudo-rs`
+/// where only that is installed, in `$converge_sudo`) lets `$user` run the command line
+/// as `$runas`, split into words without globbing. A command naming a bare `systemctl`
+/// stands for every `systemctl` the host has, each of which must be allowed. The command
+/// line refused last is left in `$converge_refused`.
+macro_rules! sudo_allows {
+    () => {
+        r#"set -f
+converge_sudo=$(command -v sudo || command -v sudo-rs) || converge_sudo=
+converge_allows() {
+  converge_refused=$1
+  case $1 in
+  systemctl\ *)
+    for converge_program in /bin/systemctl /usr/bin/systemctl; do
+      [ -x "$converge_program" ] || continue
+      converge_refused="$converge_program ${1#systemctl }"
+      "$converge_sudo" -n -l -U "$user" -u "$runas" -- $converge_refused >/dev/null 2>&1 || return 1
+    done ;;
+  *) "$converge_sudo" -n -l -U "$user" -u "$runas" -- $1 >/dev/null 2>&1 ;;
+  esac
+}
+"#
+    };
+}
+pub(crate) use sudo_allows as SUDO_ALLOWS;
 
 /// What `stat` prints about a path: the name comes last, where its `:`s cannot shift
 /// the other fields, and lets [`parse`] check the line is about the path it asked for.
@@ -299,10 +349,22 @@ impl FactKey {
             // `read` is a builtin: the kernel's host name file spares an exec of
             // `uname`, which stays as the fallback where /proc is not mounted (the
             // braces put the shell's own complaint about the file under 2>/dev/null).
+            //
+            // systemd's version is in the file name of its shared library: a glob, where
+            // `systemctl --version` would be an exec (kept as the fallback). sudo's
+            // flavour is what it says of itself: sudo-rs may be installed as `sudo`.
             FactKey::System => concat!(
                 "if ! { IFS= read -r host < /proc/sys/kernel/hostname; } 2>/dev/null; then host=$(uname -n); fi; ",
                 "if [ -r /etc/os-release ]; then . /etc/os-release; fi; ",
-                "printf '%s\\n%s\\n%s\\n' \"$host\" \"${ID:-unknown}\" \"${VERSION_ID:-}\""
+                "printf '%s\\n%s\\n%s\\n' \"$host\" \"${ID:-unknown}\" \"${VERSION_ID:-}\"; ",
+                "systemd=; for lib in /usr/lib/systemd/libsystemd-shared-*.so /usr/lib/*/systemd/libsystemd-shared-*.so; do ",
+                "if [ -e \"$lib\" ]; then systemd=${lib##*-}; systemd=${systemd%.so}; break; fi; done; ",
+                "if [ -z \"$systemd\" ]; then systemd=$(systemctl --version 2>/dev/null | { read -r _ v _; echo \"$v\"; }); fi; ",
+                "echo \"systemd=$systemd\"; ",
+                "for s in sudo sudo-rs; do if p=$(command -v \"$s\"); then echo \"sudo=$p\"; ",
+                "echo \"sudo_version=$(\"$p\" -V 2>&1 | { read -r l; echo \"$l\"; })\"; break; fi; done; ",
+                "for v in visudo visudo-rs /usr/sbin/visudo; do if p=$(command -v \"$v\"); then echo \"visudo=$p\"; break; fi; done; ",
+                "for c in /bin/systemctl /usr/bin/systemctl; do if [ -x \"$c\" ]; then echo \"systemctl=$c\"; fi; done"
             )
             .to_owned(),
             // Each directory on the way, then the path: the same lines the batch's
@@ -414,18 +476,7 @@ pub fn is_template(name: &str) -> bool {
 pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
     let fail = || unparsable(key, output);
     match key {
-        FactKey::System => {
-            let mut lines = output.lines();
-            let (Some(hostname), Some(os), version) = (lines.next(), lines.next(), lines.next())
-            else {
-                return Err(fail());
-            };
-            Ok(Fact::System(SystemInfo {
-                hostname: hostname.to_owned(),
-                os: os.to_owned(),
-                os_version: version.unwrap_or_default().to_owned(),
-            }))
-        }
+        FactKey::System => parse_system(output).map(Fact::System).ok_or_else(fail),
         FactKey::Path(path) => parse_path_with_ancestors(path, output).ok_or_else(fail),
         FactKey::Content(path) => {
             let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
@@ -475,6 +526,9 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
             .map_err(|_| fail()),
         FactKey::SudoRefused { .. } => match output.trim_end() {
             "allowed" => Ok(Fact::SudoRefused(None)),
+            "nosudo" => Ok(Fact::Refused(
+                "neither sudo nor sudo-rs is installed, so no sudoers rule can apply".to_owned(),
+            )),
             line => line
                 .strip_prefix("refused:")
                 .map(|command| Fact::SudoRefused(Some(command.to_owned())))
@@ -540,6 +594,47 @@ fn parse_path(path: &str, line: &str) -> Option<(u32, PathState)> {
             mode,
         },
     ))
+}
+
+fn parse_system(output: &str) -> Option<SystemInfo> {
+    let mut lines = output.lines();
+    let mut info = SystemInfo {
+        hostname: lines.next()?.to_owned(),
+        os: lines.next()?.to_owned(),
+        os_version: lines.next().unwrap_or_default().to_owned(),
+        ..SystemInfo::default()
+    };
+    let mut sudo_path = None;
+    let mut sudo_says = String::new();
+    for line in lines {
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        match name {
+            "systemd" => info.systemd_version = value.parse().ok(),
+            "sudo" => sudo_path = Some(value.to_owned()),
+            "sudo_version" => value.clone_into(&mut sudo_says),
+            "visudo" => info.visudo = Some(value.to_owned()),
+            "systemctl" => info.systemctl.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    info.sudo = sudo_path.map(|path| {
+        // `Sudo version 1.9.13p3`, or `sudo-rs 0.2.5`.
+        let (flavour, version) = match sudo_says.strip_prefix("Sudo version ") {
+            Some(version) => ("sudo", version),
+            None => match sudo_says.split_once(' ') {
+                Some((flavour, version)) => (flavour, version),
+                None => ("unknown", ""),
+            },
+        };
+        Sudo {
+            path,
+            flavour: flavour.to_owned(),
+            version: version.trim().to_owned(),
+        }
+    });
+    Some(info)
 }
 
 fn parse_user(output: &str) -> Option<Fact> {
@@ -1346,6 +1441,36 @@ mod tests {
             String::from_utf8(uname.stdout).unwrap().trim_end()
         );
         assert!(!info.os.is_empty());
+        assert!(!info.systemctl.is_empty() || info.systemd_version.is_none());
+    }
+
+    #[test]
+    fn system_output_names_the_sudo_flavour_and_the_tools() {
+        let head = "h\ndebian\n13\n";
+        let parsed = |rest: &str| match parse(&FactKey::System, &format!("{head}{rest}")).unwrap() {
+            Fact::System(info) => info,
+            other => panic!("{other:?}"),
+        };
+        let info = parsed("systemd=257\nsudo=/usr/bin/sudo\nsudo_version=Sudo version 1.9.16p2\nvisudo=/usr/sbin/visudo\nsystemctl=/bin/systemctl\nsystemctl=/usr/bin/systemctl\n");
+        assert_eq!(info.systemd_version, Some(257));
+        assert_eq!(
+            info.sudo,
+            Some(Sudo {
+                path: "/usr/bin/sudo".into(),
+                flavour: "sudo".into(),
+                version: "1.9.16p2".into()
+            })
+        );
+        assert_eq!(info.visudo.as_deref(), Some("/usr/sbin/visudo"));
+        assert_eq!(info.systemctl, ["/bin/systemctl", "/usr/bin/systemctl"]);
+        let rs = parsed("systemd=257\nsudo=/usr/bin/sudo-rs\nsudo_version=sudo-rs 0.2.5\nvisudo=/usr/bin/visudo-rs\n");
+        assert_eq!(rs.sudo.as_ref().unwrap().flavour, "sudo-rs");
+        assert_eq!(rs.sudo.as_ref().unwrap().version, "0.2.5");
+        let none = parsed("systemd=\n");
+        assert_eq!(
+            (none.sudo, none.visudo, none.systemd_version),
+            (None, None, None)
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use change::{Change, Cmd};
-pub use fact::{Fact, FactKey, FactStore, FactUnavailable};
+pub use fact::{Fact, FactKey, FactStore, FactUnavailable, Sudo, SystemInfo};
 
 /// What a module plans to do on one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +104,8 @@ pub enum PlanError {
     },
     #[error("{unit} cannot be enabled: it has no [Install] section (systemctl reports it static); start it from a unit that is enabled, or add WantedBy= to it")]
     NotInstallable { unit: String },
+    #[error("{missing} is not installed on this host (neither sudo nor sudo-rs provides it): install sudo or sudo-rs before a sudoers task")]
+    NoSudo { missing: &'static str },
     #[error("cannot {action} {unit}: it is masked")]
     Masked { unit: String, action: &'static str },
 }

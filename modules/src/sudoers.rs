@@ -27,6 +27,7 @@ pub const VERBS: &[&str] = &["start", "stop", "restart", "reload", "status", "qu
 
 /// Where the generated rules point; `/bin` is `/usr/bin` on merged-/usr systems and sudo
 /// matches the two by inode.
+/// Where rules point when the host's `systemctl` is not known.
 const SYSTEMCTL: &str = "/bin/systemctl";
 
 /// Parameters of the `sudoers` module.
@@ -167,13 +168,15 @@ fn too_wide(command: &str, allow_wildcards: bool) -> Option<String> {
 /// allowed" on), puts the previous file back from stdin when `$4` is 1 (through a
 /// temporary file sudo ignores, then a rename) or removes the new one when `$4` is 0,
 /// and fails saying all of it.
-pub(crate) const VERIFY_SUDO: &str = r#"user=$1 runas=$2 path=$3 had=$4; shift 4
-set -f
-for command in "$@"; do
-  if sudo -n -l -U "$user" -u "$runas" -- $command >/dev/null 2>&1; then
+pub(crate) const VERIFY_SUDO: &str = concat!(
+    r#"user=$1 runas=$2 path=$3 had=$4; shift 4
+"#,
+    crate::fact::SUDO_ALLOWS!(),
+    r#"for command in "$@"; do
+  if converge_allows "$command"; then
     continue
   fi
-  grants=$(sudo -n -l -U "$user" 2>&1 | sed -n '/^User /,$p')
+  grants=$("$converge_sudo" -n -l -U "$user" 2>&1 | sed -n '/^User /,$p')
   if [ "$had" = 1 ]; then
     tmp=$(mktemp "${path%/*}/.converge.XXXXXXXX") || exit 1
     if cat > "$tmp" && chown root:root "$tmp" && chmod 0440 "$tmp" && mv -f "$tmp" "$path"; then
@@ -189,9 +192,10 @@ for command in "$@"; do
   fi
   printf 'sudo refuses to let %s run `%s` as %s; %s. sudo -l -U %s lists:
 %s
-'     "$user" "$command" "$runas" "$undone" "$user" "${grants:-(nothing)}" >&2
+'     "$user" "$converge_refused" "$runas" "$undone" "$user" "${grants:-(nothing)}" >&2
   exit 1
-done"#;
+done"#
+);
 
 /// The rules of a file, as `sudo -l -U` can be asked about them.
 struct Verification<'a> {
@@ -251,12 +255,13 @@ impl Sudoers {
         }
     }
 
-    /// The command lines the generated forms allow, as sudoers syntax (one rule each).
-    fn allowed_commands(&self) -> Vec<String> {
+    /// The command lines the generated forms allow, as sudoers syntax (one rule each),
+    /// with units' commands for each of the host's `systemctl` paths.
+    fn allowed_commands(&self, systemctl: &[&str]) -> Vec<String> {
         if let Some(commands) = &self.commands {
             return commands.clone();
         }
-        self.unit_commands()
+        self.unit_commands(systemctl)
             .iter()
             .map(|words| {
                 let (program, arguments) = words.split_first().expect("a command has a program");
@@ -270,8 +275,10 @@ impl Sudoers {
             .collect()
     }
 
-    /// The `units` form's commands, as words.
-    fn unit_commands(&self) -> Vec<Vec<String>> {
+    /// The `units` form's commands, as words, once for each `systemctl` path: sudo-rs
+    /// matches a command by its path, so on a host with a merged `/usr` both
+    /// `/bin/systemctl` and `/usr/bin/systemctl` are named.
+    fn unit_commands(&self, systemctl: &[&str]) -> Vec<Vec<String>> {
         let mut commands = Vec::new();
         for unit in self.units.iter().flatten() {
             let mut spellings = vec![unit.clone()];
@@ -292,11 +299,13 @@ impl Sudoers {
                     } else {
                         &[&[verb.as_str()]]
                     };
-                    for form in forms {
-                        let mut words = vec![SYSTEMCTL.to_owned()];
-                        words.extend(form.iter().map(|word| (*word).to_owned()));
-                        words.push(spelling.clone());
-                        commands.push(words);
+                    for program in systemctl {
+                        for form in forms {
+                            let mut words = vec![(*program).to_owned()];
+                            words.extend(form.iter().map(|word| (*word).to_owned()));
+                            words.push(spelling.clone());
+                            commands.push(words);
+                        }
                     }
                 }
             }
@@ -323,7 +332,8 @@ impl Sudoers {
             commands.iter().map(|command| unescape(command)).collect()
         } else {
             self.units.as_ref()?;
-            self.unit_commands()
+            // A bare `systemctl` stands for every one the host has (`SUDO_CHECK`).
+            self.unit_commands(&["systemctl"])
                 .iter()
                 .map(|words| words.join(" "))
                 .collect()
@@ -340,14 +350,14 @@ impl Sudoers {
     }
 
     /// The file content this task wants.
-    pub fn rendered(&self) -> String {
+    pub fn rendered(&self, systemctl: &[&str]) -> String {
         if let Some(content) = &self.content {
             return content.clone();
         }
         let runas = self.runas();
         let tag = if self.nopasswd { "NOPASSWD: " } else { "" };
         let mut text = String::from("# Managed by converge; changes made here will be reverted.\n");
-        for command in self.allowed_commands() {
+        for command in self.allowed_commands(systemctl) {
             let _ = writeln!(text, "{} ALL=({runas}) {tag}{command}", self.principal());
         }
         text
@@ -478,7 +488,11 @@ impl Module for Sudoers {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        let mut keys = vec![FactKey::Path(self.path()), FactKey::Content(self.path())];
+        let mut keys = vec![
+            FactKey::System,
+            FactKey::Path(self.path()),
+            FactKey::Content(self.path()),
+        ];
         if let Some(verification) = self.verifiable() {
             keys.push(verification.fact());
         }
@@ -501,7 +515,19 @@ impl Module for Sudoers {
                 expected: "regular file",
             });
         }
-        let content = self.rendered().into_bytes();
+        let system = facts.system()?;
+        if system.sudo.is_none() {
+            return Err(PlanError::NoSudo { missing: "sudo" });
+        }
+        if system.visudo.is_none() {
+            return Err(PlanError::NoSudo { missing: "visudo" });
+        }
+        let systemctl: Vec<&str> = if system.systemctl.is_empty() {
+            vec![SYSTEMCTL]
+        } else {
+            system.systemctl.iter().map(String::as_str).collect()
+        };
+        let content = self.rendered(&systemctl).into_bytes();
         let current = facts.content(&path)?;
         let wanted = Attributes {
             owner: Some("root".to_owned()),
@@ -559,6 +585,7 @@ impl Module for Sudoers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fact::{Fact, Sudo, SystemInfo};
 
     fn units_form() -> Sudoers {
         Sudoers {
@@ -582,7 +609,7 @@ mod tests {
     fn units_form_generates_exact_rules() {
         assert_eq!(units_form().validate(), Ok(()));
         assert_eq!(
-            units_form().rendered(),
+            units_form().rendered(&[SYSTEMCTL]),
             "# Managed by converge; changes made here will be reverted.\n\
              deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq\n\
              deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq.service\n\
@@ -606,7 +633,7 @@ mod tests {
         };
         assert_eq!(sudoers.validate(), Ok(()));
         assert!(sudoers
-            .rendered()
+            .rendered(&[SYSTEMCTL])
             .ends_with("%deploy ALL=(ALL) /bin/systemctl restart sidekiq\n"));
     }
 
@@ -749,7 +776,7 @@ mod tests {
     }
 
     fn store(content: &str, refused: Option<&str>) -> FactStore {
-        use crate::fact::{Fact, PathState};
+        use crate::fact::PathState;
         let sudoers = units_form();
         let mut store = FactStore::default();
         store.insert(
@@ -769,7 +796,54 @@ mod tests {
             sudoers.verifiable().unwrap().fact(),
             Fact::SudoRefused(refused.map(str::to_owned)),
         );
+        store.insert(FactKey::System, Fact::System(merged_usr_host()));
         store
+    }
+
+    /// A Debian 12 host: sudo, and `systemctl` in both `/bin` and `/usr/bin`.
+    fn merged_usr_host() -> SystemInfo {
+        SystemInfo {
+            sudo: Some(Sudo {
+                path: "/usr/bin/sudo".into(),
+                flavour: "sudo".into(),
+                version: "1.9.13p3".into(),
+            }),
+            visudo: Some("/usr/sbin/visudo".into()),
+            systemctl: vec!["/bin/systemctl".into(), "/usr/bin/systemctl".into()],
+            ..SystemInfo::default()
+        }
+    }
+
+    #[test]
+    fn rules_name_every_systemctl_the_host_has_and_need_sudo_and_visudo() {
+        let sudoers = units_form();
+        let mut facts = store("", None);
+        let plan = sudoers.plan(&facts).unwrap();
+        let Change::WriteFile(write) = &plan.changes[0] else {
+            panic!("{plan:?}")
+        };
+        let text = String::from_utf8(write.content.clone()).unwrap();
+        assert!(
+            text.contains("NOPASSWD: /bin/systemctl restart sidekiq\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NOPASSWD: /usr/bin/systemctl restart sidekiq\n"),
+            "{text}"
+        );
+        let mut no_visudo = merged_usr_host();
+        no_visudo.visudo = None;
+        facts.insert(FactKey::System, Fact::System(no_visudo));
+        assert_eq!(
+            sudoers.plan(&facts).unwrap_err().to_string(),
+            "visudo is not installed on this host (neither sudo nor sudo-rs provides it): install sudo or sudo-rs before a sudoers task"
+        );
+        facts.insert(FactKey::System, Fact::System(SystemInfo::default()));
+        assert!(sudoers
+            .plan(&facts)
+            .unwrap_err()
+            .to_string()
+            .starts_with("sudo is not installed"));
     }
 
     #[test]
@@ -788,21 +862,24 @@ mod tests {
     #[test]
     fn installed_rules_are_verified_every_run() {
         let sudoers = units_form();
-        let plan = sudoers.plan(&store(&sudoers.rendered(), None)).unwrap();
-        assert!(plan.changes.is_empty());
+        let host = ["/bin/systemctl", "/usr/bin/systemctl"];
+        let plan = sudoers
+            .plan(&store(&sudoers.rendered(&host), None))
+            .unwrap();
+        assert!(plan.changes.is_empty(), "{plan:?}");
         assert_eq!(
             plan.notes,
             ["verified with sudo -l: deploy may run all 6 commands"]
         );
         let error = sudoers
             .plan(&store(
-                &sudoers.rendered(),
-                Some("/bin/systemctl restart sidekiq"),
+                &sudoers.rendered(&host),
+                Some("systemctl restart sidekiq"),
             ))
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "sudo refuses to let deploy run `/bin/systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place: another sudoers rule overrides it"
+            "sudo refuses to let deploy run `systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place: another sudoers rule overrides it"
         );
     }
 
@@ -814,10 +891,11 @@ mod tests {
             ..units_form()
         };
         assert!(sudoers
-            .rendered()
+            .rendered(&[SYSTEMCTL])
             .contains("/bin/systemctl restart app@a\\:b\n"));
         let verification = sudoers.verifiable().unwrap();
-        assert_eq!(verification.commands[0], "/bin/systemctl restart app@a:b");
+        // A bare systemctl: the proof asks about every systemctl the host has.
+        assert_eq!(verification.commands[0], "systemctl restart app@a:b");
         assert_eq!(verification.runas, "root");
         assert_eq!(unescape("/bin/echo a\\,b"), "/bin/echo a,b");
     }

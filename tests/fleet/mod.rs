@@ -15,8 +15,11 @@
 //! Environment:
 //! - `CONVERGE_FLEET=required`: failing to provide hosts is a panic instead of a skip.
 //! - `CONVERGE_FLEET=off`: never boot hosts; every [`Fleet::boot`] skips.
+//! - `CONVERGE_RELEASE`: which Debian release (and sudo) the hosts run, as
+//!   `scripts/base-image.sh` names them (default: `bookworm`).
 //! - `CONVERGE_FLEET_IMAGE`: base image directory (default:
-//!   `$CARGO_TARGET_DIR/converge-fleet/base` or `target/converge-fleet/base`).
+//!   `$CARGO_TARGET_DIR/converge-fleet/IMAGE` or `target/converge-fleet/IMAGE`, where
+//!   IMAGE is `base` for bookworm and the release's name otherwise).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -38,13 +41,21 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How long a host being powered off may take to halt: its disk is kept, so it must
 /// halt cleanly, which on a loaded machine can take longer than [`STOP_GRACE`].
-const POWER_OFF_GRACE: Duration = Duration::from_secs(60);
+const POWER_OFF_GRACE: Duration = Duration::from_secs(150);
 /// Host ports are picked from this range, below Linux's default ephemeral range.
 const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
 /// Attempts at booting a host whose port turned out to be taken by someone else.
 const PORT_ATTEMPTS: usize = 3;
 /// Minimum `fs.inotify.max_user_instances`; every booted systemd uses a handful.
 const INOTIFY_INSTANCES: u64 = 8192;
+
+/// The host's sudo, as a word of a shell command line run on the host: `sudo`, or
+/// `sudo-rs` where only Debian's sudo-rs package is installed.
+#[allow(dead_code)]
+pub const SUDO: &str = "\"$(command -v sudo || command -v sudo-rs)\"";
+/// The host's visudo, as [`SUDO`] is its sudo.
+#[allow(dead_code)]
+pub const VISUDO: &str = "\"$(command -v visudo || command -v visudo-rs)\"";
 
 /// The repository root (the directory holding the top-level `Cargo.toml`).
 #[allow(dead_code)]
@@ -703,14 +714,19 @@ fn prepare_base() -> Result<Base, String> {
     })
 }
 
-/// Where `scripts/base-image.sh` keeps the image by default.
+/// Where `scripts/base-image.sh` keeps the image of the release `CONVERGE_RELEASE`
+/// names (see that script) by default.
 fn image_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CONVERGE_FLEET_IMAGE") {
         return repo_root().join(dir);
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| repo_root().join("target"), |dir| repo_root().join(dir));
-    target.join("converge-fleet").join("base")
+    let image = match std::env::var("CONVERGE_RELEASE") {
+        Ok(release) if !release.is_empty() && release != "bookworm" => release,
+        _ => "base".to_owned(),
+    };
+    target.join("converge-fleet").join(image)
 }
 
 fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
