@@ -238,3 +238,72 @@ fn killing_converge_anywhere_never_leaves_a_partial_file() {
     }
     assert!(host.ssh(LOCK_FREE).status.success(), "lock not released");
 }
+
+#[test]
+fn a_login_without_root_locks_in_its_own_runtime_directory_not_in_tmp() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    // `deploy` logs in with the test key and has no sudo; `mallory`, another local
+    // user, gets to /tmp first with the names older versions used there.
+    host.ssh_ok(
+        "set -e
+useradd --create-home --shell /bin/bash deploy
+useradd --create-home --shell /bin/bash mallory
+install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
+install -m 0600 -o deploy -g deploy /root/.ssh/authorized_keys /home/deploy/.ssh/authorized_keys
+runuser -u mallory -- sh -c 'echo mine > /tmp/mallory; ln -s /tmp/mallory /tmp/converge.lock'",
+    );
+    let key = fleet.home().join(".ssh/id_ed25519");
+    let inventory = fleet.dir().join("inventory-deploy.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "app:\n  hosts:\n    {}: {{ host: 127.0.0.1, port: {}, user: deploy, identity_file: {} }}\n",
+            host.name,
+            host.port,
+            key.display()
+        ),
+    )
+    .unwrap();
+    let inventory = inventory.to_str().unwrap();
+    let slow = fleet.dir().join("slow-deploy.yml");
+    std::fs::write(
+        &slow,
+        "- hosts: app\n  tasks:\n    - command: { cmd: sleep 4 }\n",
+    )
+    .unwrap();
+    let quick = fleet.dir().join("quick-deploy.yml");
+    std::fs::write(
+        &quick,
+        "- hosts: app\n  tasks:\n    - file: { path: /home/deploy/quick, content: \"x\\n\" }\n",
+    )
+    .unwrap();
+
+    let uid = host.ssh_ok("id -u deploy");
+    let lock = format!("/run/user/{uid}/converge.lock");
+    let first = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
+    wait_for(host, &format!("[ -e {lock} ] && ! flock -n {lock} true"));
+    let second = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory, "--lock-wait", "1"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "another converge run holds this host's lock ({lock}): converge "
+        )) && stdout.contains(&format!("(pid {}) as deploy since ", first.id())),
+        "{stdout}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(
+        host.ssh_ok(&format!("stat -c '%U %a' {lock}")),
+        "deploy 600"
+    );
+    assert!(host.ssh(&format!("flock -n {lock} true")).status.success());
+    let output = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // What mallory planted in /tmp was never used.
+    assert_eq!(
+        host.ssh_ok("cat /tmp/mallory; readlink /tmp/converge.lock"),
+        "mine\n/tmp/mallory"
+    );
+}
