@@ -26,7 +26,7 @@ use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
 use crate::report::escape_control;
 use crate::template::{Renderer, TemplateError};
-use crate::transport::{self, Output, Target, Transport, TransportError};
+use crate::transport::{self, Limits, Output, Target, Transport, TransportError};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,8 @@ pub struct Options {
     pub lock_wait: u32,
     /// Draw a live progress line on a terminal's stderr.
     pub progress: bool,
+    /// What one host may cost the controller.
+    pub limits: Limits,
 }
 
 /// What happened to one task on one host.
@@ -141,11 +143,11 @@ pub struct InputError {
     pub message: String,
 }
 
-/// Whether a run holds a host's lock, and as whom it took it (the release must match).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether a run holds a host's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostLock {
     Free,
-    Held { identity: Option<String> },
+    Held,
 }
 
 /// A host as the engine sees it for a whole run.
@@ -485,23 +487,17 @@ pub fn run_play(
 }
 
 /// Gives back every host lock this run holds (at the end of a run, also an
-/// interrupted one). A host that cannot be reached any more keeps a stale lock, which
-/// the next run takes over.
-pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool, verbose: u8) {
-    let script = lock::release_script();
+/// interrupted one): the command holding it is told to end, which costs no remote
+/// command. A host that cannot be reached any more gets its lock back when its
+/// connection ends, by the same mechanism (see `lock`).
+pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool) {
     pool.install(|| {
         hosts.par_iter_mut().for_each(|host| {
-            let HostLock::Held { identity } = std::mem::replace(&mut host.lock, HostLock::Free)
-            else {
+            if std::mem::replace(&mut host.lock, HostLock::Free) == HostLock::Free {
                 return;
-            };
-            let mut argv = sudo_prefix(identity.as_deref());
-            argv.extend(["sh", "-c", script.as_str()]);
+            }
             if let Some(transport) = host.transport.as_mut() {
-                let line = shell::join(&argv);
-                show_command(&host.name, &line, verbose);
-                host.commands += 1;
-                let _ = transport.run(&line, &[]);
+                transport.release();
             }
         });
     });
@@ -612,7 +608,7 @@ impl<'a> PlayRun<'a> {
         };
         if self.host.transport.is_none() {
             let started = Instant::now();
-            match transport::connect(&self.host.target) {
+            match transport::connect(&self.host.target, self.options.limits) {
                 Ok(transport) => self.host.transport = Some(transport),
                 Err(error) => {
                     self.host.down = Some(Status::Unreachable);
@@ -627,7 +623,7 @@ impl<'a> PlayRun<'a> {
         }
         if let Err(error) = self.prefetch() {
             let status = match error {
-                TaskError::Transport(_) => Some(Status::Unreachable),
+                TaskError::Transport(ref error) => Some(transport_status(error)),
                 TaskError::Locked(_) => Some(Status::Failed),
                 _ => None,
             };
@@ -734,8 +730,8 @@ impl<'a> PlayRun<'a> {
         match self.converge_task(task, &mut result) {
             Ok(status) => result.status = status,
             Err(error) => {
-                result.status = if let TaskError::Transport(_) = error {
-                    Status::Unreachable
+                result.status = if let TaskError::Transport(error) = &error {
+                    transport_status(error)
                 } else {
                     Status::Failed
                 };
@@ -921,36 +917,50 @@ impl<'a> PlayRun<'a> {
         if keys.is_empty() && !take_lock {
             return Ok(());
         }
-        let mut script = batch_script(&keys, &self.host.nonce);
-        if take_lock {
-            // Taking the lock rides along with a read: no extra round trip.
+        let script = batch_script(&keys, &self.host.nonce);
+        let output = if take_lock {
+            // Taking the lock rides along with a read: no extra round trip. The command
+            // that read the facts stays on the host holding the lock, until the run
+            // gives it back or its connection ends.
             let holder = lock::holder_description(&self.host.target.user);
-            script = format!(
-                "{}{script}",
-                lock::acquire_script(&holder, self.options.lock_wait)
-            );
-        }
-        // The script goes on stdin, not on the command line: an SSH exec request has a
-        // size limit (about 32 KiB with libssh2) that a play with a hundred files
-        // exceeds. `eval` starts only once all of it is read, so no probe can take the
-        // rest of the script as its own input.
-        let read = Cmd {
-            argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
-                .map(str::to_owned)
-                .to_vec(),
-            stdin: script.into_bytes(),
-        };
-        let output = self.remote(&read)?;
-        if output.status == lock::LOCKED_EXIT {
-            return Err(TaskError::Locked(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
-        }
-        if take_lock {
-            self.host.lock = HostLock::Held {
-                identity: self.acting_as.clone(),
+            let ready = lock::ready_line(&self.host.nonce);
+            let script = lock::hold_script(&holder, self.options.lock_wait, &script, &ready);
+            let read = Cmd {
+                argv: lock::reader_argv(&script),
+                stdin: script.into_bytes(),
             };
-        }
+            let (output, held) = self.remote_hold(&read, ready.as_bytes())?;
+            if output.status == lock::LOCKED_EXIT {
+                return Err(TaskError::Locked(
+                    String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                ));
+            }
+            if !held {
+                let status = if output.status == 0 {
+                    -1
+                } else {
+                    output.status
+                };
+                return Err(TaskError::Remote(self.remote_failure(
+                    "taking the host's lock",
+                    &Output { status, ..output },
+                )));
+            }
+            self.host.lock = HostLock::Held;
+            output
+        } else {
+            // The script goes on stdin, not on the command line: an SSH exec request has
+            // a size limit (about 32 KiB with libssh2) that a play with a hundred files
+            // exceeds. `eval` starts only once all of it is read, so no probe can take
+            // the rest of the script as its own input.
+            let read = Cmd {
+                argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                stdin: script.into_bytes(),
+            };
+            self.remote(&read)?
+        };
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
             return Err(TaskError::Remote(
@@ -966,6 +976,29 @@ impl<'a> PlayRun<'a> {
     }
 
     fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+        Ok(transport.run(&line, &cmd.stdin)?)
+    }
+
+    /// Runs `cmd` as [`Transport::hold`] does: a command that says `ready` stays on the
+    /// host, running.
+    fn remote_hold(&mut self, cmd: &Cmd, ready: &[u8]) -> Result<(Output, bool), TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+        Ok(transport.hold(&line, &cmd.stdin, ready)?)
+    }
+
+    /// The command line for `cmd` as this task's user, shown with `-v` and counted.
+    fn command_line(&mut self, cmd: &Cmd) -> String {
         let mut argv = sudo_prefix(self.acting_as.as_deref());
         argv.extend(cmd.argv.iter().map(String::as_str));
         let line = shell::join(&argv);
@@ -975,16 +1008,19 @@ impl<'a> PlayRun<'a> {
             show_command(&self.host.name, &line, self.options.verbose);
         }
         self.host.commands += 1;
-        let transport = self
-            .host
-            .transport
-            .as_mut()
-            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
-        Ok(transport.run(&line, &cmd.stdin)?)
+        line
     }
 }
 
-/// The words that make a command run as `identity` (none: as the login user).
+/// How a transport failure counts: a host that cannot be talked to is unreachable;
+/// one that wrote more than the output limit failed.
+fn transport_status(error: &TransportError) -> Status {
+    match error {
+        TransportError::OutputLimit { .. } => Status::Failed,
+        _ => Status::Unreachable,
+    }
+}
+
 /// Facts the modules would ask for next if each user in `keys` had the usual home
 /// (`/home/NAME`, `/root`): a user unit's path depends on its user's home. Read with
 /// the first batch, they spare the second one whenever the guess is right, which the
@@ -1040,6 +1076,7 @@ fn show_command(host: &str, line: &str, verbose: u8) {
     }
 }
 
+/// The words that make a command run as `identity` (none: as the login user).
 fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
     match identity {
         None => vec![],

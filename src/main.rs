@@ -214,6 +214,9 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         lock_wait: cli.lock_wait,
         // The line would fight with -v's command lines and means nothing in JSON mode.
         progress: cli.format == Format::Human && cli.verbose == 0,
+        limits: transport::Limits {
+            max_output: cli.max_output,
+        },
     };
     engine::check_inputs(&playbook, &plays, &hosts, &options)?;
     if cli.syntax_check {
@@ -255,7 +258,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         outcomes.push(outcome);
     }
-    engine::release_locks(&mut hosts, &pool, options.verbose);
+    engine::release_locks(&mut hosts, &pool);
     let stats = engine::stats(&hosts, &outcomes);
     let mut status = exit_status(&stats, cli.check, engine::interrupted());
     if engine::interrupted() {
