@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
+use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UnitRef, UserInfo};
 use converge_modules::sequence;
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError};
 use rayon::prelude::*;
@@ -25,6 +25,8 @@ use crate::lock;
 use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
 use crate::report::escape_control;
+use crate::restarts;
+use crate::rollout::{stop_reason, Batch, Rollout};
 use crate::template::{Renderer, TemplateError};
 use crate::transport::{self, Limits, Output, Target, Transport, TransportError};
 
@@ -101,6 +103,9 @@ pub struct PlayOutcome {
     pub task_titles: Vec<String>,
     pub handler_titles: Vec<String>,
     pub hosts: Vec<HostPlay>,
+    /// The batches of a rolling play (`serial`) and why it stopped, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 /// Counts per host over the whole run.
@@ -167,6 +172,8 @@ pub struct HostRun {
     /// Files a `no_log` task manages: their content is a secret, so no later diff
     /// shows it (not even as the "before" side, read from the host or predicted).
     secret_paths: BTreeSet<String>,
+    /// Units this run restarted on the host: each at most once per run.
+    restarted: BTreeSet<UnitRef>,
 }
 
 impl HostRun {
@@ -189,6 +196,7 @@ impl HostRun {
             nonce,
             lock: HostLock::Free,
             secret_paths: BTreeSet::new(),
+            restarted: BTreeSet::new(),
         }
     }
 }
@@ -407,10 +415,17 @@ pub fn run_play(
         .filter(|(index, host)| selected.contains(index) && host.down.is_none())
         .map(|(_, host)| host)
         .collect();
-    let batch_size = play.serial.unwrap_or(usize::MAX).max(1);
+    let sizes = match &play.serial {
+        Some(serial) => serial.batches(workers.len()),
+        None => vec![workers.len()],
+    };
     let allowed_failures = play.max_fail_percentage.unwrap_or(0);
     let mut results = Vec::with_capacity(workers.len());
     let mut called_off: Option<String> = None;
+    let mut rollout = Rollout::default();
+    // Under `any_errors_fatal`, a failure on one host stops the others of its batch
+    // before their next task.
+    let abort = AtomicBool::new(false);
     let progress = Arc::new(Progress::default());
     let titles = play.tasks.iter().map(Task::title).collect();
     let _display = Display::start(
@@ -420,10 +435,18 @@ pub fn run_play(
         titles,
         options.progress,
     );
-    for batch in workers.chunks_mut(batch_size) {
+    let mut rest: &mut [&mut HostRun] = &mut workers;
+    for size in sizes {
+        let (batch, later) = std::mem::take(&mut rest).split_at_mut(size);
+        rest = later;
         if interrupted() {
             break;
         }
+        rollout.batches.push(Batch {
+            hosts: batch.iter().map(|host| host.name.clone()).collect(),
+            ran: called_off.is_none(),
+            failed: 0,
+        });
         if let Some(reason) = &called_off {
             let first = play
                 .tasks
@@ -451,7 +474,11 @@ pub fn run_play(
             batch
                 .par_iter_mut()
                 .map(|host| {
-                    let tasks = PlayRun::new(play, host, options, &progress).run();
+                    let mut run = PlayRun::new(play, host, options, &progress);
+                    if play.any_errors_fatal {
+                        run.abort = Some(&abort);
+                    }
+                    let tasks = run.run();
                     progress.host_done();
                     HostPlay {
                         host: host.name.clone(),
@@ -468,21 +495,30 @@ pub fn run_play(
                     .any(|task| matches!(task.status, Status::Failed | Status::Unreachable))
             })
             .count();
-        if play.serial.is_some()
-            && failed * 100 > batch_results.len() * usize::from(allowed_failures)
-        {
-            called_off = Some(format!(
-                "not run: {failed} of {} hosts in an earlier batch failed (max_fail_percentage {allowed_failures})",
-                batch_results.len()
-            ));
+        if let Some(batch) = rollout.batches.last_mut() {
+            batch.failed = failed;
+        }
+        if play.serial.is_some() || play.any_errors_fatal {
+            called_off = stop_reason(
+                failed,
+                batch_results.len(),
+                allowed_failures,
+                play.any_errors_fatal,
+            )
+            .map(|reason| format!("not run: {reason}"));
+            if let Some(reason) = &called_off {
+                rollout.stopped = Some(reason.trim_start_matches("not run: ").to_owned());
+            }
         }
         results.extend(batch_results);
     }
+    let rollout = (play.serial.is_some() || rollout.stopped.is_some()).then_some(rollout);
     PlayOutcome {
         play: play.title(),
         task_titles: play.tasks.iter().map(Task::title).collect(),
         handler_titles: play.handlers.iter().map(Task::title).collect(),
         hosts: results,
+        rollout,
     }
 }
 
@@ -536,6 +572,9 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
         .collect()
 }
 
+/// Why a host's remaining tasks were skipped under `any_errors_fatal`.
+const ABORTED: &str = "not run: another host of this batch failed (any_errors_fatal)";
+
 /// Set when the user asks converge to stop (SIGINT, SIGTERM): no new task starts, the
 /// ones running finish.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -562,6 +601,10 @@ struct PlayRun<'a> {
     /// The play's tasks and handlers, rendered before the first read: which facts
     /// they will ask for, so that one read serves all of them.
     expected: Vec<Box<dyn DynModule>>,
+    /// Handlers notified so far.
+    notified: BTreeSet<String>,
+    /// Set by the first failure of a host when the play has `any_errors_fatal`.
+    abort: Option<&'a AtomicBool>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -584,6 +627,8 @@ impl<'a> PlayRun<'a> {
             // before its first change (see `converge_task`).
             take_lock: options.check,
             expected: Vec::new(),
+            notified: BTreeSet::new(),
+            abort: None,
         }
     }
 
@@ -639,7 +684,6 @@ impl<'a> PlayRun<'a> {
             // Anything else is about some fact: let each task read its own, so the
             // error is reported by the task it concerns.
         }
-        let mut notified: BTreeSet<String> = BTreeSet::new();
         for (index, task) in self.play.tasks.iter().enumerate() {
             if !task.selected(&self.options.tags) {
                 continue;
@@ -647,32 +691,73 @@ impl<'a> PlayRun<'a> {
             if interrupted() {
                 return outcomes;
             }
+            if self.aborted() {
+                self.host.down = Some(Status::Skipped);
+                outcomes.push(
+                    outcome(index, false, task, Status::Skipped, Instant::now())
+                        .with_message(ABORTED.to_owned()),
+                );
+                return outcomes;
+            }
             self.progress.task_started(index);
             let result = self.run_task(index, false, task);
             if result.status == Status::Changed {
-                notified.extend(task.notify.iter().cloned());
+                self.notified.extend(task.notify.iter().cloned());
             }
             let failed = matches!(result.status, Status::Failed | Status::Unreachable);
             outcomes.push(result);
             if failed {
+                self.fail_fast();
                 return outcomes;
             }
         }
         for (index, handler) in self.play.handlers.iter().enumerate() {
-            if !notified.contains(&handler.title()) || interrupted() {
+            if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
                 continue;
             }
             let result = self.run_task(index, true, handler);
             let failed = matches!(result.status, Status::Failed | Status::Unreachable);
             if result.status == Status::Changed {
-                notified.extend(handler.notify.iter().cloned());
+                self.notified.extend(handler.notify.iter().cloned());
             }
             outcomes.push(result);
             if failed {
+                self.fail_fast();
                 break;
             }
         }
         outcomes
+    }
+
+    /// Whether another host's failure stopped the play (`any_errors_fatal`).
+    fn aborted(&self) -> bool {
+        self.abort
+            .is_some_and(|abort| abort.load(Ordering::Relaxed))
+    }
+
+    /// Under `any_errors_fatal`, stops the play on the other hosts too.
+    fn fail_fast(&self) {
+        if let Some(abort) = self.abort {
+            abort.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The units the handlers notified so far, or by `task` once it changes something,
+    /// restart.
+    fn handler_restarts(&self, task: &Task) -> BTreeSet<UnitRef> {
+        let Ok(vars) = host_vars(self.host, self.play, self.options, &self.renderer) else {
+            return BTreeSet::new();
+        };
+        self.play
+            .handlers
+            .iter()
+            .filter(|handler| {
+                let title = handler.title();
+                self.notified.contains(&title) || task.notify.contains(&title)
+            })
+            .filter_map(|handler| render_task(&self.renderer, handler, &vars).ok())
+            .filter_map(|module| module.restarts())
+            .collect()
     }
 
     /// Reads, in one command, every fact the play's tasks will ask for first.
@@ -786,6 +871,16 @@ impl<'a> PlayRun<'a> {
         }
         result.warnings = plan.warnings;
         result.notes = plan.notes;
+        let handlers = if result.handler {
+            BTreeSet::new()
+        } else {
+            self.handler_restarts(task)
+        };
+        result.notes.extend(restarts::at_most_once(
+            &mut plan.changes,
+            &self.host.restarted,
+            &handlers,
+        ));
         if plan.changes.is_empty() {
             return Ok(Status::Ok);
         }
@@ -794,12 +889,14 @@ impl<'a> PlayRun<'a> {
                 record(result, change, &self.host.secret_paths);
                 change.predict(&mut self.host.facts);
             }
+            restarts::note(&plan.changes, &mut self.host.restarted);
             return Ok(Status::Changed);
         }
         let (attempted, applied) = self.apply(&plan.changes);
         for change in &plan.changes[..attempted] {
             record(result, change, &self.host.secret_paths);
         }
+        restarts::note(&plan.changes[..attempted], &mut self.host.restarted);
         applied?;
         Ok(Status::Changed)
     }

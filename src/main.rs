@@ -12,6 +12,8 @@ mod lock;
 mod playbook;
 mod progress;
 mod report;
+mod restarts;
+mod rollout;
 mod ssh_config;
 mod template;
 mod terminal;
@@ -266,6 +268,11 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
     }
     if human {
         print!("{}", report::human_recap(&stats, style));
+        let rollouts: Vec<(String, &rollout::Rollout)> = outcomes
+            .iter()
+            .filter_map(|play| Some((play.play.clone(), play.rollout.as_ref()?)))
+            .collect();
+        print!("{}", report::escape_control(&rollout::human(&rollouts)));
     }
     if cli.format == Format::Json || cli.report.is_some() {
         let document = RunReport {
