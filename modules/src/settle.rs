@@ -7,8 +7,8 @@
 //! script as the `systemctl` call, a bounded poll on the host watches the unit for the
 //! settle time. It must stay `active` with the same main process and no new automatic
 //! restart (`NRestarts`). A `Type=notify` unit is settled once `systemctl start` returned
-//! and it is active: it said it is ready. A `Type=oneshot` unit is done when its start
-//! returned. Then the optional probe runs, with retries. Any failure ends the script
+//! and it is active: it said it is ready. A `Type=oneshot` unit, and a unit that is
+//! not a service (a timer, a socket), is done when its start returned. Then the optional probe runs, with retries. Any failure ends the script
 //! with the reason and the last lines of the unit's journal (system or the user's
 //! manager), which become the task's failure message.
 //!
@@ -147,6 +147,12 @@ if ! out=$(ctl "$verb" -- "$unit" 2>&1); then
 $unit is $(now)"
 fi
 read_state
+case $unit in
+  # Only a service has a main process that can die: a timer, socket or target is up
+  # once its start returned.
+  *.service) ;;
+  *) settle=0 ;;
+esac
 case $type in
   oneshot) settle=0 ;;
   notify|notify-reload)
