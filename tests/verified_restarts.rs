@@ -341,3 +341,46 @@ WantedBy=multi-user.target
         "the settle time was waited out: {task:#}"
     );
 }
+
+#[test]
+fn a_user_unit_that_dies_at_boot_fails_with_its_user_journal() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let host = &fleet.hosts()[0];
+    let unit = "[Service]
+ExecStart=/bin/sh -c 'echo user worker boom >&2; exit 3'
+Restart=on-failure
+RestartSec=1
+[Install]
+WantedBy=default.target
+";
+    let playbook = fleet.dir().join("user-worker.yml");
+    std::fs::write(
+        &playbook,
+        format!("- hosts: app\n  tasks:\n    - user: {{ name: deploy }}\n    - linger: {{ user: deploy }}\n    - name: user worker\n      systemd_unit:\n        name: worker.service\n        scope: user\n        user: deploy\n        enabled: true\n        state: started\n        settle: 2\n        content: |\n{}", block(unit, 10)),
+    )
+    .unwrap();
+    // --check verifies the unit in the user manager's view and leaves nothing behind.
+    let (code, human, _) = run(
+        &fleet,
+        &[playbook.to_str().unwrap(), "-i", inventory, "--check"],
+    );
+    assert_eq!(code, 2, "{human}");
+    assert_eq!(
+        host.ssh_ok("ls -A /run | grep -c converge-verify || true"),
+        "0"
+    );
+    let (code, human, report) = run(&fleet, &[playbook.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(code, 1, "{human}");
+    let task = tasks_on(&report, &host.name)
+        .into_iter()
+        .find(|task| task["task"] == "user worker")
+        .unwrap();
+    let message = task["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("start worker.service (user deploy) failed (exit status 1): worker.service did not stay up: "),
+        "{message}"
+    );
+    assert!(message.contains("user worker boom"), "{message}");
+}

@@ -159,8 +159,10 @@ case $type in
     # It told systemd it is ready, or `systemctl` would still be waiting.
     settle=0 ;;
 esac
-if [ "$active" != active ] || [ "$restarts" != 0 ]; then
-  fail "$unit did not stay up: right after $verb it is $(now), restarted $restarts times by systemd"
+if [ "$active" != active ]; then
+  fail "$unit did not stay up: right after $verb it is $(now)"
+elif [ "$restarts" != 0 ]; then
+  fail "$unit did not stay up: right after $verb systemd had restarted it $restarts times; it is $(now)"
 fi
 first=$pid
 i=0
@@ -342,6 +344,17 @@ sleep() {{ :; }}
         assert_eq!(
             stderr,
             "w.service did not stay up: within 1.0 s of restart (settle 3 s) it became activating (auto-restart, result exit-code)\nlast 20 lines of its journal:\nworker: boom\n"
+        );
+    }
+
+    #[test]
+    fn a_unit_already_down_when_systemctl_returns_fails_at_once() {
+        let down = "Type=simple ActiveState=activating SubState=auto-restart MainPID=0 NRestarts=0 Result=exit-code";
+        let (status, stderr) = run_with_states(&[down], 3, "");
+        assert_eq!(status, 1);
+        assert!(
+            stderr.starts_with("w.service did not stay up: right after restart it is activating (auto-restart, result exit-code)\nlast 20 lines of its journal:\n"),
+            "{stderr}"
         );
     }
 
