@@ -499,16 +499,16 @@ pub fn run_play(
             batch.failed = failed;
         }
         if play.serial.is_some() || play.any_errors_fatal {
-            called_off = stop_reason(
+            rollout.stopped = stop_reason(
                 failed,
                 batch_results.len(),
                 allowed_failures,
                 play.any_errors_fatal,
-            )
-            .map(|reason| format!("not run: {reason}"));
-            if let Some(reason) = &called_off {
-                rollout.stopped = Some(reason.trim_start_matches("not run: ").to_owned());
-            }
+            );
+            called_off = rollout
+                .stopped
+                .as_ref()
+                .map(|reason| format!("not run: {reason}"));
         }
         results.extend(batch_results);
     }

@@ -154,6 +154,20 @@ fn a_worker_that_dies_at_boot_fails_its_restart_and_stops_the_rollout() {
         report["plays"][0]["rollout"]["stopped"],
         "1 of 1 hosts in an earlier batch failed (max_fail_percentage 0)"
     );
+
+    // any_errors_fatal stops a rollout that max_fail_percentage would let go on.
+    let fatal = fleet.dir().join("fatal.yml");
+    std::fs::write(
+        &fatal,
+        format!("- hosts: app\n  serial: 1\n  max_fail_percentage: 100\n  any_errors_fatal: true\n  tasks:\n    - command: {{ cmd: \"exit 1\" }}\n      when: \"{{{{ inventory_hostname == '{}' }}}}\"\n", first.name),
+    )
+    .unwrap();
+    let (code, human, report) = run(&fleet, &[fatal.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(code, 1, "{human}");
+    assert_eq!(
+        tasks_on(&report, &second.name)[0]["message"],
+        "not run: 1 of 1 hosts in an earlier batch failed (any_errors_fatal)"
+    );
 }
 
 #[test]
