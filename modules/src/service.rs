@@ -245,7 +245,7 @@ impl Module for Service {
         if let Some(signal) = &self.signal {
             names::signal(signal)?;
         }
-        crate::settle::validate(self.settle, self.probe.as_ref())?;
+        crate::settle::validate(self.settle, self.probe.as_ref(), self.journal_lines)?;
         if self.enabled.is_none() && self.state.is_none() && self.signal.is_none() {
             return Err(ParamError::Required {
                 param: "enabled, state or signal",

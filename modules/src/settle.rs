@@ -68,11 +68,21 @@ impl Verify {
     }
 }
 
-/// Checks `settle` and `probe` parameters.
+/// The most journal lines a failure message may hold.
+pub const MAX_JOURNAL_LINES: u32 = 1000;
+
+/// Checks `settle`, `probe` and `journal_lines` parameters.
 pub(crate) fn validate(
     settle: Option<u32>,
     probe: Option<&Probe>,
+    lines: Option<u32>,
 ) -> Result<(), crate::ParamError> {
+    if lines.is_some_and(|lines| lines > MAX_JOURNAL_LINES) {
+        return Err(crate::ParamError::Invalid {
+            param: "journal_lines",
+            reason: format!("must be at most {MAX_JOURNAL_LINES}"),
+        });
+    }
     if settle.is_some_and(|settle| settle > MAX_SETTLE) {
         return Err(crate::ParamError::Invalid {
             param: "settle",
@@ -266,9 +276,9 @@ mod tests {
 
     #[test]
     fn settle_and_probe_limits() {
-        assert!(validate(Some(600), None).is_ok());
+        assert!(validate(Some(600), None, None).is_ok());
         assert_eq!(
-            validate(Some(601), None).unwrap_err().to_string(),
+            validate(Some(601), None, None).unwrap_err().to_string(),
             "`settle` must be at most 600 seconds"
         );
         let probe = Probe {
@@ -277,7 +287,9 @@ mod tests {
             delay: 0,
         };
         assert_eq!(
-            validate(None, Some(&probe)).unwrap_err().to_string(),
+            validate(None, Some(&probe), Some(1000))
+                .unwrap_err()
+                .to_string(),
             "`probe` needs a `cmd`"
         );
     }

@@ -157,7 +157,7 @@ impl Module for SystemdUnit {
                 ),
             });
         }
-        crate::settle::validate(self.settle, self.probe.as_ref())?;
+        crate::settle::validate(self.settle, self.probe.as_ref(), self.journal_lines)?;
         if let Some(content) = &self.content {
             // converge's own lints: an error refuses the task before any host is
             // contacted; warnings are reported by the plan.

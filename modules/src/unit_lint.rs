@@ -240,6 +240,9 @@ const ADVICE: &[&str] = &[
     "unsafe",
     "Special user",
     "Please update",
+    // A dependency an earlier task of the run may install (a package's unit): if it is
+    // still missing when the unit starts, the start fails and says so.
+    "not found",
 ];
 
 /// Parses a [`probe`]'s output; `None` when it is not one.
@@ -367,6 +370,18 @@ w.service: Command /opt/w is not executable: No such file or directory\n\
             Some(Verdict::Checked {
                 errors: vec!["/etc/systemd/system/w.service (new):2: Unknown key 'ExecStrat' in section [Service], ignoring.".into()],
                 warnings: vec!["/etc/systemd/system/w.service (new):4: Special user nobody configured, this is not safe!".into()],
+            })
+        );
+        // A dependency another task may install is advice, not a refusal.
+        let missing = "checked 1 /run/x\nw.service: Failed to create w.service/start: Unit redis.service not found.\n";
+        assert_eq!(
+            parse(&candidate(), missing),
+            Some(Verdict::Checked {
+                errors: vec![],
+                warnings: vec![
+                    "w.service: Failed to create w.service/start: Unit redis.service not found."
+                        .into()
+                ],
             })
         );
         assert_eq!(parse(&candidate(), "installed\n"), Some(Verdict::Installed));
