@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub lock_wait: u32,
 
+    /// Most output read from any one remote command (stdout and stderr together), in
+    /// bytes or with K, M or G; past it that host's task fails.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::transport::parse_size)]
+    pub max_output: u64,
+
     /// Show the remote commands run (-vv: in full).
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UserInfo};
+use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UnitRef, UserInfo};
 use converge_modules::sequence;
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError, Sudo, SystemInfo};
 use rayon::prelude::*;
@@ -25,8 +25,10 @@ use crate::lock;
 use crate::playbook::{self, ContentSource, Play, Playbook, Task};
 use crate::progress::{Display, Progress};
 use crate::report::escape_control;
+use crate::restarts;
+use crate::rollout::{stop_reason, Batch, Rollout};
 use crate::template::{Renderer, TemplateError};
-use crate::transport::{self, Output, Target, Transport, TransportError};
+use crate::transport::{self, Limits, Output, Target, Transport, TransportError};
 
 /// How a run behaves.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,8 @@ pub struct Options {
     pub lock_wait: u32,
     /// Draw a live progress line on a terminal's stderr.
     pub progress: bool,
+    /// What one host may cost the controller.
+    pub limits: Limits,
 }
 
 /// What happened to one task on one host.
@@ -99,6 +103,9 @@ pub struct PlayOutcome {
     pub task_titles: Vec<String>,
     pub handler_titles: Vec<String>,
     pub hosts: Vec<HostPlay>,
+    /// The batches of a rolling play (`serial`) and why it stopped, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 /// Counts per host over the whole run.
@@ -141,11 +148,11 @@ pub struct InputError {
     pub message: String,
 }
 
-/// Whether a run holds a host's lock, and as whom it took it (the release must match).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whether a run holds a host's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostLock {
     Free,
-    Held { identity: Option<String> },
+    Held,
 }
 
 /// A host as the engine sees it for a whole run.
@@ -165,6 +172,8 @@ pub struct HostRun {
     /// Files a `no_log` task manages: their content is a secret, so no later diff
     /// shows it (not even as the "before" side, read from the host or predicted).
     secret_paths: BTreeSet<String>,
+    /// Units this run restarted on the host: each at most once per run.
+    restarted: BTreeSet<UnitRef>,
 }
 
 impl HostRun {
@@ -187,6 +196,7 @@ impl HostRun {
             nonce,
             lock: HostLock::Free,
             secret_paths: BTreeSet::new(),
+            restarted: BTreeSet::new(),
         }
     }
 }
@@ -424,10 +434,17 @@ pub fn run_play(
         .filter(|(index, host)| selected.contains(index) && host.down.is_none())
         .map(|(_, host)| host)
         .collect();
-    let batch_size = play.serial.unwrap_or(usize::MAX).max(1);
+    let sizes = match &play.serial {
+        Some(serial) => serial.batches(workers.len()),
+        None => vec![workers.len()],
+    };
     let allowed_failures = play.max_fail_percentage.unwrap_or(0);
     let mut results = Vec::with_capacity(workers.len());
     let mut called_off: Option<String> = None;
+    let mut rollout = Rollout::default();
+    // Under `any_errors_fatal`, a failure on one host stops the others of its batch
+    // before their next task.
+    let abort = AtomicBool::new(false);
     let progress = Arc::new(Progress::default());
     let titles = play.tasks.iter().map(Task::title).collect();
     let _display = Display::start(
@@ -437,10 +454,18 @@ pub fn run_play(
         titles,
         options.progress,
     );
-    for batch in workers.chunks_mut(batch_size) {
+    let mut rest: &mut [&mut HostRun] = &mut workers;
+    for size in sizes {
+        let (batch, later) = std::mem::take(&mut rest).split_at_mut(size);
+        rest = later;
         if interrupted() {
             break;
         }
+        rollout.batches.push(Batch {
+            hosts: batch.iter().map(|host| host.name.clone()).collect(),
+            ran: called_off.is_none(),
+            failed: 0,
+        });
         if let Some(reason) = &called_off {
             let first = play
                 .tasks
@@ -468,7 +493,11 @@ pub fn run_play(
             batch
                 .par_iter_mut()
                 .map(|host| {
-                    let tasks = PlayRun::new(play, host, options, &progress).run();
+                    let mut run = PlayRun::new(play, host, options, &progress);
+                    if play.any_errors_fatal {
+                        run.abort = Some(&abort);
+                    }
+                    let tasks = run.run();
                     progress.host_done();
                     HostPlay {
                         host: host.name.clone(),
@@ -485,42 +514,45 @@ pub fn run_play(
                     .any(|task| matches!(task.status, Status::Failed | Status::Unreachable))
             })
             .count();
-        if play.serial.is_some()
-            && failed * 100 > batch_results.len() * usize::from(allowed_failures)
-        {
-            called_off = Some(format!(
-                "not run: {failed} of {} hosts in an earlier batch failed (max_fail_percentage {allowed_failures})",
-                batch_results.len()
-            ));
+        if let Some(batch) = rollout.batches.last_mut() {
+            batch.failed = failed;
+        }
+        if play.serial.is_some() || play.any_errors_fatal {
+            rollout.stopped = stop_reason(
+                failed,
+                batch_results.len(),
+                allowed_failures,
+                play.any_errors_fatal,
+            );
+            called_off = rollout
+                .stopped
+                .as_ref()
+                .map(|reason| format!("not run: {reason}"));
         }
         results.extend(batch_results);
     }
+    let rollout = (play.serial.is_some() || rollout.stopped.is_some()).then_some(rollout);
     PlayOutcome {
         play: play.title(),
         task_titles: play.tasks.iter().map(Task::title).collect(),
         handler_titles: play.handlers.iter().map(Task::title).collect(),
         hosts: results,
+        rollout,
     }
 }
 
 /// Gives back every host lock this run holds (at the end of a run, also an
-/// interrupted one). A host that cannot be reached any more keeps a stale lock, which
-/// the next run takes over.
-pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool, verbose: u8) {
-    let script = lock::release_script();
+/// interrupted one): the command holding it is told to end, which costs no remote
+/// command. A host that cannot be reached any more gets its lock back when its
+/// connection ends, by the same mechanism (see `lock`).
+pub fn release_locks(hosts: &mut [HostRun], pool: &rayon::ThreadPool) {
     pool.install(|| {
         hosts.par_iter_mut().for_each(|host| {
-            let HostLock::Held { identity } = std::mem::replace(&mut host.lock, HostLock::Free)
-            else {
+            if std::mem::replace(&mut host.lock, HostLock::Free) == HostLock::Free {
                 return;
-            };
-            let mut argv = sudo_prefix(identity.as_deref());
-            argv.extend(["sh", "-c", script.as_str()]);
+            }
             if let Some(transport) = host.transport.as_mut() {
-                let line = shell::join(&argv);
-                show_command(&host.name, &line, verbose);
-                host.commands += 1;
-                let _ = transport.run(&line, &[]);
+                transport.release();
             }
         });
     });
@@ -559,6 +591,9 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
         .collect()
 }
 
+/// Why a host's remaining tasks were skipped under `any_errors_fatal`.
+const ABORTED: &str = "not run: another host of this batch failed (any_errors_fatal)";
+
 /// Set when the user asks converge to stop (SIGINT, SIGTERM): no new task starts, the
 /// ones running finish.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -585,6 +620,10 @@ struct PlayRun<'a> {
     /// The play's tasks and handlers, rendered before the first read: which facts
     /// they will ask for, so that one read serves all of them.
     expected: Vec<Box<dyn DynModule>>,
+    /// Handlers notified so far.
+    notified: BTreeSet<String>,
+    /// Set by the first failure of a host when the play has `any_errors_fatal`.
+    abort: Option<&'a AtomicBool>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -607,6 +646,8 @@ impl<'a> PlayRun<'a> {
             // before its first change (see `converge_task`).
             take_lock: options.check,
             expected: Vec::new(),
+            notified: BTreeSet::new(),
+            abort: None,
         }
     }
 
@@ -631,7 +672,7 @@ impl<'a> PlayRun<'a> {
         };
         if self.host.transport.is_none() {
             let started = Instant::now();
-            match transport::connect(&self.host.target) {
+            match transport::connect(&self.host.target, self.options.limits) {
                 Ok(transport) => self.host.transport = Some(transport),
                 Err(error) => {
                     self.host.down = Some(Status::Unreachable);
@@ -646,7 +687,7 @@ impl<'a> PlayRun<'a> {
         }
         if let Err(error) = self.prefetch() {
             let status = match error {
-                TaskError::Transport(_) => Some(Status::Unreachable),
+                TaskError::Transport(ref error) => Some(transport_status(error)),
                 TaskError::Locked(_) => Some(Status::Failed),
                 _ => None,
             };
@@ -662,7 +703,6 @@ impl<'a> PlayRun<'a> {
             // Anything else is about some fact: let each task read its own, so the
             // error is reported by the task it concerns.
         }
-        let mut notified: BTreeSet<String> = BTreeSet::new();
         for (index, task) in self.play.tasks.iter().enumerate() {
             if !task.selected(&self.options.tags) {
                 continue;
@@ -670,32 +710,73 @@ impl<'a> PlayRun<'a> {
             if interrupted() {
                 return outcomes;
             }
+            if self.aborted() {
+                self.host.down = Some(Status::Skipped);
+                outcomes.push(
+                    outcome(index, false, task, Status::Skipped, Instant::now())
+                        .with_message(ABORTED.to_owned()),
+                );
+                return outcomes;
+            }
             self.progress.task_started(index);
             let result = self.run_task(index, false, task);
             if result.status == Status::Changed {
-                notified.extend(task.notify.iter().cloned());
+                self.notified.extend(task.notify.iter().cloned());
             }
             let failed = matches!(result.status, Status::Failed | Status::Unreachable);
             outcomes.push(result);
             if failed {
+                self.fail_fast();
                 return outcomes;
             }
         }
         for (index, handler) in self.play.handlers.iter().enumerate() {
-            if !notified.contains(&handler.title()) || interrupted() {
+            if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
                 continue;
             }
             let result = self.run_task(index, true, handler);
             let failed = matches!(result.status, Status::Failed | Status::Unreachable);
             if result.status == Status::Changed {
-                notified.extend(handler.notify.iter().cloned());
+                self.notified.extend(handler.notify.iter().cloned());
             }
             outcomes.push(result);
             if failed {
+                self.fail_fast();
                 break;
             }
         }
         outcomes
+    }
+
+    /// Whether another host's failure stopped the play (`any_errors_fatal`).
+    fn aborted(&self) -> bool {
+        self.abort
+            .is_some_and(|abort| abort.load(Ordering::Relaxed))
+    }
+
+    /// Under `any_errors_fatal`, stops the play on the other hosts too.
+    fn fail_fast(&self) {
+        if let Some(abort) = self.abort {
+            abort.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The units the handlers notified so far, or by `task` once it changes something,
+    /// restart.
+    fn handler_restarts(&self, task: &Task) -> BTreeSet<UnitRef> {
+        let Ok(vars) = host_vars(self.host, self.play, self.options, &self.renderer) else {
+            return BTreeSet::new();
+        };
+        self.play
+            .handlers
+            .iter()
+            .filter(|handler| {
+                let title = handler.title();
+                self.notified.contains(&title) || task.notify.contains(&title)
+            })
+            .filter_map(|handler| render_task(&self.renderer, handler, &vars).ok())
+            .filter_map(|module| module.restarts())
+            .collect()
     }
 
     /// Reads, in one command, every fact the play's tasks will ask for first.
@@ -753,8 +834,8 @@ impl<'a> PlayRun<'a> {
         match self.converge_task(task, &mut result) {
             Ok(status) => result.status = status,
             Err(error) => {
-                result.status = if let TaskError::Transport(_) = error {
-                    Status::Unreachable
+                result.status = if let TaskError::Transport(error) = &error {
+                    transport_status(error)
                 } else {
                     Status::Failed
                 };
@@ -809,6 +890,16 @@ impl<'a> PlayRun<'a> {
         }
         result.warnings = plan.warnings;
         result.notes = plan.notes;
+        let handlers = if result.handler {
+            BTreeSet::new()
+        } else {
+            self.handler_restarts(task)
+        };
+        result.notes.extend(restarts::at_most_once(
+            &mut plan.changes,
+            &self.host.restarted,
+            &handlers,
+        ));
         if plan.changes.is_empty() {
             return Ok(Status::Ok);
         }
@@ -817,12 +908,14 @@ impl<'a> PlayRun<'a> {
                 record(result, change, &self.host.secret_paths);
                 change.predict(&mut self.host.facts);
             }
+            restarts::note(&plan.changes, &mut self.host.restarted);
             return Ok(Status::Changed);
         }
         let (attempted, applied) = self.apply(&plan.changes);
         for change in &plan.changes[..attempted] {
             record(result, change, &self.host.secret_paths);
         }
+        restarts::note(&plan.changes[..attempted], &mut self.host.restarted);
         applied?;
         Ok(Status::Changed)
     }
@@ -945,36 +1038,50 @@ impl<'a> PlayRun<'a> {
         if keys.is_empty() && !take_lock {
             return Ok(());
         }
-        let mut script = batch_script(&keys, &self.host.nonce);
-        if take_lock {
-            // Taking the lock rides along with a read: no extra round trip.
+        let script = batch_script(&keys, &self.host.nonce);
+        let output = if take_lock {
+            // Taking the lock rides along with a read: no extra round trip. The command
+            // that read the facts stays on the host holding the lock, until the run
+            // gives it back or its connection ends.
             let holder = lock::holder_description(&self.host.target.user);
-            script = format!(
-                "{}{script}",
-                lock::acquire_script(&holder, self.options.lock_wait)
-            );
-        }
-        // The script goes on stdin, not on the command line: an SSH exec request has a
-        // size limit (about 32 KiB with libssh2) that a play with a hundred files
-        // exceeds. `eval` starts only once all of it is read, so no probe can take the
-        // rest of the script as its own input.
-        let read = Cmd {
-            argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
-                .map(str::to_owned)
-                .to_vec(),
-            stdin: script.into_bytes(),
-        };
-        let output = self.remote(&read)?;
-        if output.status == lock::LOCKED_EXIT {
-            return Err(TaskError::Locked(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
-        }
-        if take_lock {
-            self.host.lock = HostLock::Held {
-                identity: self.acting_as.clone(),
+            let ready = lock::ready_line(&self.host.nonce);
+            let script = lock::hold_script(&holder, self.options.lock_wait, &script, &ready);
+            let read = Cmd {
+                argv: lock::reader_argv(&script),
+                stdin: script.into_bytes(),
             };
-        }
+            let (output, held) = self.remote_hold(&read, ready.as_bytes())?;
+            if output.status == lock::LOCKED_EXIT {
+                return Err(TaskError::Locked(
+                    String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                ));
+            }
+            if !held {
+                let status = if output.status == 0 {
+                    -1
+                } else {
+                    output.status
+                };
+                return Err(TaskError::Remote(self.remote_failure(
+                    "taking the host's lock",
+                    &Output { status, ..output },
+                )));
+            }
+            self.host.lock = HostLock::Held;
+            output
+        } else {
+            // The script goes on stdin, not on the command line: an SSH exec request has
+            // a size limit (about 32 KiB with libssh2) that a play with a hundred files
+            // exceeds. `eval` starts only once all of it is read, so no probe can take
+            // the rest of the script as its own input.
+            let read = Cmd {
+                argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                stdin: script.into_bytes(),
+            };
+            self.remote(&read)?
+        };
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
             return Err(TaskError::Remote(
@@ -990,6 +1097,29 @@ impl<'a> PlayRun<'a> {
     }
 
     fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+        Ok(transport.run(&line, &cmd.stdin)?)
+    }
+
+    /// Runs `cmd` as [`Transport::hold`] does: a command that says `ready` stays on the
+    /// host, running.
+    fn remote_hold(&mut self, cmd: &Cmd, ready: &[u8]) -> Result<(Output, bool), TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+        Ok(transport.hold(&line, &cmd.stdin, ready)?)
+    }
+
+    /// The command line for `cmd` as this task's user, shown with `-v` and counted.
+    fn command_line(&mut self, cmd: &Cmd) -> String {
         let mut argv = sudo_prefix(self.acting_as.as_deref());
         argv.extend(cmd.argv.iter().map(String::as_str));
         let line = shell::join(&argv);
@@ -999,16 +1129,19 @@ impl<'a> PlayRun<'a> {
             show_command(&self.host.name, &line, self.options.verbose);
         }
         self.host.commands += 1;
-        let transport = self
-            .host
-            .transport
-            .as_mut()
-            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
-        Ok(transport.run(&line, &cmd.stdin)?)
+        line
     }
 }
 
-/// The words that make a command run as `identity` (none: as the login user).
+/// How a transport failure counts: a host that cannot be talked to is unreachable;
+/// one that wrote more than the output limit failed.
+fn transport_status(error: &TransportError) -> Status {
+    match error {
+        TransportError::OutputLimit { .. } => Status::Failed,
+        _ => Status::Unreachable,
+    }
+}
+
 /// Facts the modules would ask for next if each user in `keys` had the usual home
 /// (`/home/NAME`, `/root`): a user unit's path depends on its user's home. Read with
 /// the first batch, they spare the second one whenever the guess is right, which the
@@ -1073,6 +1206,7 @@ done
 echo "become needs sudo, and neither sudo nor sudo-rs is installed" >&2
 exit 127"#;
 
+/// The words that make a command run as `identity` (none: as the login user).
 fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
     match identity {
         None => vec![],

@@ -12,6 +12,8 @@ mod lock;
 mod playbook;
 mod progress;
 mod report;
+mod restarts;
+mod rollout;
 mod ssh_config;
 mod template;
 mod terminal;
@@ -214,6 +216,9 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         lock_wait: cli.lock_wait,
         // The line would fight with -v's command lines and means nothing in JSON mode.
         progress: cli.format == Format::Human && cli.verbose == 0,
+        limits: transport::Limits {
+            max_output: cli.max_output,
+        },
     };
     engine::check_inputs(&playbook, &plays, &hosts, &options)?;
     if cli.syntax_check {
@@ -255,7 +260,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         outcomes.push(outcome);
     }
-    engine::release_locks(&mut hosts, &pool, options.verbose);
+    engine::release_locks(&mut hosts, &pool);
     let stats = engine::stats(&hosts, &outcomes);
     let mut status = exit_status(&stats, cli.check, engine::interrupted());
     if engine::interrupted() {
@@ -263,6 +268,11 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
     }
     if human {
         print!("{}", report::human_recap(&stats, style));
+        let rollouts: Vec<(String, &rollout::Rollout)> = outcomes
+            .iter()
+            .filter_map(|play| Some((play.play.clone(), play.rollout.as_ref()?)))
+            .collect();
+        print!("{}", report::escape_control(&rollout::human(&rollouts)));
     }
     if cli.format == Format::Json || cli.report.is_some() {
         let document = RunReport {

@@ -84,13 +84,18 @@ pub struct Play {
     /// reports.
     #[serde(default)]
     pub no_log: bool,
-    /// Work on this many hosts at a time (rolling change).
+    /// Work on this many hosts at a time (rolling change): a number, a percentage or
+    /// a list of them (see `rollout`).
     #[serde(default)]
-    pub serial: Option<usize>,
+    pub serial: Option<crate::rollout::Serial>,
     /// With `serial`: the share of a batch's hosts (percent) that may fail before the
     /// following batches are called off. Default 0: any failure stops the rollout.
     #[serde(default)]
     pub max_fail_percentage: Option<u8>,
+    /// A failure on any host stops the play everywhere: the other hosts of its batch
+    /// start no further task, and no later batch runs.
+    #[serde(default)]
+    pub any_errors_fatal: bool,
     #[serde(default)]
     pub vars: Vars,
     #[serde(default)]
@@ -311,8 +316,12 @@ impl Playbook {
                     message: format!("become_user: {error}"),
                 })?;
             }
-            let problem = if play.serial == Some(0) {
-                Some("serial must be at least 1")
+            let problem = if let Some(problem) = play
+                .serial
+                .as_ref()
+                .and_then(crate::rollout::Serial::problem)
+            {
+                Some(problem)
             } else if play.max_fail_percentage.is_some_and(|p| p > 100) {
                 Some("max_fail_percentage must be between 0 and 100")
             } else {
@@ -637,7 +646,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, vars, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, tasks, handlers"
         );
     }
 

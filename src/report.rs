@@ -347,6 +347,7 @@ mod tests {
             play: "sidekiq".into(),
             task_titles: vec!["sidekiq unit".into()],
             handler_titles: vec![],
+            rollout: None,
             hosts: vec![
                 HostPlay {
                     host: "app1".into(),
@@ -448,6 +449,7 @@ mod tests {
             play: "p".into(),
             task_titles: vec!["sidekiq unit".into()],
             handler_titles: vec![],
+            rollout: None,
             hosts: vec![HostPlay {
                 host: "app1".into(),
                 tasks: vec![hostile],

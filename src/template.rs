@@ -204,6 +204,43 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The example Sidekiq units: `Type=notify` with a watchdog for Sidekiq's own
+    /// command, `Type=simple` for another command, and `sidekiq_notify` decides.
+    #[test]
+    fn the_sidekiq_units_notify_unless_the_command_is_another() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for name in ["sidekiq.service.j2", "sidekiq-user.service.j2"] {
+            let source =
+                std::fs::read_to_string(root.join("playbooks/templates").join(name)).unwrap();
+            let render = |extra: &[(&str, serde_json::Value)]| {
+                let mut vars = vars();
+                for (key, value) in extra {
+                    vars.insert((*key).to_owned(), value.clone());
+                }
+                Renderer::new().render(&source, &vars, name).unwrap()
+            };
+            let own = render(&[]);
+            assert!(
+                own.contains("[Service]\n# Sidekiq 6.5")
+                    && own.contains(
+                        "\nType=notify\nNotifyAccess=all\nWatchdogSec=10\nWorkingDirectory="
+                    ),
+                "{own}"
+            );
+            let other = render(&[("sidekiq_exec", json!("/bin/sleep infinity"))]);
+            assert!(
+                other.contains("\nType=simple\nWorkingDirectory=")
+                    && !other.contains("WatchdogSec=10"),
+                "{other}"
+            );
+            let chosen = render(&[
+                ("sidekiq_exec", json!("/opt/bin/sidekiq")),
+                ("sidekiq_notify", json!(true)),
+            ]);
+            assert!(chosen.contains("\nType=notify\n"), "{chosen}");
+        }
+    }
+
     fn vars() -> Vars {
         let mut vars = Vars::new();
         vars.insert("app_root".into(), json!("/opt/app/current"));

@@ -78,7 +78,7 @@ fn unknown_key_names_position_and_allowed_keys() {
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
-        "error: site.yml:5:9: unknown key `contnet`\n  help: allowed keys here: name, content, src, template, scope, user, enabled, state\n"
+        "error: site.yml:5:9: unknown key `contnet`\n  help: allowed keys here: name, content, src, template, scope, user, enabled, state, settle, probe, journal_lines\n"
     );
 }
 

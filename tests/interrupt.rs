@@ -1,7 +1,8 @@
 //! Interrupted and concurrent runs on real hosts: one run at a time per host (the
 //! second waits, then fails naming the holder), a killed run's lock does not block the
 //! next, SIGINT finishes running tasks and starts no new one, and killing converge at
-//! random points never leaves a managed file half-written.
+//! random instants, many times over, never leaves a managed file half-written nor a
+//! lock that stops the next run.
 
 mod fleet;
 mod support;
@@ -12,6 +13,9 @@ use std::time::Duration;
 
 use fleet::Fleet;
 use support::{inventory, text};
+
+/// How many times `killing_converge_anywhere_never_leaves_a_partial_file` kills a run.
+const KILL_ROUNDS: usize = 80;
 
 fn sha256(path: &std::path::Path) -> String {
     let output = Command::new("sha256sum").arg(path).output().unwrap();
@@ -38,6 +42,11 @@ fn signal(child: &Child, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Succeeds on the host while some process holds the root lock.
+const LOCK_HELD: &str = "! flock -n /run/converge.lock true";
+/// Succeeds on the host when nobody holds the root lock.
+const LOCK_FREE: &str = "flock -n /run/converge.lock true";
 
 /// Waits (bounded) until `check` succeeds on the host.
 fn wait_for(host: &fleet::TestHost, check: &str) {
@@ -69,7 +78,7 @@ fn one_run_at_a_time_and_a_killed_run_does_not_block_the_next() {
     .unwrap();
 
     let first = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
-    wait_for(host, "test -d /run/converge.lock");
+    wait_for(host, LOCK_HELD);
     let second = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory, "--lock-wait", "1"]);
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
     let stdout = String::from_utf8_lossy(&second.stdout);
@@ -89,14 +98,11 @@ fn one_run_at_a_time_and_a_killed_run_does_not_block_the_next() {
     );
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
-    assert!(
-        !host.ssh("test -e /run/converge.lock").status.success(),
-        "lock not released"
-    );
+    assert!(host.ssh(LOCK_FREE).status.success(), "lock not released");
 
     // A run killed while it holds the lock: its connection is gone, so the lock is stale.
     let killed = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
-    wait_for(host, "test -d /run/converge.lock");
+    wait_for(host, LOCK_HELD);
     signal(&killed, "KILL");
     let _ = killed.wait_with_output();
     let output = fleet.converge(&[
@@ -148,10 +154,7 @@ fn sigint_finishes_the_running_task_and_starts_no_other() {
         !host.ssh("test -e /tmp/second").status.success(),
         "a task started after SIGINT"
     );
-    assert!(
-        !host.ssh("test -e /run/converge.lock").status.success(),
-        "lock not released"
-    );
+    assert!(host.ssh(LOCK_FREE).status.success(), "lock not released");
 }
 
 #[test]
@@ -184,40 +187,123 @@ fn killing_converge_anywhere_never_leaves_a_partial_file() {
     let hashes: Vec<String> = (1..=2)
         .map(|version| sha256(&fleet.dir().join(format!("content-{version}"))))
         .collect();
-    // A fixed sequence of delays (ms) spread over a run's lifetime, different each round.
+    let check_files = format!(
+        "for f in {}; do if [ -e $f ]; then sha256sum $f | cut -c1-64; else echo absent; fi; done",
+        paths.join(" ")
+    );
+    // A fixed sequence of delays spread over a run's lifetime (connecting, reading,
+    // taking the lock, writing, giving the lock back), different each round. After
+    // every kill, the next run must converge the host at once: nothing a killed run
+    // leaves behind may stop it.
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    for round in 0..24 {
+    for round in 0..KILL_ROUNDS {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = seed % 900;
+        let delay = seed % 1500;
+        let version = round % 2;
         let child = spawn(
             &fleet,
-            &[playbooks[round % 2].to_str().unwrap(), "-i", inventory],
+            &[playbooks[version].to_str().unwrap(), "-i", inventory],
         );
         std::thread::sleep(Duration::from_millis(delay));
         signal(&child, "KILL");
         let _ = child.wait_with_output();
-        for file in &paths {
-            let sum = host.ssh_ok(&format!(
-                "if [ -e {file} ]; then sha256sum {file} | cut -c1-64; else echo absent; fi"
-            ));
+        let sums = host.ssh_ok(&check_files);
+        for (file, sum) in paths.iter().zip(sums.lines()) {
             assert!(
-                sum == "absent" || hashes.contains(&sum),
+                sum == "absent" || hashes.contains(&sum.to_owned()),
                 "round {round} (killed after {delay} ms): {file} is neither old nor new: {}",
                 host.ssh_ok(&format!(
                     "wc -c {file}; head -c 40 {file}; ls -la /etc | grep converge"
                 ))
             );
         }
+        // The killed run's version, finished, so that the next round's kill (of the
+        // other version) lands on files being replaced. A stale lock would make this
+        // wait and fail; a live holder of the killed run is gone with its connection.
+        let next = fleet.converge(&[
+            playbooks[version].to_str().unwrap(),
+            "-i",
+            inventory,
+            "--lock-wait",
+            "20",
+        ]);
+        assert_eq!(
+            next.status.code(),
+            Some(0),
+            "round {round} (killed after {delay} ms): the next run failed\n{}",
+            text(&next)
+        );
     }
-    // And a run after all that converges cleanly.
-    let output = fleet.converge(&[
-        playbooks[0].to_str().unwrap(),
-        "-i",
-        inventory,
-        "--lock-wait",
-        "30",
-    ]);
+    assert!(host.ssh(LOCK_FREE).status.success(), "lock not released");
+}
+
+#[test]
+fn a_login_without_root_locks_in_its_own_runtime_directory_not_in_tmp() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    // `deploy` logs in with the test key and has no sudo; `mallory`, another local
+    // user, gets to /tmp first with the names older versions used there.
+    host.ssh_ok(
+        "set -e
+useradd --create-home --shell /bin/bash deploy
+useradd --create-home --shell /bin/bash mallory
+install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
+install -m 0600 -o deploy -g deploy /root/.ssh/authorized_keys /home/deploy/.ssh/authorized_keys
+runuser -u mallory -- sh -c 'echo mine > /tmp/mallory; ln -s /tmp/mallory /tmp/converge.lock'",
+    );
+    let key = fleet.home().join(".ssh/id_ed25519");
+    let inventory = fleet.dir().join("inventory-deploy.yml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "app:\n  hosts:\n    {}: {{ host: 127.0.0.1, port: {}, user: deploy, identity_file: {} }}\n",
+            host.name,
+            host.port,
+            key.display()
+        ),
+    )
+    .unwrap();
+    let inventory = inventory.to_str().unwrap();
+    let slow = fleet.dir().join("slow-deploy.yml");
+    std::fs::write(
+        &slow,
+        "- hosts: app\n  tasks:\n    - command: { cmd: sleep 4 }\n",
+    )
+    .unwrap();
+    let quick = fleet.dir().join("quick-deploy.yml");
+    std::fs::write(
+        &quick,
+        "- hosts: app\n  tasks:\n    - file: { path: /home/deploy/quick, content: \"x\\n\" }\n",
+    )
+    .unwrap();
+
+    let uid = host.ssh_ok("id -u deploy");
+    let lock = format!("/run/user/{uid}/converge.lock");
+    let first = spawn(&fleet, &[slow.to_str().unwrap(), "-i", inventory]);
+    wait_for(host, &format!("[ -e {lock} ] && ! flock -n {lock} true"));
+    let second = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory, "--lock-wait", "1"]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "another converge run holds this host's lock ({lock}): converge "
+        )) && stdout.contains(&format!("(pid {}) as deploy since ", first.id())),
+        "{stdout}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(
+        host.ssh_ok(&format!("stat -c '%U %a' {lock}")),
+        "deploy 600"
+    );
+    assert!(host.ssh(&format!("flock -n {lock} true")).status.success());
+    let output = fleet.converge(&[quick.to_str().unwrap(), "-i", inventory]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // What mallory planted in /tmp was never used.
+    assert_eq!(
+        host.ssh_ok("cat /tmp/mallory; readlink /tmp/converge.lock"),
+        "mine\n/tmp/mallory"
+    );
 }

@@ -15,6 +15,7 @@ use crate::fact::{
     UnitRef, UnitState, UserInfo, USER_SYSTEMCTL,
 };
 use crate::safe_path;
+use crate::settle::Verify;
 
 /// A command to run on a host: an argv (quoted when rendered) and bytes for its stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +194,8 @@ pub enum Change {
         /// An enable or disable that skips the manager's implicit reload, because a
         /// daemon-reload of the same manager follows in the plan: one reload, not two.
         reload_follows: bool,
+        /// For a start or restart: how it is proven (see [`crate::settle`]).
+        verify: Option<Verify>,
     },
     /// Sends a signal to the unit's main process (as Sidekiq expects TSTP), not to
     /// every process in its control group.
@@ -564,8 +567,15 @@ impl Change {
             Change::DaemonReload { manager, .. } => systemctl(manager, &["daemon-reload"]),
             Change::Unit {
                 unit,
+                action: action @ (UnitAction::Start | UnitAction::Restart),
+                verify: Some(verify),
+                ..
+            } => crate::settle::command(unit, action.verb(), verify),
+            Change::Unit {
+                unit,
                 action,
                 reload_follows,
+                ..
             } => {
                 let mut args = vec![action.verb()];
                 if *reload_follows {
@@ -908,6 +918,7 @@ mod tests {
             },
             action: UnitAction::Restart,
             reload_follows: false,
+            verify: None,
         };
         let line = join(&change.command().argv);
         assert!(

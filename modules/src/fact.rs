@@ -75,6 +75,8 @@ pub enum FactKey {
         runas: String,
         commands: Vec<String>,
     },
+    /// `systemd-analyze verify` of a unit file before it is installed.
+    UnitVerify(crate::unit_lint::Candidate),
 }
 
 impl fmt::Display for FactKey {
@@ -88,6 +90,7 @@ impl fmt::Display for FactKey {
             FactKey::Unit(unit) => write!(f, "unit {unit}"),
             FactKey::Linger(user) => write!(f, "linger for {user}"),
             FactKey::Probe(command) => write!(f, "result of `{command}`"),
+            FactKey::UnitVerify(candidate) => write!(f, "{candidate}"),
             FactKey::SudoRefused {
                 user,
                 runas,
@@ -254,6 +257,7 @@ pub enum Fact {
     Probe(i32),
     /// `None`: sudo allows every command.
     SudoRefused(Option<String>),
+    UnitVerify(crate::unit_lint::Verdict),
     /// converge must not read or act on this: the reason says why (a symbolic link or
     /// an unsafe ownership transition on the way, a file too large to read).
     Refused(String),
@@ -450,6 +454,7 @@ impl FactKey {
                 "sh -c {} </dev/null >/dev/null 2>&1; echo $?",
                 quote(command)
             ),
+            FactKey::UnitVerify(candidate) => crate::unit_lint::probe(candidate),
             FactKey::SudoRefused { user, runas, commands } => {
                 let mut snippet = format!(
                     "sh -c {} converge probe {} {}",
@@ -524,6 +529,9 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
             .parse()
             .map(Fact::Probe)
             .map_err(|_| fail()),
+        FactKey::UnitVerify(candidate) => crate::unit_lint::parse(candidate, output)
+            .map(Fact::UnitVerify)
+            .ok_or_else(fail),
         FactKey::SudoRefused { .. } => match output.trim_end() {
             "allowed" => Ok(Fact::SudoRefused(None)),
             "nosudo" => Ok(Fact::Refused(
@@ -964,6 +972,18 @@ impl FactStore {
             _ => Err(FactUnavailable::NotRead {
                 key: key.to_string(),
             }),
+        }
+    }
+
+    /// What `systemd-analyze verify` said about a unit file to be installed.
+    pub fn unit_verify(
+        &self,
+        candidate: &crate::unit_lint::Candidate,
+    ) -> Result<&crate::unit_lint::Verdict, FactUnavailable> {
+        let key = FactKey::UnitVerify(candidate.clone());
+        match self.facts.get(&key) {
+            Some(Fact::UnitVerify(verdict)) => Ok(verdict),
+            found => Err(FactUnavailable::for_key(&key, found)),
         }
     }
 

@@ -17,7 +17,9 @@ pub mod fact;
 pub mod names;
 pub mod safe_path;
 pub mod sequence;
+pub mod settle;
 pub mod shell;
+pub mod unit_lint;
 
 pub mod command;
 pub mod directory;
@@ -108,6 +110,8 @@ pub enum PlanError {
     NoSudo { missing: &'static str },
     #[error("cannot {action} {unit}: it is masked")]
     Masked { unit: String, action: &'static str },
+    #[error("refusing the new {path}; the current file is kept:{problems}")]
+    UnitRefused { path: String, problems: String },
 }
 
 /// File permission bits, written in playbooks as an octal string (`"0644"`).
@@ -210,6 +214,13 @@ pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'sta
     fn turns_lingering_on(&self) -> Option<&str> {
         None
     }
+
+    /// The unit this task restarts whenever it runs (a `service` with `state:
+    /// restarted`): the engine restarts a unit at most once per run, so a handler
+    /// like this takes over the restart a unit file change would otherwise derive.
+    fn restarts(&self) -> Option<fact::UnitRef> {
+        None
+    }
 }
 
 /// A [`Module`] behind a pointer, as the engine holds tasks.
@@ -228,6 +239,8 @@ pub trait DynModule: fmt::Debug + Send + Sync {
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
     /// See [`Module::turns_lingering_on`].
     fn turns_lingering_on(&self) -> Option<&str>;
+    /// See [`Module::restarts`].
+    fn restarts(&self) -> Option<fact::UnitRef>;
 }
 
 impl<M: Module> DynModule for M {
@@ -251,6 +264,9 @@ impl<M: Module> DynModule for M {
     }
     fn turns_lingering_on(&self) -> Option<&str> {
         Module::turns_lingering_on(self)
+    }
+    fn restarts(&self) -> Option<fact::UnitRef> {
+        Module::restarts(self)
     }
 }
 

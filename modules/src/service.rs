@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
+use crate::settle::{Probe, Verify};
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -38,6 +39,15 @@ pub struct Service {
     /// A signal to send with `systemctl kill -s` (e.g. `TSTP` to quiet Sidekiq).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// Seconds a unit this task starts or restarts must stay up (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<u32>,
+    /// A health check run on the host once the unit has settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+    /// Journal lines shown when the unit fails to start or settle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_lines: Option<u32>,
 }
 
 /// Checks that `user` is given exactly when the scope is `user`.
@@ -159,14 +169,16 @@ pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
 }
 
 /// Enable/disable and start/stop/restart decisions for a unit in `state`.
-/// `file_changed`: the unit file is being rewritten, so a running unit is restarted
-/// (unless it is to be stopped) to pick it up.
+/// `file_changed`: the unit file's effective content is being changed, so a running
+/// unit is restarted (unless it is to be stopped) to pick it up. A start or restart
+/// carries `verify`.
 pub(crate) fn plan_run_state(
     unit: &UnitRef,
     state: &UnitState,
     enabled: Option<bool>,
     run: Option<RunState>,
     file_changed: bool,
+    verify: &Verify,
 ) -> Result<Vec<Change>, PlanError> {
     let masked = state.load == "masked" || state.unit_file.starts_with("masked");
     let wants_up = enabled == Some(true)
@@ -211,6 +223,8 @@ pub(crate) fn plan_run_state(
             unit: unit.clone(),
             action,
             reload_follows: false,
+            verify: matches!(action, UnitAction::Start | UnitAction::Restart)
+                .then(|| verify.clone()),
         })
         .collect())
 }
@@ -231,6 +245,7 @@ impl Module for Service {
         if let Some(signal) = &self.signal {
             names::signal(signal)?;
         }
+        crate::settle::validate(self.settle, self.probe.as_ref(), self.journal_lines)?;
         if self.enabled.is_none() && self.state.is_none() && self.signal.is_none() {
             return Err(ParamError::Required {
                 param: "enabled, state or signal",
@@ -242,6 +257,10 @@ impl Module for Service {
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         unit_facts(&self.unit())
+    }
+
+    fn restarts(&self) -> Option<UnitRef> {
+        (self.state == Some(RunState::Restarted)).then(|| self.unit())
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
@@ -275,6 +294,7 @@ impl Module for Service {
             self.enabled,
             self.state,
             false,
+            &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
         )?);
         if let Some(signal) = &self.signal {
             let will_run = state.is_active()
@@ -324,6 +344,9 @@ mod tests {
             enabled: Some(true),
             state: Some(RunState::Started),
             signal: None,
+            settle: None,
+            probe: None,
+            journal_lines: None,
         }
     }
 
@@ -415,6 +438,7 @@ mod tests {
             Some(true),
             Some(RunState::Started),
             true,
+            &Verify::from_params(None, None, None),
         )
         .unwrap();
         assert_eq!(changes.len(), 1);
@@ -425,6 +449,7 @@ mod tests {
             None,
             Some(RunState::Stopped),
             true,
+            &Verify::from_params(None, None, None),
         )
         .unwrap();
         assert_eq!(changes[0].describe(), "stop a.service");
@@ -464,7 +489,7 @@ mod tests {
             );
             store.insert(FactKey::Content(path.into()), Fact::Content(None));
         }
-        store
+        crate::systemd_unit::tests::verified(&user_unit(), store)
     }
 
     fn user_sidekiq() -> UnitRef {
@@ -487,6 +512,9 @@ mod tests {
             user: Some("deploy".into()),
             enabled: Some(true),
             state: Some(RunState::Started),
+            settle: None,
+            probe: None,
+            journal_lines: None,
         }
     }
 
@@ -519,6 +547,7 @@ mod tests {
             groups: vec![],
         });
         add.predict(store);
+        *store = crate::systemd_unit::tests::verified(&user_unit(), store.clone());
     }
 
     #[test]

@@ -9,10 +9,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, UnitAction};
-use crate::fact::{FactKey, FactStore, Manager, PathKind};
+use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
 use crate::service::{
     plan_manager, plan_run_state, unit_facts, unit_ref, validate_scope, RunState,
 };
+use crate::settle::{Probe, Verify};
+use crate::unit_lint::{self, Candidate, Verdict};
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Parameters of the `systemd_unit` module.
@@ -35,54 +37,85 @@ pub struct SystemdUnit {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<RunState>,
-}
-
-/// Whether unit file text has an `[Install]` section that `systemctl enable` can act on.
-fn installable(content: &str) -> bool {
-    let mut in_install = false;
-    for line in content.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_install = line == "[Install]";
-        } else if in_install {
-            let key = line.split('=').next().unwrap_or_default().trim();
-            if matches!(
-                key,
-                "WantedBy" | "RequiredBy" | "UpheldBy" | "Alias" | "Also"
-            ) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// The first target among the `[Install]` section's `WantedBy=`, `RequiredBy=` and
-/// `UpheldBy=` that only the system manager has. A user's manager has no such target,
-/// so `systemctl --user enable` links the unit to nothing that ever starts (it only
-/// warns), and the unit would not come up with the manager, at boot or at all.
-fn system_only_target(content: &str) -> Option<&str> {
-    let mut in_install = false;
-    for line in content.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_install = line == "[Install]";
-        } else if in_install {
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            if matches!(key.trim(), "WantedBy" | "RequiredBy" | "UpheldBy") {
-                let system_only = value
-                    .split_whitespace()
-                    .find(|target| matches!(*target, "multi-user.target" | "graphical.target"));
-                if system_only.is_some() {
-                    return system_only;
-                }
-            }
-        }
-    }
-    None
+    /// Seconds a unit this task starts or restarts must stay up (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<u32>,
+    /// A health check run on the host once the unit has settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+    /// Journal lines shown when the unit fails to start or settle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_lines: Option<u32>,
 }
 
 impl SystemdUnit {
+    /// The unit file to verify before it is installed at `path` (a template cannot be
+    /// verified as such: only its instances can).
+    fn candidate(&self, unit: &UnitRef, path: String) -> Option<Candidate> {
+        let content = self.content.clone()?;
+        (!crate::fact::is_template(&self.name)).then(|| Candidate {
+            manager: unit.manager.clone(),
+            path,
+            content,
+        })
+    }
+
+    /// The checks a new unit file must pass on the host before it replaces `path`:
+    /// its programs exist and `systemd-analyze verify` accepts it. An error refuses
+    /// the whole task, so the current file stays; warnings go to `plan`.
+    fn lint_on_host(
+        &self,
+        unit: &UnitRef,
+        path: &str,
+        facts: &FactStore,
+        plan: &mut Plan,
+    ) -> Result<(), PlanError> {
+        let content = self.content.as_deref().unwrap_or_default();
+        let mut problems = Vec::new();
+        for program in unit_lint::programs(content) {
+            // A path converge may not read (a symbolic link on the way, as /bin is on
+            // merged-/usr systems) is left to `systemd-analyze verify`.
+            let Ok(state) = facts.path(&program) else {
+                continue;
+            };
+            match state.kind {
+                PathKind::Missing => problems.push(format!(
+                    "{program}, which the unit runs, does not exist on the host"
+                )),
+                PathKind::File if state.mode & 0o111 == 0 => problems.push(format!(
+                    "{program}, which the unit runs, is not executable (mode {:04o})",
+                    state.mode
+                )),
+                PathKind::Directory | PathKind::Other => problems.push(format!(
+                    "{program}, which the unit runs, is a {}",
+                    state.kind
+                )),
+                _ => {}
+            }
+        }
+        if let Some(candidate) = self.candidate(unit, path.to_owned()) {
+            match facts.unit_verify(&candidate)? {
+                Verdict::Checked { errors, warnings } => {
+                    problems.extend(errors.iter().cloned());
+                    plan.warnings.extend(warnings.iter().cloned());
+                }
+                Verdict::Unavailable => plan.warnings.push(format!(
+                    "systemd-analyze is not available on the host: the new {path} was not verified"
+                )),
+                Verdict::Installed => {}
+            }
+        }
+        plan.warnings
+            .extend(unit_lint::lint(content, self.scope, self.enabled).warnings);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(PlanError::UnitRefused {
+            path: path.to_owned(),
+            problems: format!("\n  - {}", problems.join("\n  - ")),
+        })
+    }
+
     fn unit_dir(&self, facts: &FactStore) -> Option<String> {
         match self.scope {
             Scope::System => Some("/etc/systemd/system".to_owned()),
@@ -124,26 +157,16 @@ impl Module for SystemdUnit {
                 ),
             });
         }
+        crate::settle::validate(self.settle, self.probe.as_ref(), self.journal_lines)?;
         if let Some(content) = &self.content {
-            // What starts a unit with its manager: the system's multi-user.target, a
-            // user manager's default.target.
-            let target = match self.scope {
-                Scope::System => "multi-user.target",
-                Scope::User => "default.target",
-            };
-            if self.enabled == Some(true) && !installable(content) {
-                return Err(ParamError::Invalid {
-                    param: "enabled",
-                    reason: format!("is true, but the unit has no [Install] section with WantedBy= (or RequiredBy=, Alias=), so systemctl cannot enable it; add e.g. WantedBy={target}"),
-                });
-            }
-            if self.scope == Scope::User {
-                if let Some(system_only) = system_only_target(content) {
-                    return Err(ParamError::Invalid {
-                        param: "scope",
-                        reason: format!("is user, but the unit's [Install] section names {system_only}, which only the system manager has: the user's manager would never start the unit; use WantedBy={target}"),
-                    });
-                }
+            // converge's own lints: an error refuses the task before any host is
+            // contacted; warnings are reported by the plan.
+            if let Some(error) = unit_lint::lint(content, self.scope, self.enabled)
+                .errors
+                .into_iter()
+                .next()
+            {
+                return Err(error);
             }
         }
         Ok(())
@@ -161,9 +184,20 @@ impl Module for SystemdUnit {
             }
             let path = format!("{dir}/{}", self.name);
             keys.push(FactKey::Path(path.clone()));
-            keys.push(FactKey::Content(path));
+            keys.push(FactKey::Content(path.clone()));
+            if let Some(candidate) = self.candidate(&unit, path) {
+                keys.push(FactKey::UnitVerify(candidate));
+            }
+        }
+        if let Some(content) = &self.content {
+            keys.extend(unit_lint::programs(content).into_iter().map(FactKey::Path));
         }
         keys
+    }
+
+    fn restarts(&self) -> Option<UnitRef> {
+        (self.state == Some(RunState::Restarted))
+            .then(|| unit_ref(self.name.clone(), self.scope, self.user.as_ref()))
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
@@ -216,6 +250,10 @@ impl Module for SystemdUnit {
         let state = facts.path(&path)?;
         let current = facts.content(&path)?;
         let file_changed = current.as_deref() != Some(content.as_slice());
+        // Comments, blank lines and key order are not worth a restart.
+        let effective_change = current
+            .as_deref()
+            .is_none_or(|old| unit_lint::effectively_differ(old, &content));
         match state.kind {
             PathKind::Missing | PathKind::File => {}
             kind => {
@@ -232,6 +270,7 @@ impl Module for SystemdUnit {
             mode: Some(0o644),
         };
         if file_changed {
+            self.lint_on_host(&unit, &path, facts, &mut plan)?;
             plan.changes.push(Change::WriteFile(FileWrite {
                 path: path.clone(),
                 content,
@@ -255,7 +294,8 @@ impl Module for SystemdUnit {
             &unit_state,
             self.enabled,
             self.state,
-            file_changed && unit_state.exists(),
+            file_changed && effective_change && unit_state.exists(),
+            &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
         )?;
         if file_changed || unit_state.need_daemon_reload {
             // `systemctl enable` reloads the manager by itself; done before the
@@ -292,7 +332,7 @@ impl Module for SystemdUnit {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::fact::{Fact, ManagerState, PathState, UnitRef, UnitState, UserInfo};
 
@@ -308,6 +348,10 @@ mod tests {
             user: None,
             enabled: Some(true),
             state: Some(RunState::Started),
+
+            settle: None,
+            probe: None,
+            journal_lines: None,
         }
     }
 
@@ -337,7 +381,7 @@ mod tests {
             }),
             Fact::Unit(unit),
         );
-        store
+        verified(&sidekiq(), store)
     }
 
     fn unit_state(load: &str, active: &str, unit_file: &str) -> UnitState {
@@ -422,6 +466,88 @@ mod tests {
                 "daemon-reload (system manager)",
                 "restart sidekiq.service"
             ]
+        );
+    }
+
+    #[test]
+    fn a_comment_only_edit_is_rewritten_and_reloaded_without_a_restart() {
+        let reordered = format!(
+            "# a note\n\n{}",
+            UNIT.replace("Description=sidekiq\n", "Description=sidekiq\n; why\n")
+        );
+        let plan = sidekiq()
+            .plan(&system_facts(
+                Some(&reordered),
+                unit_state("loaded", "active", "enabled"),
+            ))
+            .unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "update /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)",
+            ]
+        );
+    }
+
+    #[test]
+    fn restarts_carry_their_proof() {
+        let mut unit = sidekiq();
+        unit.settle = Some(10);
+        let plan = unit
+            .plan(&system_facts(
+                Some("edited"),
+                unit_state("loaded", "active", "enabled"),
+            ))
+            .unwrap();
+        let Change::Unit { verify, .. } = &plan.changes[2] else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(verify.as_ref().map(|v| v.settle), Some(10));
+        assert!(plan.changes[2].command().argv[2].contains("NRestarts"));
+    }
+
+    #[test]
+    fn a_unit_verify_rejects_is_refused_and_nothing_is_written() {
+        let mut store = system_facts(None, unit_state("not-found", "inactive", ""));
+        let candidate = Candidate {
+            manager: Manager::System,
+            path: "/etc/systemd/system/sidekiq.service".into(),
+            content: UNIT.into(),
+        };
+        store.insert(
+            FactKey::UnitVerify(candidate),
+            Fact::UnitVerify(Verdict::Checked {
+                errors: vec!["/etc/systemd/system/sidekiq.service (new):4: Unknown key 'ExecStrat' in section [Service], ignoring.".into()],
+                warnings: vec![],
+            }),
+        );
+        store.insert(
+            FactKey::Path("/bin/sleep".into()),
+            Fact::Path(PathState::missing()),
+        );
+        assert_eq!(
+            sidekiq().plan(&store).unwrap_err().to_string(),
+            "refusing the new /etc/systemd/system/sidekiq.service; the current file is kept:\n  - /bin/sleep, which the unit runs, does not exist on the host\n  - /etc/systemd/system/sidekiq.service (new):4: Unknown key 'ExecStrat' in section [Service], ignoring."
+        );
+        // A program an earlier task installs (check mode predicts it) is there.
+        store.insert(
+            FactKey::Path("/bin/sleep".into()),
+            Fact::Path(PathState {
+                kind: PathKind::File,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o755,
+            }),
+        );
+        assert_eq!(
+            sidekiq()
+                .plan(&store)
+                .unwrap_err()
+                .to_string()
+                .matches("\n  - ")
+                .count(),
+            1
         );
     }
 
@@ -537,6 +663,20 @@ mod tests {
             }),
             Fact::Unit(state),
         );
+        verified(&user_unit(), store)
+    }
+
+    /// `store` plus what `systemd-analyze verify` says of `unit`'s file: nothing.
+    pub(crate) fn verified(unit: &SystemdUnit, mut store: FactStore) -> FactStore {
+        for key in Module::facts(unit, &store) {
+            if let FactKey::UnitVerify(_) = key {
+                let clean = Verdict::Checked {
+                    errors: vec![],
+                    warnings: vec![],
+                };
+                store.insert(key, Fact::UnitVerify(clean));
+            }
+        }
         store
     }
 

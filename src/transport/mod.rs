@@ -22,11 +22,48 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
+/// The default for [`Limits::max_output`]: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: u64 = 64 * 1024 * 1024;
+
+/// Bounds on what one host may cost the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of output (stdout and stderr together) read from any one command; past it
+    /// reading stops and the command fails with [`TransportError::OutputLimit`].
+    pub max_output: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+}
+
 /// A connection to one host, reused for every command sent to it.
 pub trait Transport: Send {
     /// Runs `command_line` with a POSIX shell (the login shell over SSH, `sh -c` locally),
     /// feeding it `stdin` and closing stdin afterwards.
     fn run(&mut self, command_line: &str, stdin: &[u8]) -> Result<Output, TransportError>;
+
+    /// Runs `command_line` like [`Transport::run`], but feeds it `stdin` without closing
+    /// it. A command whose stdout so far ends with `ready` is *held*: nothing more is
+    /// read from it, and it keeps running, its stdin open, until [`Transport::release`]
+    /// or until this connection ends, however it ends (the controller killed, the
+    /// network gone).
+    /// Returns the output (with `ready` removed) and whether the command is held; a
+    /// command that did not say `ready` was waited for, and its status is the output's.
+    /// One command at a time can be held.
+    fn hold(
+        &mut self,
+        command_line: &str,
+        stdin: &[u8],
+        ready: &[u8],
+    ) -> Result<(Output, bool), TransportError>;
+
+    /// Closes the held command's stdin and waits (briefly) until it has ended.
+    fn release(&mut self);
 }
 
 /// How to reach a host.
@@ -134,6 +171,14 @@ pub enum TransportError {
     },
     #[error("connection to {host} lost: {message}")]
     Channel { host: String, message: String },
+    /// A command wrote more than [`Limits::max_output`]; the rest was not read.
+    #[error(
+        "a command on {host} wrote more than {} of output (the limit per command); \
+         the rest was not read. If that much output is expected, raise the limit with \
+         --max-output SIZE",
+        human_size(*limit)
+    )]
+    OutputLimit { host: String, limit: u64 },
     #[error("cannot run a local command: {0}")]
     Local(#[from] std::io::Error),
     /// Something in the ssh config that converge cannot do.
@@ -155,9 +200,66 @@ pub enum TransportError {
 }
 
 /// Opens a transport to `target`.
-pub fn connect(target: &Target) -> Result<Box<dyn Transport>, TransportError> {
+pub fn connect(target: &Target, limits: Limits) -> Result<Box<dyn Transport>, TransportError> {
     match target.connection {
-        Connection::Local => Ok(Box::new(local::LocalTransport::new())),
-        Connection::Ssh => Ok(Box::new(ssh::SshTransport::connect(target)?)),
+        Connection::Local => Ok(Box::new(local::LocalTransport::new(&target.name, limits))),
+        Connection::Ssh => Ok(Box::new(ssh::SshTransport::connect(target, limits)?)),
+    }
+}
+
+/// A byte count as people write it: `64 MiB`, `512 KiB`, `100 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (size, unit) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Parses a size given on the command line: a number of bytes, optionally followed by
+/// `K`, `M` or `G` (powers of 1024; `KiB`, `MiB`, `GiB` are accepted too).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. 64M, 512K, 1G, 100000)"))?;
+    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+    };
+    let bytes = number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 {
+        return Err("the output limit must be at least 1 byte".to_owned());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_print_as_people_write_them() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100000"), Ok(100_000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5T").is_err());
+        assert_eq!(human_size(DEFAULT_MAX_OUTPUT), "64 MiB");
+        assert_eq!(human_size(4096), "4 KiB");
+        assert_eq!(human_size(1000), "1000 bytes");
     }
 }

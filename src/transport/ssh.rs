@@ -27,8 +27,14 @@
 //! - A command's stdin, stdout and stderr are moved concurrently, so a command may write
 //!   any amount to both output streams while it is still being fed its input.
 //! - A command may run silently for as long as it likes: keepalives keep the connection
-//!   observable, and a command fails only if the server shows no sign of life for 300 s
-//!   (or `ServerAliveInterval` × `ServerAliveCountMax`, when the ssh config sets them).
+//!   observable, and a command fails only if the server shows no sign of life, not even
+//!   an answer to a keepalive, for `ServerAliveInterval` × `ServerAliveCountMax` (15 s ×
+//!   3 unless the ssh config sets them): a host that stops answering is given up within
+//!   that bound.
+//! - No command's output is read past [`Limits::max_output`] bytes: a host cannot make
+//!   the controller hold more than that per command.
+//! - A held command (see [`Transport::hold`]) runs on a channel of its own beside the
+//!   others; when the session ends, however it ends, sshd closes that command's stdin.
 //! - Once a command has failed at the transport level, the connection is not trusted
 //!   again: later commands on it fail at once with the original reason.
 
@@ -52,14 +58,12 @@ use rustix::net::{recv, RecvFlags};
 
 use super::jump::Relay;
 use super::keys::{self, Protection};
-use super::{HostKeyChecking, Output, SshOptions, Target, Transport, TransportError};
+use super::{HostKeyChecking, Limits, Output, SshOptions, Target, Transport, TransportError};
 
 /// How long one TCP connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// libssh2's limit, in milliseconds, for each blocking step of the handshake and login.
 const LOGIN_TIMEOUT_MS: u32 = 15_000;
-/// How long the server may stay completely silent while a command is open.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// Silence after which the server is asked for a sign of life, and the interval between
 /// such keepalive requests.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -87,8 +91,18 @@ const PASSPHRASE_ATTEMPTS: usize = 3;
 /// Serializes the read-check-append of `~/.ssh/known_hosts` by `accept-new`.
 static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
 
+/// Why a command failed at the transport level.
+enum Failure {
+    /// The connection cannot be trusted any more.
+    Lost(String),
+    /// The command wrote more than the output limit.
+    TooMuch,
+}
+
 /// One authenticated SSH session to one host.
 pub struct SshTransport {
+    /// The channel of the held command (see [`Transport::hold`]), if any.
+    held: Option<Channel>,
     session: Session,
     /// A second handle on the session's socket, used only to sleep until data arrives.
     socket: OwnedFd,
@@ -100,6 +114,8 @@ pub struct SshTransport {
     keepalive: Duration,
     /// Silence after which the server is given up while a command runs.
     silence_limit: Duration,
+    /// Output bytes read from one command at most.
+    max_output: usize,
     /// The jump hosts' relays, outermost first. Declared last: dropped after the session
     /// above them has closed, which is what ends them.
     _relays: Vec<Relay>,
@@ -108,7 +124,7 @@ pub struct SshTransport {
 impl SshTransport {
     /// Connects to `target` (through its jump hosts), verifies its host key and logs in
     /// as `target.user`.
-    pub fn connect(target: &Target) -> Result<Self, TransportError> {
+    pub fn connect(target: &Target, limits: Limits) -> Result<Self, TransportError> {
         if let Some(command) = &target.ssh.proxy_command {
             return Err(TransportError::Unsupported {
                 host: target.name.clone(),
@@ -147,29 +163,41 @@ impl SshTransport {
             stream = OwnedFd::from(next_stream);
         }
         let (session, socket) = establish(target, stream)?;
-        session.set_timeout(millis(COMMAND_TIMEOUT));
         let (keepalive, silence_limit) = liveness(&target.ssh);
+        session.set_timeout(millis(silence_limit));
         Ok(Self {
+            held: None,
             session,
             socket,
             host: target.name.clone(),
             broken: None,
             keepalive,
             silence_limit,
+            max_output: usize::try_from(limits.max_output).unwrap_or(usize::MAX),
             _relays: relays,
         })
     }
 
-    /// Opens a channel, runs the command on it and collects what it returned.
-    fn run_command(&mut self, command_line: &str, stdin: &[u8]) -> Result<Output, String> {
+    /// Opens a channel, runs the command on it and collects what it returned. With
+    /// `ready`, stdin stays open, and a command that says `ready` is returned with its
+    /// channel, still running.
+    fn run_command(
+        &mut self,
+        command_line: &str,
+        stdin: &[u8],
+        ready: Option<&[u8]>,
+    ) -> Result<(Output, Option<Channel>), Failure> {
         self.session.set_blocking(true);
         let mut channel = self
             .session
             .channel_session()
-            .map_err(|e| format!("cannot open a channel: {}", e.message()))?;
+            .map_err(|e| Failure::Lost(format!("cannot open a channel: {}", e.message())))?;
         if let Err(e) = channel.exec(command_line) {
             self.session.set_timeout(CLOSE_TIMEOUT_MS);
-            return Err(format!("cannot start the command: {}", e.message()));
+            return Err(Failure::Lost(format!(
+                "cannot start the command: {}",
+                e.message()
+            )));
         }
 
         // Keepalives are on only while the pump drives the session: libssh2's blocking
@@ -179,15 +207,16 @@ impl SshTransport {
             true,
             u32::try_from(self.keepalive.as_secs().max(1)).unwrap_or(15),
         );
-        let pumped = self.pump(&mut channel, stdin);
+        let pumped = self.pump(&mut channel, stdin, ready);
         self.session.set_keepalive(false, 0);
         self.session.set_blocking(true);
         let mut output = match pumped {
-            Ok(output) => output,
-            Err(message) => {
+            Ok((output, true)) => return Ok((output, Some(channel))),
+            Ok((output, false)) => output,
+            Err(failure) => {
                 // Dropping the channel says goodbye to the server; do not wait long for it.
                 self.session.set_timeout(CLOSE_TIMEOUT_MS);
-                return Err(message);
+                return Err(failure);
             }
         };
 
@@ -202,19 +231,27 @@ impl SshTransport {
                 &signal_note(&name, message.as_deref().unwrap_or("")),
             );
         } else {
-            output.status = channel
-                .exit_status()
-                .map_err(|e| format!("cannot read the exit status: {}", e.message()))?;
+            output.status = channel.exit_status().map_err(|e| {
+                Failure::Lost(format!("cannot read the exit status: {}", e.message()))
+            })?;
         }
-        Ok(output)
+        Ok((output, None))
     }
 
-    /// Feeds stdin and drains stdout and stderr until the server closes the channel.
+    /// Feeds stdin and drains stdout and stderr until the server closes the channel,
+    /// or, with `ready`, until the output has ended with `ready` (then the command is
+    /// held: the second value is `true`, and `ready` is cut off the output).
     ///
     /// The session is in non-blocking mode here: each round moves whatever can move
     /// without waiting, and only a round that moved nothing sleeps until the socket has
     /// data (or, when the send buffer is full, for a moment).
-    fn pump(&self, channel: &mut Channel, stdin: &[u8]) -> Result<Output, String> {
+    fn pump(
+        &self,
+        channel: &mut Channel,
+        stdin: &[u8],
+        ready: Option<&[u8]>,
+    ) -> Result<(Output, bool), Failure> {
+        let lost = Failure::Lost;
         let mut output = Output::default();
         let mut stdout = channel.stream(0);
         let mut stderr = channel.stderr();
@@ -247,7 +284,7 @@ impl SshTransport {
                         }
                     }
                 }
-                if written == stdin.len() && !eof_sent {
+                if written == stdin.len() && !eof_sent && ready.is_none() {
                     match channel.send_eof() {
                         Err(e) if is_eagain(&e) => {}
                         // A failure means the channel is already closing, as above.
@@ -260,27 +297,39 @@ impl SshTransport {
             }
 
             if !stdout_done {
-                let (moved, done) = drain(&mut stdout, channel, &mut buffer, &mut output.stdout)
-                    .map_err(|e| self.read_failure("stdout", &e))?;
+                let room = self.room(&output);
+                let (moved, done) =
+                    drain(&mut stdout, channel, &mut buffer, &mut output.stdout, room)
+                        .map_err(|e| lost(self.read_failure("stdout", &e)))?;
                 progress |= moved;
                 stdout_done = done;
             }
             if !stderr_done {
-                let (moved, done) = drain(&mut stderr, channel, &mut buffer, &mut output.stderr)
-                    .map_err(|e| self.read_failure("stderr", &e))?;
+                let room = self.room(&output);
+                let (moved, done) =
+                    drain(&mut stderr, channel, &mut buffer, &mut output.stderr, room)
+                        .map_err(|e| lost(self.read_failure("stderr", &e)))?;
                 progress |= moved;
                 stderr_done = done;
+            }
+            if output.stdout.len() + output.stderr.len() > self.max_output {
+                return Err(Failure::TooMuch);
+            }
+            if let Some(ready) = ready.filter(|ready| output.stdout.ends_with(ready)) {
+                // The command goes on running; whatever else it writes is not read.
+                output.stdout.truncate(output.stdout.len() - ready.len());
+                return Ok((output, true));
             }
 
             if stdout_done && stderr_done {
                 match channel.wait_close() {
-                    Ok(()) => return Ok(output),
+                    Ok(()) => return Ok((output, false)),
                     Err(e) if is_eagain(&e) => {}
                     Err(e) => {
-                        return Err(format!(
+                        return Err(lost(format!(
                             "the channel did not close properly: {}",
                             e.message()
-                        ))
+                        )))
                     }
                 }
             }
@@ -290,14 +339,15 @@ impl SshTransport {
                 continue;
             }
             if peer_gone {
-                return Err("the server closed the connection".to_owned());
+                return Err(lost("the server closed the connection".to_owned()));
             }
             let silent_for = last_sign_of_life.elapsed();
             if silent_for >= self.silence_limit {
-                return Err(format!(
-                    "the server sent nothing, not even a keepalive reply, for {} s",
+                return Err(lost(format!(
+                    "the server sent nothing, not even a keepalive reply, for {} s \
+                     (ServerAliveInterval × ServerAliveCountMax)",
                     silent_for.as_secs()
-                ));
+                )));
             }
 
             let mut wait = self.silence_limit.saturating_sub(silent_for);
@@ -315,7 +365,9 @@ impl SshTransport {
                         wait = wait.min(Duration::from_secs(u64::from(seconds.max(1))));
                     }
                     Err(e) if is_eagain(&e) => {}
-                    Err(e) => return Err(format!("cannot send a keepalive: {}", e.message())),
+                    Err(e) => {
+                        return Err(lost(format!("cannot send a keepalive: {}", e.message())))
+                    }
                 }
             }
             if sending_blocked {
@@ -325,8 +377,36 @@ impl SshTransport {
                 Ok(Some(0)) => peer_gone = true,
                 Ok(Some(_)) => last_sign_of_life = Instant::now(),
                 Ok(None) => {}
-                Err(e) => return Err(format!("cannot wait for the server: {e}")),
+                Err(e) => return Err(lost(format!("cannot wait for the server: {e}"))),
             }
+        }
+    }
+
+    /// How many more output bytes a command may write: one past the limit, so that
+    /// going over it shows.
+    fn room(&self, output: &Output) -> usize {
+        (self.max_output + 1).saturating_sub(output.stdout.len() + output.stderr.len())
+    }
+
+    /// Turns a failed command into the error the caller sees; a lost connection is not
+    /// used again.
+    fn failed(&mut self, failure: Failure) -> TransportError {
+        let message = match failure {
+            Failure::Lost(message) => message,
+            Failure::TooMuch => {
+                // The rest of the output is still on its way: the session is given up
+                // rather than read to the end.
+                self.broken = Some("a command wrote more than the output limit".to_owned());
+                return TransportError::OutputLimit {
+                    host: self.host.clone(),
+                    limit: self.max_output as u64,
+                };
+            }
+        };
+        self.broken = Some(message.clone());
+        TransportError::Channel {
+            host: self.host.clone(),
+            message,
         }
     }
 
@@ -380,18 +460,56 @@ impl Transport for SshTransport {
                 message: format!("the connection is unusable after an earlier failure: {reason}"),
             });
         }
-        self.run_command(command_line, stdin).map_err(|message| {
-            self.broken = Some(message.clone());
-            TransportError::Channel {
+        match self.run_command(command_line, stdin, None) {
+            Ok((output, _)) => Ok(output),
+            Err(failure) => Err(self.failed(failure)),
+        }
+    }
+
+    fn hold(
+        &mut self,
+        command_line: &str,
+        stdin: &[u8],
+        ready: &[u8],
+    ) -> Result<(Output, bool), TransportError> {
+        if let Some(reason) = &self.broken {
+            return Err(TransportError::Channel {
                 host: self.host.clone(),
-                message,
+                message: format!("the connection is unusable after an earlier failure: {reason}"),
+            });
+        }
+        self.release();
+        match self.run_command(command_line, stdin, Some(ready)) {
+            Ok((output, channel)) => {
+                let held = channel.is_some();
+                self.held = channel;
+                Ok((output, held))
             }
-        })
+            Err(failure) => Err(self.failed(failure)),
+        }
+    }
+
+    fn release(&mut self) {
+        let Some(mut channel) = self.held.take() else {
+            return;
+        };
+        if self.broken.is_some() {
+            return;
+        }
+        self.session.set_blocking(true);
+        self.session.set_timeout(CLOSE_TIMEOUT_MS);
+        // The command ends when its stdin does; waiting for the channel to close is
+        // waiting for it to have ended. Should that fail, the session's end ends it.
+        if channel.send_eof().is_ok() {
+            let _ = channel.wait_close();
+        }
+        self.session.set_timeout(millis(self.silence_limit));
     }
 }
 
 impl Drop for SshTransport {
     fn drop(&mut self) {
+        self.release();
         if self.broken.is_none() {
             self.session.set_blocking(true);
             self.session.set_timeout(CLOSE_TIMEOUT_MS);
@@ -401,7 +519,8 @@ impl Drop for SshTransport {
     }
 }
 
-/// Reads what `stream` has without waiting, up to [`READ_BURST`] bytes.
+/// Reads what `stream` has without waiting, up to [`READ_BURST`] bytes and at most
+/// `room` bytes.
 ///
 /// Returns whether anything was read and whether the stream has ended.
 fn drain(
@@ -409,10 +528,12 @@ fn drain(
     channel: &Channel,
     buffer: &mut [u8],
     sink: &mut Vec<u8>,
+    room: usize,
 ) -> io::Result<(bool, bool)> {
     let mut moved = 0;
-    while moved < READ_BURST {
-        match stream.read(buffer) {
+    while moved < READ_BURST.min(room) {
+        let want = buffer.len().min(room - moved);
+        match stream.read(&mut buffer[..want]) {
             // libssh2 also answers 0 in some states where more data may still come, so
             // the stream is over only once the channel as a whole is at end of file.
             Ok(0) => return Ok((moved > 0, channel.eof())),
@@ -457,7 +578,7 @@ fn signal_note(signal: &str, message: &str) -> String {
 /// How often to ask a silent server for a sign of life, and how long its silence is
 /// borne while a command runs: the ssh config's `ServerAliveInterval` and
 /// `ServerAliveInterval` × `ServerAliveCountMax` when it sets an interval (as `ssh`
-/// gives up), else every 15 s and 300 s.
+/// gives up), else every 15 s and 45 s.
 fn liveness(options: &SshOptions) -> (Duration, Duration) {
     match options.server_alive_interval {
         Some(interval) if !interval.is_zero() => {
@@ -467,7 +588,7 @@ fn liveness(options: &SshOptions) -> (Duration, Duration) {
                 .max(1);
             (interval, interval * count)
         }
-        _ => (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT),
+        _ => (KEEPALIVE_INTERVAL, KEEPALIVE_INTERVAL * DEFAULT_ALIVE_COUNT),
     }
 }
 
@@ -1465,7 +1586,10 @@ mod tests {
     #[test]
     fn liveness_follows_server_alive_settings() {
         let mut options = SshOptions::default();
-        assert_eq!(liveness(&options), (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT));
+        assert_eq!(
+            liveness(&options),
+            (KEEPALIVE_INTERVAL, Duration::from_secs(45))
+        );
         options.server_alive_interval = Some(Duration::from_secs(5));
         assert_eq!(
             liveness(&options),
@@ -1478,7 +1602,10 @@ mod tests {
         assert_eq!(liveness(&options).1, Duration::from_secs(5));
         // `ServerAliveInterval 0` is ssh's "off": converge keeps its own keepalives.
         options.server_alive_interval = Some(Duration::ZERO);
-        assert_eq!(liveness(&options), (KEEPALIVE_INTERVAL, COMMAND_TIMEOUT));
+        assert_eq!(
+            liveness(&options),
+            (KEEPALIVE_INTERVAL, Duration::from_secs(45))
+        );
     }
 
     #[test]
