@@ -132,6 +132,7 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
     );
     let report: Value =
         serde_json::from_str(&control.ssh_ok("cat /var/lib/converge/drift.json")).unwrap();
+    support::check_report(&report);
     assert_eq!(report["exit_code"], 0, "{report:#}");
     assert_eq!(
         changes_on(&report, &app.name),
