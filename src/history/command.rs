@@ -124,7 +124,7 @@ fn run_history(args: &HistoryArgs) -> Result<(), CommandError> {
             "{}",
             serde_json::to_string_pretty(&view).expect("the history serializes")
         ),
-        Format::Human => print!("{}", human(&view, &display_location(&args.history))),
+        Format::Human => print!("{}", human(&view)),
     }
     Ok(())
 }
@@ -159,14 +159,10 @@ fn visible(text: &str) -> String {
 }
 
 /// `converge history` for people.
-fn human(view: &History, location: &str) -> String {
+fn human(view: &History) -> String {
     let mut out = String::new();
     let since = view.since.as_deref().unwrap_or("the start");
-    let _ = writeln!(
-        out,
-        "HISTORY {location}: {} runs since {since}",
-        view.runs.len()
-    );
+    let _ = writeln!(out, "HISTORY: {} runs since {since}", view.runs.len());
     if !view.runs.is_empty() {
         out.push_str("\nRUNS\n");
     }
