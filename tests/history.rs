@@ -518,3 +518,45 @@ fn concurrent_and_killed_runs_leave_a_whole_history() {
         runs
     );
 }
+
+#[test]
+fn history_refuses_a_bad_since_and_a_missing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let converge = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_converge"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let output = converge(&["history", "--history", "h.db", "--since", "last tuesday"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: --since \"last tuesday\": expected a UTC time (2026-11-30T08:00:00Z), a date \
+         (2026-11-30) or a span back from now (90m, 12h, 7d, 2w)\n"
+    );
+    let output = converge(&["history", "--history", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("error: history {}: no such file\n", missing.display())
+    );
+    assert!(!missing.exists());
+    let output = converge(&["dashboard", "--history", "x.db"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let output = converge(&[
+        "history",
+        "--history",
+        "postgres://converge:hunter2@127.0.0.1:1/converge",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error: history postgres://converge:***@127.0.0.1:1/converge: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

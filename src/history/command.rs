@@ -10,7 +10,7 @@ use clap::Parser;
 
 use super::time::{now_ms, parse_since};
 use super::view::{history, Filter, History};
-use super::{display_location, open, HistoryError};
+use super::{display_location, open_existing, HistoryError};
 use crate::cli::Format;
 
 /// Runs, hosts and resources over time, from a history store.
@@ -117,7 +117,7 @@ fn run_history(args: &HistoryArgs) -> Result<(), CommandError> {
         since_ms: since(args.since.as_deref())?,
         drifted: args.drifted,
     };
-    let runs = open(&args.history)?.runs(filter.since_ms)?;
+    let runs = open_existing(&args.history)?.runs(filter.since_ms)?;
     let view = history(&runs, &filter);
     match args.format {
         Format::Json => println!(
@@ -131,7 +131,7 @@ fn run_history(args: &HistoryArgs) -> Result<(), CommandError> {
 
 fn run_dashboard(args: &DashboardArgs) -> Result<(), CommandError> {
     let since_ms = since(args.since.as_deref())?;
-    let runs = open(&args.history)?.runs(since_ms)?;
+    let runs = open_existing(&args.history)?.runs(since_ms)?;
     let path = args.output.join("index.html");
     let page = crate::dashboard::render(&runs, &display_location(&args.history), now_ms());
     let write = |source| CommandError::Write {

@@ -75,6 +75,18 @@ pub fn open(location: &str) -> Result<Box<dyn Store>, HistoryError> {
     }
 }
 
+/// Opens an existing store for reading: a SQLite path that does not exist is an error
+/// here, not a new empty history.
+pub fn open_existing(location: &str) -> Result<Box<dyn Store>, HistoryError> {
+    if !is_postgres(location) && !std::path::Path::new(location).exists() {
+        return Err(HistoryError::Io {
+            location: location.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    open(location)
+}
+
 fn is_postgres(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
