@@ -117,6 +117,14 @@ fn migrate(connection: &mut Connection, location: &str) -> Result<(), HistoryErr
         location: location.to_owned(),
         source,
     };
+    // The usual case, a store already at this version, costs one read and no write.
+    let current: Option<i64> = connection
+        .query_row("SELECT version FROM converge_schema", [], |row| row.get(0))
+        .optional()
+        .unwrap_or(None);
+    if current == Some(SCHEMA_VERSION) {
+        return Ok(());
+    }
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
