@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,13 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="history-cost-"))
+    try:
+        return measure(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> int:
     with bench.Fleet(args.hosts, args.image, args.key, workdir) as fleet:
         inventory = bench.write_converge_inventory(fleet, fleet.dir / "inventory.yml")
         env = {"HOME": str(fleet.home), "PATH": "/usr/bin:/bin"}
