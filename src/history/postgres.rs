@@ -6,6 +6,9 @@
 //! transaction. The connection is unencrypted (`NoTls`): reach a remote server over a
 //! trusted network, a Unix socket or an SSH tunnel.
 
+use std::fmt::Write as _;
+
+use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use super::{assemble, HistoryError, HostRecord, HostState, ResultRecord, RunRecord, Store};
@@ -107,6 +110,36 @@ impl PostgresStore {
     }
 }
 
+/// Rows per INSERT statement: far below PostgreSQL's 65,535 parameters at 12 columns.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Inserts `rows` with `insert` (`INSERT INTO t (...) VALUES `), many rows per statement.
+fn insert_rows<const N: usize>(
+    transaction: &mut postgres::Transaction<'_>,
+    insert: &str,
+    rows: &[[Box<dyn ToSql + Sync>; N]],
+) -> Result<(), postgres::Error> {
+    for batch in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(insert);
+        for (row, _) in batch.iter().enumerate() {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 0..N {
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                let _ = write!(sql, "${}", row * N + column + 1);
+            }
+            sql.push(')');
+        }
+        let params: Vec<&(dyn ToSql + Sync)> = batch
+            .iter()
+            .flat_map(|row| row.iter().map(AsRef::as_ref))
+            .collect();
+        transaction.execute(sql.as_str(), &params)?;
+    }
+    Ok(())
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serializes")
 }
@@ -135,59 +168,62 @@ impl Store for PostgresStore {
             )
             .map_err(pg)?
             .get(0);
-        let insert_host = transaction
-            .prepare(
-                "INSERT INTO run_hosts (run_id, position, host, state, ok, changed, failed, \
-                 skipped, unreachable, commands) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .map_err(pg)?;
-        for (position, host) in run.hosts.iter().enumerate() {
-            transaction
-                .execute(
-                    &insert_host,
-                    &[
-                        &id,
-                        &super::int(position),
-                        &host.host,
-                        &host.state.word(),
-                        &host.ok,
-                        &host.changed,
-                        &host.failed,
-                        &host.skipped,
-                        &host.unreachable,
-                        &host.commands,
-                    ],
-                )
-                .map_err(pg)?;
-        }
-        let insert_result = transaction
-            .prepare(
-                "INSERT INTO task_results (run_id, position, host, play, task, module, handler, \
-                 status, changes, diffs, message, duration_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .map_err(pg)?;
-        for (position, result) in run.results.iter().enumerate() {
-            transaction
-                .execute(
-                    &insert_result,
-                    &[
-                        &id,
-                        &super::int(position),
-                        &result.host,
-                        &result.play,
-                        &result.task,
-                        &result.module,
-                        &result.handler,
-                        &result.status,
-                        &json(&result.changes),
-                        &json(&result.diffs),
-                        &result.message,
-                        &result.duration_ms,
-                    ],
-                )
-                .map_err(pg)?;
-        }
+        // Rows go in batches of many rows per statement: one round trip per batch, not
+        // per row, which matters once the server is across a network.
+        let hosts: Vec<[Box<dyn ToSql + Sync>; 10]> = run
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(position, host)| -> [Box<dyn ToSql + Sync>; 10] {
+                [
+                    Box::new(id),
+                    Box::new(super::int(position)),
+                    Box::new(host.host.clone()),
+                    Box::new(host.state.word()),
+                    Box::new(host.ok),
+                    Box::new(host.changed),
+                    Box::new(host.failed),
+                    Box::new(host.skipped),
+                    Box::new(host.unreachable),
+                    Box::new(host.commands),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut transaction,
+            "INSERT INTO run_hosts (run_id, position, host, state, ok, changed, failed, \
+             skipped, unreachable, commands) VALUES ",
+            &hosts,
+        )
+        .map_err(pg)?;
+        let results: Vec<[Box<dyn ToSql + Sync>; 12]> = run
+            .results
+            .iter()
+            .enumerate()
+            .map(|(position, result)| -> [Box<dyn ToSql + Sync>; 12] {
+                [
+                    Box::new(id),
+                    Box::new(super::int(position)),
+                    Box::new(result.host.clone()),
+                    Box::new(result.play.clone()),
+                    Box::new(result.task.clone()),
+                    Box::new(result.module.clone()),
+                    Box::new(result.handler),
+                    Box::new(result.status.clone()),
+                    Box::new(json(&result.changes)),
+                    Box::new(json(&result.diffs)),
+                    Box::new(result.message.clone()),
+                    Box::new(result.duration_ms),
+                ]
+            })
+            .collect();
+        insert_rows(
+            &mut transaction,
+            "INSERT INTO task_results (run_id, position, host, play, task, module, handler, \
+             status, changes, diffs, message, duration_ms) VALUES ",
+            &results,
+        )
+        .map_err(pg)?;
         transaction.commit().map_err(pg)?;
         Ok(id)
     }

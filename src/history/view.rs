@@ -200,11 +200,9 @@ pub fn history(runs: &[RunRecord], filter: &Filter) -> History {
         .into_values()
         .filter(|host| !filter.drifted || host.drifted_runs > 0)
         .collect();
-    let since = filter.since_ms.or_else(|| {
-        runs.first()
-            .map(|run| run.started_ms)
-            .filter(|_| !runs.is_empty())
-    });
+    let since = filter
+        .since_ms
+        .or_else(|| runs.first().map(|run| run.started_ms));
     History {
         since: since.map(rfc3339),
         runs: views,
