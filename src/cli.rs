@@ -16,7 +16,8 @@ use clap::{ArgAction, Parser, ValueEnum};
     long_about = None,
     max_term_width = 100,
     after_help = "Also: `converge completions bash|zsh|fish` prints a shell completion script; \
-                  `converge man` prints the man page."
+                  `converge man` prints the man page; `converge history --help` and \
+                  `converge dashboard --help` read a run history."
 )]
 pub struct Cli {
     /// The playbook to run.
@@ -62,6 +63,15 @@ pub struct Cli {
     /// Permissions of the report file, in octal (default 0600).
     #[arg(long, value_name = "MODE", requires = "report", value_parser = parse_mode)]
     pub report_mode: Option<u32>,
+    /// Append this run to a history store: a SQLite file, or a `postgres://` URL; may be
+    /// repeated to write to several.
+    #[arg(long, value_name = "PATH|URL")]
+    pub history: Vec<String>,
+
+    /// Write the run's metrics to this file in node_exporter's textfile format
+    /// (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 
     /// OpenSSH client config to read instead of `~/.ssh/config` and `/etc/ssh/ssh_config`.
     #[arg(short = 'F', long, value_name = "FILE")]

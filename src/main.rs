@@ -4,11 +4,15 @@
 //! [`exit_status`], from what the run recorded.
 
 mod cli;
+mod dashboard;
 mod engine;
 mod generate;
 mod glob;
+mod history;
 mod inventory;
+mod listing;
 mod lock;
+mod metrics;
 mod playbook;
 mod progress;
 mod report;
@@ -72,6 +76,27 @@ fn run() -> u8 {
         let written = generate::write(request, &mut std::io::stdout(), &mut std::io::stderr());
         return written.unwrap_or(EXIT_FAILED);
     }
+    if let Some(result) = history::dispatch(&words) {
+        return match result {
+            Ok(()) => EXIT_CONVERGED,
+            Err(history::CommandError::Usage(error)) => {
+                let _ = error.print();
+                if error.use_stderr() {
+                    EXIT_INVALID
+                } else {
+                    EXIT_CONVERGED
+                }
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                if error.is_input() {
+                    EXIT_INVALID
+                } else {
+                    EXIT_FAILED
+                }
+            }
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -129,6 +154,7 @@ fn load_inventory(cli: &Cli, playbook: &Playbook) -> Result<Inventory, Inventory
 
 fn execute(cli: &Cli) -> Result<u8, InputError> {
     let started = Instant::now();
+    let started_ms = history::time::now_ms();
     let playbook = Playbook::load(&cli.playbook)?;
     let mut inventory = load_inventory(cli, &playbook)?;
     if let Some(limit) = &cli.limit {
@@ -174,6 +200,18 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
     }
 
+    if (cli.list_hosts || cli.list_tasks) && cli.format == Format::Json {
+        let listing = listing::json(
+            &playbook,
+            &plays,
+            &hosts,
+            cli.list_hosts,
+            cli.list_tasks,
+            &cli.tags,
+        );
+        println!("{listing}");
+        return Ok(EXIT_CONVERGED);
+    }
     if cli.list_hosts || cli.list_tasks {
         let mut out = String::new();
         for (index, members) in &plays {
@@ -274,7 +312,11 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
             .collect();
         print!("{}", report::escape_control(&rollout::human(&rollouts)));
     }
-    if cli.format == Format::Json || cli.report.is_some() {
+    if cli.format == Format::Json
+        || cli.report.is_some()
+        || !cli.history.is_empty()
+        || cli.metrics.is_some()
+    {
         let document = RunReport {
             format_version: report::REPORT_FORMAT_VERSION,
             converge_version: env!("CARGO_PKG_VERSION"),
@@ -297,6 +339,17 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
                 cli.report_mode.unwrap_or(report::REPORT_MODE),
             ) {
                 eprintln!("error: cannot write report {}: {error}", path.display());
+                status = EXIT_FAILED;
+            }
+        }
+        for message in history::record(&cli.history, &document, started_ms) {
+            eprintln!("error: cannot write history: {message}");
+            status = EXIT_FAILED;
+        }
+        if let Some(path) = &cli.metrics {
+            let text = metrics::render(&document, started_ms);
+            if let Err(error) = metrics::write_atomically(path, text.as_bytes(), 0o644) {
+                eprintln!("error: cannot write metrics {}: {error}", path.display());
                 status = EXIT_FAILED;
             }
         }

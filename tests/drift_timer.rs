@@ -1,6 +1,7 @@
 //! Scheduled drift correction, end to end: `playbooks/drift-timer.yml` installs a timer
 //! on one test host (the control machine); the timer fires, repairs drift on another
-//! test host over SSH, and leaves a JSON report saying what it repaired.
+//! test host over SSH, and leaves a JSON report saying what it repaired, a history
+//! that `converge history` reads, and a metrics file.
 
 mod fleet;
 mod support;
@@ -100,6 +101,10 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
         control_inventory.to_str().unwrap(),
         "-e",
         "drift_schedule=*:*:0/5",
+        "-e",
+        "drift_history=/var/lib/converge/history.db",
+        "-e",
+        "drift_metrics=/var/lib/converge/converge.prom",
     ];
     let (code, check) = converge_json(&fleet, &[&args[..], &["--check"]].concat());
     assert_eq!(code, 2, "{check:#}");
@@ -132,6 +137,7 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
     );
     let report: Value =
         serde_json::from_str(&control.ssh_ok("cat /var/lib/converge/drift.json")).unwrap();
+    support::check_report(&report);
     assert_eq!(report["exit_code"], 0, "{report:#}");
     assert_eq!(
         changes_on(&report, &app.name),
@@ -141,4 +147,23 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
         ]
     );
     app.ssh_ok("test -f /etc/sudoers.d/sidekiq");
+
+    // The same run is in the history, and its metrics are left for node_exporter.
+    let history: Value = serde_json::from_str(
+        &control.ssh_ok("converge history --history /var/lib/converge/history.db --format json"),
+    )
+    .unwrap();
+    let repaired: Vec<&str> = history["runs"][0]["drifted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|drifted| drifted["host"] == app.name.as_str())
+        .map(|drifted| drifted["task"].as_str().unwrap())
+        .collect();
+    assert_eq!(repaired, ["let deploy control sidekiq"], "{history:#}");
+    let metrics = control.ssh_ok("cat /var/lib/converge/converge.prom");
+    assert!(
+        metrics.contains("converge_last_run_exit_code 0\n"),
+        "{metrics}"
+    );
 }

@@ -50,7 +50,7 @@ fn a_host_dying_mid_run_is_unreachable_and_the_others_finish() {
     restarted.ssh_ok("systemctl restart ssh");
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = support::report_of(&output);
 
     assert_eq!(stat(&report, &dying.name, "unreachable"), 1, "{report:#}");
     let dead = &tasks_on(&report, &dying.name)[0];

@@ -101,10 +101,7 @@ impl Home {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let report = (format == "json").then(|| {
-            serde_json::from_slice(&output.stdout)
-                .unwrap_or_else(|e| panic!("{e}: {}", text(&output)))
-        });
+        let report = (format == "json").then(|| support::report_of(&output));
         Run {
             output,
             report,

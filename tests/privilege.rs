@@ -75,7 +75,7 @@ fn converge_bounded(fleet: &Fleet, args: &[&str]) -> Output {
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+    support::report_of(output)
 }
 
 #[test]

@@ -85,6 +85,7 @@ fn a_host_pulls_its_playbooks_and_converges_itself() {
     );
     let report: Value =
         serde_json::from_str(&host.ssh_ok("cat /var/lib/converge/pull.json")).unwrap();
+    support::check_report(&report);
     assert_eq!(report["exit_code"], 0, "{report:#}");
     // The timer fires every few seconds, so the report may be the first run's or a later
     // one's; the journal keeps every run's output, the first one's changes included.

@@ -32,8 +32,7 @@ fn converge_verbose(fleet: &Fleet, args: &[&str]) -> (i32, Value, String) {
     let mut all = args.to_vec();
     all.extend(["-v", "--format", "json"]);
     let output = fleet.converge(&all);
-    let report: Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    let report = support::report_of(&output);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code().unwrap(), report, stderr)
 }

@@ -108,7 +108,7 @@ fn converge_timed(fleet: &Fleet, args: &[&str]) -> (Output, f64) {
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+    support::report_of(output)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -43,14 +44,60 @@ pub fn text(output: &Output) -> String {
     )
 }
 
-/// Runs converge with `--format json`; returns the exit status and the report.
+/// Runs converge with `--format json`; returns the exit status and the report, checked
+/// against `docs/report.schema.json`.
 pub fn converge_json(fleet: &Fleet, args: &[&str]) -> (i32, Value) {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
     let output = fleet.converge(&all);
-    let report =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)));
+    let report = report_of(&output);
     (output.status.code().unwrap(), report)
+}
+
+/// The JSON report on a run's stdout, checked against `docs/report.schema.json`.
+pub fn report_of(output: &Output) -> Value {
+    let report =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)));
+    check_report(&report);
+    report
+}
+
+/// Panics unless `report` is valid under `docs/report.schema.json` with every object
+/// closed: a field the schema does not describe fails here, although the published
+/// schema lets consumers accept fields that are added later.
+pub fn check_report(report: &Value) {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let path = crate::fleet::repo_root().join("docs/report.schema.json");
+        let mut schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        close_objects(&mut schema);
+        jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()))
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|error| format!("{}: {error}", error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the report does not match docs/report.schema.json:\n{}\n{report:#}",
+        errors.join("\n")
+    );
+}
+
+/// Sets `additionalProperties: false` on every schema object that lists `properties`.
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
 }
 
 /// Every change the report lists for `host`, as "task: change", in order.
