@@ -1,0 +1,98 @@
+//! `--list-hosts` and `--list-tasks` with `--format json`: one document with each play's
+//! hosts and the tasks `--tags` selects, the same lists the human listing shows,
+//! without contacting any host (the example inventory's addresses are not reachable).
+
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+fn converge(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_converge"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn listings_in_json_show_hosts_and_selected_tasks() {
+    let base = ["playbooks/sidekiq.yml", "-i", "inventory.example"];
+    let (code, text) = converge(
+        &[
+            &base[..],
+            &["--list-hosts", "--list-tasks", "--format", "json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listing["playbook"], "playbooks/sidekiq.yml");
+    let play = &listing["plays"][0];
+    assert_eq!(play["play"], 1);
+    assert_eq!(play["name"], "Sidekiq as a system service");
+    assert_eq!(play["pattern"], "app");
+    assert_eq!(play["hosts"], json!(["app1", "app2", "app3"]));
+    let tasks: Vec<(&str, &str)> = play["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| {
+            (
+                task["name"].as_str().unwrap(),
+                task["module"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            ("deploy user", "user"),
+            ("application directory", "directory"),
+            ("current release", "directory"),
+            ("sidekiq environment", "file"),
+            ("sidekiq unit", "systemd_unit"),
+            ("let deploy control sidekiq", "sudoers"),
+        ]
+    );
+
+    // Only what was asked for; --tags selects tasks as in the human listing.
+    let (code, text) = converge(&[&base[..], &["--list-hosts", "--format", "json"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert!(listing["plays"][0].get("tasks").is_none(), "{listing:#}");
+    let (code, text) = converge(
+        &[
+            &base[..],
+            &["--list-tasks", "--tags", "nothing", "--format", "json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listing["plays"][0]["tasks"], json!([]), "{listing:#}");
+    assert!(listing["plays"][0].get("hosts").is_none(), "{listing:#}");
+
+    let (code, text) = converge(&[
+        "playbooks/deploy.yml",
+        "-i",
+        "inventory.example",
+        "--list-tasks",
+        "--tags",
+        "quiet",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        listing["plays"][0]["tasks"],
+        json!([{"name": "quiet sidekiq", "module": "service", "tags": ["quiet"]}])
+    );
+    assert_eq!(listing["plays"][1]["play"], 2);
+    assert_eq!(listing["plays"][1]["tasks"], json!([]));
+}
