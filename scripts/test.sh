@@ -52,7 +52,7 @@ base_image() {
 step "format" cargo fmt --all --check
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "test hosts' base image" base_image
-step "tests" cargo test --workspace
+step "tests" cargo test --workspace --no-fail-fast
 
 # Releases other than the default one, and the suites run on each: units in both
 # scopes, lingering, sudoers with their sudo -l proof, become, drift and bad input.
