@@ -67,14 +67,15 @@ if [[ $sudo_package == sudo-rs ]]; then
 fi
 # systemd 256 and later, in a container on a host with the legacy (v1 or hybrid) cgroup
 # hierarchy, cannot see a unit's control group become empty: every stop (a user's
-# manager after logout, a shutdown) then waits out its stop timeout, 90 s by default.
-# A host with the unified hierarchy does not need this.
+# manager after logout, a shutdown) then waits out its stop timeout, 90 s by default
+# and 120 s for user@.service, and a login that needs that user's manager waits with
+# it. A host with the unified hierarchy does not need this.
 stop_timeout=
 case $suite in
 trixie) stop_timeout=10s ;;
 esac
 if [[ -n $stop_timeout ]]; then
-    recipe+=" stop-timeout=$stop_timeout"
+    recipe+=" stop-timeout=$stop_timeout,user@"
 fi
 stamp_rel=etc/converge-base-image
 
@@ -208,6 +209,9 @@ EOF
         printf '[Manager]\nDefaultTimeoutStopSec=%s\n' "$stop_timeout" \
             | tee "$work/etc/systemd/system.conf.d/converge-test.conf" \
             >"$work/etc/systemd/user.conf.d/converge-test.conf"
+        install -d -m 755 "$work/etc/systemd/system/user@.service.d"
+        printf '[Service]\nTimeoutStopSec=%s\n' "$stop_timeout" \
+            >"$work/etc/systemd/system/user@.service.d/converge-test.conf"
     fi
     if [[ $sudo_package == sudo-rs ]]; then
         # Debian's sudo-rs ships no /etc/sudoers: an administrator writes Debian's
