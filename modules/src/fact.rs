@@ -395,13 +395,12 @@ impl FactKey {
                     concat!(
                         "if ! cd -P -- {d} 2>/dev/null; then echo absent; ",
                         "elif [ \"$PWD\" != {d} ]; then echo unsafe; ",
-                        "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; ",
-                        "dd if={n} iflag=nofollow,nonblock,count_bytes count={limit} bs=64K status=none | base64; ",
+                        "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; {read} | base64; ",
                         "else echo absent; fi"
                     ),
                     d = quote(&dir),
                     n = quote(&format!("./{name}")),
-                    limit = CONTENT_LIMIT + 1,
+                    read = safe_path::read_nofollow(&name, CONTENT_LIMIT + 1),
                 )
             }
             // `id -Gn` prints the primary group first, the same word `id -gn` prints,

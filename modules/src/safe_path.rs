@@ -27,6 +27,7 @@
 //! `chmod` by name follows a link that user may have swapped in.
 
 use crate::fact::PathKind;
+use crate::shell::quote;
 
 /// Exit status of a change refused because of an unsafe path.
 pub const UNSAFE_EXIT: i32 = 77;
@@ -110,6 +111,26 @@ trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 "#;
+
+/// A shell condition that is true when the working directory has become `dir` without
+/// following a symbolic link and `name` in it is a regular file, not a link: the guard
+/// of every content read. Both are quoted here.
+pub(crate) fn regular_file_in(dir: &str, name: &str) -> String {
+    let relative = format!("./{name}");
+    let (dir, name) = (quote(dir), quote(&relative));
+    format!(
+        "cd -P -- {dir} 2>/dev/null && [ \"$PWD\" = {dir} ] && [ -f {name} ] && [ ! -h {name} ]"
+    )
+}
+
+/// A command printing at most `limit` bytes of `name` in the working directory, never
+/// through a symbolic link and without blocking on a FIFO swapped in.
+pub(crate) fn read_nofollow(name: &str, limit: usize) -> String {
+    format!(
+        "dd if={} iflag=nofollow,nonblock,count_bytes count={limit} bs=64K status=none",
+        quote(&format!("./{name}"))
+    )
+}
 
 /// `path` with empty and `.` components removed: `//etc/./x/` is `/etc/x`. Paths
 /// converge manages never hold `..` (see [`crate::names::path`]).

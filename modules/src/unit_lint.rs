@@ -215,16 +215,16 @@ pub fn probe(candidate: &Candidate) -> String {
     };
     format!(
         concat!(
-            "if cd -P -- {d} 2>/dev/null && [ \"$PWD\" = {d} ] && [ -f {n} ] && [ ! -h {n} ] ",
-            "&& [ \"$(dd if={n} iflag=nofollow,nonblock bs=64K status=none; echo .)\" = {c} ]; then echo installed; ",
+            "if {installed} && [ \"$({read}; echo .)\" = {c} ]; then echo installed; ",
             "elif ! command -v systemd-analyze >/dev/null 2>&1; then echo unavailable; ",
             "elif ! t=$(umask 077; mktemp -d /run/converge-verify.XXXXXX 2>/dev/null || mktemp -d); then echo unavailable; ",
             "else printf %s {content} > \"$t\"/{name}; ",
             "out=$({analyze} verify -- \"$t\"/{name} 2>&1); rc=$?; rm -rf -- \"$t\"; ",
             "printf 'checked %s %s\\n%s\\n' \"$rc\" \"$t\" \"$out\"; fi"
         ),
-        d = quote(&dir),
-        n = quote(&format!("./{name}")),
+        installed = crate::safe_path::regular_file_in(&dir, &name),
+        // One byte past the candidate is enough to tell a longer file from it.
+        read = crate::safe_path::read_nofollow(&name, candidate.content.len() + 1),
         c = quote(&format!("{}.", candidate.content)),
         content = quote(&candidate.content),
         name = quote(&name),
