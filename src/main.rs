@@ -348,7 +348,7 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         }
         if let Some(path) = &cli.metrics {
             let text = metrics::render(&document, started_ms);
-            if let Err(error) = metrics::write_atomically(path, text.as_bytes(), 0o644) {
+            if let Err(error) = report::write_atomically(path, &text, 0o644) {
                 eprintln!("error: cannot write metrics {}: {error}", path.display());
                 status = EXIT_FAILED;
             }

@@ -139,7 +139,7 @@ fn run_dashboard(args: &DashboardArgs) -> Result<(), CommandError> {
         source,
     };
     std::fs::create_dir_all(&args.output).map_err(write)?;
-    crate::metrics::write_atomically(&path, page.as_bytes(), 0o644).map_err(write)?;
+    crate::report::write_atomically(&path, &page, 0o644).map_err(write)?;
     println!("dashboard: {} ({} runs)", path.display(), runs.len());
     Ok(())
 }
