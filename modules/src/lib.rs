@@ -15,21 +15,22 @@
 pub mod change;
 pub mod fact;
 pub mod names;
-pub mod safe_path;
 pub mod sequence;
-pub mod settle;
 pub mod shell;
-pub mod unit_lint;
 
-pub mod command;
-pub mod directory;
-pub mod file;
-pub mod group;
-pub mod linger;
-pub mod service;
-pub mod sudoers;
-pub mod systemd_unit;
-pub mod user;
+// One folder per domain: its facts, its changes and its modules together.
+pub mod accounts;
+pub mod commands;
+pub mod paths;
+pub mod sudo;
+pub mod systemd;
+
+// The modules and helpers by their short names, as the rest of converge knows them.
+pub use accounts::{group, user};
+pub use commands::command;
+pub use paths::{directory, file, safe_path};
+pub use sudo::sudoers;
+pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
 
 use std::fmt;
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::change::{Change, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
 use crate::settle::{Probe, Verify};
+use crate::systemd::facts::started_with_manager;
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -144,28 +145,6 @@ pub(crate) fn plan_manager(
         }),
         ManagerState::NoSuchUser => Err(no_such_user()),
     }
-}
-
-/// The state of a user unit, read while its manager was down, once the manager has
-/// started: it loads the unit if its file exists, and starts it if it is enabled. Plans
-/// are made against this, not against the down manager, so that an enabled unit is not
-/// also "started" by hand after the manager started it.
-pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
-    let mut state = state.clone();
-    if state.manager != ManagerState::Down {
-        return state;
-    }
-    state.manager = ManagerState::Running;
-    if state.load.is_empty() {
-        let has_file = !state.unit_file.is_empty();
-        (if has_file { "loaded" } else { "not-found" }).clone_into(&mut state.load);
-    }
-    if state.is_enabled() {
-        "active".clone_into(&mut state.active);
-    } else if state.active.is_empty() {
-        "inactive".clone_into(&mut state.active);
-    }
-    state
 }
 
 /// Enable/disable and start/stop/restart decisions for a unit in `state`.
