@@ -210,10 +210,12 @@ pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'sta
     /// The changes that bring the host from `facts` to the desired state.
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
 
-    /// The user this task turns lingering on for, if any: later user-scope units of
-    /// that user in the same play need no warning.
-    fn turns_lingering_on(&self) -> Option<&str> {
-        None
+    /// Facts this task will make true whatever the host looks like, recorded in the
+    /// play's context before any task is planned, so other tasks of the play can count
+    /// on them (see [`FactStore::promised`]): a user-scope unit planned before the
+    /// task that turns its user's lingering on is not warned about, but lingers first.
+    fn promises(&self) -> Vec<(FactKey, Fact)> {
+        Vec::new()
     }
 
     /// The unit this task restarts whenever it runs (a `service` with `state:
@@ -238,8 +240,8 @@ pub trait DynModule: fmt::Debug + Send + Sync {
     fn facts(&self, known: &FactStore) -> Vec<FactKey>;
     /// See [`Module::plan`].
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
-    /// See [`Module::turns_lingering_on`].
-    fn turns_lingering_on(&self) -> Option<&str>;
+    /// See [`Module::promises`].
+    fn promises(&self) -> Vec<(FactKey, Fact)>;
     /// See [`Module::restarts`].
     fn restarts(&self) -> Option<fact::UnitRef>;
 }
@@ -263,8 +265,8 @@ impl<M: Module> DynModule for M {
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         Module::plan(self, facts)
     }
-    fn turns_lingering_on(&self) -> Option<&str> {
-        Module::turns_lingering_on(self)
+    fn promises(&self) -> Vec<(FactKey, Fact)> {
+        Module::promises(self)
     }
     fn restarts(&self) -> Option<fact::UnitRef> {
         Module::restarts(self)

@@ -23,7 +23,8 @@ pub enum Touch {
 #[derive(Debug, Clone, Default)]
 pub struct FactStore {
     facts: BTreeMap<FactKey, Fact>,
-    lingering_planned: std::collections::BTreeSet<String>,
+    /// What the play being run promises, whatever order its tasks run in.
+    play: BTreeMap<FactKey, Fact>,
 }
 
 /// Why a plan cannot have a fact it asked for.
@@ -65,19 +66,20 @@ macro_rules! accessor {
 }
 
 impl FactStore {
-    /// Notes that the play being run turns lingering on for `user` in some task.
-    pub fn plan_lingering(&mut self, user: String) {
-        self.lingering_planned.insert(user);
+    /// Starts a play: forgets what the previous play promised.
+    pub fn start_play(&mut self) {
+        self.play.clear();
     }
 
-    /// Whether the play being run turns lingering on for `user`.
-    pub fn lingering_planned(&self, user: &str) -> bool {
-        self.lingering_planned.contains(user)
+    /// Records what one of the play's tasks promises (see [`crate::Module::promises`]),
+    /// so that every task of the play, also one that runs before it, can count on it.
+    pub fn promise(&mut self, promises: impl IntoIterator<Item = (FactKey, Fact)>) {
+        self.play.extend(promises);
     }
 
-    /// Forgets which users the previous play turned lingering on for.
-    pub fn clear_planned_lingering(&mut self) {
-        self.lingering_planned.clear();
+    /// What some task of the play being run promises `key` will be, if any task does.
+    pub fn promised(&self, key: &FactKey) -> Option<&Fact> {
+        self.play.get(key)
     }
 
     /// The fact under `key`, for a domain's own typed accessor.

@@ -210,3 +210,8 @@ pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
     }
     state
 }
+
+/// Whether a task of the play being run turns lingering on for `user`.
+pub(crate) fn lingering_promised(facts: &crate::fact::FactStore, user: &str) -> bool {
+    facts.promised(&crate::fact::FactKey::Linger(user.to_owned())) == Some(&Fact::Linger(true))
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::change::{Change, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
 use crate::settle::{Probe, Verify};
-use crate::systemd::facts::started_with_manager;
+use crate::systemd::facts::{lingering_promised, started_with_manager};
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -107,7 +107,7 @@ pub(crate) fn plan_manager(
     };
     let account = facts.user(user)?.as_ref().ok_or_else(no_such_user)?;
     let lingering = *facts.linger(user)?;
-    if !lingering && !facts.lingering_planned(user) {
+    if !lingering && !lingering_promised(facts, user) {
         plan.warnings.push(format!(
             "lingering is off for {user}: {} will be stopped when {user}'s last session ends and will not start at boot; add a linger task for {user}",
             unit.name
@@ -130,7 +130,7 @@ pub(crate) fn plan_manager(
                 .push(Change::AwaitUserManager { user: user.clone() });
             Ok(started_with_manager(&state))
         }
-        ManagerState::Down if facts.lingering_planned(user) => {
+        ManagerState::Down if lingering_promised(facts, user) => {
             // The play turns lingering on later anyway; doing it now is what makes this
             // unit manageable at all.
             plan.changes.push(Change::Linger {
@@ -562,7 +562,7 @@ mod tests {
     #[test]
     fn check_mode_turns_lingering_on_first_for_a_new_account_when_the_play_does_later() {
         let mut store = fresh_host();
-        store.plan_lingering("deploy".into());
+        store.promise([(FactKey::Linger("deploy".into()), Fact::Linger(true))]);
         create_deploy(&mut store);
         let plan = user_unit().plan(&store).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
