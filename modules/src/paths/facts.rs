@@ -140,23 +140,49 @@ pub(crate) fn path_probe(path: &str) -> String {
     snippet
 }
 
-/// Reads from inside the file's directory, entered without following a symbolic link
-/// (see [`safe_path`]), and with `nofollow` for the file itself: whatever a user swaps
-/// in meanwhile, the bytes come from that directory's own regular file or from nowhere.
-/// One byte past the limit says "larger".
-pub(crate) fn content_probe(path: &str) -> String {
+/// An `sh` snippet that enters the directory of `path` without following a symbolic
+/// link (see [`safe_path`]) and there runs `clause`, an `elif CONDITION; then ...; `
+/// given the quoted `./NAME` and the bare name. It prints `otherwise` when the directory
+/// is not there or the condition fails, and `unsafe` when the directory entered is not
+/// the one asked for (a symbolic link on the way, or a swap meanwhile; see
+/// [`unsafe_way`]).
+pub(crate) fn probe_in_directory(
+    path: &str,
+    otherwise: &str,
+    clause: impl FnOnce(&str, &str) -> String,
+) -> String {
     let (dir, name) = safe_path::split(path);
+    let d = quote(&dir);
     format!(
         concat!(
-            "if ! cd -P -- {d} 2>/dev/null; then echo absent; ",
+            "if ! cd -P -- {d} 2>/dev/null; then echo {o}; ",
             "elif [ \"$PWD\" != {d} ]; then echo unsafe; ",
-            "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; {read} | base64; ",
-            "else echo absent; fi"
+            "{clause}else echo {o}; fi"
         ),
-        d = quote(&dir),
-        n = quote(&format!("./{name}")),
-        read = safe_path::read_nofollow(&name, CONTENT_LIMIT + 1),
+        d = d,
+        o = otherwise,
+        clause = clause(&quote(&format!("./{name}")), &name),
     )
+}
+
+/// What a probe built by [`probe_in_directory`] means by `unsafe`.
+pub(crate) fn unsafe_way(path: &str) -> Fact {
+    Fact::Refused(format!(
+        "a directory on the way to {path} is a symbolic link or was replaced while it was read; converge never follows a symbolic link on the way to a path it manages"
+    ))
+}
+
+/// Reads from inside the file's directory, entered without following a symbolic link,
+/// and with `nofollow` for the file itself: whatever a user swaps in meanwhile, the
+/// bytes come from that directory's own regular file or from nowhere. One byte past the
+/// limit says "larger".
+pub(crate) fn content_probe(path: &str) -> String {
+    probe_in_directory(path, "absent", |n, name| {
+        format!(
+            "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; {} | base64; ",
+            safe_path::read_nofollow(name, CONTENT_LIMIT + 1)
+        )
+    })
 }
 
 /// Parses [`content_probe`]'s output.
@@ -164,9 +190,7 @@ pub(crate) fn parse_content(path: &str, output: &str) -> Option<Fact> {
     let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
     match marker {
         "absent" => Some(Fact::Content(None)),
-        "unsafe" => Some(Fact::Refused(format!(
-            "a directory on the way to {path} is a symbolic link or was replaced while it was read; converge never follows a symbolic link on the way to a path it manages"
-        ))),
+        "unsafe" => Some(unsafe_way(path)),
         "present" => {
             let compact: String = body.split_whitespace().collect();
             let bytes = base64::engine::general_purpose::STANDARD
