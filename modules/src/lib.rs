@@ -21,6 +21,7 @@ pub mod shell;
 // One folder per domain: its facts, its changes and its modules together.
 pub mod accounts;
 pub mod commands;
+pub mod links;
 pub mod paths;
 pub mod sudo;
 pub mod systemd;
@@ -306,6 +307,7 @@ registry! {
     sudoers::Sudoers,
     linger::Linger,
     command::Command,
+    links::link::Link,
 }
 
 /// Hint for a plan that needs an account an earlier task should have created.
@@ -406,7 +408,8 @@ mod tests {
                 "service",
                 "sudoers",
                 "linger",
-                "command"
+                "command",
+                "link"
             ]
         );
     }

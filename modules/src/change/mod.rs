@@ -12,12 +12,14 @@
 
 use crate::accounts::changes as accounts;
 use crate::fact::{FactKey, FactStore, Manager, PathKind, Touch, UnitRef};
+use crate::links::changes as links;
 use crate::paths::changes as paths;
 use crate::systemd::changes as systemd;
 use crate::systemd::settle::Verify;
 
 pub use crate::accounts::changes::{NewUser, UserEdit};
 pub use crate::commands::changes::RunCommand;
+pub use crate::links::changes::NewLink;
 pub use crate::paths::changes::{Attributes, FileWrite, Validator};
 pub use crate::systemd::changes::UnitAction;
 
@@ -128,6 +130,8 @@ pub enum Change {
         path: String,
         before: Option<Vec<u8>>,
     },
+    /// Makes or re-points a symbolic link in one rename.
+    Link(NewLink),
 }
 
 /// A file's content before and after a write.
@@ -163,6 +167,7 @@ impl Change {
             }
             Change::AwaitUserManager { user } => format!("wait for {user}'s user manager"),
             Change::Run { command } => format!("run: {command}"),
+            Change::Link(link) => links::describe(link),
             Change::VerifySudo { user, commands, .. } => format!(
                 "verify with sudo -l that {user} may run the {} commands",
                 commands.len()
@@ -210,6 +215,7 @@ impl Change {
             Change::Linger { user, enabled } => systemd::linger_command(user, *enabled),
             Change::AwaitUserManager { user } => systemd::await_user_manager_command(user),
             Change::Run { command } => command.command(),
+            Change::Link(link) => links::command(link),
             Change::VerifySudo {
                 user,
                 runas,
@@ -245,6 +251,7 @@ impl Change {
                 systemd::touches_user_manager(user)
             }
             Change::Run { .. } => vec![Touch::Everything],
+            Change::Link(link) => links::touches(link),
         }
     }
 
@@ -270,6 +277,7 @@ impl Change {
             Change::Unit { unit, action, .. } => systemd::predict_unit(store, unit, *action),
             Change::Linger { user, enabled } => systemd::predict_linger(store, user, *enabled),
             Change::AwaitUserManager { user } => systemd::predict_manager_start(store, user),
+            Change::Link(link) => links::predict(store, link),
             // A signal leaves no state behind, and what an arbitrary command does cannot
             // be known.
             Change::Signal { .. } | Change::Run { .. } | Change::VerifySudo { .. } => {}

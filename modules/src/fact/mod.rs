@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{accounts, commands, paths, sudo, systemd};
+use crate::{accounts, commands, links, paths, sudo, systemd};
 
 pub use crate::accounts::facts::{GroupInfo, UserInfo};
 pub use crate::paths::facts::{PathKind, PathState, CONTENT_LIMIT};
@@ -57,6 +57,8 @@ pub enum FactKey {
     },
     /// `systemd-analyze verify` of a unit file before it is installed.
     UnitVerify(crate::systemd::unit_lint::Candidate),
+    /// Where a symbolic link points.
+    Link(String),
 }
 
 impl fmt::Display for FactKey {
@@ -71,6 +73,7 @@ impl fmt::Display for FactKey {
             FactKey::Linger(user) => write!(f, "linger for {user}"),
             FactKey::Probe(command) => write!(f, "result of `{command}`"),
             FactKey::UnitVerify(candidate) => write!(f, "{candidate}"),
+            FactKey::Link(path) => write!(f, "link {path}"),
             FactKey::SudoRefused {
                 user,
                 runas,
@@ -101,6 +104,8 @@ pub enum Fact {
     /// `None`: sudo allows every command.
     SudoRefused(Option<String>),
     UnitVerify(crate::systemd::unit_lint::Verdict),
+    /// `None` when the path is not a symbolic link.
+    Link(Option<String>),
     /// converge must not read or act on this: the reason says why (a symbolic link or
     /// an unsafe ownership transition on the way, a file too large to read).
     Refused(String),
@@ -132,7 +137,7 @@ impl FactKey {
     /// a path a change removed or created, and named when reading it was refused.
     pub fn path(&self) -> Option<&str> {
         match self {
-            FactKey::Path(path) | FactKey::Content(path) => Some(path),
+            FactKey::Path(path) | FactKey::Content(path) | FactKey::Link(path) => Some(path),
             _ => None,
         }
     }
@@ -149,6 +154,7 @@ impl FactKey {
             FactKey::Linger(user) => systemd::facts::linger_probe(user),
             FactKey::Probe(command) => commands::facts::probe(command),
             FactKey::UnitVerify(candidate) => systemd::unit_lint::probe(candidate),
+            FactKey::Link(path) => links::facts::probe(path),
             FactKey::SudoRefused {
                 user,
                 runas,
@@ -173,6 +179,7 @@ pub fn parse(key: &FactKey, output: &str) -> Result<Fact, FactError> {
             systemd::unit_lint::parse(candidate, output).map(Fact::UnitVerify)
         }
         FactKey::SudoRefused { .. } => sudo::facts::parse_refused(output),
+        FactKey::Link(path) => links::facts::parse(path, output),
     };
     fact.ok_or_else(|| unparsable(key, output))
 }
