@@ -1,5 +1,5 @@
 //! Changes to paths: atomic file writes, attributes, directories and removals, each a
-//! constant script that starts with [`safe_path::PRELUDE`] and never follows a link.
+//! constant script that starts with `safe_path::PRELUDE` and never follows a link.
 
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //!
 //! - [`facts`]: a path's kind and attributes, a regular file's bytes;
 //! - [`changes`]: atomic writes, attributes, directories, removals;
-//! - modules: [`file`], [`directory`].
+//! - modules: [`file`](mod@file), [`directory`].
 
 pub mod changes;
 pub mod directory;
