@@ -781,7 +781,7 @@ impl<'a> PlayRun<'a> {
 
     /// Reads, in one command, every fact the play's tasks will ask for first.
     fn prefetch(&mut self) -> Result<(), TaskError> {
-        self.host.facts.clear_planned_lingering();
+        self.host.facts.start_play();
         let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
         let mut keys = vec![FactKey::System];
         let mut modules = Vec::new();
@@ -795,9 +795,7 @@ impl<'a> PlayRun<'a> {
                         .secret_paths
                         .extend(content_paths(&*module, &self.host.facts));
                 }
-                if let Some(user) = module.turns_lingering_on() {
-                    self.host.facts.plan_lingering(user.to_owned());
-                }
+                self.host.facts.promise(module.promises());
                 keys.extend(module.facts(&self.host.facts));
                 modules.push(module);
             }

@@ -658,7 +658,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, file, directory, user, group, systemd_unit, service, sudoers, linger, command"
+            "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, file, directory, user, group, systemd_unit, service, sudoers, linger, command, link"
         );
     }
 

@@ -15,21 +15,23 @@
 pub mod change;
 pub mod fact;
 pub mod names;
-pub mod safe_path;
 pub mod sequence;
-pub mod settle;
 pub mod shell;
-pub mod unit_lint;
 
-pub mod command;
-pub mod directory;
-pub mod file;
-pub mod group;
-pub mod linger;
-pub mod service;
-pub mod sudoers;
-pub mod systemd_unit;
-pub mod user;
+// One folder per domain: its facts, its changes and its modules together.
+pub mod accounts;
+pub mod commands;
+pub mod links;
+pub mod paths;
+pub mod sudo;
+pub mod systemd;
+
+// The modules and helpers by their short names, as the rest of converge knows them.
+pub use accounts::{group, user};
+pub use commands::command;
+pub use paths::{directory, file, safe_path};
+pub use sudo::sudoers;
+pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
 
 use std::fmt;
 
@@ -209,10 +211,12 @@ pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'sta
     /// The changes that bring the host from `facts` to the desired state.
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
 
-    /// The user this task turns lingering on for, if any: later user-scope units of
-    /// that user in the same play need no warning.
-    fn turns_lingering_on(&self) -> Option<&str> {
-        None
+    /// Facts this task will make true whatever the host looks like, recorded in the
+    /// play's context before any task is planned, so other tasks of the play can count
+    /// on them (see [`FactStore::promised`]): a user-scope unit planned before the
+    /// task that turns its user's lingering on is not warned about, but lingers first.
+    fn promises(&self) -> Vec<(FactKey, Fact)> {
+        Vec::new()
     }
 
     /// The unit this task restarts whenever it runs (a `service` with `state:
@@ -237,8 +241,8 @@ pub trait DynModule: fmt::Debug + Send + Sync {
     fn facts(&self, known: &FactStore) -> Vec<FactKey>;
     /// See [`Module::plan`].
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError>;
-    /// See [`Module::turns_lingering_on`].
-    fn turns_lingering_on(&self) -> Option<&str>;
+    /// See [`Module::promises`].
+    fn promises(&self) -> Vec<(FactKey, Fact)>;
     /// See [`Module::restarts`].
     fn restarts(&self) -> Option<fact::UnitRef>;
 }
@@ -262,8 +266,8 @@ impl<M: Module> DynModule for M {
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         Module::plan(self, facts)
     }
-    fn turns_lingering_on(&self) -> Option<&str> {
-        Module::turns_lingering_on(self)
+    fn promises(&self) -> Vec<(FactKey, Fact)> {
+        Module::promises(self)
     }
     fn restarts(&self) -> Option<fact::UnitRef> {
         Module::restarts(self)
@@ -303,6 +307,7 @@ registry! {
     sudoers::Sudoers,
     linger::Linger,
     command::Command,
+    links::link::Link,
 }
 
 /// Hint for a plan that needs an account an earlier task should have created.
@@ -403,7 +408,8 @@ mod tests {
                 "service",
                 "sudoers",
                 "linger",
-                "command"
+                "command",
+                "link"
             ]
         );
     }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::Change;
-use crate::fact::{FactKey, FactStore};
+use crate::fact::{Fact, FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// Parameters of the `linger` module.
@@ -54,15 +54,19 @@ impl Module for Linger {
         }))
     }
 
-    fn turns_lingering_on(&self) -> Option<&str> {
-        self.enabled.then_some(self.user.as_str())
+    fn promises(&self) -> Vec<(FactKey, Fact)> {
+        if self.enabled {
+            vec![(FactKey::Linger(self.user.clone()), Fact::Linger(true))]
+        } else {
+            Vec::new()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::{Fact, UserInfo};
+    use crate::fact::UserInfo;
 
     fn store(lingering: bool) -> FactStore {
         let mut store = FactStore::default();

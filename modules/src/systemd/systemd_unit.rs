@@ -722,7 +722,7 @@ pub(crate) mod tests {
     #[test]
     fn user_unit_with_lingering_planned_later_turns_it_on_first() {
         let mut store = user_facts(false, ManagerState::Down);
-        store.plan_lingering("deploy".into());
+        store.promise([(FactKey::Linger("deploy".into()), Fact::Linger(true))]);
         let plan = user_unit().plan(&store).unwrap();
         assert!(plan.warnings.is_empty());
         assert!(described(&plan).contains(&"enable lingering for deploy".to_owned()));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::change::{Change, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
 use crate::settle::{Probe, Verify};
+use crate::systemd::facts::{lingering_promised, started_with_manager};
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -106,7 +107,7 @@ pub(crate) fn plan_manager(
     };
     let account = facts.user(user)?.as_ref().ok_or_else(no_such_user)?;
     let lingering = *facts.linger(user)?;
-    if !lingering && !facts.lingering_planned(user) {
+    if !lingering && !lingering_promised(facts, user) {
         plan.warnings.push(format!(
             "lingering is off for {user}: {} will be stopped when {user}'s last session ends and will not start at boot; add a linger task for {user}",
             unit.name
@@ -129,7 +130,7 @@ pub(crate) fn plan_manager(
                 .push(Change::AwaitUserManager { user: user.clone() });
             Ok(started_with_manager(&state))
         }
-        ManagerState::Down if facts.lingering_planned(user) => {
+        ManagerState::Down if lingering_promised(facts, user) => {
             // The play turns lingering on later anyway; doing it now is what makes this
             // unit manageable at all.
             plan.changes.push(Change::Linger {
@@ -144,28 +145,6 @@ pub(crate) fn plan_manager(
         }),
         ManagerState::NoSuchUser => Err(no_such_user()),
     }
-}
-
-/// The state of a user unit, read while its manager was down, once the manager has
-/// started: it loads the unit if its file exists, and starts it if it is enabled. Plans
-/// are made against this, not against the down manager, so that an enabled unit is not
-/// also "started" by hand after the manager started it.
-pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
-    let mut state = state.clone();
-    if state.manager != ManagerState::Down {
-        return state;
-    }
-    state.manager = ManagerState::Running;
-    if state.load.is_empty() {
-        let has_file = !state.unit_file.is_empty();
-        (if has_file { "loaded" } else { "not-found" }).clone_into(&mut state.load);
-    }
-    if state.is_enabled() {
-        "active".clone_into(&mut state.active);
-    } else if state.active.is_empty() {
-        "inactive".clone_into(&mut state.active);
-    }
-    state
 }
 
 /// Enable/disable and start/stop/restart decisions for a unit in `state`.
@@ -583,7 +562,7 @@ mod tests {
     #[test]
     fn check_mode_turns_lingering_on_first_for_a_new_account_when_the_play_does_later() {
         let mut store = fresh_host();
-        store.plan_lingering("deploy".into());
+        store.promise([(FactKey::Linger("deploy".into()), Fact::Linger(true))]);
         create_deploy(&mut store);
         let plan = user_unit().plan(&store).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);

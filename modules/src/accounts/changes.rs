@@ -1,0 +1,136 @@
+//! Changes to accounts: `groupadd`, `useradd`, `usermod` and their removals, as argv.
+
+use crate::change::Cmd;
+use crate::fact::{Fact, FactKey, FactStore, GroupInfo, PathKind, PathState, UserInfo};
+
+/// A new user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub name: String,
+    pub system: bool,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// Changes to an existing user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEdit {
+    pub name: String,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+    pub groups: Option<Vec<String>>,
+}
+
+pub(crate) fn describe_edit(edit: &UserEdit) -> String {
+    let mut parts = Vec::new();
+    if let Some(home) = &edit.home {
+        parts.push(format!("home {home}"));
+    }
+    if let Some(shell) = &edit.shell {
+        parts.push(format!("shell {shell}"));
+    }
+    if let Some(groups) = &edit.groups {
+        parts.push(format!("groups [{}]", groups.join(", ")));
+    }
+    format!("set {} for user {}", parts.join(", "), edit.name)
+}
+
+pub(crate) fn add_group_command(name: &str, system: bool) -> Cmd {
+    let mut argv = vec!["groupadd"];
+    if system {
+        argv.push("--system");
+    }
+    argv.extend(["--", name]);
+    Cmd::argv(argv)
+}
+
+pub(crate) fn add_user_command(user: &NewUser) -> Cmd {
+    let mut argv = vec!["useradd".to_owned(), "--create-home".to_owned()];
+    if user.system {
+        argv.push("--system".to_owned());
+    }
+    if let Some(home) = &user.home {
+        argv.extend(["--home-dir".to_owned(), home.clone()]);
+    }
+    if let Some(shell) = &user.shell {
+        argv.extend(["--shell".to_owned(), shell.clone()]);
+    }
+    if !user.groups.is_empty() {
+        argv.extend(["--groups".to_owned(), user.groups.join(",")]);
+    }
+    argv.extend(["--".to_owned(), user.name.clone()]);
+    Cmd::argv(argv)
+}
+
+pub(crate) fn edit_user_command(edit: &UserEdit) -> Cmd {
+    let mut argv = vec!["usermod".to_owned()];
+    if let Some(home) = &edit.home {
+        argv.extend(["--home".to_owned(), home.clone()]);
+    }
+    if let Some(shell) = &edit.shell {
+        argv.extend(["--shell".to_owned(), shell.clone()]);
+    }
+    if let Some(groups) = &edit.groups {
+        argv.extend(["--groups".to_owned(), groups.join(",")]);
+    }
+    argv.extend(["--".to_owned(), edit.name.clone()]);
+    Cmd::argv(argv)
+}
+
+pub(crate) fn predict_group(store: &mut FactStore, name: &str, exists: bool) {
+    let info = exists.then_some(GroupInfo { gid: None });
+    store.insert(FactKey::Group(name.to_owned()), Fact::Group(info));
+}
+
+pub(crate) fn predict_edit(store: &mut FactStore, edit: &UserEdit) {
+    if let Ok(Some(info)) = store.user(&edit.name) {
+        let mut info = info.clone();
+        if let Some(home) = &edit.home {
+            info.home.clone_from(home);
+        }
+        if let Some(shell) = &edit.shell {
+            info.shell.clone_from(shell);
+        }
+        if let Some(groups) = &edit.groups {
+            info.groups.clone_from(groups);
+        }
+        store.insert(FactKey::User(edit.name.clone()), Fact::User(Some(info)));
+    }
+}
+
+pub(crate) fn predict_new_user(store: &mut FactStore, user: &NewUser) {
+    let home = user
+        .home
+        .clone()
+        .unwrap_or_else(|| format!("/home/{}", user.name));
+    store.insert(
+        FactKey::User(user.name.clone()),
+        Fact::User(Some(UserInfo {
+            uid: None,
+            home: home.clone(),
+            shell: user.shell.clone().unwrap_or_else(|| "/bin/sh".to_owned()),
+            primary_group: user.name.clone(),
+            groups: user.groups.clone(),
+        })),
+    );
+    // Debian's useradd creates a group named after the user and, with --create-home,
+    // the home directory owned by the user.
+    store.insert(
+        FactKey::Group(user.name.clone()),
+        Fact::Group(Some(GroupInfo { gid: None })),
+    );
+    store.insert(
+        FactKey::Path(home),
+        Fact::Path(PathState {
+            kind: PathKind::Directory,
+            owner: user.name.clone(),
+            group: user.name.clone(),
+            mode: 0o755,
+        }),
+    );
+}
+
+pub(crate) fn predict_removed_user(store: &mut FactStore, name: &str) {
+    store.insert(FactKey::User(name.to_owned()), Fact::User(None));
+}

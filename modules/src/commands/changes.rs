@@ -1,0 +1,30 @@
+//! The change the `command` module makes: an arbitrary command, run as given.
+
+use std::fmt;
+
+use crate::change::Cmd;
+
+/// An arbitrary command, as the `command` module runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl fmt::Display for RunCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunCommand::Shell(line) => f.write_str(line),
+            RunCommand::Argv(argv) => f.write_str(&crate::shell::join(argv)),
+        }
+    }
+}
+
+impl RunCommand {
+    pub(crate) fn command(&self) -> Cmd {
+        match self {
+            RunCommand::Shell(line) => Cmd::argv(["sh", "-c", line.as_str()]),
+            RunCommand::Argv(argv) => Cmd::argv(argv.iter().map(String::as_str)),
+        }
+    }
+}

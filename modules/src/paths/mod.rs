@@ -1,0 +1,12 @@
+//! Paths: files and directories, read and changed without ever following a symbolic
+//! link on the way (see [`safe_path`]).
+//!
+//! - [`facts`]: a path's kind and attributes, a regular file's bytes;
+//! - [`changes`]: atomic writes, attributes, directories, removals;
+//! - modules: [`file`](mod@file), [`directory`].
+
+pub mod changes;
+pub mod directory;
+pub mod facts;
+pub mod file;
+pub mod safe_path;

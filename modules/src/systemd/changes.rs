@@ -1,0 +1,207 @@
+//! Changes through systemd: daemon-reloads, unit actions and signals in the right
+//! manager, lingering, and waiting for a user's manager to come up.
+
+use serde::Serialize;
+
+use crate::change::Cmd;
+use crate::fact::{Fact, FactKey, FactStore, Manager, ManagerState, Touch, UnitRef, UnitState};
+use crate::systemd::facts::{started_with_manager, USER_SYSTEMCTL};
+use crate::systemd::settle::{self, Verify};
+
+/// Something done to a unit through its manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitAction {
+    Enable,
+    Disable,
+    Start,
+    Stop,
+    Restart,
+    Reload,
+}
+
+impl UnitAction {
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            UnitAction::Enable => "enable",
+            UnitAction::Disable => "disable",
+            UnitAction::Start => "start",
+            UnitAction::Stop => "stop",
+            UnitAction::Restart => "restart",
+            UnitAction::Reload => "reload",
+        }
+    }
+}
+
+/// Starts the user's manager and polls until it answers (about 30 s at most).
+const AWAIT_USER_MANAGER: &str = r#"user=$1
+uid=$(id -u -- "$user") || exit 1
+# logind starts the manager of a lingering user by itself, but that start can be lost
+# when it races the teardown of the user's previous manager. Asking for the unit is
+# what logind does, and returns once the manager has reported ready.
+systemctl start -- "user@$uid.service" || exit 1
+i=0
+while [ "$i" -lt 150 ]; do
+  state=$(XDG_RUNTIME_DIR="/run/user/$uid" runuser -u "$user" -- systemctl --user is-system-running 2>/dev/null) || true
+  case $state in running|degraded) exit 0 ;; esac
+  sleep 0.2
+  i=$((i + 1))
+done
+echo "the user manager of $user did not come up within 30 seconds" >&2
+exit 1"#;
+
+fn systemctl(manager: &Manager, args: &[&str]) -> Cmd {
+    match manager {
+        Manager::System => {
+            let mut argv = vec!["systemctl"];
+            argv.extend_from_slice(args);
+            Cmd::argv(argv)
+        }
+        Manager::User(user) => {
+            let mut script_args = vec![user.as_str()];
+            script_args.extend_from_slice(args);
+            Cmd::script(USER_SYSTEMCTL, script_args)
+        }
+    }
+}
+
+/// A start or restart proven as `verify` says (see [`settle`]), or a plain `systemctl`
+/// verb; `--no-reload` when a daemon-reload of the same manager follows anyway.
+pub(crate) fn unit_command(
+    unit: &UnitRef,
+    action: UnitAction,
+    reload_follows: bool,
+    verify: Option<&Verify>,
+) -> Cmd {
+    if let (UnitAction::Start | UnitAction::Restart, Some(verify)) = (action, verify) {
+        return settle::command(unit, action.verb(), verify);
+    }
+    let mut args = vec![action.verb()];
+    if reload_follows {
+        args.push("--no-reload");
+    }
+    args.extend(["--", unit.name.as_str()]);
+    systemctl(&unit.manager, &args)
+}
+
+pub(crate) fn daemon_reload_command(manager: &Manager) -> Cmd {
+    systemctl(manager, &["daemon-reload"])
+}
+
+pub(crate) fn signal_command(unit: &UnitRef, signal: &str) -> Cmd {
+    systemctl(
+        &unit.manager,
+        &[
+            "kill",
+            "--kill-who=main",
+            "-s",
+            signal,
+            "--",
+            unit.name.as_str(),
+        ],
+    )
+}
+
+pub(crate) fn linger_command(user: &str, enabled: bool) -> Cmd {
+    if enabled {
+        Cmd::script(
+            &format!("loginctl enable-linger -- \"$1\" || exit 1\n{AWAIT_USER_MANAGER}"),
+            [user],
+        )
+    } else {
+        Cmd::argv(["loginctl", "disable-linger", "--", user])
+    }
+}
+
+pub(crate) fn await_user_manager_command(user: &str) -> Cmd {
+    Cmd::script(AWAIT_USER_MANAGER, [user])
+}
+
+/// What lingering and a user's manager coming up make stale.
+pub(crate) fn touches_user_manager(user: &str) -> Vec<Touch> {
+    vec![
+        Touch::Key(FactKey::Linger(user.to_owned())),
+        Touch::Units(Manager::User(user.to_owned())),
+    ]
+}
+
+/// After a daemon-reload, the unit whose file changed is loaded.
+pub(crate) fn predict_daemon_reload(
+    store: &mut FactStore,
+    manager: &Manager,
+    unit: Option<&String>,
+) {
+    let Some(name) = unit else {
+        return;
+    };
+    let unit = UnitRef {
+        manager: manager.clone(),
+        name: name.clone(),
+    };
+    let state = predicted_unit(store, &unit);
+    store.insert(
+        FactKey::Unit(unit),
+        Fact::Unit(UnitState {
+            load: "loaded".to_owned(),
+            need_daemon_reload: false,
+            unit_file: if state.unit_file.is_empty() {
+                "disabled".to_owned()
+            } else {
+                state.unit_file
+            },
+            active: if state.active.is_empty() {
+                "inactive".to_owned()
+            } else {
+                state.active
+            },
+            ..state
+        }),
+    );
+}
+
+pub(crate) fn predict_unit(store: &mut FactStore, unit: &UnitRef, action: UnitAction) {
+    let mut state = predicted_unit(store, unit);
+    match action {
+        UnitAction::Enable => "enabled".clone_into(&mut state.unit_file),
+        UnitAction::Disable => "disabled".clone_into(&mut state.unit_file),
+        UnitAction::Start | UnitAction::Restart | UnitAction::Reload => {
+            "active".clone_into(&mut state.active);
+        }
+        UnitAction::Stop => "inactive".clone_into(&mut state.active),
+    }
+    store.insert(FactKey::Unit(unit.clone()), Fact::Unit(state));
+}
+
+pub(crate) fn predict_linger(store: &mut FactStore, user: &str, enabled: bool) {
+    store.insert(FactKey::Linger(user.to_owned()), Fact::Linger(enabled));
+    if enabled {
+        predict_manager_start(store, user);
+    } else {
+        // logind stops the manager of a user without sessions at once.
+        for unit in store.units_of(&Manager::User(user.to_owned())) {
+            if let Some(state) = store.unit_mut(&unit) {
+                state.manager = ManagerState::Down;
+                "inactive".clone_into(&mut state.active);
+            }
+        }
+    }
+}
+
+/// A user manager that starts brings up every unit enabled in its files.
+pub(crate) fn predict_manager_start(store: &mut FactStore, user: &str) {
+    for unit in store.units_of(&Manager::User(user.to_owned())) {
+        if let Some(state) = store.unit_mut(&unit) {
+            *state = started_with_manager(state);
+        }
+    }
+}
+
+fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
+    store.unit(unit).cloned().unwrap_or(UnitState {
+        manager: ManagerState::Running,
+        load: "not-found".to_owned(),
+        active: "inactive".to_owned(),
+        unit_file: String::new(),
+        need_daemon_reload: false,
+    })
+}
