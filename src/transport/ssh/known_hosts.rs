@@ -8,6 +8,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
 use ssh2::{CheckResult, HashType, KnownHostFileKind, MethodType, Session};
 
 use crate::transport::{HostKeyChecking, Target, TransportError};
@@ -206,7 +208,7 @@ pub(super) fn findings(
     pattern: &str,
     key: &[u8],
 ) -> Vec<Finding> {
-    let encoded = base64(key, true);
+    let encoded = STANDARD.encode(key);
     parse_known_hosts(text)
         .filter_map(|e| {
             let (revoked, same_key) = match e.marker {
@@ -308,35 +310,12 @@ pub(super) fn blob_key_type(blob: &[u8]) -> Option<&str> {
 
 /// An OpenSSH fingerprint, `SHA256:` and the unpadded base64 of the key blob's digest.
 pub(super) fn fingerprint(sha256: &[u8]) -> String {
-    format!("SHA256:{}", base64(sha256, false))
+    format!("SHA256:{}", STANDARD_NO_PAD.encode(sha256))
 }
 
 /// The line `accept-new` appends to `known_hosts`.
 pub(super) fn known_hosts_line(pattern: &str, key_type: &str, blob: &[u8]) -> String {
-    format!("{pattern} {key_type} {}\n", base64(blob, true))
-}
-
-/// Standard base64 (RFC 4648), with or without `=` padding.
-pub(super) fn base64(data: &[u8], pad: bool) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let group = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
-        for position in 0..4 {
-            if position <= chunk.len() {
-                let index = (group >> (18 - 6 * position)) & 0x3f;
-                out.push(char::from(ALPHABET[index as usize]));
-            } else if pad {
-                out.push('=');
-            }
-        }
-    }
-    out
+    format!("{pattern} {key_type} {}\n", STANDARD.encode(blob))
 }
 
 /// Which entry a message points at.
