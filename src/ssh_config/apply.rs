@@ -99,12 +99,14 @@ impl SshConfig {
     ) -> Result<(), SshConfigError> {
         let original = target.address.clone();
         let found = self.settings(&original);
-        let resolve_error = |origin: &Origin, message: String| SshConfigError::Resolve {
-            host: owner.to_owned(),
-            file: origin.file.clone(),
-            line: origin.line,
-            message,
-        };
+        let resolve_error =
+            |origin: &Origin, setting: &'static str, source| SshConfigError::Resolve {
+                host: owner.to_owned(),
+                file: origin.file.clone(),
+                line: origin.line,
+                setting,
+                source,
+            };
 
         if let Some((name, origin)) = found.host_name {
             let tokens = Tokens {
@@ -116,7 +118,7 @@ impl SshConfig {
             };
             target.address = tokens
                 .expand(name, "hd%")
-                .map_err(|m| resolve_error(origin, format!("HostName: {m}")))?;
+                .map_err(|e| resolve_error(origin, "HostName", e))?;
         }
         if !target.ssh.explicit.port {
             if let Some(port) = found.port {
@@ -141,11 +143,11 @@ impl SshConfig {
             user: &target.user,
             local: &self.local,
         };
-        let path = |(text, origin): (&str, &Origin), what: &str| {
+        let path = |(text, origin): (&str, &Origin), what: &'static str| {
             tokens
                 .expand(text, "dhnpru%")
                 .map(|expanded| expand_tilde(&expanded, self.local.home.as_deref()))
-                .map_err(|m| resolve_error(origin, format!("{what}: {m}")))
+                .map_err(|e| resolve_error(origin, what, e))
         };
         let mut options = std::mem::take(&mut target.ssh);
         options.identity_files = found

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::lexer::split_line;
 use super::settings::parse_setting;
-use super::{Condition, Entry, Origin, SshConfig, SshConfigError, MAX_INCLUDE_DEPTH};
+use super::{Condition, Entry, LineError, Origin, SshConfig, SshConfigError, MAX_INCLUDE_DEPTH};
 use crate::inventory::expand_tilde;
 
 impl SshConfig {
@@ -43,10 +43,10 @@ impl SshConfig {
                 file: file.to_path_buf(),
                 line: index + 1,
             };
-            let invalid = |message: String| SshConfigError::Invalid {
+            let invalid = |source: LineError| SshConfigError::Invalid {
                 file: file.to_path_buf(),
                 line: index + 1,
-                message,
+                source,
             };
             let Some((keyword, args)) = split_line(raw).map_err(invalid)? else {
                 continue;
@@ -54,7 +54,7 @@ impl SshConfig {
             match keyword.as_str() {
                 "host" => {
                     if args.is_empty() {
-                        return Err(invalid("Host needs at least one pattern".to_owned()));
+                        return Err(invalid(LineError::HostPatterns));
                     }
                     conditions = outer.to_vec();
                     conditions.push(Condition::Host(
@@ -63,7 +63,7 @@ impl SshConfig {
                 }
                 "match" => {
                     if args.is_empty() {
-                        return Err(invalid("Match needs criteria".to_owned()));
+                        return Err(invalid(LineError::MatchCriteria));
                     }
                     conditions = outer.to_vec();
                     if !(args.len() == 1 && args[0].eq_ignore_ascii_case("all")) {
@@ -72,12 +72,10 @@ impl SshConfig {
                 }
                 "include" => {
                     if args.is_empty() {
-                        return Err(invalid("Include needs a file name".to_owned()));
+                        return Err(invalid(LineError::IncludeFile));
                     }
                     if depth >= MAX_INCLUDE_DEPTH {
-                        return Err(invalid(format!(
-                            "Include nested more than {MAX_INCLUDE_DEPTH} deep"
-                        )));
+                        return Err(invalid(LineError::IncludeDepth));
                     }
                     for arg in &args {
                         let pattern = expand_tilde(arg, self.local.home.as_deref());

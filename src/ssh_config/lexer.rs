@@ -1,9 +1,11 @@
 //! Splitting a config line into its keyword and arguments, with OpenSSH's quoting.
 
+use super::LineError;
+
 /// Splits a config line into its lowercased keyword and arguments; `None` for blank lines
 /// and comments. `Keyword value`, `Keyword=value` and `Keyword = value` are all accepted;
 /// arguments may be quoted with `"` or `'`, and an unquoted `#` starts a comment.
-pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
+pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, LineError> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -29,7 +31,7 @@ pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, St
                     current.push(next);
                     in_word = true;
                 }
-                None => return Err("a backslash at the end of the line".to_owned()),
+                None => return Err(LineError::TrailingBackslash),
             },
             (Some(_), c) => current.push(c),
             (None, '"' | '\'') => {
@@ -50,7 +52,7 @@ pub(super) fn split_line(line: &str) -> Result<Option<(String, Vec<String>)>, St
         }
     }
     if quote.is_some() {
-        return Err("unterminated quote".to_owned());
+        return Err(LineError::Quote);
     }
     if in_word {
         args.push(current);

@@ -48,6 +48,7 @@ use settings::Setting;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use tokens::TokenError;
 
 /// `Include` nesting deeper than this is an error (OpenSSH's own limit).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -63,23 +64,57 @@ pub enum SshConfigError {
     #[error("cannot read ssh config {}: {source}", file.display())]
     Read { file: PathBuf, source: io::Error },
     /// A line the config reader rejects, as `ssh` would.
-    #[error("{}:{line}: {message}", file.display())]
+    #[error("{}:{line}: {source}", file.display())]
     Invalid {
         file: PathBuf,
         line: usize,
-        message: String,
+        source: LineError,
     },
     /// A setting that is valid in itself but cannot be used for this host.
-    #[error("host {host}: {message} ({}:{line})", file.display())]
+    #[error("host {host}: {setting}: {source} ({}:{line})", file.display())]
     Resolve {
         host: String,
         file: PathBuf,
         line: usize,
-        message: String,
+        setting: &'static str,
+        source: TokenError,
     },
     /// `ProxyJump` hosts that lead back to themselves, or too many of them.
     #[error("host {host}: the ProxyJump chain {} is too long or loops", chain.join(" -> "))]
     JumpLoop { host: String, chain: Vec<String> },
+}
+
+/// Why one line of a config file is rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("a backslash at the end of the line")]
+    TrailingBackslash,
+    #[error("unterminated quote")]
+    Quote,
+    #[error("Host needs at least one pattern")]
+    HostPatterns,
+    #[error("Match needs criteria")]
+    MatchCriteria,
+    #[error("Include needs a file name")]
+    IncludeFile,
+    #[error("Include nested more than {MAX_INCLUDE_DEPTH} deep")]
+    IncludeDepth,
+    #[error("{keyword} needs a value")]
+    NoValue { keyword: &'static str },
+    #[error("{keyword} takes one value, found {found}")]
+    ValueCount { keyword: &'static str, found: usize },
+    #[error("{keyword} {text:?}: expected a whole number of seconds")]
+    Seconds { keyword: &'static str, text: String },
+    #[error("{keyword} {text:?}: expected yes or no")]
+    YesNo { keyword: &'static str, text: String },
+    #[error("Port {text:?}: expected an integer from 1 to 65535")]
+    Port { text: String },
+    #[error("StrictHostKeyChecking {text:?}: expected yes, accept-new, no, off or ask")]
+    HostKeyChecking { text: String },
+    #[error("ServerAliveCountMax {text:?}: expected a whole number")]
+    AliveCount { text: String },
+    #[error("ProxyJump {spec:?}: {reason}")]
+    Jump { spec: String, reason: &'static str },
 }
 
 /// Where a setting was written, for error messages.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::LineError;
 use crate::transport::HostKeyChecking;
 
 /// One setting converge understands, with its value already checked.
@@ -63,7 +64,7 @@ impl JumpSpec {
 }
 
 /// The setting a line holds, checked; `None` for keywords converge does not use.
-pub(super) fn parse_setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, String> {
+pub(super) fn parse_setting(keyword: &str, args: &[String]) -> Result<Option<Setting>, LineError> {
     const KNOWN: [&str; 13] = [
         "HostName",
         "Port",
@@ -83,97 +84,99 @@ pub(super) fn parse_setting(keyword: &str, args: &[String]) -> Result<Option<Set
         return Ok(None);
     };
     let Some(first) = args.first() else {
-        return Err(format!("{keyword} needs a value"));
+        return Err(LineError::NoValue { keyword });
     };
     let single = || {
         if args.len() == 1 {
             Ok(first.clone())
         } else {
-            Err(format!("{keyword} takes one value, found {}", args.len()))
+            Err(LineError::ValueCount {
+                keyword,
+                found: args.len(),
+            })
         }
     };
-    let seconds = |what: &str| -> Result<Duration, String> {
+    let seconds = || -> Result<Duration, LineError> {
         let text = single()?;
-        text.parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("{what} {text:?}: expected a whole number of seconds"))
+        match text.parse::<u64>() {
+            Ok(seconds) => Ok(Duration::from_secs(seconds)),
+            Err(_) => Err(LineError::Seconds { keyword, text }),
+        }
     };
-    let setting =
-        match keyword {
-            "HostName" => Setting::HostName(single()?),
-            "Port" => {
-                let text = single()?;
-                match text.parse::<u16>() {
-                    Ok(port) if port != 0 => Setting::Port(port),
-                    _ => {
-                        return Err(format!(
-                            "Port {text:?}: expected an integer from 1 to 65535"
-                        ))
-                    }
-                }
+    let setting = match keyword {
+        "HostName" => Setting::HostName(single()?),
+        "Port" => {
+            let text = single()?;
+            match text.parse::<u16>() {
+                Ok(port) if port != 0 => Setting::Port(port),
+                _ => return Err(LineError::Port { text }),
             }
-            "User" => Setting::User(single()?),
-            "IdentityFile" => Setting::IdentityFile(single()?),
-            "CertificateFile" => Setting::CertificateFile(single()?),
-            "IdentitiesOnly" => Setting::IdentitiesOnly(yes_no("IdentitiesOnly", &single()?)?),
-            "ProxyJump" => {
-                let text = single()?;
-                if text.eq_ignore_ascii_case("none") {
-                    Setting::Proxy(Proxy::Direct)
-                } else {
-                    Setting::Proxy(Proxy::Jump(
-                        text.split(',').map(parse_jump).collect::<Result<_, _>>()?,
-                    ))
-                }
+        }
+        "User" => Setting::User(single()?),
+        "IdentityFile" => Setting::IdentityFile(single()?),
+        "CertificateFile" => Setting::CertificateFile(single()?),
+        "IdentitiesOnly" => Setting::IdentitiesOnly(yes_no("IdentitiesOnly", &single()?)?),
+        "ProxyJump" => {
+            let text = single()?;
+            if text.eq_ignore_ascii_case("none") {
+                Setting::Proxy(Proxy::Direct)
+            } else {
+                Setting::Proxy(Proxy::Jump(
+                    text.split(',').map(parse_jump).collect::<Result<_, _>>()?,
+                ))
             }
-            "ProxyCommand" => {
-                let command = args.join(" ");
-                if command.eq_ignore_ascii_case("none") {
-                    Setting::Proxy(Proxy::Direct)
-                } else {
-                    Setting::Proxy(Proxy::Command(command))
-                }
+        }
+        "ProxyCommand" => {
+            let command = args.join(" ");
+            if command.eq_ignore_ascii_case("none") {
+                Setting::Proxy(Proxy::Direct)
+            } else {
+                Setting::Proxy(Proxy::Command(command))
             }
-            "UserKnownHostsFile" => Setting::UserKnownHostsFile(args.to_vec()),
-            "StrictHostKeyChecking" => {
-                let text = single()?;
-                Setting::StrictHostKeyChecking(match text.to_ascii_lowercase().as_str() {
-                    // converge never asks: an unknown key is refused, as `yes` does.
-                    "yes" | "ask" => HostKeyChecking::Strict,
-                    "accept-new" => HostKeyChecking::AcceptNew,
-                    "no" | "off" => HostKeyChecking::Off,
-                    _ => {
-                        return Err(format!(
-                        "StrictHostKeyChecking {text:?}: expected yes, accept-new, no, off or ask"
-                    ))
-                    }
-                })
+        }
+        "UserKnownHostsFile" => Setting::UserKnownHostsFile(args.to_vec()),
+        "StrictHostKeyChecking" => {
+            let text = single()?;
+            Setting::StrictHostKeyChecking(match text.to_ascii_lowercase().as_str() {
+                // converge never asks: an unknown key is refused, as `yes` does.
+                "yes" | "ask" => HostKeyChecking::Strict,
+                "accept-new" => HostKeyChecking::AcceptNew,
+                "no" | "off" => HostKeyChecking::Off,
+                _ => return Err(LineError::HostKeyChecking { text }),
+            })
+        }
+        "ConnectTimeout" => Setting::ConnectTimeout(seconds()?),
+        "ServerAliveInterval" => Setting::ServerAliveInterval(seconds()?),
+        "ServerAliveCountMax" => {
+            let text = single()?;
+            match text.parse::<u32>() {
+                Ok(count) => Setting::ServerAliveCountMax(count),
+                Err(_) => return Err(LineError::AliveCount { text }),
             }
-            "ConnectTimeout" => Setting::ConnectTimeout(seconds("ConnectTimeout")?),
-            "ServerAliveInterval" => Setting::ServerAliveInterval(seconds("ServerAliveInterval")?),
-            "ServerAliveCountMax" => {
-                let text = single()?;
-                Setting::ServerAliveCountMax(text.parse::<u32>().map_err(|_| {
-                    format!("ServerAliveCountMax {text:?}: expected a whole number")
-                })?)
-            }
-            _ => return Ok(None),
-        };
+        }
+        _ => return Ok(None),
+    };
     Ok(Some(setting))
 }
 
-pub(super) fn yes_no(keyword: &str, text: &str) -> Result<bool, String> {
+pub(super) fn yes_no(keyword: &'static str, text: &str) -> Result<bool, LineError> {
     match text.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),
-        _ => Err(format!("{keyword} {text:?}: expected yes or no")),
+        _ => Err(LineError::YesNo {
+            keyword,
+            text: text.to_owned(),
+        }),
     }
 }
 
 /// Parses `[user@]host[:port]` or `ssh://[user@]host[:port]`; IPv6 addresses go in
 /// brackets.
-pub(super) fn parse_jump(spec: &str) -> Result<JumpSpec, String> {
-    let invalid = |why: &str| format!("ProxyJump {spec:?}: {why}");
+pub(super) fn parse_jump(spec: &str) -> Result<JumpSpec, LineError> {
+    let invalid = |reason: &'static str| LineError::Jump {
+        spec: spec.to_owned(),
+        reason,
+    };
     let text = spec.trim();
     let text = text.strip_prefix("ssh://").unwrap_or(text);
     let text = text.strip_suffix('/').unwrap_or(text);

@@ -2,6 +2,31 @@
 
 use super::Local;
 
+/// Why a `%` token cannot be expanded.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a lone % at the end (write %% for a percent sign)")]
+    Lone,
+    #[error(
+        "the token %{token} is not supported here (supported: {})",
+        shown(allowed)
+    )]
+    NotAllowed { token: char, allowed: &'static str },
+    #[error("%d needs $HOME, which is not set")]
+    NoHome,
+    #[error("the token %{token} is not supported")]
+    Unknown { token: char },
+}
+
+/// `allowed` token letters as they are written, `%h %d`.
+fn shown(allowed: &str) -> String {
+    allowed
+        .chars()
+        .map(|t| format!("%{t}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// What `%` tokens expand to for one host.
 pub(super) struct Tokens<'a> {
     pub(super) original: &'a str,
@@ -14,7 +39,7 @@ pub(super) struct Tokens<'a> {
 impl Tokens<'_> {
     /// Expands the `%` tokens of `text`; `allowed` lists the token letters this setting
     /// accepts (as in the TOKENS section of `ssh_config(5)`).
-    pub(super) fn expand(&self, text: &str, allowed: &str) -> Result<String, String> {
+    pub(super) fn expand(&self, text: &str, allowed: &'static str) -> Result<String, TokenError> {
         let mut out = String::with_capacity(text.len());
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
@@ -23,17 +48,10 @@ impl Tokens<'_> {
                 continue;
             }
             let Some(token) = chars.next() else {
-                return Err("a lone % at the end (write %% for a percent sign)".to_owned());
+                return Err(TokenError::Lone);
             };
             if !allowed.contains(token) {
-                return Err(format!(
-                    "the token %{token} is not supported here (supported: {})",
-                    allowed
-                        .chars()
-                        .map(|t| format!("%{t}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
+                return Err(TokenError::NotAllowed { token, allowed });
             }
             match token {
                 '%' => out.push('%'),
@@ -44,9 +62,9 @@ impl Tokens<'_> {
                 'u' => out.push_str(&self.local.user),
                 'd' => match &self.local.home {
                     Some(home) => out.push_str(&home.to_string_lossy()),
-                    None => return Err("%d needs $HOME, which is not set".to_owned()),
+                    None => return Err(TokenError::NoHome),
                 },
-                _ => return Err(format!("the token %{token} is not supported")),
+                _ => return Err(TokenError::Unknown { token }),
             }
         }
         Ok(out)
