@@ -191,11 +191,11 @@ pub enum TransportError {
         source: Box<TransportError>,
     },
     /// A jump host refused or failed to open the connection to the next host.
-    #[error("jump host {jump} could not connect to {destination}: {message}")]
+    #[error("jump host {jump} could not connect to {destination}: {source}")]
     Forward {
         jump: String,
         destination: String,
-        message: String,
+        source: jump::RelayError,
     },
 }
 
@@ -218,29 +218,48 @@ pub fn human_size(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
+/// Why a command-line size cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{text}` is not a size (e.g. 64M, 512K, 1G, 100000)")]
+    NotASize { text: String },
+    #[error("`{text}` has an unknown unit (use K, M or G)")]
+    Unit { text: String },
+    #[error("`{text}` is too large")]
+    TooLarge { text: String },
+    #[error("the output limit must be at least 1 byte")]
+    Zero,
+}
+
 /// Parses a size given on the command line: a number of bytes, optionally followed by
 /// `K`, `M` or `G` (powers of 1024; `KiB`, `MiB`, `GiB` are accepted too).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let trimmed = text.trim();
     let digits = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 64M, 512K, 1G, 100000)"))?;
+    let number: u64 = number.parse().map_err(|_| SizeError::NotASize {
+        text: text.to_owned(),
+    })?;
     let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" | "KIB" => 1 << 10,
         "M" | "MB" | "MIB" => 1 << 20,
         "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+        _ => {
+            return Err(SizeError::Unit {
+                text: text.to_owned(),
+            })
+        }
     };
     let bytes = number
         .checked_mul(factor)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
+        .ok_or_else(|| SizeError::TooLarge {
+            text: text.to_owned(),
+        })?;
     if bytes == 0 {
-        return Err("the output limit must be at least 1 byte".to_owned());
+        return Err(SizeError::Zero);
     }
     Ok(bytes)
 }

@@ -1,12 +1,13 @@
 //! Authentication: ssh-agent's keys, then key files with their certificates, as `ssh`
 //! offers them.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use ssh2::{ErrorCode, Session};
 
 use super::{LIBSSH2_ERROR_FILE, PASSPHRASE_ATTEMPTS};
-use crate::transport::keys::{self, Protection};
+use crate::transport::keys::{self, NoPassphrase, Protection};
 use crate::transport::{Target, TransportError};
 
 /// Key files tried, in this order, when the target names none and ssh-agent fails.
@@ -97,6 +98,49 @@ pub(super) fn authenticate(session: &Session, target: &Target) -> Result<(), Tra
     )))
 }
 
+/// Why ssh-agent logged nobody in.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum AgentError {
+    #[error("SSH_AUTH_SOCK is not set")]
+    NoSocket,
+    #[error("unavailable: {}", .0.message())]
+    Unavailable(#[source] ssh2::Error),
+    #[error("cannot connect: {}", .0.message())]
+    Connect(#[source] ssh2::Error),
+    #[error("cannot list keys: {}", .0.message())]
+    List(#[source] ssh2::Error),
+    #[error("it holds none of the configured keys")]
+    NoneConfigured,
+    #[error("it holds no keys")]
+    NoKeys,
+    #[error("none of its {count} usable keys was accepted")]
+    Refused { count: usize },
+}
+
+/// Why one key file logged nobody in.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeyFileError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] io::Error),
+    #[error("{}", reason.explain(key))]
+    Passphrase { key: PathBuf, reason: NoPassphrase },
+    /// The server refused the key, offered with `certificate` or alone.
+    #[error("{}{}", with_certificate(certificate.as_deref()), source.message())]
+    Refused {
+        certificate: Option<PathBuf>,
+        source: ssh2::Error,
+    },
+    #[error("the passphrase was wrong {PASSPHRASE_ATTEMPTS} times")]
+    WrongPassphrase,
+}
+
+/// `with CERT: ` when a certificate was offered with the key.
+fn with_certificate(certificate: Option<&Path>) -> String {
+    certificate
+        .map(|c| format!("with {}: ", c.display()))
+        .unwrap_or_default()
+}
+
 /// Tries ssh-agent's keys: those of `files` first (by their `.pub` files), then, unless
 /// `only`, every other key it holds.
 pub(super) fn try_agent(
@@ -104,21 +148,17 @@ pub(super) fn try_agent(
     user: &str,
     files: &[PathBuf],
     only: bool,
-) -> Result<(), String> {
+) -> Result<(), AgentError> {
     if std::env::var_os("SSH_AUTH_SOCK").is_none_or(|s| s.is_empty()) {
-        return Err("SSH_AUTH_SOCK is not set".to_owned());
+        return Err(AgentError::NoSocket);
     }
-    let mut agent = session
-        .agent()
-        .map_err(|e| format!("unavailable: {}", e.message()))?;
-    agent
-        .connect()
-        .map_err(|e| format!("cannot connect: {}", e.message()))?;
+    let mut agent = session.agent().map_err(AgentError::Unavailable)?;
+    agent.connect().map_err(AgentError::Connect)?;
     let wanted: Vec<Vec<u8>> = files.iter().filter_map(|f| keys::public_blob(f)).collect();
     let result = agent
         .list_identities()
         .and_then(|()| agent.identities())
-        .map_err(|e| format!("cannot list keys: {}", e.message()))
+        .map_err(AgentError::List)
         .and_then(|identities| {
             let (mine, others): (Vec<_>, Vec<_>) = identities
                 .into_iter()
@@ -130,9 +170,9 @@ pub(super) fn try_agent(
             };
             if candidates.is_empty() {
                 return Err(if only {
-                    "it holds none of the configured keys".to_owned()
+                    AgentError::NoneConfigured
                 } else {
-                    "it holds no keys".to_owned()
+                    AgentError::NoKeys
                 });
             }
             let count = candidates.len();
@@ -141,7 +181,7 @@ pub(super) fn try_agent(
                     return Ok(());
                 }
             }
-            Err(format!("none of its {count} usable keys was accepted"))
+            Err(AgentError::Refused { count })
         });
     // Only the connection to the agent is closed here; the session stays logged in.
     let _ = agent.disconnect();
@@ -155,8 +195,8 @@ pub(super) fn try_key_file(
     user: &str,
     path: &Path,
     extra_certificates: &[PathBuf],
-) -> Result<(), String> {
-    let protection = keys::protection(path).map_err(|e| format!("cannot read it: {e}"))?;
+) -> Result<(), KeyFileError> {
+    let protection = keys::protection(path).map_err(KeyFileError::Read)?;
     let mut certificates: Vec<PathBuf> = Vec::new();
     let mut own = path.as_os_str().to_owned();
     own.push("-cert.pub");
@@ -176,11 +216,15 @@ pub(super) fn try_key_file(
     for _ in 0..PASSPHRASE_ATTEMPTS {
         if protection == Protection::Encrypted {
             passphrase = Some(
-                keys::passphrase(path, rejected.as_deref())
-                    .map_err(|reason| reason.explain(path))?,
+                keys::passphrase(path, rejected.as_deref()).map_err(|reason| {
+                    KeyFileError::Passphrase {
+                        key: path.to_path_buf(),
+                        reason,
+                    }
+                })?,
             );
         }
-        let mut last = String::new();
+        let mut last = None;
         let mut wrong_passphrase = false;
         for certificate in &attempts {
             match session.userauth_pubkey_file(user, *certificate, path, passphrase.as_deref()) {
@@ -188,10 +232,10 @@ pub(super) fn try_key_file(
                 Err(e) => {
                     wrong_passphrase = protection == Protection::Encrypted
                         && e.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE);
-                    last = match certificate {
-                        Some(c) => format!("with {}: {}", c.display(), e.message()),
-                        None => e.message().to_owned(),
-                    };
+                    last = Some(KeyFileError::Refused {
+                        certificate: certificate.map(Path::to_path_buf),
+                        source: e,
+                    });
                     if wrong_passphrase {
                         break;
                     }
@@ -199,11 +243,10 @@ pub(super) fn try_key_file(
             }
         }
         if !wrong_passphrase {
-            return Err(last);
+            // `attempts` always ends with the key alone, so one attempt was refused.
+            return Err(last.unwrap_or(KeyFileError::WrongPassphrase));
         }
         rejected = passphrase.take();
     }
-    Err(format!(
-        "the passphrase was wrong {PASSPHRASE_ATTEMPTS} times"
-    ))
+    Err(KeyFileError::WrongPassphrase)
 }

@@ -25,14 +25,19 @@ pub(super) fn known_hosts_path() -> Option<PathBuf> {
 
 /// The `known_hosts` files for `target`: its `UserKnownHostsFile`s, else
 /// `~/.ssh/known_hosts`.
-pub(super) fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, String> {
+pub(super) fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, NoKnownHosts> {
     match &target.ssh.known_hosts_files {
         Some(files) => Ok(files.clone()),
         None => known_hosts_path()
             .map(|path| vec![path])
-            .ok_or_else(|| "HOME is not set, so ~/.ssh/known_hosts cannot be found".to_owned()),
+            .ok_or(NoKnownHosts),
     }
 }
+
+/// Neither the ssh config nor `$HOME` says where `known_hosts` is.
+#[derive(Debug, thiserror::Error)]
+#[error("HOME is not set, so ~/.ssh/known_hosts cannot be found")]
+pub(super) struct NoKnownHosts;
 
 /// What every `known_hosts` file says about the server's key `blob`.
 pub(super) fn all_findings(
@@ -394,7 +399,7 @@ pub(super) fn verify_host_key(session: &Session, target: &Target) -> Result<(), 
         .host_key_hash(HashType::Sha256)
         .ok_or_else(|| refuse("libssh2 did not compute the host key's digest".to_owned()))?;
     let presented = format!("{key_type} key {}", fingerprint(digest));
-    let paths = known_hosts_files(target).map_err(refuse)?;
+    let paths = known_hosts_files(target).map_err(|e| refuse(e.to_string()))?;
     let pattern = host_pattern(&target.address, target.port);
 
     let _guard = (target.host_key_checking == HostKeyChecking::AcceptNew).then(|| {

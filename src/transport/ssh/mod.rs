@@ -147,10 +147,10 @@ impl SshTransport {
             let (session, socket) = establish(jump, stream).map_err(via)?;
             let (relay, next_stream) =
                 Relay::open(session, socket, &next.address, next.port, &jump.name).map_err(
-                    |message| TransportError::Forward {
+                    |source| TransportError::Forward {
                         jump: jump.name.clone(),
                         destination: format!("{}:{}", next.address, next.port),
-                        message,
+                        source,
                     },
                 )?;
             relays.push(relay);
