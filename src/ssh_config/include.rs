@@ -114,6 +114,10 @@ impl SshConfig {
 
 /// The files matching a path whose components may hold `*` and `?`, sorted as glob(3)
 /// sorts them; a path without wildcards is returned when it exists.
+///
+/// Not the `glob` crate: with glob(3)'s rule that `*` skips hidden files turned on
+/// (`require_literal_leading_dot`), it also drops them from patterns that spell the dot
+/// (`.*.conf`), and it panics on a file name that is not UTF-8.
 pub(super) fn expand_glob(pattern: &Path) -> Vec<PathBuf> {
     let mut matches = vec![PathBuf::new()];
     for component in pattern.components() {

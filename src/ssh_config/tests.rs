@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::apply::host_matches;
+use super::include::expand_glob;
 use super::lexer::split_line;
 use super::settings::{parse_jump, JumpSpec};
 use super::*;
@@ -388,4 +389,22 @@ fn wildcards() {
         &["10.0.*".into(), "!10.0.0.1".into()],
         "10.0.0.1"
     ));
+}
+
+#[test]
+fn include_globs_sort_skip_hidden_files_and_take_brackets_literally() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["b.conf", "a.conf", ".hidden.conf", "c.txt", "d[1"] {
+        fs::write(dir.path().join(name), "").unwrap();
+    }
+    let names = |pattern: &str| -> Vec<String> {
+        expand_glob(&dir.path().join(pattern))
+            .iter()
+            .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(names("*.conf"), ["a.conf", "b.conf"]);
+    assert_eq!(names(".*.conf"), [".hidden.conf"]);
+    assert_eq!(names("d[1"), ["d[1"]);
+    assert!(names("missing").is_empty());
 }
