@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::{InventoryError, InventoryHost, SETTINGS};
-use crate::transport::{Connection, Explicit, HostKeyChecking, SshOptions, Target};
+use crate::transport::{Connection, HostKeyChecking, TargetSettings};
 
 // What a connection setting's value was checked against, for error messages.
 const EXPECT_TEXT: &str = "a non-empty string";
@@ -14,38 +14,26 @@ const EXPECT_CONNECTION: &str = "one of ssh, local";
 const EXPECT_HOST_KEY_CHECKING: &str = "one of strict, accept-new, off";
 
 impl InventoryHost {
-    /// Connection settings from the merged vars (aliases applied).
+    /// The connection settings the host's merged vars give (aliases applied), for
+    /// [`Target::new`](crate::transport::Target::new) to fold with the other sources.
     ///
-    /// A setting whose value is null counts as unset. Defaults: the inventory name as
-    /// address, port 22, the local `$USER` (or `root`) as user, no identity file, SSH,
-    /// strict host key checking. A leading `~` in `identity_file` is the local `$HOME`.
-    /// The target records which settings were given ([`Explicit`]), so that
-    /// `~/.ssh/config` fills in only the others.
-    pub fn target(&self) -> Result<Target, InventoryError> {
-        let user = std::env::var("USER")
-            .ok()
-            .filter(|user| !user.is_empty())
-            .unwrap_or_else(|| "root".to_string());
+    /// A setting whose value is null counts as unset. A leading `~` in `identity_file`
+    /// is the local `$HOME`.
+    pub fn settings(&self) -> Result<TargetSettings, InventoryError> {
         let home = std::env::var_os("HOME")
             .filter(|home| !home.is_empty())
             .map(PathBuf::from);
-        self.target_with(&user, home.as_deref())
+        self.settings_with(home.as_deref())
     }
 
-    pub(super) fn target_with(
+    pub(super) fn settings_with(
         &self,
-        default_user: &str,
         home: Option<&Path>,
-    ) -> Result<Target, InventoryError> {
+    ) -> Result<TargetSettings, InventoryError> {
         let [host, port, user, identity_file, connection, host_key_checking] = SETTINGS;
-        let explicit = Explicit {
-            port: self.setting(port).is_some(),
-            user: self.setting(user).is_some(),
-            host_key_checking: self.setting(host_key_checking).is_some(),
-        };
-        let address = match self.setting(host) {
-            Some((var, value)) => self.text(var, value)?,
-            None => self.name.clone(),
+        let host = match self.setting(host) {
+            Some((var, value)) => Some(self.text(var, value)?),
+            None => None,
         };
         let port = match self.setting(port) {
             Some((var, value)) => {
@@ -55,49 +43,45 @@ impl InventoryHost {
                     _ => None,
                 };
                 match number {
-                    Some(number) if number != 0 => number,
+                    Some(number) if number != 0 => Some(number),
                     _ => return Err(self.invalid(var, value, EXPECT_PORT)),
                 }
             }
-            None => 22,
+            None => None,
         };
         let user = match self.setting(user) {
-            Some((var, value)) => self.text(var, value)?,
-            None => default_user.to_string(),
+            Some((var, value)) => Some(self.text(var, value)?),
+            None => None,
         };
         let identity_file = match self.setting(identity_file) {
             Some((var, value)) => Some(expand_tilde(&self.text(var, value)?, home)),
             None => None,
         };
         let connection = match self.setting(connection) {
-            Some((var, value)) => match value.as_str() {
+            Some((var, value)) => Some(match value.as_str() {
                 Some("ssh") => Connection::Ssh,
                 Some("local") => Connection::Local,
                 _ => return Err(self.invalid(var, value, EXPECT_CONNECTION)),
-            },
-            None => Connection::Ssh,
+            }),
+            None => None,
         };
         let host_key_checking = match self.setting(host_key_checking) {
-            Some((var, value)) => match value.as_str() {
+            Some((var, value)) => Some(match value.as_str() {
                 Some("strict") => HostKeyChecking::Strict,
                 Some("accept-new") => HostKeyChecking::AcceptNew,
                 Some("off") => HostKeyChecking::Off,
                 _ => return Err(self.invalid(var, value, EXPECT_HOST_KEY_CHECKING)),
-            },
-            None => HostKeyChecking::Strict,
+            }),
+            None => None,
         };
-        Ok(Target {
-            name: self.name.clone(),
-            address,
+        Ok(TargetSettings {
+            host,
             port,
             user,
             identity_file,
             connection,
             host_key_checking,
-            ssh: SshOptions {
-                explicit,
-                ..SshOptions::default()
-            },
+            ..TargetSettings::default()
         })
     }
 

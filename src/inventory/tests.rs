@@ -3,7 +3,8 @@ use serde_json::{json, Value};
 
 use super::files::is_yaml;
 use super::names::{expand_hosts, NameError};
-use crate::transport::{Connection, Explicit, HostKeyChecking, SshOptions, Target};
+use crate::ssh_config::Local;
+use crate::transport::{Connection, HostKeyChecking, SshOptions, Target};
 
 fn yaml(text: &str) -> Inventory {
     Inventory::parse_yaml(text, Path::new("inv.yml")).expect("valid YAML inventory")
@@ -34,7 +35,27 @@ fn all_names(inventory: &Inventory) -> Vec<String> {
 }
 
 fn target(host: &InventoryHost) -> Result<Target, InventoryError> {
-    host.target_with("alice", Some(Path::new("/home/alice")))
+    let settings = host.settings_with(Some(Path::new("/home/alice")))?;
+    Ok(Target::new(&host.name, settings, "alice"))
+}
+
+/// The target the inventory alone describes, with the defaults of this environment.
+fn env_target(host: &InventoryHost) -> Result<Target, InventoryError> {
+    Ok(Target::new(
+        &host.name,
+        host.settings()?,
+        &Local::from_env().user,
+    ))
+}
+
+/// Whether the inventory gave the port, the user and the host key checking itself.
+fn given(host: &InventoryHost) -> [bool; 3] {
+    let settings = host.settings().expect("valid");
+    [
+        settings.port.is_some(),
+        settings.user.is_some(),
+        settings.host_key_checking.is_some(),
+    ]
 }
 
 const SITE: &str = "
@@ -790,16 +811,10 @@ fn target_reads_canonical_settings() {
             identity_file: Some(PathBuf::from("/home/alice/.ssh/deploy")),
             connection: Connection::Ssh,
             host_key_checking: HostKeyChecking::AcceptNew,
-            ssh: SshOptions {
-                explicit: Explicit {
-                    port: true,
-                    user: true,
-                    host_key_checking: true
-                },
-                ..SshOptions::default()
-            },
+            ssh: SshOptions::default(),
         }
     );
+    assert_eq!(given(&host), [true, true, true]);
 }
 
 #[test]
@@ -822,16 +837,10 @@ fn target_reads_ansible_aliases() {
             identity_file: Some(PathBuf::from("/keys/id")),
             connection: Connection::Local,
             host_key_checking: HostKeyChecking::Off,
-            ssh: SshOptions {
-                explicit: Explicit {
-                    port: true,
-                    user: true,
-                    host_key_checking: true
-                },
-                ..SshOptions::default()
-            },
+            ssh: SshOptions::default(),
         }
     );
+    assert_eq!(given(&host), [true, true, true]);
 }
 
 #[test]
@@ -839,7 +848,7 @@ fn target_null_is_unset() {
     let host = host_with(json!({"port": null, "user": null}));
     let target = target(&host).expect("valid");
     assert_eq!((target.port, target.user.as_str()), (22, "alice"));
-    assert_eq!(target.ssh.explicit, Explicit::default());
+    assert_eq!(given(&host), [false, false, false]);
 }
 
 #[test]
@@ -949,11 +958,7 @@ fn invalid_settings_name_host_variable_and_allowed_values() {
 #[test]
 fn target_errors_through_a_yaml_inventory() {
     let inventory = yaml("all:\n  hosts:\n    db1:\n      port: abc\n");
-    let error = inventory
-        .host("db1")
-        .expect("host")
-        .target()
-        .expect_err("invalid port");
+    let error = env_target(inventory.host("db1").expect("host")).expect_err("invalid port");
     assert!(matches!(
         &error,
         InventoryError::InvalidVar { host, var, .. } if host == "db1" && var == "port"
@@ -962,12 +967,13 @@ fn target_errors_through_a_yaml_inventory() {
 
 #[test]
 fn target_defaults_come_from_the_environment() {
-    let target = Inventory::from_host_list("h1,")
-        .expect("valid")
-        .host("h1")
-        .expect("host")
-        .target()
-        .expect("valid");
+    let target = env_target(
+        Inventory::from_host_list("h1,")
+            .expect("valid")
+            .host("h1")
+            .expect("host"),
+    )
+    .expect("valid");
     let expected = std::env::var("USER")
         .ok()
         .filter(|user| !user.is_empty())
@@ -1150,11 +1156,7 @@ fn group_and_host_vars_directories_follow_ansible_precedence() {
     assert_eq!(web01["ansible_user"], json!("deploy"));
     let web02 = vars("web02");
     assert_eq!(web02["tier"], json!("host-dir"));
-    let target = inventory
-        .host("web02")
-        .expect("host")
-        .target()
-        .expect("valid");
+    let target = env_target(inventory.host("web02").expect("host")).expect("valid");
     assert_eq!((target.port, target.user.as_str()), (2202, "deploy"));
     // host_vars/ outrank the inventory file's host variables.
     assert_eq!(vars("db1")["role"], json!("dir-host"));
@@ -1219,10 +1221,6 @@ fn inventory_directories_read_every_source_and_their_vars() {
     );
     let inventory = Inventory::load(None, dir.path()).expect("default directory");
     assert_eq!(all_names(&inventory), ["app1", "app2", "app3"]);
-    let target = inventory
-        .host("app3")
-        .expect("host")
-        .target()
-        .expect("valid");
+    let target = env_target(inventory.host("app3").expect("host")).expect("valid");
     assert_eq!((target.port, target.user.as_str()), (2222, "ops"));
 }

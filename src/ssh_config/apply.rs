@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::settings::{JumpSpec, Proxy, Setting};
+use super::settings::{Proxy, Setting};
 use super::tokens::Tokens;
 use super::{Condition, Origin, SshConfig, SshConfigError, MAX_JUMPS};
 use crate::inventory::expand_tilde;
-use crate::transport::{Connection, HostKeyChecking, Target};
+use crate::transport::{Connection, HostKeyChecking, SshOptions, Target, TargetSettings};
 
 /// The settings that apply to one host, first value wins.
 #[derive(Debug, Default)]
@@ -78,27 +78,31 @@ impl SshConfig {
         found
     }
 
-    /// Fills in what the inventory left unset in an SSH `target` from the settings for
-    /// its address; a local target is left alone.
-    pub fn apply(&self, target: &mut Target) -> Result<(), SshConfigError> {
-        if target.connection != Connection::Ssh {
-            return Ok(());
+    /// The target for inventory host `name`, from `given` (the command line over the
+    /// inventory) over this config's settings for it. A local target takes nothing from
+    /// the config.
+    pub fn target(&self, name: &str, given: TargetSettings) -> Result<Target, SshConfigError> {
+        if given.connection.unwrap_or(Connection::Ssh) != Connection::Ssh {
+            return Ok(Target::new(name, given, &self.local.user));
         }
-        let mut chain = vec![target.address.clone()];
-        self.apply_with(target, &target.name.clone(), true, &mut chain)
+        let alias = given.host.clone().unwrap_or_else(|| name.to_owned());
+        let mut chain = vec![alias.clone()];
+        let config = self.layer(&alias, &given, name, true, &mut chain)?;
+        Ok(Target::new(name, given.over(config), &self.local.user))
     }
 
-    /// `owner` names the inventory host in errors; `chain` is the jump hosts being
-    /// resolved, to stop loops.
-    fn apply_with(
+    /// This config's settings for `alias` (the name `ssh` would be given), under the
+    /// higher-precedence settings `given`, which its `%` tokens see. `owner` names the
+    /// inventory host in errors; `chain` is the jump hosts being resolved, to stop loops.
+    fn layer(
         &self,
-        target: &mut Target,
+        alias: &str,
+        given: &TargetSettings,
         owner: &str,
         follow_jumps: bool,
         chain: &mut Vec<String>,
-    ) -> Result<(), SshConfigError> {
-        let original = target.address.clone();
-        let found = self.settings(&original);
+    ) -> Result<TargetSettings, SshConfigError> {
+        let found = self.settings(alias);
         let resolve_error =
             |origin: &Origin, setting: &'static str, source| SshConfigError::Resolve {
                 host: owner.to_owned(),
@@ -107,40 +111,33 @@ impl SshConfig {
                 setting,
                 source,
             };
-
-        if let Some((name, origin)) = found.host_name {
-            let tokens = Tokens {
-                original: &original,
-                host: &original,
-                port: target.port,
-                user: &target.user,
-                local: &self.local,
-            };
-            target.address = tokens
+        // `HostName` sees the port and user the inventory gave (or the defaults);
+        // everything after it sees the resolved ones.
+        let given_port = given.port.unwrap_or(22);
+        let given_user = given.user.as_deref().unwrap_or(&self.local.user);
+        let host_name = match found.host_name {
+            Some((name, origin)) => Some(
+                Tokens {
+                    original: alias,
+                    host: alias,
+                    port: given_port,
+                    user: given_user,
+                    local: &self.local,
+                }
                 .expand(name, "hd%")
-                .map_err(|e| resolve_error(origin, "HostName", e))?;
-        }
-        if !target.ssh.explicit.port {
-            if let Some(port) = found.port {
-                target.port = port;
-            }
-        }
-        if !target.ssh.explicit.user {
-            if let Some(user) = found.user {
-                user.clone_into(&mut target.user);
-            }
-        }
-        if !target.ssh.explicit.host_key_checking {
-            if let Some(mode) = found.strict {
-                target.host_key_checking = mode;
-            }
-        }
-
+                .map_err(|e| resolve_error(origin, "HostName", e))?,
+            ),
+            None => None,
+        };
         let tokens = Tokens {
-            original: &original,
-            host: &target.address,
-            port: target.port,
-            user: &target.user,
+            original: alias,
+            host: host_name.as_deref().unwrap_or(alias),
+            port: given.port.or(found.port).unwrap_or(22),
+            user: given
+                .user
+                .as_deref()
+                .or(found.user)
+                .unwrap_or(&self.local.user),
             local: &self.local,
         };
         let path = |(text, origin): (&str, &Origin), what: &'static str| {
@@ -149,18 +146,23 @@ impl SshConfig {
                 .map(|expanded| expand_tilde(&expanded, self.local.home.as_deref()))
                 .map_err(|e| resolve_error(origin, what, e))
         };
-        let mut options = std::mem::take(&mut target.ssh);
-        options.identity_files = found
-            .identity_files
-            .iter()
-            .map(|&(text, origin)| path((text, origin), "IdentityFile"))
-            .collect::<Result<_, _>>()?;
-        options.certificate_files = found
-            .certificate_files
-            .iter()
-            .map(|&(text, origin)| path((text, origin), "CertificateFile"))
-            .collect::<Result<_, _>>()?;
-        options.identities_only = found.identities_only.unwrap_or(false);
+        let mut options = SshOptions {
+            identity_files: found
+                .identity_files
+                .iter()
+                .map(|&(text, origin)| path((text, origin), "IdentityFile"))
+                .collect::<Result<_, _>>()?,
+            certificate_files: found
+                .certificate_files
+                .iter()
+                .map(|&(text, origin)| path((text, origin), "CertificateFile"))
+                .collect::<Result<_, _>>()?,
+            identities_only: found.identities_only.unwrap_or(false),
+            connect_timeout: found.connect_timeout,
+            server_alive_interval: found.alive_interval,
+            server_alive_count_max: found.alive_count,
+            ..SshOptions::default()
+        };
         if let Some((files, origin)) = found.known_hosts {
             let mut paths = Vec::new();
             if !(files.len() == 1 && files[0].eq_ignore_ascii_case("none")) {
@@ -170,11 +172,6 @@ impl SshConfig {
             }
             options.known_hosts_files = Some(paths);
         }
-        options.connect_timeout = found.connect_timeout.or(options.connect_timeout);
-        options.server_alive_interval = found.alive_interval.or(options.server_alive_interval);
-        options.server_alive_count_max = found.alive_count.or(options.server_alive_count_max);
-        options.jumps.clear();
-        options.proxy_command = None;
         match found.proxy {
             Some((Proxy::Jump(specs), _)) if follow_jumps => {
                 for (index, spec) in specs.iter().enumerate() {
@@ -189,10 +186,22 @@ impl SshConfig {
                             chain: chain.clone(),
                         });
                     }
-                    let mut hop = self.jump_target(spec);
-                    // `ssh -J A,B` dials A with A's own config, ProxyJump included, and B
-                    // through A only.
-                    self.apply_with(&mut hop, owner, index == 0, chain)?;
+                    // A jump host is what its spec says over its own config; `ssh -J A,B`
+                    // dials A with A's own config, ProxyJump included, and B through A
+                    // only.
+                    let spec_settings = TargetSettings {
+                        host: Some(spec.host.clone()),
+                        port: spec.port,
+                        user: spec.user.clone(),
+                        ..TargetSettings::default()
+                    };
+                    let config =
+                        self.layer(&spec.host, &spec_settings, owner, index == 0, chain)?;
+                    let mut hop = Target::new(
+                        &spec.display(),
+                        spec_settings.over(config),
+                        &self.local.user,
+                    );
                     options.jumps.append(&mut hop.ssh.jumps);
                     options.jumps.push(hop);
                 }
@@ -202,25 +211,14 @@ impl SshConfig {
             }
             _ => {}
         }
-        target.ssh = options;
-        Ok(())
-    }
-
-    /// A jump host as the inventory would have described it: only what its spec says.
-    fn jump_target(&self, spec: &JumpSpec) -> Target {
-        let mut target = Target {
-            name: spec.display(),
-            address: spec.host.clone(),
-            port: spec.port.unwrap_or(22),
-            user: spec.user.clone().unwrap_or_else(|| self.local.user.clone()),
-            identity_file: None,
-            connection: Connection::Ssh,
-            host_key_checking: HostKeyChecking::Strict,
-            ssh: crate::transport::SshOptions::default(),
-        };
-        target.ssh.explicit.port = spec.port.is_some();
-        target.ssh.explicit.user = spec.user.is_some();
-        target
+        Ok(TargetSettings {
+            host_name,
+            port: found.port,
+            user: found.user.map(str::to_owned),
+            host_key_checking: found.strict,
+            ssh: Some(options),
+            ..TargetSettings::default()
+        })
     }
 }
 

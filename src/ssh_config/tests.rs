@@ -5,7 +5,7 @@ use super::include::expand_glob;
 use super::lexer::split_line;
 use super::settings::{parse_jump, JumpSpec};
 use super::*;
-use crate::transport::{Connection, HostKeyChecking, SshOptions, Target};
+use crate::transport::{Connection, HostKeyChecking, Target, TargetSettings};
 
 fn local() -> Local {
     Local {
@@ -24,24 +24,16 @@ fn config_err(text: &str) -> String {
         .to_string()
 }
 
-/// A target as the inventory makes it when it gives only an address.
-fn target(address: &str) -> Target {
-    Target {
-        name: "inv".to_owned(),
-        address: address.to_owned(),
-        port: 22,
-        user: "ops".to_owned(),
-        identity_file: None,
-        connection: Connection::Ssh,
-        host_key_checking: HostKeyChecking::Strict,
-        ssh: SshOptions::default(),
+/// Settings as the inventory gives them when it gives only an address.
+fn given(address: &str) -> TargetSettings {
+    TargetSettings {
+        host: Some(address.to_owned()),
+        ..TargetSettings::default()
     }
 }
 
 fn applied(config: &SshConfig, address: &str) -> Target {
-    let mut target = target(address);
-    config.apply(&mut target).unwrap();
-    target
+    config.target("inv", given(address)).unwrap()
 }
 
 #[test]
@@ -134,15 +126,14 @@ fn inventory_values_win() {
         "Host 10.0.0.5\n  HostName 10.9.9.9\n  Port 2222\n  User cfg\n  \
              StrictHostKeyChecking no\n  IdentityFile ~/.ssh/cfg\n",
     );
-    let mut target = target("10.0.0.5");
-    target.port = 2200;
-    target.user = "inv".to_owned();
-    target.host_key_checking = HostKeyChecking::AcceptNew;
-    target.identity_file = Some(PathBuf::from("/keys/inv"));
-    target.ssh.explicit.port = true;
-    target.ssh.explicit.user = true;
-    target.ssh.explicit.host_key_checking = true;
-    config.apply(&mut target).unwrap();
+    let inventory = TargetSettings {
+        port: Some(2200),
+        user: Some("inv".to_owned()),
+        host_key_checking: Some(HostKeyChecking::AcceptNew),
+        identity_file: Some(PathBuf::from("/keys/inv")),
+        ..given("10.0.0.5")
+    };
+    let target = config.target("inv", inventory).unwrap();
     assert_eq!(target.port, 2200);
     assert_eq!(target.user, "inv");
     assert_eq!(target.host_key_checking, HostKeyChecking::AcceptNew);
@@ -159,9 +150,11 @@ fn inventory_values_win() {
 #[test]
 fn local_targets_are_left_alone() {
     let config = config("Host *\n  Port 2222\n");
-    let mut target = target("localhost");
-    target.connection = Connection::Local;
-    config.apply(&mut target).unwrap();
+    let local = TargetSettings {
+        connection: Some(Connection::Local),
+        ..given("localhost")
+    };
+    let target = config.target("inv", local).unwrap();
     assert_eq!(target.port, 22);
 }
 
@@ -242,9 +235,8 @@ fn proxy_jump_none_and_first_proxy_setting_wins() {
 #[test]
 fn proxy_jump_loops_are_errors() {
     let config = config("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n");
-    let mut target = target("a");
     assert_eq!(
-        config.apply(&mut target).unwrap_err().to_string(),
+        config.target("inv", given("a")).unwrap_err().to_string(),
         "host inv: the ProxyJump chain a -> b -> a is too long or loops"
     );
 }
@@ -310,9 +302,8 @@ fn invalid_values_name_file_and_line() {
 #[test]
 fn unsupported_tokens_are_errors_naming_the_setting() {
     let config = config("Host h\n  IdentityFile ~/.ssh/%C\n");
-    let mut target = target("h");
     assert_eq!(
-        config.apply(&mut target).unwrap_err().to_string(),
+        config.target("inv", given("h")).unwrap_err().to_string(),
         "host inv: IdentityFile: the token %C is not supported here \
              (supported: %d %h %n %p %r %u %%) (config:2)"
     );
