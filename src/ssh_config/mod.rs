@@ -32,7 +32,7 @@
 //! # Layout
 //!
 //! This file holds the loaded configuration and its errors; [`lexer`] splits lines,
-//! [`settings`] checks each keyword's value, [`include`] reads files and follows
+//! [`settings`] checks each keyword's value, [`include`](mod@include) reads files and follows
 //! `Include`, [`tokens`] expands `%` tokens, and [`apply`] resolves a host's settings into
 //! its [`Target`](crate::transport::Target).
 

@@ -2,7 +2,7 @@
 //!
 //! [`SshTransport::connect`] opens one TCP connection and one SSH session per host (through
 //! its `ProxyJump` hosts, if any: see [`super::jump`]), checks the server's host key
-//! against the `known_hosts` files as the target's [`HostKeyChecking`] asks, and
+//! against the `known_hosts` files as the target's [`HostKeyChecking`](super::HostKeyChecking) asks, and
 //! authenticates with keys only. Every later command reuses that session, one at a time.
 //!
 //! Keys are tried as `ssh` tries them: first the keys ssh-agent holds (those of the
