@@ -148,7 +148,7 @@ impl Builder {
     }
 
     /// Each group's depth (longest `children` path from `all`), by group index.
-    pub(super) fn depths(&self) -> Result<Vec<usize>, Vec<String>> {
+    fn depths(&self) -> Result<Vec<usize>, Vec<String>> {
         let count = self.groups.len();
         let index_of = |name: &String| self.groups.get_index_of(name);
         let mut waiting: Vec<usize> = self.groups.values().map(|g| g.parents.len()).collect();

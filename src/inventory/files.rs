@@ -11,13 +11,13 @@ use super::{InventoryError, Vars};
 
 /// Endings of file names that an inventory directory's reader skips (Ansible's default
 /// `inventory_ignore_extensions`).
-pub(super) const IGNORED_IN_DIRECTORY: [&str; 13] = [
+const IGNORED_IN_DIRECTORY: [&str; 13] = [
     "~", ".orig", ".bak", ".ini", ".cfg", ".retry", ".pyc", ".pyo", ".swp", ".rpm", ".md", ".txt",
     ".rst",
 ];
 
 /// The spellings, in order, of a `group_vars`/`host_vars` entry for a name.
-pub(super) const VARS_EXTENSIONS: [&str; 4] = ["", ".yml", ".yaml", ".json"];
+const VARS_EXTENSIONS: [&str; 4] = ["", ".yml", ".yaml", ".json"];
 
 pub(super) fn is_yaml(path: &Path, text: &str) -> bool {
     let extension = path.extension().and_then(OsStr::to_str).unwrap_or("");
@@ -124,7 +124,7 @@ pub(super) fn read_vars_dirs(builder: &mut Builder, dir: &Path) -> Result<(), In
 }
 
 /// The variable files for `name` under `base`, in the order they apply.
-pub(super) fn vars_files(base: &Path, name: &str) -> Vec<PathBuf> {
+fn vars_files(base: &Path, name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for extension in VARS_EXTENSIONS {
         let path = base.join(format!("{name}{extension}"));
@@ -137,7 +137,7 @@ pub(super) fn vars_files(base: &Path, name: &str) -> Vec<PathBuf> {
     found
 }
 
-pub(super) fn collect_vars_dir(dir: &Path, found: &mut Vec<PathBuf>) {
+fn collect_vars_dir(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
@@ -165,7 +165,7 @@ pub(super) fn collect_vars_dir(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// One `group_vars`/`host_vars` file: a YAML (or JSON) mapping of variables, or nothing.
-pub(super) fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
+fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
     let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
         file: path.to_path_buf(),
         source,

@@ -12,7 +12,7 @@ use super::{InventoryError, Vars, ALL, UNGROUPED};
 
 /// A problem with one INI line.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum LineError {
+enum LineError {
     #[error(transparent)]
     Name(#[from] NameError),
     #[error(
@@ -86,13 +86,13 @@ pub(super) fn read_ini(
     Ok(())
 }
 
-pub(super) enum Section {
+enum Section {
     Hosts(String),
     Vars(String),
     Children(String),
 }
 
-pub(super) fn parse_section_header(line: &str) -> Result<Section, LineError> {
+fn parse_section_header(line: &str) -> Result<Section, LineError> {
     let header_error = || LineError::Header {
         header: line.to_string(),
     };
@@ -116,7 +116,7 @@ pub(super) fn parse_section_header(line: &str) -> Result<Section, LineError> {
     })
 }
 
-pub(super) fn parse_section_line(
+fn parse_section_line(
     builder: &mut Builder,
     defined: &mut IndexSet<String>,
     section: &Section,
@@ -172,7 +172,7 @@ pub(super) fn parse_section_line(
     Ok(())
 }
 
-pub(super) fn is_var_name(name: &str) -> bool {
+fn is_var_name(name: &str) -> bool {
     !name.is_empty()
         && !name
             .chars()
@@ -181,7 +181,7 @@ pub(super) fn is_var_name(name: &str) -> bool {
 
 /// Splits a host line at whitespace outside quotes, keeping the quotes; a `#` starting a
 /// token begins a comment.
-pub(super) fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
+fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
     let mut tokens = Vec::new();
     let mut start = None;
     let mut quote = None;
@@ -223,7 +223,7 @@ pub(super) fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
 }
 
 /// Cuts a `#` comment (at the start or after whitespace, outside quotes) off a value.
-pub(super) fn strip_comment(text: &str) -> Result<&str, LineError> {
+fn strip_comment(text: &str) -> Result<&str, LineError> {
     let mut quote = None;
     let mut escaped = false;
     let mut after_space = true;
@@ -251,7 +251,7 @@ pub(super) fn strip_comment(text: &str) -> Result<&str, LineError> {
 
 /// An INI value: quoted text stays a string; otherwise `true`/`false` and integers become
 /// JSON booleans and numbers.
-pub(super) fn ini_value(raw: &str) -> Result<Value, LineError> {
+fn ini_value(raw: &str) -> Result<Value, LineError> {
     let mut text = String::with_capacity(raw.len());
     let mut quoted = false;
     let mut chars = raw.chars();

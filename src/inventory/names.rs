@@ -22,9 +22,9 @@ pub(super) enum NameError {
 
 /// A range such as `web[0:99999999]` could otherwise exhaust memory before any other
 /// check runs; no real inventory comes close to this many hosts from one name.
-pub(super) const MAX_RANGE_HOSTS: usize = 65_536;
+const MAX_RANGE_HOSTS: usize = 65_536;
 
-pub(super) fn is_name(name: &str) -> bool {
+fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -79,7 +79,7 @@ pub(super) fn expand_hosts(pattern: &str) -> Result<Vec<String>, NameError> {
 }
 
 /// The items of one range body (`01:03`, `a:c`, `0:10:2`).
-pub(super) fn range_items(pattern: &str, body: &str) -> Result<Vec<String>, NameError> {
+fn range_items(pattern: &str, body: &str) -> Result<Vec<String>, NameError> {
     let error = |reason| NameError::Range {
         pattern: pattern.to_string(),
         reason,

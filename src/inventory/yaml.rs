@@ -32,7 +32,7 @@ pub(super) fn read_yaml(
 
 /// A mapping read as its list of entries, so a key written twice is merged (as Ansible
 /// does) rather than silently replaced.
-pub(super) struct Entries<K, V>(Vec<(K, V)>);
+struct Entries<K, V>(Vec<(K, V)>);
 
 impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries<K, V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -56,7 +56,7 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Entries
 
 /// A host key, with its ranges expanded. Names are checked inside `visit_str` so that the
 /// YAML parser attaches the key's own position to the error.
-pub(super) struct HostKey(Vec<String>);
+struct HostKey(Vec<String>);
 
 impl<'de> Deserialize<'de> for HostKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -75,7 +75,7 @@ impl<'de> Deserialize<'de> for HostKey {
 }
 
 /// A group key, checked like [`HostKey`].
-pub(super) struct GroupKey(String);
+struct GroupKey(String);
 
 impl<'de> Deserialize<'de> for GroupKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -95,7 +95,7 @@ impl<'de> Deserialize<'de> for GroupKey {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct YamlGroup {
+struct YamlGroup {
     #[serde(default)]
     hosts: Option<Entries<HostKey, Option<Vars>>>,
     #[serde(default)]
@@ -105,7 +105,7 @@ pub(super) struct YamlGroup {
 }
 
 /// Recursion follows the YAML nesting, which the parser already limits.
-pub(super) fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup) {
+fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup) {
     if let Some(vars) = group.vars {
         builder.add_group_vars(name, &vars);
     }

@@ -11,7 +11,7 @@ use crate::transport::{Connection, HostKeyChecking, SshOptions, Target, TargetSe
 
 /// The settings that apply to one host, first value wins.
 #[derive(Debug, Default)]
-pub(super) struct HostSettings<'a> {
+struct HostSettings<'a> {
     host_name: Option<(&'a str, &'a Origin)>,
     port: Option<u16>,
     user: Option<&'a str>,

@@ -159,7 +159,7 @@ pub(super) fn parse_setting(keyword: &str, args: &[String]) -> Result<Option<Set
     Ok(Some(setting))
 }
 
-pub(super) fn yes_no(keyword: &'static str, text: &str) -> Result<bool, LineError> {
+fn yes_no(keyword: &'static str, text: &str) -> Result<bool, LineError> {
     match text.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
         "no" | "false" => Ok(false),

@@ -11,10 +11,10 @@ use crate::transport::keys::{self, NoPassphrase, Protection};
 use crate::transport::{Target, TransportError};
 
 /// Key files tried, in this order, when the target names none and ssh-agent fails.
-pub(super) const DEFAULT_KEY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
+const DEFAULT_KEY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 /// The key files to offer for `target`, and whether only they may be offered.
-pub(super) fn key_files(target: &Target) -> (Vec<PathBuf>, bool) {
+fn key_files(target: &Target) -> (Vec<PathBuf>, bool) {
     if let Some(path) = &target.identity_file {
         return (vec![path.clone()], true);
     }
@@ -100,7 +100,7 @@ pub(super) fn authenticate(session: &Session, target: &Target) -> Result<(), Tra
 
 /// Why ssh-agent logged nobody in.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum AgentError {
+enum AgentError {
     #[error("SSH_AUTH_SOCK is not set")]
     NoSocket,
     #[error("unavailable: {}", .0.message())]
@@ -119,7 +119,7 @@ pub(super) enum AgentError {
 
 /// Why one key file logged nobody in.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum KeyFileError {
+enum KeyFileError {
     #[error("cannot read it: {0}")]
     Read(#[source] io::Error),
     #[error("{}", reason.explain(key))]
@@ -143,7 +143,7 @@ fn with_certificate(certificate: Option<&Path>) -> String {
 
 /// Tries ssh-agent's keys: those of `files` first (by their `.pub` files), then, unless
 /// `only`, every other key it holds.
-pub(super) fn try_agent(
+fn try_agent(
     session: &Session,
     user: &str,
     files: &[PathBuf],
@@ -190,7 +190,7 @@ pub(super) fn try_agent(
 
 /// Tries one private key file: with its certificates first, then alone. An encrypted key
 /// gets its passphrase from [`keys::passphrase`], asked again after a wrong one.
-pub(super) fn try_key_file(
+fn try_key_file(
     session: &Session,
     user: &str,
     path: &Path,

@@ -82,7 +82,7 @@ impl SshTransport {
     /// The session is in non-blocking mode here: each round moves whatever can move
     /// without waiting, and only a round that moved nothing sleeps until the socket has
     /// data (or, when the send buffer is full, for a moment).
-    pub(super) fn pump(
+    fn pump(
         &self,
         channel: &mut Channel,
         stdin: &[u8],
@@ -221,7 +221,7 @@ impl SshTransport {
 
     /// How many more output bytes a command may write: one past the limit, so that
     /// going over it shows.
-    pub(super) fn room(&self, output: &Output) -> usize {
+    fn room(&self, output: &Output) -> usize {
         (self.max_output + 1).saturating_sub(output.stdout.len() + output.stderr.len())
     }
 
@@ -248,7 +248,7 @@ impl SshTransport {
     }
 
     /// Explains a failed read, telling a connection closed by the server from other causes.
-    pub(super) fn read_failure(&self, stream: &str, error: &io::Error) -> String {
+    fn read_failure(&self, stream: &str, error: &io::Error) -> String {
         match self.wait_for_data(Duration::from_millis(1)) {
             Ok(Some(0)) => format!(
                 "the server closed the connection while the command's {stream} was being read"
@@ -262,7 +262,7 @@ impl SshTransport {
     /// Returns the number of bytes seen (0: the server closed the connection), or `None`
     /// on timeout. The socket stays as libssh2 set it up: `poll` waits, and a
     /// non-blocking peek tells data from the end of the connection.
-    pub(super) fn wait_for_data(&self, timeout: Duration) -> io::Result<Option<usize>> {
+    fn wait_for_data(&self, timeout: Duration) -> io::Result<Option<usize>> {
         let timeout =
             Timespec::try_from(timeout.max(Duration::from_millis(1))).unwrap_or(Timespec {
                 tv_sec: 3600,
@@ -293,7 +293,7 @@ impl SshTransport {
 /// `room` bytes.
 ///
 /// Returns whether anything was read and whether the stream has ended.
-pub(super) fn drain(
+fn drain(
     stream: &mut Stream,
     channel: &Channel,
     buffer: &mut [u8],
@@ -318,7 +318,7 @@ pub(super) fn drain(
     Ok((moved > 0, false))
 }
 
-pub(super) fn is_eagain(error: &ssh2::Error) -> bool {
+fn is_eagain(error: &ssh2::Error) -> bool {
     error.code() == ErrorCode::Session(LIBSSH2_ERROR_EAGAIN)
 }
 

@@ -15,17 +15,17 @@ use ssh2::{CheckResult, HashType, KnownHostFileKind, MethodType, Session};
 use crate::transport::{HostKeyChecking, Target, TransportError};
 
 /// Serializes the read-check-append of `~/.ssh/known_hosts` by `accept-new`.
-pub(super) static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
+static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
 
 /// `~/.ssh/known_hosts`, from `$HOME`.
-pub(super) fn known_hosts_path() -> Option<PathBuf> {
+fn known_hosts_path() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
     Some(Path::new(&home).join(".ssh").join("known_hosts"))
 }
 
 /// The `known_hosts` files for `target`: its `UserKnownHostsFile`s, else
 /// `~/.ssh/known_hosts`.
-pub(super) fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, NoKnownHosts> {
+fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, NoKnownHosts> {
     match &target.ssh.known_hosts_files {
         Some(files) => Ok(files.clone()),
         None => known_hosts_path()
@@ -37,10 +37,10 @@ pub(super) fn known_hosts_files(target: &Target) -> Result<Vec<PathBuf>, NoKnown
 /// Neither the ssh config nor `$HOME` says where `known_hosts` is.
 #[derive(Debug, thiserror::Error)]
 #[error("HOME is not set, so ~/.ssh/known_hosts cannot be found")]
-pub(super) struct NoKnownHosts;
+struct NoKnownHosts;
 
 /// What every `known_hosts` file says about the server's key `blob`.
-pub(super) fn all_findings(
+fn all_findings(
     session: &Session,
     texts: &[String],
     target: &Target,
@@ -184,12 +184,7 @@ pub(super) fn judge(findings: &[Finding], presented_type: &str) -> Verdict {
 }
 
 /// Asks libssh2 whether `entry` names `pattern`, and if so whether it holds `key`.
-pub(super) fn check_entry(
-    session: &Session,
-    entry: &Entry<'_>,
-    pattern: &str,
-    key: &[u8],
-) -> Option<bool> {
+fn check_entry(session: &Session, entry: &Entry<'_>, pattern: &str, key: &[u8]) -> Option<bool> {
     let mut hosts = session.known_hosts().ok()?;
     // Lines libssh2 cannot parse (key types it does not know, for one) cannot match.
     hosts
@@ -234,7 +229,7 @@ pub(super) fn findings(
 }
 
 /// Reads a `known_hosts` file; a missing file is an empty one.
-pub(super) fn read_known_hosts(path: &Path) -> io::Result<String> {
+fn read_known_hosts(path: &Path) -> io::Result<String> {
     match fs::read(path) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
@@ -243,7 +238,7 @@ pub(super) fn read_known_hosts(path: &Path) -> io::Result<String> {
 }
 
 /// Host key algorithms that produce keys of a `known_hosts` key type.
-pub(super) fn algorithms_for_key_type(key_type: &str) -> &[&str] {
+fn algorithms_for_key_type(key_type: &str) -> &[&str] {
     match key_type {
         "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
         "ssh-ed25519" => &["ssh-ed25519"],
@@ -324,7 +319,7 @@ pub(super) fn known_hosts_line(pattern: &str, key_type: &str, blob: &[u8]) -> St
 }
 
 /// Which entry a message points at.
-pub(super) fn entry_description(line: usize, hashed: bool) -> String {
+fn entry_description(line: usize, hashed: bool) -> String {
     if hashed {
         format!("line {line} (a hashed entry)")
     } else {
@@ -469,7 +464,7 @@ pub(super) fn verify_host_key(session: &Session, target: &Target) -> Result<(), 
 
 /// Appends `line` to the `known_hosts` file at `path`, whose current content is `text`,
 /// creating `~/.ssh` (mode 0700) and the file (mode 0600) if needed.
-pub(super) fn append_known_host(path: &Path, text: &str, line: &str) -> io::Result<()> {
+fn append_known_host(path: &Path, text: &str, line: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {
             fs::DirBuilder::new()
