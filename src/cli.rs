@@ -121,15 +121,22 @@ pub enum ConnectionArg {
     Local,
 }
 
+/// A `--report-mode` value that is not an octal file mode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a file mode; write it in octal, e.g. 0640")]
+pub struct ModeError {
+    text: String,
+}
+
 /// An octal file mode such as `0640`.
-fn parse_mode(text: &str) -> Result<u32, String> {
+fn parse_mode(text: &str) -> Result<u32, ModeError> {
     let octal =
         !text.is_empty() && text.len() <= 4 && text.bytes().all(|b| (b'0'..=b'7').contains(&b));
     match u32::from_str_radix(text, 8) {
         Ok(mode) if octal && mode <= 0o777 => Ok(mode),
-        _ => Err(format!(
-            "{text:?} is not a file mode; write it in octal, e.g. 0640"
-        )),
+        _ => Err(ModeError {
+            text: text.to_owned(),
+        }),
     }
 }
 

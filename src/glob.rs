@@ -1,5 +1,10 @@
 //! Shell-style wildcards, as inventory patterns (`web*`) and `ssh_config` `Host` lines
 //! use them: `*` matches any run of characters, `?` exactly one.
+//!
+//! Hand-written on purpose: these patterns match names, not files, and have exactly
+//! OpenSSH's `match_pattern` semantics (no `[...]` classes, no escapes, `/` is an ordinary
+//! character). The `glob` crate's `Pattern` and `globset` would both read `[` as a class,
+//! and `globset` compiles every pattern to a regex, where this is one short loop.
 
 /// Whether `text` matches `pattern`.
 pub fn matches(pattern: &str, text: &str) -> bool {

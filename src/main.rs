@@ -36,7 +36,7 @@ use crate::engine::{HostRun, HostStats, Options};
 use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::{Playbook, PlaybookError};
 use crate::report::{RunReport, Style, Summary};
-use crate::transport::Connection;
+use crate::transport::{Connection, TargetSettings};
 
 /// Every host is in the desired state (or, with `--check`, no drift).
 const EXIT_CONVERGED: u8 = 0;
@@ -183,14 +183,14 @@ fn execute(cli: &Cli) -> Result<u8, InputError> {
         if !used[index] {
             continue;
         }
-        let mut target = host.target()?;
-        if let Some(connection) = cli.connection {
-            target.connection = match connection {
+        let command_line = TargetSettings {
+            connection: cli.connection.map(|connection| match connection {
                 ConnectionArg::Ssh => Connection::Ssh,
                 ConnectionArg::Local => Connection::Local,
-            };
-        }
-        ssh_config.apply(&mut target)?;
+            }),
+            ..TargetSettings::default()
+        };
+        let target = ssh_config.target(&host.name, command_line.over(host.settings()?))?;
         slot[index] = hosts.len();
         hosts.push(HostRun::new(host.name.clone(), target, host.vars.clone()));
     }

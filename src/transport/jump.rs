@@ -39,6 +39,20 @@ const SEND_BACKOFF: Duration = Duration::from_millis(2);
 /// A bound on an idle wait; nothing depends on it, it only keeps a wait finite.
 const IDLE_WAIT: Duration = Duration::from_secs(60);
 
+/// Why a relay could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The jump host refused or failed to open the `direct-tcpip` channel.
+    #[error("{}", .0.message())]
+    Channel(#[source] ssh2::Error),
+    #[error("cannot create a socket pair: {0}")]
+    SocketPair(#[source] io::Error),
+    #[error("cannot set up the socket pair: {0}")]
+    Nonblocking(#[source] io::Error),
+    #[error("cannot start the relay thread: {0}")]
+    Thread(#[source] io::Error),
+}
+
 /// A running relay between a jump host's `direct-tcpip` channel and a local socket.
 pub struct Relay {
     thread: Option<JoinHandle<()>>,
@@ -56,19 +70,18 @@ impl Relay {
         host: &str,
         port: u16,
         name: &str,
-    ) -> Result<(Relay, UnixStream), String> {
+    ) -> Result<(Relay, UnixStream), RelayError> {
         let channel = session
             .channel_direct_tcpip(host, port, None)
-            .map_err(|e| e.message().to_owned())?;
-        let (next, relayed) =
-            UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
+            .map_err(RelayError::Channel)?;
+        let (next, relayed) = UnixStream::pair().map_err(RelayError::SocketPair)?;
         relayed
             .set_nonblocking(true)
-            .map_err(|e| format!("cannot set up the socket pair: {e}"))?;
+            .map_err(RelayError::Nonblocking)?;
         let thread = thread::Builder::new()
             .name(format!("converge-jump-{name}"))
             .spawn(move || relay(&session, channel, &socket, &relayed))
-            .map_err(|e| format!("cannot start the relay thread: {e}"))?;
+            .map_err(RelayError::Thread)?;
         Ok((
             Relay {
                 thread: Some(thread),

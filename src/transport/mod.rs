@@ -86,9 +86,10 @@ pub enum HostKeyChecking {
 
 /// Everything needed to open a [`Transport`] to one inventory host.
 ///
-/// The inventory fills the fields it knows ([`crate::inventory::InventoryHost::target`]),
-/// then `~/.ssh/config` fills in what the inventory left unset
-/// ([`crate::ssh_config::SshConfig::apply`]): inventory values win, as in Ansible.
+/// Built once, by [`Target::new`], from the [`TargetSettings`] of each source: the
+/// command line over the inventory ([`crate::inventory::InventoryHost::settings`]) over
+/// `~/.ssh/config` ([`crate::ssh_config::SshConfig::target`]): inventory values win over
+/// the ssh config, as in Ansible.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The host's inventory name, used in messages.
@@ -102,18 +103,67 @@ pub struct Target {
     pub identity_file: Option<PathBuf>,
     pub connection: Connection,
     pub host_key_checking: HostKeyChecking,
-    /// OpenSSH client settings beyond the inventory's, and which of the fields above the
-    /// inventory set itself.
+    /// OpenSSH client settings beyond the inventory's.
     pub ssh: SshOptions,
 }
 
-/// Which of a [`Target`]'s settings the inventory gave explicitly; `~/.ssh/config` may
-/// only fill in the others. (An identity file is explicit exactly when it is present.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Explicit {
-    pub port: bool,
-    pub user: bool,
-    pub host_key_checking: bool,
+impl Target {
+    /// The target for host `name` from `settings` (its sources already folded with
+    /// [`TargetSettings::over`]), with defaults for what no source set: the ssh config's
+    /// `HostName`, else the inventory's `host`, else `name` as the address; port 22;
+    /// `default_user`; no identity file; SSH; strict host key checking.
+    pub fn new(name: &str, settings: TargetSettings, default_user: &str) -> Target {
+        Target {
+            name: name.to_owned(),
+            address: settings
+                .host_name
+                .or(settings.host)
+                .unwrap_or_else(|| name.to_owned()),
+            port: settings.port.unwrap_or(22),
+            user: settings.user.unwrap_or_else(|| default_user.to_owned()),
+            identity_file: settings.identity_file,
+            connection: settings.connection.unwrap_or(Connection::Ssh),
+            host_key_checking: settings
+                .host_key_checking
+                .unwrap_or(HostKeyChecking::Strict),
+            ssh: settings.ssh.unwrap_or_default(),
+        }
+    }
+}
+
+/// What one source (the command line, the inventory, the ssh config, a `ProxyJump`
+/// spec) says about how to reach a host; `None` where it says nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetSettings {
+    /// The name `ssh` would be given (the inventory's `host`); the ssh config's `Host`
+    /// lines match it.
+    pub host: Option<String>,
+    /// The address that name stands for (the ssh config's `HostName`).
+    pub host_name: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub connection: Option<Connection>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    /// The OpenSSH client settings, which only the ssh config gives.
+    pub ssh: Option<SshOptions>,
+}
+
+impl TargetSettings {
+    /// These settings over `lower`'s: each one from `self` where `self` has it.
+    #[must_use]
+    pub fn over(self, lower: TargetSettings) -> TargetSettings {
+        TargetSettings {
+            host: self.host.or(lower.host),
+            host_name: self.host_name.or(lower.host_name),
+            port: self.port.or(lower.port),
+            user: self.user.or(lower.user),
+            identity_file: self.identity_file.or(lower.identity_file),
+            connection: self.connection.or(lower.connection),
+            host_key_checking: self.host_key_checking.or(lower.host_key_checking),
+            ssh: self.ssh.or(lower.ssh),
+        }
+    }
 }
 
 /// SSH client settings that come from `~/.ssh/config` (or `-F FILE`).
@@ -122,8 +172,6 @@ pub struct Explicit {
 /// connection, `~/.ssh/known_hosts`, built-in timeouts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOptions {
-    /// Which settings of the target the inventory set itself.
-    pub explicit: Explicit,
     /// `IdentityFile`s, in order; used when the inventory names no `identity_file`.
     pub identity_files: Vec<PathBuf>,
     /// `CertificateFile`s, offered with the private key they certify.
@@ -191,11 +239,11 @@ pub enum TransportError {
         source: Box<TransportError>,
     },
     /// A jump host refused or failed to open the connection to the next host.
-    #[error("jump host {jump} could not connect to {destination}: {message}")]
+    #[error("jump host {jump} could not connect to {destination}: {source}")]
     Forward {
         jump: String,
         destination: String,
-        message: String,
+        source: jump::RelayError,
     },
 }
 
@@ -218,29 +266,48 @@ pub fn human_size(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
+/// Why a command-line size cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{text}` is not a size (e.g. 64M, 512K, 1G, 100000)")]
+    NotASize { text: String },
+    #[error("`{text}` has an unknown unit (use K, M or G)")]
+    Unit { text: String },
+    #[error("`{text}` is too large")]
+    TooLarge { text: String },
+    #[error("the output limit must be at least 1 byte")]
+    Zero,
+}
+
 /// Parses a size given on the command line: a number of bytes, optionally followed by
 /// `K`, `M` or `G` (powers of 1024; `KiB`, `MiB`, `GiB` are accepted too).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let trimmed = text.trim();
     let digits = trimmed
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 64M, 512K, 1G, 100000)"))?;
+    let number: u64 = number.parse().map_err(|_| SizeError::NotASize {
+        text: text.to_owned(),
+    })?;
     let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" | "KIB" => 1 << 10,
         "M" | "MB" | "MIB" => 1 << 20,
         "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("`{text}` has an unknown unit (use K, M or G)")),
+        _ => {
+            return Err(SizeError::Unit {
+                text: text.to_owned(),
+            })
+        }
     };
     let bytes = number
         .checked_mul(factor)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
+        .ok_or_else(|| SizeError::TooLarge {
+            text: text.to_owned(),
+        })?;
     if bytes == 0 {
-        return Err("the output limit must be at least 1 byte".to_owned());
+        return Err(SizeError::Zero);
     }
     Ok(bytes)
 }
