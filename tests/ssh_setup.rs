@@ -417,13 +417,15 @@ fn keys_of_every_type_and_certificates_log_in() {
         assert_eq!(output.status.code(), Some(0), "{name}: {}", text(&output));
     }
 
-    // A certificate signed by a CA the server trusts, for a key it does not know.
+    // A certificate signed by a CA the server trusts, for a key it does not know. sshd is
+    // restarted, not reloaded: a reload returns before the re-executed sshd listens
+    // again, a restart of its Type=notify unit only once it does.
     let ca = keygen(&keys, "ca", &["-t", "ed25519"], "");
     let ca_public = fs::read_to_string(ca.with_extension("pub")).unwrap();
     host.ssh_ok(&format!(
         "printf '%s\\n' '{}' > /etc/ssh/user_ca.pub && \
          echo 'TrustedUserCAKeys /etc/ssh/user_ca.pub' > /etc/ssh/sshd_config.d/ca.conf && \
-         systemctl reload ssh",
+         systemctl restart ssh",
         ca_public.trim()
     ));
     let user = keygen(&keys, "certified", &["-t", "ed25519"], "");
