@@ -7,6 +7,8 @@
 mod cli;
 mod dashboard;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod generate;
 mod glob;
 mod history;
