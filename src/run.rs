@@ -141,35 +141,7 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
         return Ok(EXIT_CONVERGED);
     }
     if cli.list_hosts || cli.list_tasks {
-        let mut out = String::new();
-        for (index, members) in &plays {
-            let play = &playbook.plays[*index];
-            let _ = writeln!(
-                out,
-                "play #{} ({}): {}",
-                index + 1,
-                play.hosts,
-                play.title()
-            );
-            if cli.list_hosts {
-                let _ = writeln!(out, "  hosts ({}):", members.len());
-                for &member in members {
-                    let _ = writeln!(out, "    {}", hosts[member].name);
-                }
-            }
-            if cli.list_tasks {
-                out.push_str("  tasks:\n");
-                for task in play.tasks.iter().filter(|task| task.selected(&cli.tags)) {
-                    let tags = if task.tags.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  tags: [{}]", task.tags.join(", "))
-                    };
-                    let _ = writeln!(out, "    {}{tags}", task.title());
-                }
-            }
-        }
-        print!("{out}");
+        print!("{}", human_listing(cli, &playbook, &plays, &hosts));
         return Ok(EXIT_CONVERGED);
     }
 
@@ -256,38 +228,109 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
             plays: outcomes,
             hosts: stats,
         };
-        let json = serde_json::to_string_pretty(&document).expect("the report serializes");
-        if cli.format == Format::Json {
-            println!("{json}");
-        }
-        if let Some(path) = &cli.report {
-            if let Err(error) = report::write_atomically(
-                path,
-                &format!("{json}\n"),
-                cli.report_mode.unwrap_or(report::REPORT_MODE),
-            ) {
-                eprintln!("error: cannot write report {}: {error}", path.display());
-                status = EXIT_FAILED;
-            }
-        }
-        for message in history::record(&cli.history, &document, started_ms) {
-            eprintln!("error: cannot write history: {message}");
+        if !publish(cli, &document, started_ms) {
             status = EXIT_FAILED;
-        }
-        if let Some(path) = &cli.metrics {
-            let text = metrics::render(&document, started_ms);
-            if let Err(error) = report::write_atomically(path, &text, 0o644) {
-                eprintln!("error: cannot write metrics {}: {error}", path.display());
-                status = EXIT_FAILED;
-            }
         }
     }
     Ok(status)
 }
 
+/// `--list-hosts` and `--list-tasks` for people: each play, its hosts and the tasks
+/// `--tags` selects.
+fn human_listing(
+    cli: &Cli,
+    playbook: &Playbook,
+    plays: &[(usize, Vec<usize>)],
+    hosts: &[HostRun],
+) -> String {
+    let mut out = String::new();
+    for (index, members) in plays {
+        let play = &playbook.plays[*index];
+        let _ = writeln!(
+            out,
+            "play #{} ({}): {}",
+            index + 1,
+            play.hosts,
+            play.title()
+        );
+        if cli.list_hosts {
+            let _ = writeln!(out, "  hosts ({}):", members.len());
+            for &member in members {
+                let _ = writeln!(out, "    {}", hosts[member].name);
+            }
+        }
+        if cli.list_tasks {
+            out.push_str("  tasks:\n");
+            for task in play.tasks.iter().filter(|task| task.selected(&cli.tags)) {
+                let tags = if task.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  tags: [{}]", task.tags.join(", "))
+                };
+                let _ = writeln!(out, "    {}{tags}", task.title());
+            }
+        }
+    }
+    out
+}
+
+/// Prints the JSON report (`--format json`) and writes it where the command line asks
+/// (`--report`, `--history`, `--metrics`). Returns whether every write succeeded; each
+/// failure is reported on stderr.
+fn publish(cli: &Cli, document: &RunReport, started_ms: i64) -> bool {
+    let mut written = true;
+    let json = serde_json::to_string_pretty(document).expect("the report serializes");
+    if cli.format == Format::Json {
+        println!("{json}");
+    }
+    if let Some(path) = &cli.report {
+        if let Err(error) = report::write_atomically(
+            path,
+            &format!("{json}\n"),
+            cli.report_mode.unwrap_or(report::REPORT_MODE),
+        ) {
+            eprintln!("error: cannot write report {}: {error}", path.display());
+            written = false;
+        }
+    }
+    for message in history::record(&cli.history, document, started_ms) {
+        eprintln!("error: cannot write history: {message}");
+        written = false;
+    }
+    if let Some(path) = &cli.metrics {
+        let text = metrics::render(document, started_ms);
+        if let Err(error) = report::write_atomically(path, &text, 0o644) {
+            eprintln!("error: cannot write metrics {}: {error}", path.display());
+            written = false;
+        }
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_cast_once_in_inventory_order_and_plays_name_them_by_position() {
+        let playbook = Playbook::parse(
+            "- hosts: web3\n  tasks: []\n- hosts: web1\n  tasks: []\n- hosts: web3\n  tasks: []\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap();
+        let inventory = Inventory::from_host_list("web1,web2,web3").unwrap();
+        let Cast { hosts, plays } = cast(&playbook, &inventory, |host| {
+            Ok::<_, InventoryError>(HostRun::new(
+                host.name.clone(),
+                host.target()?,
+                host.vars.clone(),
+            ))
+        })
+        .unwrap();
+        let names: Vec<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
+        assert_eq!(names, ["web1", "web3"], "web2 is in no play");
+        assert_eq!(plays, [(0, vec![1]), (1, vec![0]), (2, vec![1])]);
+    }
 
     #[test]
     fn extra_vars_need_a_key() {
