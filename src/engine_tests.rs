@@ -798,3 +798,51 @@ fn a_diff_shows_what_a_file_held_before() {
     assert_eq!(diffs[0].before.as_deref(), Some("port=8080\n"));
     assert_eq!(diffs[0].after, "port=80\n");
 }
+
+#[test]
+fn become_runs_changes_through_sudo_and_reads_as_the_login() {
+    let host = FakeHost::new();
+    host.model().login = "ops".into();
+    let run = on_one(
+        &ONE_FILE.replace("- hosts: all\n", "- hosts: all\n  become: true\n"),
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    let sudo: Vec<Option<String>> = host
+        .sent()
+        .into_iter()
+        .filter_map(|sent| match sent {
+            Sent::Apply { sudo, .. } => Some(sudo),
+            Sent::Read { .. } => None,
+        })
+        .collect();
+    assert_eq!(sudo, [Some("root".to_owned())]);
+    assert_eq!(
+        content(&host, "/etc/app.conf").as_deref(),
+        Some("port=80\n")
+    );
+}
+
+#[test]
+fn any_errors_fatal_calls_off_the_rest_of_the_rollout() {
+    let (broken, healthy) = (FakeHost::new().failing_on("a.conf"), FakeHost::new());
+    // One failure calls the rollout off: the next batch never starts.
+    let run = converge(
+        r#"
+- hosts: all
+  serial: 1
+  any_errors_fatal: true
+  tasks:
+    - file: { path: /etc/a.conf, content: "a\n" }
+"#,
+        &[("web1", &broken), ("web2", &healthy)],
+        apply(),
+    );
+    assert_eq!(run.statuses("web2"), [Status::Skipped]);
+    assert!(healthy.sent().is_empty());
+    assert!(run.plays[0]
+        .rollout
+        .as_ref()
+        .is_some_and(|rollout| rollout.stopped.is_some()));
+}

@@ -32,8 +32,11 @@ pub enum Sent {
     /// A fact read: the keys it asked for, and whether it took the host's lock.
     Read { keys: Vec<FactKey>, locked: bool },
     /// Changes: each command's argv, in the order they ran (one entry per command of a
-    /// sequence).
-    Apply { commands: Vec<Vec<String>> },
+    /// sequence), and whom sudo ran them as (`None`: the login user).
+    Apply {
+        commands: Vec<Vec<String>>,
+        sudo: Option<String>,
+    },
 }
 
 /// A file on a fake host.
@@ -81,6 +84,8 @@ pub struct Model {
     pub locked_by: Option<String>,
     /// The connection cannot be opened.
     pub unreachable: bool,
+    /// Who logs in (`root` when empty).
+    pub login: String,
     /// This run holds the lock (taken with a read, not given back yet).
     pub lock_held: bool,
     /// Every command, in order.
@@ -145,7 +150,10 @@ impl FakeHost {
             // Never dialled: `connect` claims the port first.
             address: "127.0.0.1".to_owned(),
             port,
-            user: "root".to_owned(),
+            user: match self.model().login.as_str() {
+                "" => "root".to_owned(),
+                login => login.to_owned(),
+            },
             identity_file: None,
             connection: Connection::Ssh,
             host_key_checking: HostKeyChecking::Strict,
@@ -191,7 +199,7 @@ impl FakeHost {
         self.sent()
             .into_iter()
             .flat_map(|sent| match sent {
-                Sent::Apply { commands } => commands,
+                Sent::Apply { commands, .. } => commands,
                 Sent::Read { .. } => Vec::new(),
             })
             .collect()
@@ -399,7 +407,20 @@ impl Model {
 
     /// Runs a change command line: one command, or a sequence of them.
     fn apply_line(&mut self, line: &str, stdin: &[u8]) -> Output {
-        let argv: Vec<String> = words(line).into_iter().map(|word| word.text).collect();
+        let mut argv: Vec<String> = words(line).into_iter().map(|word| word.text).collect();
+        // `sh -c BECOME sudo [-u USER] -- ARGV...`: the command as another user.
+        let mut sudo = None;
+        if argv.len() > 4 && argv[0] == "sh" && argv[1] == "-c" && argv[3] == "sudo" {
+            let end = argv
+                .iter()
+                .position(|word| word == "--")
+                .expect("sudo's --");
+            sudo = Some(match argv[4..end].as_ref() {
+                [flag, user] if flag == "-u" => user.clone(),
+                _ => "root".to_owned(),
+            });
+            argv.drain(..=end);
+        }
         // A sequence marks each command's start with its nonce (see `sequence::split`).
         let (steps, nonce) = match argv.as_slice() {
             [sh, c, script] if sh == "sh" && c == "-c" && script.contains(":step:0::") => {
@@ -429,7 +450,7 @@ impl Model {
                 break;
             }
         }
-        self.sent.push(Sent::Apply { commands });
+        self.sent.push(Sent::Apply { commands, sudo });
         output
     }
 
