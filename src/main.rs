@@ -1,6 +1,6 @@
 //! converge: agentless, declarative configuration management for systemd hosts.
 //!
-//! `main` only calls [`run`], which parses the command line and hands a playbook run
+//! `main` only calls [`run()`], which parses the command line and hands a playbook run
 //! to [`run::run`]; the exit status of a run is decided in one place, [`exit_status`],
 //! from what the run recorded.
 

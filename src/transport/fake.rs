@@ -16,6 +16,7 @@
 //! target that `transport::connect` resolves to the fake instead of dialling it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -29,7 +30,8 @@ use super::{Connection, HostKeyChecking, Output, SshOptions, Target, Transport, 
 /// What a fake host was sent: one entry per remote command (one round trip).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    /// A fact read: the keys it asked for, and whether it took the host's lock.
+    /// A fact read: the keys it asked for, and whether it was sent to take the host's
+    /// lock (see [`Model::locked_by`] for when it could not).
     Read { keys: Vec<FactKey>, locked: bool },
     /// Changes: each command's argv, in the order they ran (one entry per command of a
     /// sequence), and whom sudo ran them as (`None`: the login user).
@@ -258,7 +260,8 @@ impl Transport for FakeTransport {
         &mut self,
         command_line: &str,
         stdin: &[u8],
-        ready: &[u8],
+        // What the lock script prints once it holds the lock: never part of the output.
+        _ready: &[u8],
     ) -> Result<(Output, bool), TransportError> {
         let mut model = self.0.model();
         assert!(
@@ -281,7 +284,6 @@ impl Transport for FakeTransport {
                 false,
             ));
         }
-        assert!(!ready.is_empty());
         model.lock_held = true;
         Ok((output, true))
     }
@@ -308,10 +310,7 @@ impl Model {
         // Each delimiter's echo is followed by its section, up to the next echo.
         for piece in script.split(&echo).skip(1) {
             let (label, section) = piece.split_once("::'\n").expect("a delimiter line");
-            let _ = std::fmt::Write::write_fmt(
-                &mut stdout,
-                format_args!("::converge:{nonce}:{label}::\n"),
-            );
+            let _ = writeln!(stdout, "::converge:{nonce}:{label}::");
             if label == "end" {
                 break;
             }
