@@ -1,24 +1,45 @@
 //! A live progress line for long runs on a terminal: how many hosts have finished the
 //! play, and the task the furthest host is on.
 //!
-//! It is drawn on stderr, only when stderr is a terminal, by one thread that wakes a
-//! few times a second; hosts report progress through atomics, so no host ever waits on
-//! the display. When stderr is not a terminal (CI, timers, pipes) nothing is drawn and
-//! the plain per-play output is all there is.
+//! It is an `indicatif` bar on stderr, drawn only when stderr is a terminal; `indicatif`
+//! limits how often it is redrawn, so hosts report straight to it without waiting on
+//! the terminal. When stderr is not a terminal (CI, timers, pipes) nothing is drawn and
+//! the plain per-play output is all there is. While a prompt asks the operator
+//! something (see `terminal`), the line is taken off the terminal and not drawn.
 
 use std::io::{IsTerminal, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-/// Whether a progress line is being drawn (so a prompt knows to clear it).
-static DRAWING: AtomicBool = AtomicBool::new(false);
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Whether a progress line is on the terminal now.
-pub fn drawing() -> bool {
-    DRAWING.load(Ordering::SeqCst)
+/// The progress line being drawn, if any: what a prompt hides.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn shown() -> MutexGuard<'static, Option<ProgressBar>> {
+    SHOWN.lock().unwrap_or_else(PoisonError::into_inner)
 }
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+
+/// Takes the progress line off the terminal, if one is drawn, until [`show`].
+pub fn hide() {
+    if let Some(bar) = shown().as_ref() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+        // A hidden bar leaves its last line on screen: the prompt is drawn over it.
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K");
+        let _ = stderr.flush();
+    }
+}
+
+/// Draws the progress line again after [`hide`], unless a prompt still asks.
+pub fn show() {
+    if let Some(bar) = shown().as_ref() {
+        if !crate::terminal::claimed() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.tick();
+        }
+    }
+}
 
 /// What hosts report while a play runs.
 #[derive(Debug, Default)]
@@ -26,24 +47,47 @@ pub struct Progress {
     hosts_done: AtomicUsize,
     /// 1 + the index of the furthest task any host has started (0: none yet).
     furthest_task: AtomicUsize,
+    /// Where the progress is drawn, once a [`Display`] started.
+    line: OnceLock<Line>,
+}
+
+/// A drawn progress line and what its text is made of.
+#[derive(Debug)]
+struct Line {
+    bar: ProgressBar,
+    play: String,
+    hosts: usize,
+    tasks: Vec<String>,
 }
 
 impl Progress {
     /// A host finished the play.
     pub fn host_done(&self) {
         self.hosts_done.fetch_add(1, Ordering::Relaxed);
+        self.redraw();
     }
 
     /// A host started the task at `index`.
     pub fn task_started(&self, index: usize) {
-        self.furthest_task.fetch_max(index + 1, Ordering::Relaxed);
+        if self.furthest_task.fetch_max(index + 1, Ordering::Relaxed) <= index {
+            self.redraw();
+        }
+    }
+
+    fn redraw(&self) {
+        if let Some(drawn) = self.line.get() {
+            let done = self.hosts_done.load(Ordering::Relaxed);
+            let task = self.furthest_task.load(Ordering::Relaxed);
+            drawn
+                .bar
+                .set_message(line(&drawn.play, done, drawn.hosts, task, &drawn.tasks));
+        }
     }
 }
 
 /// Draws a play's progress until dropped.
 pub struct Display {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    bar: Option<ProgressBar>,
 }
 
 impl Display {
@@ -56,41 +100,40 @@ impl Display {
         tasks: Vec<String>,
         enabled: bool,
     ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
         if !enabled || !std::io::stderr().is_terminal() || hosts == 0 {
-            return Display { stop, thread: None };
+            return Display { bar: None };
         }
-        let (progress, flag, play) = (Arc::clone(progress), Arc::clone(&stop), play.to_owned());
-        DRAWING.store(true, Ordering::SeqCst);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let done = progress.hosts_done.load(Ordering::Relaxed);
-                let task = progress.furthest_task.load(Ordering::Relaxed);
-                let line = line(&play, done, hosts, task, &tasks);
-                let mut stderr = std::io::stderr().lock();
-                // Checked under the lock: see `terminal`.
-                if !crate::terminal::claimed() {
-                    let _ = write!(stderr, "\r\x1b[2K{line}");
-                    let _ = stderr.flush();
-                }
-                drop(stderr);
-                std::thread::sleep(Duration::from_millis(150));
-            }
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-            DRAWING.store(false, Ordering::SeqCst);
-        });
-        Display {
-            stop,
-            thread: Some(thread),
+        // Decided under the lock a prompt's `hide` takes: a prompt that starts now
+        // finds this bar and hides it.
+        let mut shown = shown();
+        let target = if crate::terminal::claimed() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target)
+            .with_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+        let drawn = Line {
+            bar: bar.clone(),
+            play: play.to_owned(),
+            hosts,
+            tasks,
+        };
+        if progress.line.set(drawn).is_err() {
+            return Display { bar: None };
         }
+        *shown = Some(bar.clone());
+        drop(shown);
+        progress.redraw();
+        Display { bar: Some(bar) }
     }
 }
 
 impl Drop for Display {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if let Some(bar) = self.bar.take() {
+            shown().take();
+            bar.finish_and_clear();
         }
     }
 }

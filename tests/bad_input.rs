@@ -17,10 +17,10 @@ mod support;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use fleet::{Fleet, TestHost};
-use support::text;
+use support::{text, Converge};
 
 /// How a case must end.
 #[derive(Debug, Clone, Copy)]
@@ -652,18 +652,6 @@ fn snapshot(host: &TestHost) -> Snapshot {
     }
 }
 
-fn converge(fleet: &Fleet, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run converge")
-}
-
 /// The lines of `after` that are not in `before`, and the other way round.
 fn difference(before: &str, after: &str) -> String {
     let mut diff = String::new();
@@ -714,7 +702,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         }
         let mut args = vec!["site.yml"];
         args.extend(&case.args);
-        let output = converge(&fleet, &dir, &args);
+        let output = Converge::on(&fleet).dir(&dir).run(&args);
         let after = snapshot(host);
 
         let (code, stream, wanted) = match case.expect {
@@ -795,7 +783,7 @@ fn huge_files_are_written_exactly(fleet: &Fleet, host: &TestHost, inventory: &st
     from_src.push_str("end");
     std::fs::write(dir.join("huge.txt"), &from_src).unwrap();
 
-    let output = converge(fleet, &dir, &["site.yml"]);
+    let output = Converge::on(fleet).dir(&dir).run(&["site.yml"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(
         host.ssh_ok("sha256sum /opt/huge-inline /opt/huge-src | cut -c1-64"),
@@ -809,7 +797,9 @@ fn huge_files_are_written_exactly(fleet: &Fleet, host: &TestHost, inventory: &st
         host.ssh_ok("stat -c '%a %s' /opt/huge-inline /opt/huge-src"),
         format!("600 {}\n644 {}", inline.len(), from_src.len())
     );
-    let output = converge(fleet, &dir, &["site.yml", "--format", "json"]);
+    let output = Converge::on(fleet)
+        .dir(&dir)
+        .run(&["site.yml", "--format", "json"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = support::report_of(&output);
     assert_eq!(report["summary"]["changed"], 0, "{report:#}");

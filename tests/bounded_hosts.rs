@@ -9,27 +9,11 @@
 mod fleet;
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use fleet::{Fleet, TestHost};
 use serde_json::Value;
-use support::{inventory, tasks_on, text};
-
-/// Runs converge under `timeout`: a run that does not end within `seconds` is killed,
-/// and its exit status (124) fails the assertions.
-fn converge_within(fleet: &Fleet, seconds: u32, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg(seconds.to_string())
-        .arg(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(fleet::repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use support::{inventory, tasks_on, text, Converge};
 
 fn report(path: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("the report was written")).unwrap()
@@ -52,19 +36,15 @@ fn a_flood_of_output_fails_its_host_at_the_limit_and_the_others_converge() {
     )
     .unwrap();
     let report_path = fleet.dir().join("report.json");
-    let output = converge_within(
-        &fleet,
-        300,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "--max-output",
-            "1M",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-    );
+    let output = Converge::on(&fleet).through("timeout", &["300"]).run(&[
+        playbook.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+        "--max-output",
+        "1M",
+        "--report",
+        report_path.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("PLAY RECAP"), "{}", text(&output));
@@ -89,15 +69,11 @@ fn a_flood_of_output_fails_its_host_at_the_limit_and_the_others_converge() {
     assert!(!flooding.ssh("test -e /tmp/after").status.success());
 
     // Under the default limit (64 MiB) the same 50 MB are fine.
-    let output = converge_within(
-        &fleet,
-        300,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-        ],
-    );
+    let output = Converge::on(&fleet).through("timeout", &["300"]).run(&[
+        playbook.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     flooding.ssh_ok("test -f /tmp/after");
 }
@@ -212,17 +188,13 @@ fn a_host_that_freezes_mid_run_is_unreachable_within_the_keepalive_bound() {
     );
     calm.ssh_ok("test -f /tmp/after");
     // Thawed, the host is whole again and converges.
-    let output = converge_within(
-        &fleet,
-        240,
-        &[
-            playbook.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-            "--lock-wait",
-            "60",
-        ],
-    );
+    let output = Converge::on(&fleet).through("timeout", &["240"]).run(&[
+        playbook.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+        "--lock-wait",
+        "60",
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     frozen.ssh_ok("test -f /tmp/after");
 }

@@ -1,42 +1,14 @@
 //! Invalid input exits 3 with a message naming file, line, column and the fix, before
 //! any host is contacted (these tests use an unroutable inventory to prove it).
 
+mod fleet;
+mod support;
+
+use support::Converge;
+
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn converge(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-/// Runs converge, killing it (and failing) if it has not finished after a generous
-/// two minutes: hostile input must be refused, and a hang must not pass unnoticed.
-fn converge_bounded(dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("converge {args:?} still running after 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use std::process::Output;
+use std::time::Duration;
 
 fn scratch(playbook: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +30,7 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn malformed_yaml_names_file_line_and_column() {
     let dir = scratch("- hosts: app\n  tasks:\n    - name: x\n      file: { path: /x\n");
-    let output = converge(dir.path(), &["site.yml"]);
+    let output = Converge::new().dir(dir.path()).run(&["site.yml"]);
     assert_eq!(output.status.code(), Some(3));
     let message = stderr(&output);
     assert!(
@@ -74,7 +46,9 @@ fn malformed_yaml_names_file_line_and_column() {
 #[test]
 fn unknown_key_names_position_and_allowed_keys() {
     let dir = scratch("- hosts: app\n  tasks:\n    - systemd_unit:\n        name: sidekiq.service\n        contnet: x\n");
-    let output = converge(dir.path(), &["site.yml", "--check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .run(&["site.yml", "--check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -85,7 +59,7 @@ fn unknown_key_names_position_and_allowed_keys() {
 #[test]
 fn undefined_variable_is_named_with_its_task() {
     let dir = scratch("- hosts: app\n  tasks:\n    - name: app dir\n      directory: { path: \"{{ app_rooot }}/current\" }\n");
-    let output = converge(dir.path(), &["site.yml"]);
+    let output = Converge::new().dir(dir.path()).run(&["site.yml"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -96,7 +70,7 @@ fn undefined_variable_is_named_with_its_task() {
 #[test]
 fn invalid_parameters_exit_3() {
     let dir = scratch("- hosts: app\n  tasks:\n    - sudoers: { name: sidekiq.conf, user: deploy, commands: [/bin/true] }\n");
-    let output = converge(dir.path(), &["site.yml"]);
+    let output = Converge::new().dir(dir.path()).run(&["site.yml"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("invalid sudoers file name \"sidekiq.conf\": sudo ignores files in /etc/sudoers.d whose name contains '.'"), "{}", stderr(&output));
 }
@@ -105,35 +79,52 @@ fn invalid_parameters_exit_3() {
 fn bad_command_line_exits_3() {
     let dir = scratch("- hosts: app\n  tasks: []\n");
     assert_eq!(
-        converge(dir.path(), &["site.yml", "--forks", "0"])
+        Converge::new()
+            .dir(dir.path())
+            .run(&["site.yml", "--forks", "0"])
             .status
             .code(),
         Some(3)
     );
     assert_eq!(
-        converge(dir.path(), &["site.yml", "--nope"]).status.code(),
+        Converge::new()
+            .dir(dir.path())
+            .run(&["site.yml", "--nope"])
+            .status
+            .code(),
         Some(3)
     );
-    assert_eq!(converge(dir.path(), &["--help"]).status.code(), Some(0));
+    assert_eq!(
+        Converge::new()
+            .dir(dir.path())
+            .run(&["--help"])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn listing_and_syntax_check_contact_no_host() {
     let dir = scratch("- name: sidekiq\n  hosts: app\n  tasks:\n    - name: deploy user\n      user: { name: deploy }\n      tags: [users]\n");
-    let output = converge(dir.path(), &["site.yml", "--list-hosts", "--list-tasks"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .run(&["site.yml", "--list-hosts", "--list-tasks"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "play #1 (app): sidekiq\n  hosts (1):\n    app1\n  tasks:\n    deploy user  tags: [users]\n"
     );
-    let output = converge(dir.path(), &["site.yml", "--syntax-check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .run(&["site.yml", "--syntax-check"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
 #[test]
 fn missing_playbook_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let output = converge(dir.path(), &["nope.yml"]);
+    let output = Converge::new().dir(dir.path()).run(&["nope.yml"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).starts_with("error: cannot read playbook nope.yml: "));
 }
@@ -146,7 +137,10 @@ fn deeply_nested_yaml_is_refused_where_it_goes_too_deep() {
         "[".repeat(depth),
         "]".repeat(depth)
     ));
-    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .bounded(Duration::from_secs(120))
+        .run(&["site.yml", "--syntax-check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -164,7 +158,10 @@ fn deeply_nested_inventory_is_refused_where_it_goes_too_deep() {
         format!("deep: {}{}\n", "{a: ".repeat(depth), "}".repeat(depth)),
     )
     .unwrap();
-    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .bounded(Duration::from_secs(120))
+        .run(&["site.yml", "--syntax-check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -177,7 +174,10 @@ fn nested_range_loops_are_refused() {
     let dir = scratch(
         "- hosts: app\n  tasks:\n    - file:\n        path: /tmp/x\n        content: \"{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}\"\n",
     );
-    let output = converge_bounded(dir.path(), &["site.yml", "--check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .bounded(Duration::from_secs(120))
+        .run(&["site.yml", "--check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -190,7 +190,10 @@ fn runaway_template_recursion_is_refused() {
     let dir = scratch(
         "- hosts: app\n  tasks:\n    - file:\n        path: /tmp/x\n        content: \"{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}\"\n",
     );
-    let output = converge_bounded(dir.path(), &["site.yml", "--check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .bounded(Duration::from_secs(120))
+        .run(&["site.yml", "--check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),
@@ -207,7 +210,10 @@ fn alias_bombs_are_refused() {
     }
     text.push_str("  tasks: []\n");
     let dir = scratch(&text);
-    let output = converge_bounded(dir.path(), &["site.yml", "--syntax-check"]);
+    let output = Converge::new()
+        .dir(dir.path())
+        .bounded(Duration::from_secs(120))
+        .run(&["site.yml", "--syntax-check"]);
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(
         stderr(&output),

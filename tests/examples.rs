@@ -2,9 +2,13 @@
 //! every task renders and validates for a host of each group it targets. No host is
 //! contacted (`--syntax-check`).
 
+mod fleet;
+mod support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use support::Converge;
 
 const GROUPS: &[&str] = &["app", "workers", "pis", "control", "all_hosts"];
 
@@ -23,13 +27,12 @@ fn inventory(dir: &Path) -> PathBuf {
 }
 
 fn syntax_check(playbook: &Path, inventory: &Path) {
-    let output = Command::new(env!("CARGO_BIN_EXE_converge"))
+    let output = Converge::new()
         .arg(playbook)
         .arg("-i")
         .arg(inventory)
         .arg("--syntax-check")
-        .output()
-        .unwrap();
+        .output();
     assert!(
         output.status.success(),
         "{} does not pass --syntax-check:\n{}{}",

@@ -2,8 +2,13 @@
 //! `docs/coming-from-ansible.md` passes `--syntax-check`, and every ssh config snippet in
 //! them and in `docs/ssh.md` is read by `-F` without error. No host is contacted.
 
+mod fleet;
+mod support;
+
+use support::Converge;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const GUIDES: &[&str] = &[
     "docs/cookbook.md",
@@ -31,14 +36,6 @@ fn blocks(text: &str, language: &str) -> Vec<String> {
         }
     }
     found
-}
-
-fn converge(args: &[&Path], extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .args(extra)
-        .output()
-        .unwrap()
 }
 
 fn explain(what: &str, output: &Output) -> String {
@@ -75,10 +72,11 @@ fn guide_playbooks_pass_syntax_check() {
             }
             let path = dir.path().join(format!("guide-{checked}-{index}.yml"));
             std::fs::write(&path, snippet).unwrap();
-            let output = converge(
-                &[&path],
-                &["-i", inventory.to_str().unwrap(), "--syntax-check"],
-            );
+            let output = Converge::new().arg(&path).run(&[
+                "-i",
+                inventory.to_str().unwrap(),
+                "--syntax-check",
+            ]);
             assert!(
                 output.status.success(),
                 "{}",
@@ -109,16 +107,13 @@ fn guide_ssh_configs_are_read() {
             }
             let config = dir.path().join(format!("ssh-{checked}.conf"));
             std::fs::write(&config, snippet).unwrap();
-            let output = converge(
-                &[&playbook],
-                &[
-                    "-i",
-                    "app1,bastion,10.1.0.7,",
-                    "-F",
-                    config.to_str().unwrap(),
-                    "--list-hosts",
-                ],
-            );
+            let output = Converge::new().arg(&playbook).run(&[
+                "-i",
+                "app1,bastion,10.1.0.7,",
+                "-F",
+                config.to_str().unwrap(),
+                "--list-hosts",
+            ]);
             assert!(
                 output.status.success(),
                 "{}",

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use fleet::Fleet;
 use serde_json::Value;
-use support::{converge_json, text};
+use support::{converge_json, text, Converge};
 
 /// Whether missing tools are a failure (CI) rather than a skip.
 fn required() -> bool {
@@ -506,11 +506,10 @@ fn concurrent_and_killed_runs_leave_a_whole_history() {
         )
         .unwrap();
     assert_eq!(incomplete, 0, "runs stored in part");
-    let output = Command::new(env!("CARGO_BIN_EXE_converge"))
+    let output = Converge::new()
         .args(["history", "--format", "json", "--history"])
         .arg(&db)
-        .output()
-        .unwrap();
+        .output();
     assert!(output.status.success(), "{}", text(&output));
     let view: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
@@ -523,14 +522,7 @@ fn concurrent_and_killed_runs_leave_a_whole_history() {
 fn history_refuses_a_bad_since_and_a_missing_store() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.db");
-    let converge = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_converge"))
-            .args(args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let converge = |args: &[&str]| Converge::new().dir(dir.path()).run(args);
     let output = converge(&["history", "--history", "h.db", "--since", "last tuesday"]);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     assert_eq!(

@@ -10,10 +10,10 @@ mod support;
 use std::cell::Cell;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use fleet::{Fleet, TestHost};
-use support::{stat, text};
+use support::{stat, text, Converge};
 
 /// Each run makes a directory of its own on every host it reaches.
 const PLAYBOOK: &str =
@@ -84,23 +84,15 @@ impl Home {
         std::fs::write(&path, inventory).unwrap();
         let playbook = self.dir.join("site.yml");
         std::fs::write(&playbook, PLAYBOOK).unwrap();
-        let output = Command::new(env!("CARGO_BIN_EXE_converge"))
-            .args([
-                playbook.to_str().unwrap(),
-                "-i",
-                path.to_str().unwrap(),
-                "--format",
-                format,
-                "-e",
-                &run_var,
-            ])
-            .env("HOME", &self.dir)
-            .env("NO_COLOR", "1")
-            .env_remove("SSH_AUTH_SOCK")
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = Converge::new().home(&self.dir).dir(&self.dir).run(&[
+            playbook.to_str().unwrap(),
+            "-i",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+            "-e",
+            &run_var,
+        ]);
         let report = (format == "json").then(|| support::report_of(&output));
         Run {
             output,

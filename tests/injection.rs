@@ -14,10 +14,9 @@ mod fleet;
 mod support;
 
 use std::fmt::Write as _;
-use std::process::{Command, Output, Stdio};
 
 use fleet::{Fleet, TestHost};
-use support::text;
+use support::{text, Converge};
 
 /// Pieces that mean something to a shell, to printf, to YAML or to a template, and some
 /// that are merely unusual bytes.
@@ -274,18 +273,6 @@ fn inventory(fleet: &Fleet, values: &[String]) -> std::path::PathBuf {
     path
 }
 
-fn converge(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(fleet.dir())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn hostile_strings_arrive_unchanged() {
     let Some(fleet) = Fleet::boot(1) else { return };
@@ -296,14 +283,11 @@ fn hostile_strings_arrive_unchanged() {
     let playbook_path = fleet.dir().join("injection.yml");
     std::fs::write(&playbook_path, playbook(&values)).unwrap();
 
-    let output = converge(
-        &fleet,
-        &[
-            playbook_path.to_str().unwrap(),
-            "-i",
-            inventory.to_str().unwrap(),
-        ],
-    );
+    let output = Converge::on(&fleet).dir(fleet.dir()).run(&[
+        playbook_path.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 
     let mut wrong = Vec::new();

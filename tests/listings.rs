@@ -2,17 +2,16 @@
 //! hosts and the tasks `--tags` selects, the same lists the human listing shows,
 //! without contacting any host (the example inventory's addresses are not reachable).
 
-use std::process::{Command, Stdio};
+mod fleet;
+mod support;
+
+use support::Converge;
 
 use serde_json::{json, Value};
 
-fn converge(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+/// Exit status and stdout of a listing run.
+fn list(args: &[&str]) -> (Option<i32>, String) {
+    let output = Converge::new().run(args);
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),
@@ -22,7 +21,7 @@ fn converge(args: &[&str]) -> (Option<i32>, String) {
 #[test]
 fn listings_in_json_show_hosts_and_selected_tasks() {
     let base = ["playbooks/sidekiq.yml", "-i", "inventory.example"];
-    let (code, text) = converge(
+    let (code, text) = list(
         &[
             &base[..],
             &["--list-hosts", "--list-tasks", "--format", "json"],
@@ -61,11 +60,11 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     );
 
     // Only what was asked for; --tags selects tasks as in the human listing.
-    let (code, text) = converge(&[&base[..], &["--list-hosts", "--format", "json"]].concat());
+    let (code, text) = list(&[&base[..], &["--list-hosts", "--format", "json"]].concat());
     assert_eq!(code, Some(0), "{text}");
     let listing: Value = serde_json::from_str(&text).unwrap();
     assert!(listing["plays"][0].get("tasks").is_none(), "{listing:#}");
-    let (code, text) = converge(
+    let (code, text) = list(
         &[
             &base[..],
             &["--list-tasks", "--tags", "nothing", "--format", "json"],
@@ -77,7 +76,7 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     assert_eq!(listing["plays"][0]["tasks"], json!([]), "{listing:#}");
     assert!(listing["plays"][0].get("hosts").is_none(), "{listing:#}");
 
-    let (code, text) = converge(&[
+    let (code, text) = list(&[
         "playbooks/deploy.yml",
         "-i",
         "inventory.example",

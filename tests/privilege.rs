@@ -10,10 +10,10 @@ mod support;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use fleet::{Fleet, TestHost, SUDO, VISUDO};
-use support::{changes_on, stat, text};
+use support::{changes_on, stat, text, Converge};
 
 const SIDEKIQ: &str = "playbooks/sidekiq.yml";
 
@@ -58,22 +58,6 @@ fn inventory(fleet: &Fleet, user: &str) -> PathBuf {
     path
 }
 
-/// Runs converge under `timeout`, so that a run waiting on a prompt ends (exit 124)
-/// instead of stalling the suite.
-fn converge_bounded(fleet: &Fleet, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .args(["--kill-after=10", HANG_BOUND_SECONDS])
-        .arg(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env("NO_COLOR", "1")
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(fleet::repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 fn json(output: &Output) -> serde_json::Value {
     support::report_of(output)
 }
@@ -108,7 +92,9 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
 
     // A password prompt: failed, quickly and clearly, and nothing was done.
     let inventory_ops2 = inventory(&fleet, "ops2");
-    let output = converge_bounded(&fleet, &[SIDEKIQ, "-i", inventory_ops2.to_str().unwrap()]);
+    let output = Converge::on(&fleet)
+        .through("timeout", &["--kill-after=10", HANG_BOUND_SECONDS])
+        .run(&[SIDEKIQ, "-i", inventory_ops2.to_str().unwrap()]);
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -124,16 +110,17 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
         "{stdout}"
     );
     assert!(!host.ssh("getent passwd deploy").status.success());
-    let report = json(&converge_bounded(
-        &fleet,
-        &[
-            SIDEKIQ,
-            "-i",
-            inventory_ops2.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    ));
+    let report = json(
+        &Converge::on(&fleet)
+            .through("timeout", &["--kill-after=10", HANG_BOUND_SECONDS])
+            .run(&[
+                SIDEKIQ,
+                "-i",
+                inventory_ops2.to_str().unwrap(),
+                "--format",
+                "json",
+            ]),
+    );
     assert_eq!(stat(&report, &host.name, "failed"), 1, "{report:#}");
     assert_eq!(stat(&report, &host.name, "changed"), 0, "{report:#}");
 
@@ -146,7 +133,9 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
         "--format",
         "json",
     ];
-    let output = converge_bounded(&fleet, &args);
+    let output = Converge::on(&fleet)
+        .through("timeout", &["--kill-after=10", HANG_BOUND_SECONDS])
+        .run(&args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = json(&output);
     assert!(stat(&report, &host.name, "changed") >= 5, "{report:#}");
@@ -184,7 +173,9 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
         "0"
     );
 
-    let output = converge_bounded(&fleet, &args);
+    let output = Converge::on(&fleet)
+        .through("timeout", &["--kill-after=10", HANG_BOUND_SECONDS])
+        .run(&args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report = json(&output);
     assert_eq!(
@@ -225,14 +216,13 @@ done' 2>/dev/null | sort | uniq -c",
             )
         });
         host.ssh_ok("i=0; until [ -e /run/watch.started ] || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done; test -e /run/watch.started");
-        let output = converge_bounded(
-            fleet,
-            &[
+        let output = Converge::on(fleet)
+            .through("timeout", &["--kill-after=10", HANG_BOUND_SECONDS])
+            .run(&[
                 dir.join("site.yml").to_str().unwrap(),
                 "-i",
                 inventory.to_str().unwrap(),
-            ],
-        );
+            ]);
         host.ssh_ok("touch /run/watch.stop");
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
         watcher.join().unwrap()

@@ -7,19 +7,9 @@
 mod fleet;
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use support::Converge;
 
 use serde_json::{json, Value};
-
-fn converge(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn local_reports_validate_against_the_published_schema() {
@@ -33,17 +23,18 @@ fn local_reports_validate_against_the_published_schema() {
     std::fs::write(dir.path().join("site.yml"), playbook).unwrap();
     let base = ["site.yml", "--connection", "local", "--format", "json"];
 
-    let check = converge(dir.path(), &[&base[..], &["--check"]].concat());
+    let check = Converge::new()
+        .dir(dir.path())
+        .run(&[&base[..], &["--check"]].concat());
     // The failing command would run: check mode reports it as a change.
     assert_eq!(check.status.code(), Some(2), "{}", support::text(&check));
     let check = support::report_of(&check);
     assert_eq!(check["check"], true);
 
     let report_file = dir.path().join("report.json");
-    let apply = converge(
-        dir.path(),
-        &[&base[..], &["--report", report_file.to_str().unwrap()]].concat(),
-    );
+    let apply = Converge::new()
+        .dir(dir.path())
+        .run(&[&base[..], &["--report", report_file.to_str().unwrap()]].concat());
     assert_eq!(apply.status.code(), Some(1), "{}", support::text(&apply));
     let apply = support::report_of(&apply);
     let written: Value =

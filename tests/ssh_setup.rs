@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use fleet::{Fleet, TestHost};
-use support::{converge_json, stat, tasks_on, text};
+use support::{converge_json, stat, tasks_on, text, Converge};
 
 /// A playbook that sends a large file through the connection and runs a silent command,
 /// so a relay that lost data or spun while waiting would show.
@@ -81,18 +81,12 @@ fn resolve_on(host: &TestHost, names: &[&str]) {
 /// Runs converge like `Fleet::converge`, through bash, and returns its output and the
 /// CPU seconds (user + system) it used.
 fn converge_timed(fleet: &Fleet, args: &[&str]) -> (Output, f64) {
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg("\"$@\"; status=$?; times >&2; exit $status")
-        .arg("bash")
-        .arg(env!("CARGO_BIN_EXE_converge"))
-        .args(args)
-        .env("HOME", fleet.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .current_dir(fleet::repo_root())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run converge");
+    let output = Converge::on(fleet)
+        .through(
+            "bash",
+            &["-c", "\"$@\"; status=$?; times >&2; exit $status", "bash"],
+        )
+        .run(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     // `times` prints the shell's own times, then its children's: `0m1.234s 0m0.056s`.
     let children = stderr.lines().last().unwrap_or_default();
@@ -391,15 +385,12 @@ fn keys_of_every_type_and_certificates_log_in() {
     let home = bare_home(&fleet);
     let playbook = minimal_playbook(&fleet);
     let run = |inventory: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_converge"))
+        Converge::new()
+            .home(&home)
             .arg(&playbook)
             .arg("-i")
             .arg(inventory)
-            .env("HOME", &home)
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
             .output()
-            .expect("run converge")
     };
 
     for (name, kind) in [

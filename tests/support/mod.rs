@@ -1,17 +1,168 @@
-//! What integration tests share besides the hosts: an inventory for the Sidekiq
-//! playbooks and readers for converge's JSON report.
+//! What integration tests share besides the hosts: the one way to run the `converge`
+//! binary ([`Converge`]), an inventory for the Sidekiq playbooks and readers for
+//! converge's JSON report.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::fleet::{Fleet, TestHost};
+
+/// A run of the `converge` binary, built up and then started with [`Converge::run`] or
+/// [`Converge::output`].
+///
+/// By default it runs in the repository, with no colour, no stdin and the test's own
+/// environment otherwise; [`Converge::on`] points it at a fleet's `HOME` (its key and
+/// `known_hosts`) without the test runner's ssh-agent.
+#[must_use]
+pub struct Converge {
+    /// A program the binary runs under (`timeout`, a shell), with its arguments.
+    wrapper: Vec<OsString>,
+    args: Vec<OsString>,
+    dir: PathBuf,
+    env: Vec<(OsString, Option<OsString>)>,
+    stdin: Vec<u8>,
+    /// Killed, and the test failed, when it runs longer than this.
+    bound: Option<Duration>,
+}
+
+impl Converge {
+    /// The binary in the repository, with no colour and no stdin.
+    pub fn new() -> Self {
+        Converge {
+            wrapper: Vec::new(),
+            args: Vec::new(),
+            dir: crate::fleet::repo_root(),
+            env: vec![("NO_COLOR".into(), Some("1".into()))],
+            stdin: Vec::new(),
+            bound: None,
+        }
+    }
+
+    /// Reaching `fleet`'s hosts: its `HOME`, and no ssh-agent.
+    pub fn on(fleet: &Fleet) -> Self {
+        Converge::new().home(fleet.home())
+    }
+
+    /// `HOME` set to `home` (keys, `known_hosts`, ssh config), and no ssh-agent.
+    pub fn home(self, home: &Path) -> Self {
+        self.env("HOME", home).env_remove("SSH_AUTH_SOCK")
+    }
+
+    /// Runs in `dir`.
+    pub fn dir(mut self, dir: &Path) -> Self {
+        dir.clone_into(&mut self.dir);
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().into(), Some(value.as_ref().into())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().into(), None));
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().into());
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().into()));
+        self
+    }
+
+    /// Feeds `input` on stdin.
+    pub fn stdin(mut self, input: &[u8]) -> Self {
+        self.stdin = input.to_vec();
+        self
+    }
+
+    /// Runs the binary as an argument of `program` (`timeout 300`, `bash -c ...`).
+    pub fn through(mut self, program: &str, args: &[&str]) -> Self {
+        self.wrapper = std::iter::once(program)
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        self
+    }
+
+    /// Kills the run and fails the test when it has not finished after `limit`: for
+    /// input that must be refused, where a hang must not pass unnoticed.
+    pub fn bounded(mut self, limit: Duration) -> Self {
+        self.bound = Some(limit);
+        self
+    }
+
+    /// Adds `args` and runs.
+    pub fn run(self, args: &[&str]) -> Output {
+        self.args(args).output()
+    }
+
+    /// Runs and waits for the exit status and all output.
+    pub fn output(self) -> Output {
+        let binary = OsString::from(env!("CARGO_BIN_EXE_converge"));
+        let mut command = match self.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .stdin(if self.stdin.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let mut child = command.spawn().expect("run converge");
+        if let Some(mut stdin) = child.stdin.take() {
+            let input = self.stdin.clone();
+            std::thread::spawn(move || stdin.write_all(&input));
+        }
+        if let Some(limit) = self.bound {
+            let deadline = Instant::now() + limit;
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "converge {:?} still running after {} s",
+                        self.args,
+                        limit.as_secs()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        child.wait_with_output().expect("run converge")
+    }
+}
 
 /// An inventory with every fleet host in group `app` (plus `extra` lines inside that
 /// group's `hosts:`), and a worker command that exists on the test hosts.
