@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::inventory::Vars;
 use crate::lock;
-use crate::playbook::{self, ContentSource, Play, Playbook, Task};
+use crate::playbook::{self, ContentSource, Location, Play, Playbook, Raw, Stage, Step, Task};
 use crate::progress::{Display, Progress};
 use crate::report::escape_control;
 use crate::restarts;
@@ -128,7 +128,7 @@ enum TaskError {
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("invalid parameters: {0}")]
-    Params(String),
+    Params(ParamFailure),
     #[error(transparent)]
     Plan(#[from] converge_modules::PlanError),
     #[error(transparent)]
@@ -137,6 +137,42 @@ enum TaskError {
     Remote(String),
     #[error("{0}")]
     Locked(String),
+}
+
+/// Why a task's parameters could not be made for a host (kept, and cloned, with the
+/// task's other renderings: see `PlayRun::rendered`).
+#[derive(Debug, Clone, thiserror::Error)]
+enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Params(ParamFailure),
+}
+
+impl From<RenderError> for TaskError {
+    fn from(error: RenderError) -> Self {
+        match error {
+            RenderError::Template(error) => TaskError::Template(error),
+            RenderError::Params(failure) => TaskError::Params(failure),
+        }
+    }
+}
+
+/// Rendered parameters that do not fit the module, with where they are written (not
+/// for a `no_log` task, whose message is only about the parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ParamFailure {
+    at: Option<Location>,
+    message: String,
+}
+
+impl std::fmt::Display for ParamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 /// An input problem found before any host is contacted.
@@ -259,13 +295,14 @@ fn host_vars(
     Ok(vars)
 }
 
-/// Renders a task's parameters for one host and checks them. For a `no_log` task the
-/// error names the task and the parameter, never a value (see [`hidden`]).
+/// Renders a task's parameters for one host and makes them the module's typed ones.
+/// For a `no_log` task the error names the task and the parameter, never a value (see
+/// [`hidden`]).
 fn render_task(
     renderer: &Renderer,
     task: &Task,
     vars: &Vars,
-) -> Result<Box<dyn DynModule>, TaskError> {
+) -> Result<Box<dyn DynModule>, RenderError> {
     let mut culprit = Culprit::default();
     let result = build_task(renderer, task, vars, &mut culprit);
     match result {
@@ -287,19 +324,19 @@ fn build_task(
     task: &Task,
     vars: &Vars,
     culprit: &mut Culprit,
-) -> Result<Box<dyn DynModule>, TaskError> {
+) -> Result<Box<dyn DynModule>, RenderError> {
     let origin = format!("task `{}`", task.title());
     let mut params = match &task.params {
-        serde_json::Value::Object(map) => {
-            let mut rendered = serde_json::Map::new();
-            for (key, value) in map {
+        Raw::Map(entries) => {
+            let mut rendered = Vec::with_capacity(entries.len() + 1);
+            for (key, value) in entries {
                 culprit.param = Some(key.clone());
-                rendered.insert(key.clone(), renderer.render_json(value, vars, &origin)?);
+                rendered.push((key.clone(), value.render(renderer, vars, &origin)?));
             }
             culprit.param = None;
-            serde_json::Value::Object(rendered)
+            Raw::Map(rendered)
         }
-        other => renderer.render_json(other, vars, &origin)?,
+        other => other.render(renderer, vars, &origin)?,
     };
     if let Some(source) = &task.source {
         let content = match source {
@@ -312,20 +349,25 @@ fn build_task(
                 content
             }
         };
-        if let Some(map) = params.as_object_mut() {
-            map.insert("content".to_owned(), content.into());
-        }
+        params.insert("content", Raw::Str(content));
     }
-    let module = task.module.with_json(params.clone()).map_err(|error| {
-        let message = error.to_string();
-        culprit.param = playbook::param_holding(&params, |value| message.contains(value));
-        TaskError::Params(message)
+    let kind = task.module.kind();
+    let module = task.typed(&params, Stage::Rendered).map_err(|error| {
+        culprit.param = error.param().map(str::to_owned);
+        RenderError::Params(ParamFailure {
+            at: Some(
+                task.origin
+                    .locate(kind, Some(error.at.as_deref().unwrap_or(&[]))),
+            ),
+            message: error.to_string(),
+        })
     })?;
     module.validate().map_err(|error| {
+        let json = params.to_json();
         match &error {
             ParamError::Invalid { param, .. } => culprit.param = Some((*param).to_owned()),
             ParamError::Name(name) => {
-                culprit.param = playbook::param_holding(&params, |value| value == name.value);
+                culprit.param = playbook::param_holding(&json, |value| value == name.value);
             }
             ParamError::Required { .. }
             | ParamError::OneOf { .. }
@@ -333,27 +375,47 @@ fn build_task(
                 culprit.value_free = true;
             }
         }
-        TaskError::Params(error.to_string())
+        // Point at the parameter, and say what it was rendered from.
+        let rendered = culprit
+            .param
+            .as_deref()
+            .and_then(|param| match params.get(param) {
+                Some(Raw::Rendered { from, .. }) => Some((param, from)),
+                _ => None,
+            });
+        let (at, message) = match rendered {
+            Some((param, from)) => (
+                task.origin
+                    .locate(kind, Some(&[Step::Key(param.to_owned())])),
+                format!("{error} (rendered from {from:?})"),
+            ),
+            None => (task.origin.locate(kind, None), error.to_string()),
+        };
+        RenderError::Params(ParamFailure {
+            at: Some(at),
+            message,
+        })
     })?;
     Ok(module)
 }
 
-/// What may be said about a `no_log` task's input error: the parameter, not the value.
-/// An undefined variable is named (a name is not a value), and messages that name
-/// parameters only are kept.
-fn hidden(error: TaskError, culprit: &Culprit) -> TaskError {
+/// What may be said about a `no_log` task's input error: the parameter, not the value
+/// (nor where it is). An undefined variable is named (a name is not a value), and
+/// messages that name parameters only are kept.
+fn hidden(error: RenderError, culprit: &Culprit) -> RenderError {
     let param = culprit
         .param
         .as_ref()
         .map_or_else(|| "a parameter".to_owned(), |param| format!("`{param}`"));
-    match error {
-        TaskError::Template(TemplateError::Undefined { .. }) => error,
-        TaskError::Params(_) if culprit.value_free => error,
-        TaskError::Template(_) => TaskError::Params(format!(
-            "{param} has a template error (details hidden: no_log)"
-        )),
-        _ => TaskError::Params(format!("{param} is invalid (details hidden: no_log)")),
-    }
+    let message = match error {
+        RenderError::Template(TemplateError::Undefined { .. }) => return error,
+        RenderError::Params(failure) if culprit.value_free => failure.message,
+        RenderError::Template(_) => {
+            format!("{param} has a template error (details hidden: no_log)")
+        }
+        RenderError::Params(_) => format!("{param} is invalid (details hidden: no_log)"),
+    };
+    RenderError::Params(ParamFailure { at: None, message })
 }
 
 /// A template error of a `no_log` play's variables, without the details.
@@ -394,8 +456,11 @@ pub fn check_inputs(
             for task in play.tasks.iter().chain(&play.handlers) {
                 render_task(&renderer, task, &vars).map_err(|error| {
                     input_error(match error {
-                        TaskError::Params(message) => format!("task `{}`: {message}", task.title()),
-                        other => other.to_string(),
+                        RenderError::Params(ParamFailure { at, message }) => {
+                            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
+                            format!("{at}task `{}`: {message}", task.title())
+                        }
+                        RenderError::Template(error) => error.to_string(),
                     })
                 })?;
                 if let Some(when) = &task.when {
@@ -617,9 +682,12 @@ struct PlayRun<'a> {
     progress: &'a Progress,
     /// Take the host's lock with the next fact read, unless it is held already.
     take_lock: bool,
-    /// The play's tasks and handlers, rendered before the first read: which facts
-    /// they will ask for, so that one read serves all of them.
-    expected: Vec<Box<dyn DynModule>>,
+    /// Variables for this play on this host, once made (see [`host_vars`]).
+    vars: Option<Vars>,
+    /// Each selected task's module (then each handler's), rendered once for this host
+    /// before the first read: which facts they will ask for, so that one read serves
+    /// all of them, and what they plan with.
+    rendered: Vec<Option<Result<Arc<dyn DynModule>, RenderError>>>,
     /// Handlers notified so far.
     notified: BTreeSet<String>,
     /// Set by the first failure of a host when the play has `any_errors_fatal`.
@@ -645,7 +713,8 @@ impl<'a> PlayRun<'a> {
             // Check mode reads under the lock from the start; apply mode takes it
             // before its first change (see `converge_task`).
             take_lock: options.check,
-            expected: Vec::new(),
+            vars: None,
+            rendered: Vec::new(),
             notified: BTreeSet::new(),
             abort: None,
         }
@@ -763,53 +832,110 @@ impl<'a> PlayRun<'a> {
 
     /// The units the handlers notified so far, or by `task` once it changes something,
     /// restart.
-    fn handler_restarts(&self, task: &Task) -> BTreeSet<UnitRef> {
-        let Ok(vars) = host_vars(self.host, self.play, self.options, &self.renderer) else {
+    fn handler_restarts(&mut self, task: &Task) -> BTreeSet<UnitRef> {
+        let Ok(vars) = self.vars() else {
             return BTreeSet::new();
         };
-        self.play
-            .handlers
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        let mut restarts = BTreeSet::new();
+        for (index, handler) in play.handlers.iter().enumerate() {
+            let title = handler.title();
+            if !(self.notified.contains(&title) || task.notify.contains(&title)) {
+                continue;
+            }
+            if let Ok(module) = self.module(tasks + index, handler, &vars) {
+                restarts.extend(module.restarts());
+            }
+        }
+        restarts
+    }
+
+    /// The play's variables on this host, made once.
+    fn vars(&mut self) -> Result<Vars, TemplateError> {
+        if let Some(vars) = &self.vars {
+            return Ok(vars.clone());
+        }
+        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        self.vars = Some(vars.clone());
+        Ok(vars)
+    }
+
+    /// The module of the task in `slot` (tasks first, then handlers), rendered for this
+    /// host the first time it is asked for.
+    fn module(
+        &mut self,
+        slot: usize,
+        task: &Task,
+        vars: &Vars,
+    ) -> Result<Arc<dyn DynModule>, RenderError> {
+        if self.rendered.len() <= slot {
+            self.rendered.resize_with(slot + 1, || None);
+        }
+        self.rendered[slot]
+            .get_or_insert_with(|| render_task(&self.renderer, task, vars).map(Arc::from))
+            .clone()
+    }
+
+    /// The modules rendered so far, for the facts they will ask for.
+    fn expected(&self) -> impl Iterator<Item = &Arc<dyn DynModule>> {
+        self.rendered
             .iter()
-            .filter(|handler| {
-                let title = handler.title();
-                self.notified.contains(&title) || task.notify.contains(&title)
-            })
-            .filter_map(|handler| render_task(&self.renderer, handler, &vars).ok())
-            .filter_map(|module| module.restarts())
+            .flatten()
+            .filter_map(|r| r.as_ref().ok())
+    }
+
+    /// What the engine must know before `module` runs: whether its content is a secret,
+    /// and whether it turns lingering on.
+    fn note(&mut self, task: &Task, module: &dyn DynModule) {
+        if task.no_log {
+            self.host
+                .secret_paths
+                .extend(content_paths(module, &self.host.facts));
+        }
+        if let Some(user) = module.turns_lingering_on() {
+            self.host.facts.plan_lingering(user.to_owned());
+        }
+    }
+
+    /// The play's selected tasks, then its handlers, with their slots.
+    fn slots(&self) -> Vec<(usize, &'a Task)> {
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        play.tasks
+            .iter()
+            .enumerate()
+            .chain(
+                play.handlers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (tasks + i, h)),
+            )
+            .filter(|(_, task)| task.selected(&self.options.tags))
             .collect()
     }
 
     /// Reads, in one command, every fact the play's tasks will ask for first.
     fn prefetch(&mut self) -> Result<(), TaskError> {
         self.host.facts.clear_planned_lingering();
-        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        let vars = self.vars()?;
         let mut keys = vec![FactKey::System];
-        let mut modules = Vec::new();
-        for task in self.play.tasks.iter().chain(&self.play.handlers) {
-            if !task.selected(&self.options.tags) {
-                continue;
-            }
-            if let Ok(module) = render_task(&self.renderer, task, &vars) {
-                if task.no_log {
-                    self.host
-                        .secret_paths
-                        .extend(content_paths(&*module, &self.host.facts));
-                }
-                if let Some(user) = module.turns_lingering_on() {
-                    self.host.facts.plan_lingering(user.to_owned());
-                }
+        for (slot, task) in self.slots() {
+            if let Ok(module) = self.module(slot, task, &vars) {
+                self.note(task, &*module);
                 keys.extend(module.facts(&self.host.facts));
-                modules.push(module);
             }
         }
+        let modules: Vec<Arc<dyn DynModule>> = self.expected().cloned().collect();
         keys.extend(guessed_facts(&self.host.facts, &keys, &modules));
         self.read_facts(keys)?;
+        self.refresh_vars(&vars)?;
         // A fact may name another (a user's home, then a file in it): ask every task
         // again with what is known, and read what is new for all of them in one command
         // per round, not one per task.
         for _ in 0..3 {
-            let more: Vec<FactKey> = modules
-                .iter()
+            let more: Vec<FactKey> = self
+                .expected()
                 .flat_map(|module| module.facts(&self.host.facts))
                 .filter(|key| !self.host.facts.has(key))
                 .collect();
@@ -818,11 +944,43 @@ impl<'a> PlayRun<'a> {
             }
             self.read_facts(more)?;
         }
-        self.expected = modules;
+        Ok(())
+    }
+
+    /// After the first read, the host's own facts (`converge_os`, ...) are known:
+    /// the variables are made again, and a task is rendered again only when its
+    /// templates mention a variable whose value changed.
+    fn refresh_vars(&mut self, before: &Vars) -> Result<(), TaskError> {
+        self.vars = None;
+        let vars = self.vars()?;
+        let changed: Vec<&String> = vars
+            .iter()
+            .filter(|(name, value)| before.get(*name) != Some(*value))
+            .map(|(name, _)| name)
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for (slot, task) in self.slots() {
+            let mentions = task
+                .templates()
+                .any(|text| changed.iter().any(|name| text.contains(name.as_str())));
+            if mentions && self.rendered.get(slot).is_some_and(Option::is_some) {
+                self.rendered[slot] = None;
+                if let Ok(module) = self.module(slot, task, &vars) {
+                    self.note(task, &*module);
+                }
+            }
+        }
         Ok(())
     }
 
     fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
+        let slot = if handler {
+            self.play.tasks.len() + index
+        } else {
+            index
+        };
         let started = Instant::now();
         let mut result = outcome(index, handler, task, Status::Ok, started);
         let play_identity = std::mem::replace(
@@ -831,7 +989,7 @@ impl<'a> PlayRun<'a> {
         );
         let secret = task.no_log;
         self.hide_commands = secret;
-        match self.converge_task(task, &mut result) {
+        match self.converge_task(slot, task, &mut result) {
             Ok(status) => result.status = status,
             Err(error) => {
                 result.status = if let TaskError::Transport(error) = &error {
@@ -854,17 +1012,18 @@ impl<'a> PlayRun<'a> {
 
     fn converge_task(
         &mut self,
+        slot: usize,
         task: &Task,
         result: &mut TaskOutcome,
     ) -> Result<Status, TaskError> {
-        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        let vars = self.vars()?;
         if let Some(when) = &task.when {
             let origin = format!("the `when` of task `{}`", task.title());
             if !self.renderer.condition(when, &vars, &origin)? {
                 return Ok(Status::Skipped);
             }
         }
-        let module = render_task(&self.renderer, task, &vars)?;
+        let module = self.module(slot, task, &vars)?;
         self.read_missing(&*module)?;
         if task.no_log {
             let paths = content_paths(&*module, &self.host.facts);
@@ -935,8 +1094,7 @@ impl<'a> PlayRun<'a> {
                 break;
             }
             let others: Vec<FactKey> = self
-                .expected
-                .iter()
+                .expected()
                 .flat_map(|other| other.facts(&self.host.facts))
                 .collect();
             self.read_facts(missing.into_iter().chain(others).collect())?;
@@ -1150,7 +1308,7 @@ fn transport_status(error: &TransportError) -> Status {
 fn guessed_facts(
     known: &FactStore,
     keys: &[FactKey],
-    modules: &[Box<dyn DynModule>],
+    modules: &[Arc<dyn DynModule>],
 ) -> Vec<FactKey> {
     let mut guess = known.clone();
     for key in keys {
@@ -1311,6 +1469,126 @@ mod tests {
             ssh: crate::transport::SshOptions::default(),
         };
         HostRun::new("app1".into(), target, vars)
+    }
+
+    /// The first task of `tasks` rendered with `vars`, or its error as shown.
+    fn rendered(tasks: &str, vars: &[(&str, serde_json::Value)]) -> Result<String, String> {
+        let playbook = Playbook::parse(
+            &format!("- hosts: app\n  tasks:\n{tasks}"),
+            std::path::Path::new("site.yml"),
+        )
+        .map_err(|error| format!("load: {error}"))?;
+        let vars: Vars = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        render_task(&Renderer::new(), &playbook.plays[0].tasks[0], &vars)
+            .map(|module| format!("{module:?}"))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn templated_values_of_every_type_render_then_become_typed() {
+        let module = rendered(
+            "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n",
+            &[("m", json!("0640"))],
+        )
+        .unwrap();
+        assert!(module.contains("mode: Some(Mode(416))"), "{module}");
+        let module = rendered(
+            "    - systemd_unit: { name: a.service, content: x, enabled: \"{{ e }}\", settle: \"{{ s }}\" }\n",
+            // `-e` gives strings; variables from YAML keep their type.
+            &[("e", json!("false")), ("s", json!(5))],
+        )
+        .unwrap();
+        assert!(
+            module.contains("enabled: Some(false)") && module.contains("settle: Some(5)"),
+            "{module}"
+        );
+        let module = rendered(
+            "    - user: { name: \"{{ n }}\", groups: \"{{ g }}\" }\n",
+            &[("n", json!(7)), ("g", json!(["adm", "wheel"]))],
+        );
+        assert!(module.is_err(), "a user name cannot start with a digit");
+        let module = rendered(
+            "    - user: { name: deploy, groups: [adm, \"{{ g }}\"] }\n",
+            &[("g", json!("wheel"))],
+        )
+        .unwrap();
+        assert!(
+            module.contains(r#"groups: Some(["adm", "wheel"])"#),
+            "{module}"
+        );
+    }
+
+    #[test]
+    fn a_rendered_value_that_does_not_fit_is_located_and_named() {
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n",
+                &[("m", json!("0999"))],
+            )
+            .unwrap_err(),
+            "site.yml:3:43: invalid mode \"0999\": write 3 or 4 octal digits, e.g. \"0644\" (rendered from \"{{ m }}\")"
+        );
+        assert_eq!(
+            rendered(
+                "    - systemd_unit:\n        name: a.service\n        enabled: \"{{ e }}\"\n",
+                &[("e", json!("maybe"))],
+            )
+            .unwrap_err(),
+            "site.yml:5:18: invalid type: string \"maybe\", expected a boolean (rendered from \"{{ e }}\")"
+        );
+        assert_eq!(
+            rendered(
+                "    - user: { name: \"{{ n }}\" }\n",
+                &[("n", json!("de.ploy"))],
+            )
+            .unwrap_err(),
+            "site.yml:3:21: invalid user name \"de.ploy\": use a lowercase letter or _ first, then lowercase letters, digits, _ or -, at most 32 characters (rendered from \"{{ n }}\")"
+        );
+        // A `no_log` task's: the parameter only.
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n      no_log: true\n",
+                &[("m", json!("0999"))],
+            )
+            .unwrap_err(),
+            "`mode` is invalid (details hidden: no_log)"
+        );
+    }
+
+    #[test]
+    fn what_needs_no_variable_is_checked_at_load() {
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, mode: \"{{ m }}\", mdoe: \"0644\" }\n",
+                &[],
+            )
+            .unwrap_err(),
+            "load: site.yml:3:42: unknown key `mdoe`\n  help: allowed keys here: path, content, src, template, owner, group, mode, state"
+        );
+        assert_eq!(
+            rendered(
+                "    - systemd_unit: { name: \"{{ n }}\", enabled: 1 }\n",
+                &[],
+            )
+            .unwrap_err(),
+            "load: site.yml:3:49: invalid type: integer `1`, expected a boolean"
+        );
+        // A template whose type only its value decides is left out of the check, not
+        // the keys after it.
+        assert!(rendered(
+            "    - directory: { path: /x, state: \"{{ s }}\", nope: 1 }\n",
+            &[("s", json!("present"))]
+        )
+        .unwrap_err()
+        .starts_with("load: site.yml:3:48: unknown key `nope`"));
+        assert!(rendered(
+            "    - directory: { path: /x, state: \"{{ s }}\" }\n",
+            &[("s", json!("present"))]
+        )
+        .is_ok());
     }
 
     #[test]

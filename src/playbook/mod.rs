@@ -2,13 +2,16 @@
 //!
 //! Parsing is strict and positional: an unknown key anywhere is an error naming the key,
 //! the file, the line and column, and the keys allowed there. A task has exactly one
-//! module key; its parameters are checked by that module's own typed parameters. Files
-//! named by `src` and `template` are read at load time, so a missing one is reported
-//! before any host is contacted.
+//! module key; its parameters are kept as written ([`Raw`], templates anywhere) and
+//! checked at load against that module's typed parameters as far as they can be without
+//! variables (see `params`). Files named by `src` and `template` are read at load time,
+//! so a missing one is reported before any host is contacted.
 
-use std::cell::Cell;
+pub mod params;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use converge_modules::{deserialize_params, DynModule, ParamError, MODULE_NAMES};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
@@ -16,6 +19,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
+pub use params::{ParamsError, Raw, Stage, Step};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -120,14 +124,74 @@ pub enum ContentSource {
     Template { path: PathBuf, source: String },
 }
 
+/// Which module a task uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModuleKind(&'static str);
+
+impl ModuleKind {
+    /// The module's name (`file`, `systemd_unit`, ...).
+    pub fn kind(self) -> &'static str {
+        self.0
+    }
+}
+
+/// Where a playbook's value is written: its file, and the text to find it in again
+/// (see [`yaml::locate`]), only when an error needs its line and column.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    file: PathBuf,
+    text: Arc<str>,
+    /// The path from the document's root to the task.
+    task: Vec<Step>,
+}
+
+/// A place in a playbook: `file:line:column`, or only the file when it is not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    /// 1-based; 0 when not known.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl Origin {
+    /// Where the task's module parameters at `within` are written (the task itself when
+    /// `within` is `None`).
+    pub fn locate(&self, module: &str, within: Option<&[Step]>) -> Location {
+        let mut path = self.task.clone();
+        if let Some(within) = within {
+            path.push(Step::Key(module.to_owned()));
+            path.extend_from_slice(within);
+        }
+        let (line, column) = yaml::locate(&self.text, &path).unwrap_or((0, 0));
+        Location {
+            file: self.file.clone(),
+            line,
+            column,
+        }
+    }
+}
+
 /// One task: a module with its parameters, plus the task-level keys.
 #[derive(Debug)]
 pub struct Task {
     pub name: Option<String>,
-    /// The module as parsed from the playbook (parameters still templates).
-    pub module: Box<dyn DynModule>,
-    /// Parameters as JSON, without `src`/`template` (see `source`).
-    pub params: serde_json::Value,
+    pub module: ModuleKind,
+    /// Parameters as written, without `src`/`template` (see `source`): rendered and
+    /// typed for each host.
+    pub params: Raw,
+    /// Where the task is written.
+    pub origin: Origin,
     pub source: Option<ContentSource>,
     pub notify: Vec<String>,
     pub when: Option<String>,
@@ -151,15 +215,37 @@ impl Task {
         let subject =
             ["name", "path", "user", "cmd"]
                 .iter()
-                .find_map(|key| match self.params.get(*key) {
-                    Some(serde_json::Value::String(text)) => Some(text.clone()),
-                    Some(other @ serde_json::Value::Array(_)) => Some(other.to_string()),
+                .find_map(|key| match self.params.get(key) {
+                    Some(Raw::Str(text)) => Some(text.clone()),
+                    Some(list @ Raw::Seq(_)) => Some(list.to_json().to_string()),
                     _ => None,
                 });
         match subject {
             Some(subject) => format!("{} {subject}", self.module.kind()),
             None => self.module.kind().to_owned(),
         }
+    }
+
+    /// Every template in the task: its parameters' and its `template` file's.
+    pub fn templates(&self) -> impl Iterator<Item = &str> {
+        let file = match &self.source {
+            Some(ContentSource::Template { source, .. }) => Some(source.as_str()),
+            _ => None,
+        };
+        self.params.templates().chain(file)
+    }
+
+    /// The task's module with `params` (rendered for a host, or as written at load).
+    ///
+    /// # Errors
+    /// The parameters do not fit the module's types.
+    pub fn typed(&self, params: &Raw, stage: Stage) -> Result<Box<dyn DynModule>, ParamsError> {
+        deserialize_params(self.module.kind(), params.deserializer(stage)).unwrap_or_else(|| {
+            Err(de::Error::custom(format_args!(
+                "unknown module `{}`",
+                self.module.kind()
+            )))
+        })
     }
 
     /// Whether the task runs under `--tags`: every task runs when no tags are given.
@@ -185,19 +271,7 @@ impl Playbook {
         let plays: Vec<Play> = if text.trim().is_empty() {
             Vec::new()
         } else {
-            // A task is parsed before its play's `no_log` is known: when any play has
-            // it, errors about a task's values name the parameter only.
-            #[derive(Deserialize)]
-            struct PlayFlags {
-                #[serde(default)]
-                no_log: bool,
-            }
-            let any_no_log = yaml::from_str::<Vec<PlayFlags>>(text, path)
-                .map_or(true, |plays| plays.iter().any(|play| play.no_log));
-            HIDE_VALUES.with(|hide| hide.set(any_no_log));
-            let plays = yaml::from_str(text, path);
-            HIDE_VALUES.with(|hide| hide.set(false));
-            plays?
+            yaml::from_str(text, path)?
         };
         let dir = path
             .parent()
@@ -209,14 +283,90 @@ impl Playbook {
             dir,
             plays,
         };
-        for play in playbook.plays.iter_mut().filter(|play| play.no_log) {
-            for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
-                task.no_log = true;
+        let text: Arc<str> = Arc::from(text);
+        for (index, play) in playbook.plays.iter_mut().enumerate() {
+            for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
+                for (position, task) in tasks.iter_mut().enumerate() {
+                    task.no_log |= play.no_log;
+                    task.origin = Origin {
+                        file: path.to_owned(),
+                        text: Arc::clone(&text),
+                        task: vec![
+                            Step::Index(index),
+                            Step::Key(list.to_owned()),
+                            Step::Index(position),
+                        ],
+                    };
+                }
             }
         }
+        playbook.check_params()?;
         playbook.resolve_sources()?;
         playbook.check_handlers()?;
         Ok(playbook)
+    }
+
+    /// Checks every task's parameters as far as they can be without variables: keys and
+    /// types, then (when nothing is templated) names, paths and values. Values are
+    /// named in errors unless a play has `no_log` (any play: the check once ran before
+    /// the plays' flags were known, and what it hides stays hidden).
+    fn check_params(&self) -> Result<(), PlaybookError> {
+        let hide_values = self.plays.iter().any(|play| play.no_log);
+        for task in self
+            .plays
+            .iter()
+            .flat_map(|play| play.tasks.iter().chain(&play.handlers))
+        {
+            let kind = task.module.kind();
+            let checked =
+                params::check_at_load(&task.params, |params| task.typed(params, Stage::Load));
+            let module = match checked {
+                Ok(Some(module)) => module,
+                // The rest is checked once the templates are rendered.
+                Ok(None) => continue,
+                Err(error) => {
+                    let at = task
+                        .origin
+                        .locate(kind, Some(error.at.as_deref().unwrap_or(&[])));
+                    let (message, help) = yaml::rephrase(&error.to_string());
+                    return Err(PlaybookError::Yaml(YamlError {
+                        file: at.file,
+                        line: at.line,
+                        column: at.column,
+                        message,
+                        help,
+                    }));
+                }
+            };
+            // A value written out in full is checked here, where the error can point
+            // at the task; templated ones are checked once rendered for each host, and
+            // how parameters combine once the task's files are read.
+            if task.params.has_template() {
+                continue;
+            }
+            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
+                module.validate()
+            {
+                let hide = task.no_log || hide_values;
+                let title = match (&task.name, hide) {
+                    (Some(name), _) => name.clone(),
+                    (None, true) => kind.to_owned(),
+                    (None, false) => task.title(),
+                };
+                let at = task.origin.locate(kind, None);
+                return Err(PlaybookError::Yaml(YamlError {
+                    file: at.file,
+                    line: at.line,
+                    column: at.column,
+                    message: format!(
+                        "task `{title}`: {}",
+                        param_error_message(&error, &task.params.to_json(), hide)
+                    ),
+                    help: None,
+                }));
+            }
+        }
+        Ok(())
     }
 
     fn resolve_sources(&mut self) -> Result<(), PlaybookError> {
@@ -224,12 +374,10 @@ impl Playbook {
         for play in &mut self.plays {
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
                 let title = task.title();
-                let Some(params) = task.params.as_object_mut() else {
-                    continue;
-                };
+                let params = &mut task.params;
                 let sources: Vec<&str> = ["content", "src", "template"]
                     .into_iter()
-                    .filter(|key| params.contains_key(*key))
+                    .filter(|key| params.get(key).is_some_and(|v| *v != Raw::Null))
                     .collect();
                 if sources.len() > 1 {
                     return Err(PlaybookError::Task {
@@ -245,7 +393,10 @@ impl Playbook {
                     let Some(value) = params.remove(param) else {
                         continue;
                     };
-                    let name = value.as_str().unwrap_or_default().to_owned();
+                    let name = match value {
+                        Raw::Str(name) => name,
+                        _ => String::new(),
+                    };
                     let error = |reason: String| PlaybookError::Source {
                         playbook: playbook.clone(),
                         task: title.clone(),
@@ -395,21 +546,6 @@ impl Visitor<'_> for TaskKeySeed {
     }
 }
 
-struct ModuleSeed(&'static str);
-
-impl<'de> DeserializeSeed<'de> for ModuleSeed {
-    type Value = Box<dyn DynModule>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserialize_params(self.0, deserializer).unwrap_or_else(|| {
-            Err(de::Error::custom(format_args!(
-                "unknown module `{}`",
-                self.0
-            )))
-        })
-    }
-}
-
 /// A string or a list of strings (`notify`, `tags`).
 struct StringOrList(Vec<String>);
 
@@ -465,7 +601,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut notify: Option<StringOrList> = None;
         let mut when = None;
         let mut tags: Option<StringOrList> = None;
-        let mut module: Option<Box<dyn DynModule>> = None;
+        let mut module: Option<(ModuleKind, Raw)> = None;
         let mut become_user: Option<String> = None;
         let mut no_log: Option<bool> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
@@ -495,68 +631,34 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     no_log = Some(map.next_value()?);
                 }
                 TaskKey::Module(kind) => {
-                    if let Some(first) = &module {
+                    if let Some((first, _)) = &module {
                         return Err(de::Error::custom(format_args!(
                             "a task has exactly one module, but this one has `{}` and `{kind}`; split it into two tasks",
                             first.kind()
                         )));
                     }
-                    module = Some(map.next_value_seed(ModuleSeed(kind))?);
+                    module = Some((ModuleKind(kind), map.next_value()?));
                 }
             }
         }
-        let Some(module) = module else {
+        let Some((module, params)) = module else {
             return Err(de::Error::custom(format_args!(
                 "this task has no module; give it exactly one of: {}",
                 MODULE_NAMES.join(", ")
             )));
         };
-        let task = Task {
+        Ok(Task {
             name,
-            params: module.to_json(),
             module,
+            params,
+            origin: Origin::default(),
             source: None,
             notify: notify.map(|n| n.0).unwrap_or_default(),
             when,
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
             no_log: no_log.unwrap_or(false),
-        };
-        // A value written out in full is checked here, where the error can point at
-        // the task; templated ones are checked once rendered for each host, and how
-        // parameters combine once the task's files are read.
-        if !holds_template(&task.params) {
-            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
-                task.module.validate()
-            {
-                let hide = task.no_log || HIDE_VALUES.with(Cell::get);
-                let title = match (&task.name, hide) {
-                    (Some(name), _) => name.clone(),
-                    (None, true) => task.module.kind().to_owned(),
-                    (None, false) => task.title(),
-                };
-                return Err(de::Error::custom(format_args!(
-                    "task `{title}`: {}",
-                    param_error_message(&error, &task.params, hide)
-                )));
-            }
-        }
-        Ok(task)
-    }
-}
-
-thread_local! {
-    /// Set while a playbook with a `no_log` play is parsed (see [`Playbook::parse`]).
-    static HIDE_VALUES: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether any string in `value` has template syntax.
-fn holds_template(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => crate::template::is_template(text),
-        serde_json::Value::Array(items) => items.iter().any(holds_template),
-        serde_json::Value::Object(map) => map.values().any(holds_template),
-        _ => false,
+        })
     }
 }
 
@@ -707,7 +809,10 @@ mod tests {
         );
         let playbook =
             parse("- hosts: app\n  tasks:\n    - file: { path: /x, mode: 0640 }\n").unwrap();
-        assert_eq!(playbook.plays[0].tasks[0].params["mode"], "0640");
+        assert_eq!(
+            playbook.plays[0].tasks[0].params.get("mode"),
+            Some(&Raw::Str("0640".into()))
+        );
     }
 
     #[test]
