@@ -215,12 +215,6 @@ pub struct HostRun {
 impl HostRun {
     /// A host not yet connected.
     pub fn new(name: String, target: Target, vars: Vars) -> Self {
-        let nonce = format!(
-            "{:016x}",
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        );
         HostRun {
             name,
             target,
@@ -229,12 +223,25 @@ impl HostRun {
             facts: FactStore::default(),
             down: None,
             commands: 0,
-            nonce,
+            nonce: nonce(),
             lock: HostLock::Free,
             secret_paths: BTreeSet::new(),
             restarted: BTreeSet::new(),
         }
     }
+}
+
+/// A fresh random nonce: it marks where one part of a batched command's output ends, so
+/// no output of a command on the host can be expected to contain it.
+fn nonce() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without the system's randomness (a sandbox refusing the call), the standard
+        // library's per-process random hash keys still make an unpredictable nonce.
+        let keys = std::collections::hash_map::RandomState::new();
+        bytes = keys.build_hasher().finish().to_le_bytes();
+    }
+    format!("{:016x}", u64::from_le_bytes(bytes))
 }
 
 /// Variables for templates on one host: inventory vars, then play vars, then `-e`
@@ -1589,6 +1596,14 @@ mod tests {
             &[("s", json!("present"))]
         )
         .is_ok());
+    }
+
+    #[test]
+    fn nonces_are_sixteen_hex_digits_and_differ() {
+        let (a, b) = (nonce(), nonce());
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|byte| byte.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]
