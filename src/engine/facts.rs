@@ -70,10 +70,9 @@ impl PlayRun<'_> {
                 } else {
                     output.status
                 };
-                return Err(TaskError::Remote(self.remote_failure(
-                    "taking the host's lock",
-                    &Output { status, ..output },
-                )));
+                return Err(
+                    self.remote_failure("taking the host's lock", &Output { status, ..output })
+                );
             }
             self.host.lock = HostLock::Held;
             output
@@ -92,12 +91,9 @@ impl PlayRun<'_> {
         };
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
-            return Err(TaskError::Remote(
-                self.remote_failure("reading the host's state", &output),
-            ));
+            return Err(self.remote_failure("reading the host's state", &output));
         }
-        let facts = split_batch(&keys, &self.host.nonce, &stdout)
-            .map_err(|error| TaskError::Remote(error.to_string()))?;
+        let facts = split_batch(&keys, &self.host.nonce, &stdout).map_err(TaskError::Facts)?;
         for (key, fact) in facts {
             self.host.facts.insert(key, fact);
         }

@@ -73,8 +73,21 @@ enum TaskError {
     Plan(#[from] converge_modules::PlanError),
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("{0}")]
-    Remote(String),
+    /// A remote command failed.
+    #[error("{what} failed (exit status {status}): {detail}")]
+    Remote {
+        what: String,
+        status: i32,
+        /// Its stderr, or its stdout when stderr is empty.
+        detail: String,
+    },
+    #[error("sudo on {host} asks {user} for a password; become uses `sudo -n`, which cannot answer a prompt: give {user} passwordless sudo, or connect as root")]
+    SudoPrompt { host: String, user: String },
+    #[error(transparent)]
+    Facts(#[from] converge_modules::fact::FactError),
+    #[error("not connected")]
+    NotConnected,
+    /// Another run holds the host's lock (the lock's own words).
     #[error("{0}")]
     Locked(String),
 }

@@ -65,13 +65,14 @@ impl PlayRun<'_> {
             }
             if output.status != 0 {
                 let failure = self.remote_failure(&change.describe(), output);
-                return (outputs.len(), Err(TaskError::Remote(failure)));
+                return (outputs.len(), Err(failure));
             }
         }
         (outputs.len(), Ok(()))
     }
 
-    pub(super) fn remote_failure(&self, what: &str, output: &Output) -> String {
+    /// Why a remote command that exited with a failure status failed.
+    pub(super) fn remote_failure(&self, what: &str, output: &Output) -> TaskError {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // sudo's words, and sudo-rs's.
         let prompts = [
@@ -79,10 +80,10 @@ impl PlayRun<'_> {
             "interactive authentication is required",
         ];
         if self.acting_as.is_some() && prompts.iter().any(|prompt| stderr.contains(prompt)) {
-            return format!(
-                "sudo on {} asks {} for a password; become uses `sudo -n`, which cannot answer a prompt: give {} passwordless sudo, or connect as root",
-                self.host.name, self.host.target.user, self.host.target.user
-            );
+            return TaskError::SudoPrompt {
+                host: self.host.name.clone(),
+                user: self.host.target.user.clone(),
+            };
         }
         let detail = stderr.trim();
         let detail = if detail.is_empty() {
@@ -90,7 +91,11 @@ impl PlayRun<'_> {
         } else {
             detail.to_owned()
         };
-        format!("{what} failed (exit status {}): {detail}", output.status)
+        TaskError::Remote {
+            what: what.to_owned(),
+            status: output.status,
+            detail,
+        }
     }
 
     pub(super) fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
@@ -99,7 +104,7 @@ impl PlayRun<'_> {
             .host
             .transport
             .as_mut()
-            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+            .ok_or(TaskError::NotConnected)?;
         Ok(transport.run(&line, &cmd.stdin)?)
     }
 
@@ -115,7 +120,7 @@ impl PlayRun<'_> {
             .host
             .transport
             .as_mut()
-            .ok_or_else(|| TaskError::Remote("not connected".to_owned()))?;
+            .ok_or(TaskError::NotConnected)?;
         Ok(transport.hold(&line, &cmd.stdin, ready)?)
     }
 

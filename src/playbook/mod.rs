@@ -31,13 +31,13 @@ pub enum PlaybookError {
     },
     #[error("{0}")]
     Yaml(#[from] YamlError),
-    #[error("{playbook}: task `{task}`: cannot read {param} file {file}: {reason}")]
+    #[error("{playbook}: task `{task}`: cannot read {param} file {file}: {source}")]
     Source {
         playbook: PathBuf,
         task: String,
         param: &'static str,
         file: String,
-        reason: String,
+        source: SourceError,
     },
     #[error("{playbook}: task `{task}` notifies `{handler}`, but play `{play}` has no handler of that name{known}")]
     UnknownHandler {
@@ -47,18 +47,36 @@ pub enum PlaybookError {
         play: String,
         known: String,
     },
-    #[error("{playbook}: task `{task}`: {message}")]
-    Task {
+    #[error("{playbook}: task `{task}`: give only one of content, src and template (this task has {given})")]
+    ContentSources {
         playbook: PathBuf,
         task: String,
-        message: String,
+        /// The ones the task has, joined with "and".
+        given: String,
     },
-    #[error("{playbook}: play `{play}`: {message}")]
-    Play {
+    #[error("{playbook}: play `{play}`: become_user: {source}")]
+    BecomeUser {
         playbook: PathBuf,
         play: String,
-        message: String,
+        source: converge_modules::names::InvalidName,
     },
+    #[error("{playbook}: play `{play}`: {problem}")]
+    Rollout {
+        playbook: PathBuf,
+        play: String,
+        problem: &'static str,
+    },
+}
+
+/// Why a `src` or `template` file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("not found (looked for {})", .candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    NotFound { candidates: Vec<PathBuf> },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is not UTF-8 text")]
+    NotText,
 }
 
 /// A loaded playbook.
@@ -248,13 +266,10 @@ impl Playbook {
                     .filter(|key| params.get(key).is_some_and(|v| *v != Raw::Null))
                     .collect();
                 if sources.len() > 1 {
-                    return Err(PlaybookError::Task {
+                    return Err(PlaybookError::ContentSources {
                         playbook: playbook.clone(),
                         task: title,
-                        message: format!(
-                            "give only one of content, src and template (this task has {})",
-                            sources.join(" and ")
-                        ),
+                        given: sources.join(" and "),
                     });
                 }
                 for (param, subdir) in [("src", "files"), ("template", "templates")] {
@@ -265,33 +280,28 @@ impl Playbook {
                         Raw::Str(name) => name,
                         _ => String::new(),
                     };
-                    let error = |reason: String| PlaybookError::Source {
+                    let error = |source: SourceError| PlaybookError::Source {
                         playbook: playbook.clone(),
                         task: title.clone(),
                         param,
                         file: name.clone(),
-                        reason,
+                        source,
                     };
-                    let candidates = [dir.join(subdir).join(&name), dir.join(&name)];
-                    let Some(found) = candidates.iter().find(|candidate| candidate.is_file())
+                    let candidates = vec![dir.join(subdir).join(&name), dir.join(&name)];
+                    let Some(found) = candidates
+                        .iter()
+                        .find(|candidate| candidate.is_file())
+                        .cloned()
                     else {
-                        return Err(error(format!(
-                            "not found (looked for {})",
-                            candidates
-                                .iter()
-                                .map(|c| c.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(" and ")
-                        )));
+                        return Err(error(SourceError::NotFound { candidates }));
                     };
-                    let bytes = std::fs::read(found).map_err(|e| error(e.to_string()))?;
-                    let text = String::from_utf8(bytes)
-                        .map_err(|_| error("it is not UTF-8 text".to_owned()))?;
+                    let bytes = std::fs::read(&found).map_err(|e| error(e.into()))?;
+                    let text = String::from_utf8(bytes).map_err(|_| error(SourceError::NotText))?;
                     task.source = Some(if param == "src" {
                         ContentSource::File { content: text }
                     } else {
                         ContentSource::Template {
-                            path: found.clone(),
+                            path: found,
                             source: text,
                         }
                     });
@@ -329,10 +339,12 @@ impl Playbook {
                     .filter_map(|t| t.become_user.as_ref()),
             );
             for user in users {
-                converge_modules::names::user(user).map_err(|error| PlaybookError::Play {
-                    playbook: self.path.clone(),
-                    play: play.title(),
-                    message: format!("become_user: {error}"),
+                converge_modules::names::user(user).map_err(|source| {
+                    PlaybookError::BecomeUser {
+                        playbook: self.path.clone(),
+                        play: play.title(),
+                        source,
+                    }
                 })?;
             }
             let problem = if let Some(problem) = play
@@ -346,11 +358,11 @@ impl Playbook {
             } else {
                 None
             };
-            if let Some(message) = problem {
-                return Err(PlaybookError::Play {
+            if let Some(problem) = problem {
+                return Err(PlaybookError::Rollout {
                     playbook: self.path.clone(),
                     play: play.title(),
-                    message: message.to_owned(),
+                    problem,
                 });
             }
         }
