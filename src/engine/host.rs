@@ -3,12 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Mutex, PoisonError};
 
 use converge_modules::fact::UnitRef;
 use converge_modules::FactStore;
 
+use super::render::Rendered;
 use super::Status;
 use crate::inventory::Vars;
+use crate::playbook::Play;
 use crate::transport::{Target, Transport};
 
 /// Whether a run holds a host's lock.
@@ -37,6 +40,39 @@ pub struct HostRun {
     pub(super) secret_paths: BTreeSet<String>,
     /// Units this run restarted on the host: each at most once per run.
     pub(super) restarted: BTreeSet<UnitRef>,
+    /// The tasks the up-front input check rendered for this host, per play: the play's
+    /// run takes them over instead of rendering them again (see `check_inputs`).
+    pub(super) checked: Mutex<Vec<(PlayKey, Rendered)>>,
+}
+
+/// A play of the playbook, which is borrowed for the whole run: its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PlayKey(usize);
+
+impl PlayKey {
+    pub(super) fn of(play: &Play) -> Self {
+        PlayKey(std::ptr::from_ref(play) as usize)
+    }
+}
+
+impl HostRun {
+    /// Keeps what the input check rendered for `play`.
+    pub(super) fn keep_checked(&self, play: &Play, rendered: Rendered) {
+        let mut checked = self.checked.lock().unwrap_or_else(PoisonError::into_inner);
+        checked.push((PlayKey::of(play), rendered));
+    }
+
+    /// Takes what the input check rendered for `play`, if it did.
+    pub(super) fn take_checked(&mut self, play: &Play) -> Option<Rendered> {
+        let checked = self
+            .checked
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let index = checked
+            .iter()
+            .position(|(key, _)| *key == PlayKey::of(play))?;
+        Some(checked.swap_remove(index).1)
+    }
 }
 
 impl HostRun {
@@ -54,6 +90,7 @@ impl HostRun {
             lock: HostLock::Free,
             secret_paths: BTreeSet::new(),
             restarted: BTreeSet::new(),
+            checked: Mutex::new(Vec::new()),
         }
     }
 }

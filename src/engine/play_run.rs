@@ -273,6 +273,17 @@ impl<'a> PlayRun<'a> {
     pub(super) fn prefetch(&mut self) -> Result<(), TaskError> {
         self.host.facts.clear_planned_lingering();
         let vars = self.vars()?;
+        if let Some(checked) = self.host.take_checked(self.play) {
+            // The check rendered every task; only the selected ones count here.
+            let play: &'a Play = self.play;
+            self.rendered = checked
+                .modules
+                .into_iter()
+                .zip(play.tasks.iter().chain(&play.handlers))
+                .map(|(module, task)| module.filter(|_| task.selected(&self.options.tags)))
+                .collect();
+            self.forget_changed(&checked.vars, &vars);
+        }
         let mut keys = vec![FactKey::System];
         for (slot, task) in self.slots() {
             if let Ok(module) = self.module(slot, task, &vars) {
@@ -307,26 +318,44 @@ impl<'a> PlayRun<'a> {
     pub(super) fn refresh_vars(&mut self, before: &Vars) -> Result<(), TaskError> {
         self.vars = None;
         let vars = self.vars()?;
-        let changed: Vec<&String> = vars
+        for (slot, task) in self.forget_changed(before, &vars) {
+            if let Ok(module) = self.module(slot, task, &vars) {
+                self.note(task, &*module);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the rendering of every task whose templates mention a variable that has
+    /// another value in `now` than in `before` (a mention by name: a task may be
+    /// rendered again without need, never kept when it needed rendering). Returns the
+    /// selected tasks it forgot.
+    pub(super) fn forget_changed(&mut self, before: &Vars, now: &Vars) -> Vec<(usize, &'a Task)> {
+        let changed: Vec<&String> = now
             .iter()
             .filter(|(name, value)| before.get(*name) != Some(*value))
             .map(|(name, _)| name)
+            .chain(before.keys().filter(|name| !now.contains_key(*name)))
             .collect();
         if changed.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
-        for (slot, task) in self.slots() {
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        let all = play.tasks.iter().chain(&play.handlers).enumerate();
+        let mut forgotten = Vec::new();
+        for (slot, task) in all {
             let mentions = task
                 .templates()
                 .any(|text| changed.iter().any(|name| text.contains(name.as_str())));
             if mentions && self.rendered.get(slot).is_some_and(Option::is_some) {
                 self.rendered[slot] = None;
-                if let Ok(module) = self.module(slot, task, &vars) {
-                    self.note(task, &*module);
+                if slot >= tasks || task.selected(&self.options.tags) {
+                    forgotten.push((slot, task));
                 }
             }
         }
-        Ok(())
+        forgotten
     }
 
     pub(super) fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {

@@ -2,12 +2,22 @@
 //! parameters rendered and made typed (with errors that point at the playbook and hide
 //! `no_log` values), and the up-front check of every task for every host.
 
+use std::sync::Arc;
+
 use converge_modules::{DynModule, ParamError, Sudo, SystemInfo};
 
 use super::{HostRun, Options, TaskError};
 use crate::inventory::Vars;
 use crate::playbook::{self, ContentSource, Location, Play, Playbook, Raw, Stage, Step, Task};
 use crate::template::{Renderer, TemplateError};
+
+/// A play's tasks (then its handlers, by slot) rendered for one host, with the
+/// variables they were rendered with.
+#[derive(Debug, Default)]
+pub(super) struct Rendered {
+    pub(super) vars: Vars,
+    pub(super) modules: Vec<Option<Result<Arc<dyn DynModule>, RenderError>>>,
+}
 
 /// Why a task's parameters could not be made for a host (kept, and cloned, with the
 /// task's other renderings: see `PlayRun::rendered`).
@@ -270,8 +280,9 @@ pub fn check_inputs(
                     error.to_string()
                 })
             })?;
+            let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
             for task in play.tasks.iter().chain(&play.handlers) {
-                render_task(&renderer, task, &vars).map_err(|error| {
+                let module = render_task(&renderer, task, &vars).map_err(|error| {
                     input_error(match error {
                         RenderError::Params(ParamFailure { at, message }) => {
                             let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
@@ -280,6 +291,7 @@ pub fn check_inputs(
                         RenderError::Template(error) => error.to_string(),
                     })
                 })?;
+                modules.push(Some(Ok(Arc::from(module))));
                 if let Some(when) = &task.when {
                     renderer
                         .condition(
@@ -296,6 +308,7 @@ pub fn check_inputs(
                         })?;
                 }
             }
+            host.keep_checked(play, Rendered { vars, modules });
         }
     }
     Ok(())
@@ -439,6 +452,39 @@ mod tests {
             &[("s", json!("present"))]
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_play_run_takes_over_what_the_input_check_rendered() {
+        let playbook = Playbook::parse(
+            "- hosts: app\n  tasks:\n    - file: { path: /a, content: \"{{ converge_os }}\" }\n    - file: { path: /b, content: \"{{ inventory_hostname }}\" }\n      tags: [b]\n    - file: { path: /c, content: x }\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap();
+        let mut hosts = vec![host(Vars::new())];
+        let options = Options {
+            tags: vec!["always".into(), "b".into()],
+            ..Options::default()
+        };
+        check_inputs(&playbook, &[(0, vec![0])], &hosts, &options).unwrap();
+        let play = &playbook.plays[0];
+        let progress = crate::progress::Progress::default();
+        let mut run = super::super::PlayRun::new(play, &mut hosts[0], &options, &progress);
+        let checked = run.host.take_checked(play).unwrap();
+        assert_eq!(checked.modules.len(), 3);
+        run.rendered = checked.modules;
+        // Once the host's facts are known, only the task that mentions one is forgotten.
+        let mut now = checked.vars.clone();
+        now.insert("converge_os".into(), json!("debian"));
+        let forgotten: Vec<usize> = run
+            .forget_changed(&checked.vars, &now)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect();
+        assert!(forgotten.is_empty(), "the first task is not selected");
+        assert!(run.rendered[0].is_none());
+        assert!(run.rendered[1].is_some() && run.rendered[2].is_some());
+        assert!(run.host.take_checked(play).is_none(), "taken once");
     }
 
     #[test]
