@@ -213,10 +213,17 @@ pub fn locate(text: &str, path: &[Step]) -> Option<(usize, usize)> {
     let error = Seek(path)
         .deserialize(serde_yaml::Deserializer::from_str(text))
         .err()?;
+    // Any other error (the document ends before the path does) locates nothing.
+    if !error.to_string().contains(HERE) {
+        return None;
+    }
     error
         .location()
         .map(|location| (location.line(), location.column()))
 }
+
+/// What [`Seek`] fails with where it arrives.
+const HERE: &str = "converge: the value to locate";
 
 /// Walks down to a value and fails there (see [`locate`]).
 struct Seek<'a>(&'a [Step]);
@@ -234,12 +241,12 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Reaching the value is the error that carries its position.
-        f.write_str("the value to locate")
+        f.write_str(HERE)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let Some((Step::Index(index), rest)) = self.0.split_first() else {
-            return Err(de::Error::custom("here"));
+            return Err(de::Error::custom(HERE));
         };
         for _ in 0..*index {
             if seq.next_element::<IgnoredAny>()?.is_none() {
@@ -253,7 +260,7 @@ impl<'de> Visitor<'de> for Seek<'_> {
         let (wanted, itself, rest) = match self.0.split_first() {
             Some((Step::Key(key), rest)) => (key, false, rest),
             Some((Step::KeyItself(key), rest)) => (key, true, rest),
-            _ => return Err(de::Error::custom("here")),
+            _ => return Err(de::Error::custom(HERE)),
         };
         while let Some(key) = map.next_key_seed(KeySeek { wanted, itself })? {
             if key == *wanted {
@@ -289,7 +296,7 @@ impl Visitor<'_> for KeySeek<'_> {
     fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
         // Failing inside the visitor, the parser marks the key's position.
         if self.itself && key == self.wanted {
-            return Err(E::custom("here"));
+            return Err(E::custom(HERE));
         }
         Ok(key.to_owned())
     }
@@ -413,6 +420,49 @@ mod tests {
         // What ends a block scalar is scanned again.
         let text = format!("- a: |\n    x\n  b: {}\n", "[".repeat(200));
         assert_eq!(too_deep(&text), Some((3, 6 + 128)));
+    }
+
+    #[test]
+    fn values_and_keys_are_located_again_by_their_path() {
+        let text = "- hosts: app\n  tasks:\n    - file: { path: /x, mode: \"{{ m }}\" }\n      name: &n a\n    - user:\n        name: *n\n        groups: [adm, wheel]\n";
+        let at = |path: &[Step]| locate(text, path);
+        let task = |index: usize, rest: &[Step]| {
+            let mut path = vec![
+                Step::Index(0),
+                Step::Key("tasks".into()),
+                Step::Index(index),
+            ];
+            path.extend_from_slice(rest);
+            path
+        };
+        assert_eq!(at(&task(0, &[])), Some((3, 7)));
+        assert_eq!(
+            at(&task(
+                0,
+                &[Step::Key("file".into()), Step::Key("mode".into())]
+            )),
+            Some((3, 31))
+        );
+        assert_eq!(
+            at(&task(
+                0,
+                &[Step::Key("file".into()), Step::KeyItself("mode".into())]
+            )),
+            Some((3, 25))
+        );
+        assert_eq!(
+            at(&task(
+                1,
+                &[
+                    Step::Key("user".into()),
+                    Step::Key("groups".into()),
+                    Step::Index(1)
+                ]
+            )),
+            Some((7, 23))
+        );
+        assert_eq!(at(&task(2, &[])), None, "no third task");
+        assert_eq!(at(&task(0, &[Step::Key("nope".into())])), None);
     }
 
     #[test]
