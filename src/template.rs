@@ -105,6 +105,27 @@ impl Renderer {
         })
     }
 
+    /// Renders a parameter value: a string that is one whole `{{ expression }}` becomes
+    /// the expression's own value (a boolean, a number, a list, a map), as in Ansible;
+    /// any other string renders to a string.
+    pub fn value(
+        &self,
+        source: &str,
+        vars: &Vars,
+        origin: &str,
+    ) -> Result<serde_json::Value, TemplateError> {
+        let Some(expression) = whole_expression(source) else {
+            return self
+                .render(source, vars, origin)
+                .map(serde_json::Value::String);
+        };
+        let value = self.evaluate(expression, vars, origin)?;
+        serde_json::to_value(&value).map_err(|error| TemplateError::Invalid {
+            origin: origin.to_owned(),
+            message: format!("its value cannot be a parameter: {error}"),
+        })
+    }
+
     /// Evaluates a `when:` condition: a bare expression, or one wrapped in `{{ }}`.
     pub fn condition(
         &self,
@@ -118,6 +139,19 @@ impl Renderer {
             .and_then(|rest| rest.strip_suffix("}}"))
             .unwrap_or(trimmed)
             .trim();
+        let value = self.evaluate(bare, vars, origin)?;
+        // YAML-ish strings from inventories and -e ("false", "no") mean false.
+        if let Some(text) = value.as_str() {
+            return Ok(!matches!(
+                text.trim().to_ascii_lowercase().as_str(),
+                "" | "false" | "no" | "0" | "off"
+            ));
+        }
+        Ok(value.is_true())
+    }
+
+    /// The value of one expression; an undefined one is an error naming the variable.
+    fn evaluate(&self, bare: &str, vars: &Vars, origin: &str) -> Result<Value, TemplateError> {
         let compiled = self
             .env
             .compile_expression(bare)
@@ -146,15 +180,17 @@ impl Renderer {
                 origin: origin.to_owned(),
             });
         }
-        // YAML-ish strings from inventories and -e ("false", "no") mean false.
-        if let Some(text) = value.as_str() {
-            return Ok(!matches!(
-                text.trim().to_ascii_lowercase().as_str(),
-                "" | "false" | "no" | "0" | "off"
-            ));
-        }
-        Ok(value.is_true())
+        Ok(value)
     }
+}
+
+/// The expression of a string that is one whole `{{ expression }}`, if it is.
+fn whole_expression(source: &str) -> Option<&str> {
+    let inner = source.strip_prefix("{{")?.strip_suffix("}}")?;
+    let single = !["{{", "}}", "{%", "{#"]
+        .iter()
+        .any(|mark| inner.contains(mark));
+    single.then(|| inner.trim())
 }
 
 /// Names the undefined variable when that is what went wrong. Only consulted after a
@@ -305,6 +341,37 @@ mod tests {
         assert_eq!(
             Renderer::new().render_json(&value, &vars(), "t").unwrap(),
             json!({"path": "/opt/app/current/x", "list": ["2"], "n": 1})
+        );
+    }
+
+    #[test]
+    fn a_whole_expression_keeps_its_type_and_anything_else_is_a_string() {
+        let renderer = Renderer::new();
+        let mut vars = vars();
+        vars.insert("groups".into(), json!(["wheel", "adm"]));
+        vars.insert("env".into(), json!({"A": "1"}));
+        for (source, expected) in [
+            ("{{ workers }}", json!(2)),
+            ("{{ enable_sidekiq }}", json!(true)),
+            ("{{ groups }}", json!(["wheel", "adm"])),
+            ("{{ env }}", json!({"A": "1"})),
+            ("{{ workers + 1 }}", json!(3)),
+            ("{{ workers }} workers", json!("2 workers")),
+            ("{{ workers }}{{ workers }}", json!("22")),
+            ("plain", json!("plain")),
+        ] {
+            assert_eq!(
+                renderer.value(source, &vars, "t").unwrap(),
+                expected,
+                "{source}"
+            );
+        }
+        assert_eq!(
+            renderer
+                .value("{{ nope }}", &vars, "t")
+                .unwrap_err()
+                .to_string(),
+            "undefined variable `nope` in t"
         );
     }
 

@@ -15,7 +15,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde::Deserializer;
 
 /// A YAML document that could not be read as what it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,8 +192,118 @@ fn explain(error: &serde_yaml::Error, file: &Path) -> YamlError {
     }
 }
 
+/// One step into a YAML document, for [`locate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The value of a mapping's key.
+    Key(String),
+    /// A mapping's key itself.
+    KeyItself(String),
+    /// An item of a sequence.
+    Index(usize),
+}
+
+/// The line and column (1-based) where the value at `path` starts in `text`, or the
+/// key itself for a last [`Step::KeyItself`]; `None` when there is no such value.
+///
+/// The parser keeps no positions in values it has read, so this reads the document
+/// again down to the value and stops there with an error, which the parser marks with
+/// the value's position. It is only called to report an error.
+pub fn locate(text: &str, path: &[Step]) -> Option<(usize, usize)> {
+    let error = Seek(path)
+        .deserialize(serde_yaml::Deserializer::from_str(text))
+        .err()?;
+    // Any other error (the document ends before the path does) locates nothing.
+    if !error.to_string().contains(HERE) {
+        return None;
+    }
+    error
+        .location()
+        .map(|location| (location.line(), location.column()))
+}
+
+/// What [`Seek`] fails with where it arrives.
+const HERE: &str = "converge: the value to locate";
+
+/// Walks down to a value and fails there (see [`locate`]).
+struct Seek<'a>(&'a [Step]);
+
+impl<'de> DeserializeSeed<'de> for Seek<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Reaching the value is the error that carries its position.
+        f.write_str(HERE)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((Step::Index(index), rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(HERE));
+        };
+        for _ in 0..*index {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Seek(rest)).map(drop)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (wanted, itself, rest) = match self.0.split_first() {
+            Some((Step::Key(key), rest)) => (key, false, rest),
+            Some((Step::KeyItself(key), rest)) => (key, true, rest),
+            _ => return Err(de::Error::custom(HERE)),
+        };
+        while let Some(key) = map.next_key_seed(KeySeek { wanted, itself })? {
+            if key == *wanted {
+                return map.next_value_seed(Seek(rest));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a mapping's key, failing on it when it is the one to locate.
+struct KeySeek<'a> {
+    wanted: &'a str,
+    itself: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeek<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeek<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
+        // Failing inside the visitor, the parser marks the key's position.
+        if self.itself && key == self.wanted {
+            return Err(E::custom(HERE));
+        }
+        Ok(key.to_owned())
+    }
+}
+
 /// Turns serde's wording into converge's, with a help line naming the fix.
-fn rephrase(message: &str) -> (String, Option<String>) {
+pub fn rephrase(message: &str) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
         let (field, expected) = rest.split_once(", ").unwrap_or((rest, ""));
         let allowed = expected
@@ -307,6 +420,49 @@ mod tests {
         // What ends a block scalar is scanned again.
         let text = format!("- a: |\n    x\n  b: {}\n", "[".repeat(200));
         assert_eq!(too_deep(&text), Some((3, 6 + 128)));
+    }
+
+    #[test]
+    fn values_and_keys_are_located_again_by_their_path() {
+        let text = "- hosts: app\n  tasks:\n    - file: { path: /x, mode: \"{{ m }}\" }\n      name: &n a\n    - user:\n        name: *n\n        groups: [adm, wheel]\n";
+        let at = |path: &[Step]| locate(text, path);
+        let task = |index: usize, rest: &[Step]| {
+            let mut path = vec![
+                Step::Index(0),
+                Step::Key("tasks".into()),
+                Step::Index(index),
+            ];
+            path.extend_from_slice(rest);
+            path
+        };
+        assert_eq!(at(&task(0, &[])), Some((3, 7)));
+        assert_eq!(
+            at(&task(
+                0,
+                &[Step::Key("file".into()), Step::Key("mode".into())]
+            )),
+            Some((3, 31))
+        );
+        assert_eq!(
+            at(&task(
+                0,
+                &[Step::Key("file".into()), Step::KeyItself("mode".into())]
+            )),
+            Some((3, 25))
+        );
+        assert_eq!(
+            at(&task(
+                1,
+                &[
+                    Step::Key("user".into()),
+                    Step::Key("groups".into()),
+                    Step::Index(1)
+                ]
+            )),
+            Some((7, 23))
+        );
+        assert_eq!(at(&task(2, &[])), None, "no third task");
+        assert_eq!(at(&task(0, &[Step::Key("nope".into())])), None);
     }
 
     #[test]

@@ -231,10 +231,6 @@ pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'sta
 pub trait DynModule: fmt::Debug + Send + Sync {
     /// The module's name (`file`, `systemd_unit`, ...).
     fn kind(&self) -> &'static str;
-    /// The parameters as JSON, for template rendering and reports.
-    fn to_json(&self) -> serde_json::Value;
-    /// The same module with new parameters (after rendering).
-    fn with_json(&self, value: serde_json::Value) -> Result<Box<dyn DynModule>, serde_json::Error>;
     /// See [`Module::validate`].
     fn validate(&self) -> Result<(), ParamError>;
     /// See [`Module::facts`].
@@ -250,12 +246,6 @@ pub trait DynModule: fmt::Debug + Send + Sync {
 impl<M: Module> DynModule for M {
     fn kind(&self) -> &'static str {
         M::NAME
-    }
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-    fn with_json(&self, value: serde_json::Value) -> Result<Box<dyn DynModule>, serde_json::Error> {
-        Ok(Box::new(serde_json::from_value::<M>(value)?))
     }
     fn validate(&self) -> Result<(), ParamError> {
         Module::validate(self)

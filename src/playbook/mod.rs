@@ -2,20 +2,24 @@
 //!
 //! Parsing is strict and positional: an unknown key anywhere is an error naming the key,
 //! the file, the line and column, and the keys allowed there. A task has exactly one
-//! module key; its parameters are checked by that module's own typed parameters. Files
-//! named by `src` and `template` are read at load time, so a missing one is reported
-//! before any host is contacted.
+//! module key; its parameters are kept as written ([`Raw`], templates anywhere) and
+//! checked at load against that module's typed parameters as far as they can be without
+//! variables (see `params`). Files named by `src` and `template` are read at load time,
+//! so a missing one is reported before any host is contacted.
 
-use std::cell::Cell;
-use std::fmt;
+pub mod params;
+mod task;
+
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use converge_modules::{deserialize_params, DynModule, ParamError, MODULE_NAMES};
-use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use converge_modules::ParamError;
+use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
+pub use params::{ParamsError, Raw, Stage, Step};
+pub use task::{Location, Origin, Task};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +31,13 @@ pub enum PlaybookError {
     },
     #[error("{0}")]
     Yaml(#[from] YamlError),
-    #[error("{playbook}: task `{task}`: cannot read {param} file {file}: {reason}")]
+    #[error("{playbook}: task `{task}`: cannot read {param} file {file}: {source}")]
     Source {
         playbook: PathBuf,
         task: String,
         param: &'static str,
         file: String,
-        reason: String,
+        source: SourceError,
     },
     #[error("{playbook}: task `{task}` notifies `{handler}`, but play `{play}` has no handler of that name{known}")]
     UnknownHandler {
@@ -43,18 +47,36 @@ pub enum PlaybookError {
         play: String,
         known: String,
     },
-    #[error("{playbook}: task `{task}`: {message}")]
-    Task {
+    #[error("{playbook}: task `{task}`: give only one of content, src and template (this task has {given})")]
+    ContentSources {
         playbook: PathBuf,
         task: String,
-        message: String,
+        /// The ones the task has, joined with "and".
+        given: String,
     },
-    #[error("{playbook}: play `{play}`: {message}")]
-    Play {
+    #[error("{playbook}: play `{play}`: become_user: {source}")]
+    BecomeUser {
         playbook: PathBuf,
         play: String,
-        message: String,
+        source: converge_modules::names::InvalidName,
     },
+    #[error("{playbook}: play `{play}`: {problem}")]
+    Rollout {
+        playbook: PathBuf,
+        play: String,
+        problem: &'static str,
+    },
+}
+
+/// Why a `src` or `template` file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("not found (looked for {})", .candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    NotFound { candidates: Vec<PathBuf> },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is not UTF-8 text")]
+    NotText,
 }
 
 /// A loaded playbook.
@@ -120,56 +142,6 @@ pub enum ContentSource {
     Template { path: PathBuf, source: String },
 }
 
-/// One task: a module with its parameters, plus the task-level keys.
-#[derive(Debug)]
-pub struct Task {
-    pub name: Option<String>,
-    /// The module as parsed from the playbook (parameters still templates).
-    pub module: Box<dyn DynModule>,
-    /// Parameters as JSON, without `src`/`template` (see `source`).
-    pub params: serde_json::Value,
-    pub source: Option<ContentSource>,
-    pub notify: Vec<String>,
-    pub when: Option<String>,
-    pub tags: Vec<String>,
-    /// Run this task's changes as this user (through `sudo -n -u`).
-    pub become_user: Option<String>,
-    /// Hide this task's details from output and reports.
-    pub no_log: bool,
-}
-
-impl Task {
-    /// The name shown in output: the task's `name`, or the module and what it manages.
-    pub fn title(&self) -> String {
-        if let Some(name) = &self.name {
-            return name.clone();
-        }
-        if self.no_log {
-            // What a task manages may be the secret itself (a command line, a path).
-            return self.module.kind().to_owned();
-        }
-        let subject =
-            ["name", "path", "user", "cmd"]
-                .iter()
-                .find_map(|key| match self.params.get(*key) {
-                    Some(serde_json::Value::String(text)) => Some(text.clone()),
-                    Some(other @ serde_json::Value::Array(_)) => Some(other.to_string()),
-                    _ => None,
-                });
-        match subject {
-            Some(subject) => format!("{} {subject}", self.module.kind()),
-            None => self.module.kind().to_owned(),
-        }
-    }
-
-    /// Whether the task runs under `--tags`: every task runs when no tags are given.
-    pub fn selected(&self, tags: &[String]) -> bool {
-        tags.is_empty()
-            || self.tags.iter().any(|tag| tags.contains(tag))
-            || self.tags.iter().any(|t| t == "always")
-    }
-}
-
 impl Playbook {
     /// Reads and validates the playbook at `path`.
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
@@ -185,19 +157,7 @@ impl Playbook {
         let plays: Vec<Play> = if text.trim().is_empty() {
             Vec::new()
         } else {
-            // A task is parsed before its play's `no_log` is known: when any play has
-            // it, errors about a task's values name the parameter only.
-            #[derive(Deserialize)]
-            struct PlayFlags {
-                #[serde(default)]
-                no_log: bool,
-            }
-            let any_no_log = yaml::from_str::<Vec<PlayFlags>>(text, path)
-                .map_or(true, |plays| plays.iter().any(|play| play.no_log));
-            HIDE_VALUES.with(|hide| hide.set(any_no_log));
-            let plays = yaml::from_str(text, path);
-            HIDE_VALUES.with(|hide| hide.set(false));
-            plays?
+            yaml::from_str(text, path)?
         };
         let dir = path
             .parent()
@@ -209,14 +169,90 @@ impl Playbook {
             dir,
             plays,
         };
-        for play in playbook.plays.iter_mut().filter(|play| play.no_log) {
-            for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
-                task.no_log = true;
+        let text: Arc<str> = Arc::from(text);
+        for (index, play) in playbook.plays.iter_mut().enumerate() {
+            for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
+                for (position, task) in tasks.iter_mut().enumerate() {
+                    task.no_log |= play.no_log;
+                    task.origin = Origin {
+                        file: path.to_owned(),
+                        text: Arc::clone(&text),
+                        task: vec![
+                            Step::Index(index),
+                            Step::Key(list.to_owned()),
+                            Step::Index(position),
+                        ],
+                    };
+                }
             }
         }
+        playbook.check_params()?;
         playbook.resolve_sources()?;
         playbook.check_handlers()?;
         Ok(playbook)
+    }
+
+    /// Checks every task's parameters as far as they can be without variables: keys and
+    /// types, then (when nothing is templated) names, paths and values. Values are
+    /// named in errors unless a play has `no_log` (any play: the check once ran before
+    /// the plays' flags were known, and what it hides stays hidden).
+    fn check_params(&self) -> Result<(), PlaybookError> {
+        let hide_values = self.plays.iter().any(|play| play.no_log);
+        for task in self
+            .plays
+            .iter()
+            .flat_map(|play| play.tasks.iter().chain(&play.handlers))
+        {
+            let kind = task.module.kind();
+            let checked =
+                params::check_at_load(&task.params, |params| task.typed(params, Stage::Load));
+            let module = match checked {
+                Ok(Some(module)) => module,
+                // The rest is checked once the templates are rendered.
+                Ok(None) => continue,
+                Err(error) => {
+                    let at = task
+                        .origin
+                        .locate(kind, Some(error.at.as_deref().unwrap_or(&[])));
+                    let (message, help) = yaml::rephrase(&error.to_string());
+                    return Err(PlaybookError::Yaml(YamlError {
+                        file: at.file,
+                        line: at.line,
+                        column: at.column,
+                        message,
+                        help,
+                    }));
+                }
+            };
+            // A value written out in full is checked here, where the error can point
+            // at the task; templated ones are checked once rendered for each host, and
+            // how parameters combine once the task's files are read.
+            if task.params.has_template() {
+                continue;
+            }
+            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
+                module.validate()
+            {
+                let hide = task.no_log || hide_values;
+                let title = match (&task.name, hide) {
+                    (Some(name), _) => name.clone(),
+                    (None, true) => kind.to_owned(),
+                    (None, false) => task.title(),
+                };
+                let at = task.origin.locate(kind, None);
+                return Err(PlaybookError::Yaml(YamlError {
+                    file: at.file,
+                    line: at.line,
+                    column: at.column,
+                    message: format!(
+                        "task `{title}`: {}",
+                        param_error_message(&error, &task.params.to_json(), hide)
+                    ),
+                    help: None,
+                }));
+            }
+        }
+        Ok(())
     }
 
     fn resolve_sources(&mut self) -> Result<(), PlaybookError> {
@@ -224,55 +260,48 @@ impl Playbook {
         for play in &mut self.plays {
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
                 let title = task.title();
-                let Some(params) = task.params.as_object_mut() else {
-                    continue;
-                };
+                let params = &mut task.params;
                 let sources: Vec<&str> = ["content", "src", "template"]
                     .into_iter()
-                    .filter(|key| params.contains_key(*key))
+                    .filter(|key| params.get(key).is_some_and(|v| *v != Raw::Null))
                     .collect();
                 if sources.len() > 1 {
-                    return Err(PlaybookError::Task {
+                    return Err(PlaybookError::ContentSources {
                         playbook: playbook.clone(),
                         task: title,
-                        message: format!(
-                            "give only one of content, src and template (this task has {})",
-                            sources.join(" and ")
-                        ),
+                        given: sources.join(" and "),
                     });
                 }
                 for (param, subdir) in [("src", "files"), ("template", "templates")] {
                     let Some(value) = params.remove(param) else {
                         continue;
                     };
-                    let name = value.as_str().unwrap_or_default().to_owned();
-                    let error = |reason: String| PlaybookError::Source {
+                    let name = match value {
+                        Raw::Str(name) => name,
+                        _ => String::new(),
+                    };
+                    let error = |source: SourceError| PlaybookError::Source {
                         playbook: playbook.clone(),
                         task: title.clone(),
                         param,
                         file: name.clone(),
-                        reason,
+                        source,
                     };
-                    let candidates = [dir.join(subdir).join(&name), dir.join(&name)];
-                    let Some(found) = candidates.iter().find(|candidate| candidate.is_file())
+                    let candidates = vec![dir.join(subdir).join(&name), dir.join(&name)];
+                    let Some(found) = candidates
+                        .iter()
+                        .find(|candidate| candidate.is_file())
+                        .cloned()
                     else {
-                        return Err(error(format!(
-                            "not found (looked for {})",
-                            candidates
-                                .iter()
-                                .map(|c| c.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(" and ")
-                        )));
+                        return Err(error(SourceError::NotFound { candidates }));
                     };
-                    let bytes = std::fs::read(found).map_err(|e| error(e.to_string()))?;
-                    let text = String::from_utf8(bytes)
-                        .map_err(|_| error("it is not UTF-8 text".to_owned()))?;
+                    let bytes = std::fs::read(&found).map_err(|e| error(e.into()))?;
+                    let text = String::from_utf8(bytes).map_err(|_| error(SourceError::NotText))?;
                     task.source = Some(if param == "src" {
                         ContentSource::File { content: text }
                     } else {
                         ContentSource::Template {
-                            path: found.clone(),
+                            path: found,
                             source: text,
                         }
                     });
@@ -310,10 +339,12 @@ impl Playbook {
                     .filter_map(|t| t.become_user.as_ref()),
             );
             for user in users {
-                converge_modules::names::user(user).map_err(|error| PlaybookError::Play {
-                    playbook: self.path.clone(),
-                    play: play.title(),
-                    message: format!("become_user: {error}"),
+                converge_modules::names::user(user).map_err(|source| {
+                    PlaybookError::BecomeUser {
+                        playbook: self.path.clone(),
+                        play: play.title(),
+                        source,
+                    }
                 })?;
             }
             let problem = if let Some(problem) = play
@@ -327,236 +358,15 @@ impl Playbook {
             } else {
                 None
             };
-            if let Some(message) = problem {
-                return Err(PlaybookError::Play {
+            if let Some(problem) = problem {
+                return Err(PlaybookError::Rollout {
                     playbook: self.path.clone(),
                     play: play.title(),
-                    message: message.to_owned(),
+                    problem,
                 });
             }
         }
         Ok(())
-    }
-}
-
-/// The keys a task may have besides its module.
-const TASK_KEYS: &[&str] = &["name", "notify", "when", "tags", "become_user", "no_log"];
-
-enum TaskKey {
-    Name,
-    Notify,
-    When,
-    Tags,
-    BecomeUser,
-    NoLog,
-    Module(&'static str),
-}
-
-struct TaskKeySeed;
-
-impl<'de> DeserializeSeed<'de> for TaskKeySeed {
-    type Value = TaskKey;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TaskKey, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for TaskKeySeed {
-    type Value = TaskKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a task key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<TaskKey, E> {
-        Ok(match key {
-            "name" => TaskKey::Name,
-            "notify" => TaskKey::Notify,
-            "when" => TaskKey::When,
-            "tags" => TaskKey::Tags,
-            "become_user" => TaskKey::BecomeUser,
-            "no_log" => TaskKey::NoLog,
-            _ => match MODULE_NAMES.iter().find(|module| **module == key) {
-                Some(module) => TaskKey::Module(module),
-                None => {
-                    return Err(E::custom(format_args!(
-                        "unknown field `{key}`, expected one of {}",
-                        TASK_KEYS
-                            .iter()
-                            .chain(MODULE_NAMES)
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
-                }
-            },
-        })
-    }
-}
-
-struct ModuleSeed(&'static str);
-
-impl<'de> DeserializeSeed<'de> for ModuleSeed {
-    type Value = Box<dyn DynModule>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserialize_params(self.0, deserializer).unwrap_or_else(|| {
-            Err(de::Error::custom(format_args!(
-                "unknown module `{}`",
-                self.0
-            )))
-        })
-    }
-}
-
-/// A string or a list of strings (`notify`, `tags`).
-struct StringOrList(Vec<String>);
-
-impl<'de> Deserialize<'de> for StringOrList {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = StringOrList;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<StringOrList, E> {
-                Ok(StringOrList(vec![value.to_owned()]))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<StringOrList, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    items.push(item);
-                }
-                Ok(StringOrList(items))
-            }
-        }
-        deserializer.deserialize_any(ListVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Task {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(TaskVisitor)
-    }
-}
-
-struct TaskVisitor;
-
-impl<'de> Visitor<'de> for TaskVisitor {
-    type Value = Task;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a task (a mapping with one module key)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Task, A::Error> {
-        fn once<T, E: de::Error>(slot: Option<&T>, key: &str) -> Result<(), E> {
-            if slot.is_some() {
-                return Err(E::custom(format_args!("duplicate field `{key}`")));
-            }
-            Ok(())
-        }
-        let mut name = None;
-        let mut notify: Option<StringOrList> = None;
-        let mut when = None;
-        let mut tags: Option<StringOrList> = None;
-        let mut module: Option<Box<dyn DynModule>> = None;
-        let mut become_user: Option<String> = None;
-        let mut no_log: Option<bool> = None;
-        while let Some(key) = map.next_key_seed(TaskKeySeed)? {
-            match key {
-                TaskKey::Name => {
-                    once(name.as_ref(), "name")?;
-                    name = Some(map.next_value::<String>()?);
-                }
-                TaskKey::Notify => {
-                    once(notify.as_ref(), "notify")?;
-                    notify = Some(map.next_value()?);
-                }
-                TaskKey::When => {
-                    once(when.as_ref(), "when")?;
-                    when = Some(map.next_value::<WhenValue>()?.0);
-                }
-                TaskKey::Tags => {
-                    once(tags.as_ref(), "tags")?;
-                    tags = Some(map.next_value()?);
-                }
-                TaskKey::BecomeUser => {
-                    once(become_user.as_ref(), "become_user")?;
-                    become_user = Some(map.next_value()?);
-                }
-                TaskKey::NoLog => {
-                    once(no_log.as_ref(), "no_log")?;
-                    no_log = Some(map.next_value()?);
-                }
-                TaskKey::Module(kind) => {
-                    if let Some(first) = &module {
-                        return Err(de::Error::custom(format_args!(
-                            "a task has exactly one module, but this one has `{}` and `{kind}`; split it into two tasks",
-                            first.kind()
-                        )));
-                    }
-                    module = Some(map.next_value_seed(ModuleSeed(kind))?);
-                }
-            }
-        }
-        let Some(module) = module else {
-            return Err(de::Error::custom(format_args!(
-                "this task has no module; give it exactly one of: {}",
-                MODULE_NAMES.join(", ")
-            )));
-        };
-        let task = Task {
-            name,
-            params: module.to_json(),
-            module,
-            source: None,
-            notify: notify.map(|n| n.0).unwrap_or_default(),
-            when,
-            tags: tags.map(|t| t.0).unwrap_or_default(),
-            become_user,
-            no_log: no_log.unwrap_or(false),
-        };
-        // A value written out in full is checked here, where the error can point at
-        // the task; templated ones are checked once rendered for each host, and how
-        // parameters combine once the task's files are read.
-        if !holds_template(&task.params) {
-            if let Err(error @ (ParamError::Invalid { .. } | ParamError::Name(_))) =
-                task.module.validate()
-            {
-                let hide = task.no_log || HIDE_VALUES.with(Cell::get);
-                let title = match (&task.name, hide) {
-                    (Some(name), _) => name.clone(),
-                    (None, true) => task.module.kind().to_owned(),
-                    (None, false) => task.title(),
-                };
-                return Err(de::Error::custom(format_args!(
-                    "task `{title}`: {}",
-                    param_error_message(&error, &task.params, hide)
-                )));
-            }
-        }
-        Ok(task)
-    }
-}
-
-thread_local! {
-    /// Set while a playbook with a `no_log` play is parsed (see [`Playbook::parse`]).
-    static HIDE_VALUES: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether any string in `value` has template syntax.
-fn holds_template(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => crate::template::is_template(text),
-        serde_json::Value::Array(items) => items.iter().any(holds_template),
-        serde_json::Value::Object(map) => map.values().any(holds_template),
-        _ => false,
     }
 }
 
@@ -596,28 +406,6 @@ pub fn param_holding(params: &serde_json::Value, matches: impl Fn(&str) -> bool)
         .iter()
         .find(|(key, value)| *key != "content" && holds(value))
         .map(|(key, _)| key.clone())
-}
-
-/// `when:` takes an expression string or a plain boolean.
-struct WhenValue(String);
-
-impl<'de> Deserialize<'de> for WhenValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct WhenVisitor;
-        impl Visitor<'_> for WhenVisitor {
-            type Value = WhenValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a condition (an expression or true/false)")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<WhenValue, E> {
-                Ok(WhenValue(value.to_owned()))
-            }
-            fn visit_bool<E: de::Error>(self, value: bool) -> Result<WhenValue, E> {
-                Ok(WhenValue(value.to_string()))
-            }
-        }
-        deserializer.deserialize_any(WhenVisitor)
-    }
 }
 
 #[cfg(test)]
@@ -707,7 +495,10 @@ mod tests {
         );
         let playbook =
             parse("- hosts: app\n  tasks:\n    - file: { path: /x, mode: 0640 }\n").unwrap();
-        assert_eq!(playbook.plays[0].tasks[0].params["mode"], "0640");
+        assert_eq!(
+            playbook.plays[0].tasks[0].params.get("mode"),
+            Some(&Raw::Str("0640".into()))
+        );
     }
 
     #[test]

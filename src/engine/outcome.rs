@@ -1,0 +1,153 @@
+//! What happened: each task's outcome on each host, a play's outcome, and the counts
+//! per host; with what a `no_log` task hides from them.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use converge_modules::Change;
+use serde::Serialize;
+
+use crate::playbook::Task;
+use crate::rollout::Rollout;
+
+/// What happened to one task on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Skipped,
+    Unreachable,
+}
+
+/// A file whose content changes (or would), for `--diff` and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDiff {
+    pub path: String,
+    /// `None`: the file is new.
+    pub before: Option<String>,
+    pub after: String,
+}
+
+/// The outcome of one task (or handler) on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskOutcome {
+    /// Index into the play's tasks (or handlers, when `handler`).
+    #[serde(skip)]
+    pub index: usize,
+    pub handler: bool,
+    pub task: String,
+    pub module: &'static str,
+    pub status: Status,
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diffs: Vec<FileDiff>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// What the module checked and found right (e.g. sudo rules verified).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// One host's part of a play.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPlay {
+    pub host: String,
+    pub tasks: Vec<TaskOutcome>,
+}
+
+/// A play's outcome on every host it ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayOutcome {
+    pub play: String,
+    pub task_titles: Vec<String>,
+    pub handler_titles: Vec<String>,
+    pub hosts: Vec<HostPlay>,
+    /// The batches of a rolling play (`serial`) and why it stopped, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Counts per host over the whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostStats {
+    pub host: String,
+    /// Tasks that succeeded, changed or not (as Ansible counts).
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub unreachable: usize,
+    /// Remote commands run on the host.
+    pub commands: usize,
+}
+
+/// Hides everything a `no_log` task could reveal: what it changed, file contents,
+/// warnings, notes and error details. Status and counts stay.
+pub(super) fn redact(result: &mut TaskOutcome) {
+    let hidden = "(hidden: no_log)";
+    if !result.changes.is_empty() {
+        result.changes = vec![format!("{} changes {hidden}", result.changes.len())];
+    }
+    result.diffs.clear();
+    result.warnings.clear();
+    result.notes.clear();
+    if result.message.is_some() {
+        result.message = Some(format!("details {hidden}"));
+    }
+}
+
+pub(super) fn outcome(
+    index: usize,
+    handler: bool,
+    task: &Task,
+    status: Status,
+    started: Instant,
+) -> TaskOutcome {
+    TaskOutcome {
+        index,
+        handler,
+        task: task.title(),
+        module: task.module.kind(),
+        status,
+        changes: Vec::new(),
+        diffs: Vec::new(),
+        warnings: Vec::new(),
+        notes: Vec::new(),
+        message: None,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Lists `change` in `result`, with its diff if it writes a file, unless a `no_log`
+/// task manages that file (`secret_paths`): then a note says the diff is hidden.
+pub(super) fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &BTreeSet<String>) {
+    result.changes.push(change.describe());
+    if let Some(content) = change.file_contents() {
+        if secret_paths.contains(content.path) {
+            result.notes.push(format!(
+                "diff of {} hidden: a no_log task manages this file",
+                content.path
+            ));
+            return;
+        }
+        result.diffs.push(FileDiff {
+            path: content.path.to_owned(),
+            before: content
+                .before
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
+            after: String::from_utf8_lossy(content.after).into_owned(),
+        });
+    }
+}
+
+impl TaskOutcome {
+    pub(super) fn with_message(mut self, message: String) -> Self {
+        self.message = Some(message);
+        self
+    }
+}

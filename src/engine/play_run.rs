@@ -1,0 +1,462 @@
+//! One play on one host: connect, read what every task needs in one command, then each
+//! task in turn (its `when`, its plan, check or apply under the host's lock), then the
+//! notified handlers. A unit is restarted at most once per run.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use converge_modules::fact::{FactKey, Touch, UnitRef};
+use converge_modules::DynModule;
+
+use super::facts::{content_paths, guessed_facts};
+use super::outcome::{outcome, record, redact};
+use super::remote::transport_status;
+use super::render::{host_vars, render_task, RenderError};
+use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome, ABORTED};
+use crate::inventory::Vars;
+use crate::playbook::{Play, Task};
+use crate::progress::Progress;
+use crate::restarts;
+use crate::template::{Renderer, TemplateError};
+use crate::transport;
+
+/// One play on one host.
+pub(super) struct PlayRun<'a> {
+    pub(super) play: &'a Play,
+    pub(super) host: &'a mut HostRun,
+    pub(super) options: &'a Options,
+    pub(super) renderer: Renderer,
+    /// Whom commands run as, when that is not the login user (`sudo -n [-u USER]`).
+    pub(super) acting_as: Option<String>,
+    /// Keep the commands of the current task out of `-v` output.
+    pub(super) hide_commands: bool,
+    /// Where this host reports how far it got, for the progress line.
+    pub(super) progress: &'a Progress,
+    /// Take the host's lock with the next fact read, unless it is held already.
+    pub(super) take_lock: bool,
+    /// Variables for this play on this host, once made (see [`host_vars`]).
+    pub(super) vars: Option<Vars>,
+    /// Each selected task's module (then each handler's), rendered once for this host
+    /// before the first read: which facts they will ask for, so that one read serves
+    /// all of them, and what they plan with.
+    pub(super) rendered: Vec<Option<Result<Arc<dyn DynModule>, RenderError>>>,
+    /// Handlers notified so far.
+    pub(super) notified: BTreeSet<String>,
+    /// Set by the first failure of a host when the play has `any_errors_fatal`.
+    pub(super) abort: Option<&'a AtomicBool>,
+}
+
+impl<'a> PlayRun<'a> {
+    pub(super) fn new(
+        play: &'a Play,
+        host: &'a mut HostRun,
+        options: &'a Options,
+        progress: &'a Progress,
+    ) -> Self {
+        let acting_as = Self::identity(play, None, &host.target.user);
+        PlayRun {
+            play,
+            host,
+            options,
+            renderer: Renderer::new(),
+            acting_as,
+            hide_commands: false,
+            progress,
+            // Check mode reads under the lock from the start; apply mode takes it
+            // before its first change (see `converge_task`).
+            take_lock: options.check,
+            vars: None,
+            rendered: Vec::new(),
+            notified: BTreeSet::new(),
+            abort: None,
+        }
+    }
+
+    /// The user a task's commands run as, when it differs from the login user.
+    pub(super) fn identity(play: &Play, task: Option<&Task>, login: &str) -> Option<String> {
+        let wanted = task
+            .and_then(|task| task.become_user.clone())
+            .or_else(|| play.become_user.clone())
+            .or_else(|| play.become_root.then(|| "root".to_owned()))?;
+        (wanted != login).then_some(wanted)
+    }
+
+    pub(super) fn run(mut self) -> Vec<TaskOutcome> {
+        let mut outcomes = Vec::new();
+        let first_task = self
+            .play
+            .tasks
+            .iter()
+            .position(|task| task.selected(&self.options.tags));
+        let Some(first_task) = first_task else {
+            return outcomes;
+        };
+        if self.host.transport.is_none() {
+            let started = Instant::now();
+            match transport::connect(&self.host.target, self.options.limits) {
+                Ok(transport) => self.host.transport = Some(transport),
+                Err(error) => {
+                    self.host.down = Some(Status::Unreachable);
+                    let task = &self.play.tasks[first_task];
+                    outcomes.push(
+                        outcome(first_task, false, task, Status::Unreachable, started)
+                            .with_message(error.to_string()),
+                    );
+                    return outcomes;
+                }
+            }
+        }
+        if let Err(error) = self.prefetch() {
+            let status = match error {
+                TaskError::Transport(ref error) => Some(transport_status(error)),
+                TaskError::Locked(_) => Some(Status::Failed),
+                _ => None,
+            };
+            if let Some(status) = status {
+                self.host.down = Some(status);
+                let task = &self.play.tasks[first_task];
+                outcomes.push(
+                    outcome(first_task, false, task, status, Instant::now())
+                        .with_message(error.to_string()),
+                );
+                return outcomes;
+            }
+            // Anything else is about some fact: let each task read its own, so the
+            // error is reported by the task it concerns.
+        }
+        for (index, task) in self.play.tasks.iter().enumerate() {
+            if !task.selected(&self.options.tags) {
+                continue;
+            }
+            if interrupted() {
+                return outcomes;
+            }
+            if self.aborted() {
+                self.host.down = Some(Status::Skipped);
+                outcomes.push(
+                    outcome(index, false, task, Status::Skipped, Instant::now())
+                        .with_message(ABORTED.to_owned()),
+                );
+                return outcomes;
+            }
+            self.progress.task_started(index);
+            let result = self.run_task(index, false, task);
+            if result.status == Status::Changed {
+                self.notified.extend(task.notify.iter().cloned());
+            }
+            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
+            outcomes.push(result);
+            if failed {
+                self.fail_fast();
+                return outcomes;
+            }
+        }
+        for (index, handler) in self.play.handlers.iter().enumerate() {
+            if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
+                continue;
+            }
+            let result = self.run_task(index, true, handler);
+            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
+            if result.status == Status::Changed {
+                self.notified.extend(handler.notify.iter().cloned());
+            }
+            outcomes.push(result);
+            if failed {
+                self.fail_fast();
+                break;
+            }
+        }
+        outcomes
+    }
+
+    /// Whether another host's failure stopped the play (`any_errors_fatal`).
+    pub(super) fn aborted(&self) -> bool {
+        self.abort
+            .is_some_and(|abort| abort.load(Ordering::Relaxed))
+    }
+
+    /// Under `any_errors_fatal`, stops the play on the other hosts too.
+    pub(super) fn fail_fast(&self) {
+        if let Some(abort) = self.abort {
+            abort.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The units the handlers notified so far, or by `task` once it changes something,
+    /// restart.
+    pub(super) fn handler_restarts(&mut self, task: &Task) -> BTreeSet<UnitRef> {
+        let Ok(vars) = self.vars() else {
+            return BTreeSet::new();
+        };
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        let mut restarts = BTreeSet::new();
+        for (index, handler) in play.handlers.iter().enumerate() {
+            let title = handler.title();
+            if !(self.notified.contains(&title) || task.notify.contains(&title)) {
+                continue;
+            }
+            if let Ok(module) = self.module(tasks + index, handler, &vars) {
+                restarts.extend(module.restarts());
+            }
+        }
+        restarts
+    }
+
+    /// The play's variables on this host, made once.
+    pub(super) fn vars(&mut self) -> Result<Vars, TemplateError> {
+        if let Some(vars) = &self.vars {
+            return Ok(vars.clone());
+        }
+        let vars = host_vars(self.host, self.play, self.options, &self.renderer)?;
+        self.vars = Some(vars.clone());
+        Ok(vars)
+    }
+
+    /// The module of the task in `slot` (tasks first, then handlers), rendered for this
+    /// host the first time it is asked for.
+    pub(super) fn module(
+        &mut self,
+        slot: usize,
+        task: &Task,
+        vars: &Vars,
+    ) -> Result<Arc<dyn DynModule>, RenderError> {
+        if self.rendered.len() <= slot {
+            self.rendered.resize_with(slot + 1, || None);
+        }
+        self.rendered[slot]
+            .get_or_insert_with(|| render_task(&self.renderer, task, vars).map(Arc::from))
+            .clone()
+    }
+
+    /// The modules rendered so far, for the facts they will ask for.
+    pub(super) fn expected(&self) -> impl Iterator<Item = &Arc<dyn DynModule>> {
+        self.rendered
+            .iter()
+            .flatten()
+            .filter_map(|r| r.as_ref().ok())
+    }
+
+    /// What the engine must know before `module` runs: whether its content is a secret,
+    /// and what it promises the rest of the play.
+    pub(super) fn note(&mut self, task: &Task, module: &dyn DynModule) {
+        if task.no_log {
+            self.host
+                .secret_paths
+                .extend(content_paths(module, &self.host.facts));
+        }
+        self.host.facts.promise(module.promises());
+    }
+
+    /// The play's selected tasks, then its handlers, with their slots.
+    pub(super) fn slots(&self) -> Vec<(usize, &'a Task)> {
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        play.tasks
+            .iter()
+            .enumerate()
+            .chain(
+                play.handlers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (tasks + i, h)),
+            )
+            .filter(|(_, task)| task.selected(&self.options.tags))
+            .collect()
+    }
+
+    /// Reads, in one command, every fact the play's tasks will ask for first.
+    pub(super) fn prefetch(&mut self) -> Result<(), TaskError> {
+        self.host.facts.start_play();
+        let vars = self.vars()?;
+        if let Some(checked) = self.host.take_checked(self.play) {
+            // The check rendered every task; only the selected ones count here.
+            let play: &'a Play = self.play;
+            self.rendered = checked
+                .modules
+                .into_iter()
+                .zip(play.tasks.iter().chain(&play.handlers))
+                .map(|(module, task)| module.filter(|_| task.selected(&self.options.tags)))
+                .collect();
+            self.forget_changed(&checked.vars, &vars);
+        }
+        let mut keys = vec![FactKey::System];
+        for (slot, task) in self.slots() {
+            if let Ok(module) = self.module(slot, task, &vars) {
+                self.note(task, &*module);
+                keys.extend(module.facts(&self.host.facts));
+            }
+        }
+        let modules: Vec<Arc<dyn DynModule>> = self.expected().cloned().collect();
+        keys.extend(guessed_facts(&self.host.facts, &keys, &modules));
+        self.read_facts(keys)?;
+        self.refresh_vars(&vars)?;
+        // A fact may name another (a user's home, then a file in it): ask every task
+        // again with what is known, and read what is new for all of them in one command
+        // per round, not one per task.
+        for _ in 0..3 {
+            let more: Vec<FactKey> = self
+                .expected()
+                .flat_map(|module| module.facts(&self.host.facts))
+                .filter(|key| !self.host.facts.has(key))
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            self.read_facts(more)?;
+        }
+        Ok(())
+    }
+
+    /// After the first read, the host's own facts (`converge_os`, ...) are known:
+    /// the variables are made again, and a task is rendered again only when its
+    /// templates mention a variable whose value changed.
+    pub(super) fn refresh_vars(&mut self, before: &Vars) -> Result<(), TaskError> {
+        self.vars = None;
+        let vars = self.vars()?;
+        for (slot, task) in self.forget_changed(before, &vars) {
+            if let Ok(module) = self.module(slot, task, &vars) {
+                self.note(task, &*module);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the rendering of every task whose templates mention a variable that has
+    /// another value in `now` than in `before` (a mention by name: a task may be
+    /// rendered again without need, never kept when it needed rendering). Returns the
+    /// selected tasks it forgot.
+    pub(super) fn forget_changed(&mut self, before: &Vars, now: &Vars) -> Vec<(usize, &'a Task)> {
+        let changed: Vec<&String> = now
+            .iter()
+            .filter(|(name, value)| before.get(*name) != Some(*value))
+            .map(|(name, _)| name)
+            .chain(before.keys().filter(|name| !now.contains_key(*name)))
+            .collect();
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        let play: &'a Play = self.play;
+        let tasks = play.tasks.len();
+        let all = play.tasks.iter().chain(&play.handlers).enumerate();
+        let mut forgotten = Vec::new();
+        for (slot, task) in all {
+            let mentions = task
+                .templates()
+                .any(|text| changed.iter().any(|name| text.contains(name.as_str())));
+            if mentions && self.rendered.get(slot).is_some_and(Option::is_some) {
+                self.rendered[slot] = None;
+                if slot >= tasks || task.selected(&self.options.tags) {
+                    forgotten.push((slot, task));
+                }
+            }
+        }
+        forgotten
+    }
+
+    pub(super) fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
+        let slot = if handler {
+            self.play.tasks.len() + index
+        } else {
+            index
+        };
+        let started = Instant::now();
+        let mut result = outcome(index, handler, task, Status::Ok, started);
+        let play_identity = std::mem::replace(
+            &mut self.acting_as,
+            Self::identity(self.play, Some(task), &self.host.target.user),
+        );
+        let secret = task.no_log;
+        self.hide_commands = secret;
+        match self.converge_task(slot, task, &mut result) {
+            Ok(status) => result.status = status,
+            Err(error) => {
+                result.status = if let TaskError::Transport(error) = &error {
+                    transport_status(error)
+                } else {
+                    Status::Failed
+                };
+                self.host.down = Some(result.status);
+                result.message = Some(error.to_string());
+            }
+        }
+        self.acting_as = play_identity;
+        self.hide_commands = false;
+        if secret {
+            redact(&mut result);
+        }
+        result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result
+    }
+
+    pub(super) fn converge_task(
+        &mut self,
+        slot: usize,
+        task: &Task,
+        result: &mut TaskOutcome,
+    ) -> Result<Status, TaskError> {
+        let vars = self.vars()?;
+        if let Some(when) = &task.when {
+            let origin = format!("the `when` of task `{}`", task.title());
+            if !self.renderer.condition(when, &vars, &origin)? {
+                return Ok(Status::Skipped);
+            }
+        }
+        let module = self.module(slot, task, &vars)?;
+        self.read_missing(&*module)?;
+        if task.no_log {
+            let paths = content_paths(&*module, &self.host.facts);
+            self.host.secret_paths.extend(paths);
+        }
+        let mut plan = module.plan(&self.host.facts)?;
+        if !self.options.check && !plan.changes.is_empty() && self.host.lock == HostLock::Free {
+            // Changes are made under the host's lock. It is taken before the first one,
+            // not with the first read, so a run with nothing to change never takes it
+            // (nor spends a command giving it back). Another run may have changed the
+            // host since it was read: read everything again, under the lock, and plan
+            // again.
+            // The lock is the play's, as the first read's would be, whoever this task
+            // runs as.
+            self.host.facts.forget(&Touch::Everything);
+            self.take_lock = true;
+            let play_identity = Self::identity(self.play, None, &self.host.target.user);
+            let task_identity = std::mem::replace(&mut self.acting_as, play_identity);
+            let read = self.read_missing(&*module);
+            self.acting_as = task_identity;
+            read?;
+            plan = module.plan(&self.host.facts)?;
+        }
+        result.warnings = plan.warnings;
+        result.notes = plan.notes;
+        let handlers = if result.handler {
+            BTreeSet::new()
+        } else {
+            self.handler_restarts(task)
+        };
+        result.notes.extend(restarts::at_most_once(
+            &mut plan.changes,
+            &self.host.restarted,
+            &handlers,
+        ));
+        if plan.changes.is_empty() {
+            return Ok(Status::Ok);
+        }
+        if self.options.check {
+            for change in &plan.changes {
+                record(result, change, &self.host.secret_paths);
+                change.predict(&mut self.host.facts);
+            }
+            restarts::note(&plan.changes, &mut self.host.restarted);
+            return Ok(Status::Changed);
+        }
+        let (attempted, applied) = self.apply(&plan.changes);
+        for change in &plan.changes[..attempted] {
+            record(result, change, &self.host.secret_paths);
+        }
+        restarts::note(&plan.changes[..attempted], &mut self.host.restarted);
+        applied?;
+        Ok(Status::Changed)
+    }
+}

@@ -1,0 +1,185 @@
+//! Remote commands of one host's play run: a task's changes in as few commands as
+//! possible, each run as the task's user (through `sudo -n`), shown with `-v` and
+//! counted; and what a failure says.
+
+use converge_modules::{sequence, shell, Change, Cmd};
+
+use super::play_run::PlayRun;
+use super::{Status, TaskError};
+use crate::report::escape_control;
+use crate::transport::{Output, TransportError};
+
+impl PlayRun<'_> {
+    /// Carries out a task's changes, in as few remote commands as [`sequence::runs`]
+    /// allows, stopping at the first that fails. Returns how many were attempted (the
+    /// failed one included: the report lists exactly those) and the outcome.
+    pub(super) fn apply(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
+        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
+        let mut start = 0;
+        for length in sequence::runs(&commands) {
+            let end = start + length;
+            let (ran, outcome) = self.apply_run(&changes[start..end], &commands[start..end]);
+            if outcome.is_err() {
+                return (start + ran, outcome);
+            }
+            start = end;
+        }
+        (start, Ok(()))
+    }
+
+    /// Carries out changes that can go as one command. Returns how many ran (all of
+    /// them when the connection failed: nobody can tell) and the outcome.
+    pub(super) fn apply_run(
+        &mut self,
+        changes: &[Change],
+        commands: &[Cmd],
+    ) -> (usize, Result<(), TaskError>) {
+        let outputs: Vec<Output> = if let [command] = commands {
+            match self.remote(command) {
+                Ok(output) => vec![output],
+                Err(error) => return (1, Err(error)),
+            }
+        } else {
+            let nonce = self.host.nonce.clone();
+            match self.remote(&sequence::sequence(commands, &nonce)) {
+                Ok(output) => sequence::split(
+                    commands.len(),
+                    &nonce,
+                    output.status,
+                    &output.stdout,
+                    &output.stderr,
+                )
+                .into_iter()
+                .map(|step| Output {
+                    status: step.status,
+                    stdout: step.stdout,
+                    stderr: step.stderr,
+                })
+                .collect(),
+                Err(error) => return (changes.len(), Err(error)),
+            }
+        };
+        for (change, output) in changes.iter().zip(&outputs) {
+            for touch in change.touches() {
+                self.host.facts.forget(&touch);
+            }
+            if output.status != 0 {
+                let failure = self.remote_failure(&change.describe(), output);
+                return (outputs.len(), Err(failure));
+            }
+        }
+        (outputs.len(), Ok(()))
+    }
+
+    /// Why a remote command that exited with a failure status failed.
+    pub(super) fn remote_failure(&self, what: &str, output: &Output) -> TaskError {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // sudo's words, and sudo-rs's.
+        let prompts = [
+            "a password is required",
+            "interactive authentication is required",
+        ];
+        if self.acting_as.is_some() && prompts.iter().any(|prompt| stderr.contains(prompt)) {
+            return TaskError::SudoPrompt {
+                host: self.host.name.clone(),
+                user: self.host.target.user.clone(),
+            };
+        }
+        let detail = stderr.trim();
+        let detail = if detail.is_empty() {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        } else {
+            detail.to_owned()
+        };
+        TaskError::Remote {
+            what: what.to_owned(),
+            status: output.status,
+            detail,
+        }
+    }
+
+    pub(super) fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or(TaskError::NotConnected)?;
+        Ok(transport.run(&line, &cmd.stdin)?)
+    }
+
+    /// Runs `cmd` as [`Transport::hold`](crate::transport::Transport::hold) does: a command that says `ready` stays on the
+    /// host, running.
+    pub(super) fn remote_hold(
+        &mut self,
+        cmd: &Cmd,
+        ready: &[u8],
+    ) -> Result<(Output, bool), TaskError> {
+        let line = self.command_line(cmd);
+        let transport = self
+            .host
+            .transport
+            .as_mut()
+            .ok_or(TaskError::NotConnected)?;
+        Ok(transport.hold(&line, &cmd.stdin, ready)?)
+    }
+
+    /// The command line for `cmd` as this task's user, shown with `-v` and counted.
+    pub(super) fn command_line(&mut self, cmd: &Cmd) -> String {
+        let mut argv = sudo_prefix(self.acting_as.as_deref());
+        argv.extend(cmd.argv.iter().map(String::as_str));
+        let line = shell::join(&argv);
+        if self.options.verbose > 0 && self.hide_commands {
+            eprintln!("[{}] $ (command hidden: no_log)", self.host.name);
+        } else {
+            show_command(&self.host.name, &line, self.options.verbose);
+        }
+        self.host.commands += 1;
+        line
+    }
+}
+
+/// How a transport failure counts: a host that cannot be talked to is unreachable;
+/// one that wrote more than the output limit failed.
+pub(super) fn transport_status(error: &TransportError) -> Status {
+    match error {
+        TransportError::OutputLimit { .. } => Status::Failed,
+        _ => Status::Unreachable,
+    }
+}
+
+/// Prints a remote command for `-v` (shortened unless `-vv`).
+pub(super) fn show_command(host: &str, line: &str, verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    // Values from inventories reach command lines; they reach the terminal escaped.
+    if verbose > 1 || line.len() < 300 {
+        eprintln!("[{host}] $ {}", escape_control(line));
+    } else {
+        let cut = line.char_indices().nth(200).map_or(line.len(), |(i, _)| i);
+        eprintln!(
+            "[{host}] $ {}... ({} bytes)",
+            escape_control(&line[..cut]),
+            line.len()
+        );
+    }
+}
+
+/// Runs its arguments through the host's sudo without a prompt (`-n`): `sudo`, or
+/// Debian's `sudo-rs` where only that is installed. Where neither is, it says so and
+/// exits 127, as a shell does for a missing command.
+pub(super) const BECOME: &str = r#"for sudo in sudo sudo-rs; do
+  if command -v "$sudo" >/dev/null 2>&1; then exec "$sudo" -n "$@"; fi
+done
+echo "become needs sudo, and neither sudo nor sudo-rs is installed" >&2
+exit 127"#;
+
+/// The words that make a command run as `identity` (none: as the login user).
+pub(super) fn sudo_prefix(identity: Option<&str>) -> Vec<&str> {
+    match identity {
+        None => vec![],
+        Some("root") => vec!["sh", "-c", BECOME, "sudo", "--"],
+        Some(user) => vec!["sh", "-c", BECOME, "sudo", "-u", user, "--"],
+    }
+}

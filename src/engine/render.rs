@@ -1,0 +1,519 @@
+//! Templates and parameters for one host: the variables a host sees, each task's
+//! parameters rendered and made typed (with errors that point at the playbook and hide
+//! `no_log` values), and the up-front check of every task for every host.
+
+use std::sync::Arc;
+
+use converge_modules::{DynModule, ParamError, Sudo, SystemInfo};
+
+use super::{HostRun, Options, TaskError};
+use crate::inventory::Vars;
+use crate::playbook::{self, ContentSource, Location, Play, Playbook, Raw, Stage, Step, Task};
+use crate::template::{Renderer, TemplateError};
+
+/// A play's tasks (then its handlers, by slot) rendered for one host, with the
+/// variables they were rendered with.
+#[derive(Debug, Default)]
+pub(super) struct Rendered {
+    pub(super) vars: Vars,
+    pub(super) modules: Vec<Option<Result<Arc<dyn DynModule>, RenderError>>>,
+}
+
+/// Why a task's parameters could not be made for a host (kept, and cloned, with the
+/// task's other renderings: see `PlayRun::rendered`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Params(ParamFailure),
+}
+
+impl From<RenderError> for TaskError {
+    fn from(error: RenderError) -> Self {
+        match error {
+            RenderError::Template(error) => TaskError::Template(error),
+            RenderError::Params(failure) => TaskError::Params(failure),
+        }
+    }
+}
+
+/// Rendered parameters that do not fit the module, with where they are written (not
+/// for a `no_log` task, whose message is only about the parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ParamFailure {
+    at: Option<Location>,
+    message: String,
+}
+
+impl std::fmt::Display for ParamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// An input problem found before any host is contacted.
+#[derive(Debug, thiserror::Error)]
+#[error("play `{play}`, host {host}: {message}")]
+pub struct InputError {
+    pub play: String,
+    pub host: String,
+    pub message: String,
+}
+
+/// Variables for templates on one host: inventory vars, then play vars, then `-e`
+/// vars, plus facts (`converge_*`, `inventory_hostname`).
+pub(super) fn host_vars(
+    host: &HostRun,
+    play: &Play,
+    options: &Options,
+    renderer: &Renderer,
+) -> Result<Vars, TemplateError> {
+    let mut vars = host.vars.clone();
+    vars.insert("inventory_hostname".to_owned(), host.name.clone().into());
+    let system = host
+        .facts
+        .system()
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| SystemInfo {
+            hostname: host.name.clone(),
+            os: "unknown".to_owned(),
+            ..SystemInfo::default()
+        });
+    let sudo = system.sudo.unwrap_or_else(|| Sudo {
+        path: String::new(),
+        flavour: "none".to_owned(),
+        version: String::new(),
+    });
+    for (name, value) in [
+        ("converge_hostname", system.hostname),
+        ("converge_os", system.os),
+        ("converge_os_version", system.os_version),
+        ("converge_sudo_flavour", sudo.flavour),
+        ("converge_sudo_version", sudo.version),
+    ] {
+        vars.insert(name.to_owned(), value.into());
+    }
+    vars.insert(
+        "converge_systemd_version".to_owned(),
+        system
+            .systemd_version
+            .map_or(serde_json::Value::Null, Into::into),
+    );
+    // `-e` values win over play vars, and play vars built from them must see them too.
+    vars.extend(
+        options
+            .extra_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    for (key, value) in &play.vars {
+        if options.extra_vars.contains_key(key) {
+            continue;
+        }
+        let origin = format!("play variable `{key}`");
+        let rendered = renderer.render_json(value, &vars, &origin)?;
+        vars.insert(key.clone(), rendered);
+    }
+    Ok(vars)
+}
+
+/// Renders a task's parameters for one host and makes them the module's typed ones.
+/// For a `no_log` task the error names the task and the parameter, never a value (see
+/// [`hidden`]).
+pub(super) fn render_task(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &Vars,
+) -> Result<Box<dyn DynModule>, RenderError> {
+    let mut culprit = Culprit::default();
+    let result = build_task(renderer, task, vars, &mut culprit);
+    match result {
+        Err(error) if task.no_log => Err(hidden(error, &culprit)),
+        other => other,
+    }
+}
+
+/// Which parameter an error was about, and whether its message may hold a value.
+#[derive(Default)]
+pub(super) struct Culprit {
+    param: Option<String>,
+    /// The message names parameters only (`give exactly one of ...`).
+    value_free: bool,
+}
+
+pub(super) fn build_task(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &Vars,
+    culprit: &mut Culprit,
+) -> Result<Box<dyn DynModule>, RenderError> {
+    let origin = format!("task `{}`", task.title());
+    let mut params = match &task.params {
+        Raw::Map(entries) => {
+            let mut rendered = Vec::with_capacity(entries.len() + 1);
+            for (key, value) in entries {
+                culprit.param = Some(key.clone());
+                rendered.push((key.clone(), value.render(renderer, vars, &origin)?));
+            }
+            culprit.param = None;
+            Raw::Map(rendered)
+        }
+        other => other.render(renderer, vars, &origin)?,
+    };
+    if let Some(source) = &task.source {
+        let content = match source {
+            ContentSource::File { content, .. } => content.clone(),
+            ContentSource::Template { path, source } => {
+                culprit.param = Some("template".to_owned());
+                let content =
+                    renderer.render(source, vars, &format!("template {}", path.display()))?;
+                culprit.param = None;
+                content
+            }
+        };
+        params.insert("content", Raw::Str(content));
+    }
+    let kind = task.module.kind();
+    let module = task.typed(&params, Stage::Rendered).map_err(|error| {
+        culprit.param = error.param().map(str::to_owned);
+        RenderError::Params(ParamFailure {
+            at: Some(
+                task.origin
+                    .locate(kind, Some(error.at.as_deref().unwrap_or(&[]))),
+            ),
+            message: error.to_string(),
+        })
+    })?;
+    module.validate().map_err(|error| {
+        let json = params.to_json();
+        match &error {
+            ParamError::Invalid { param, .. } => culprit.param = Some((*param).to_owned()),
+            ParamError::Name(name) => {
+                culprit.param = playbook::param_holding(&json, |value| value == name.value);
+            }
+            ParamError::Required { .. }
+            | ParamError::OneOf { .. }
+            | ParamError::AtMostOne { .. } => {
+                culprit.value_free = true;
+            }
+        }
+        // Point at the parameter, and say what it was rendered from.
+        let rendered = culprit
+            .param
+            .as_deref()
+            .and_then(|param| match params.get(param) {
+                Some(Raw::Rendered { from, .. }) => Some((param, from)),
+                _ => None,
+            });
+        let (at, message) = match rendered {
+            Some((param, from)) => (
+                task.origin
+                    .locate(kind, Some(&[Step::Key(param.to_owned())])),
+                format!("{error} (rendered from {from:?})"),
+            ),
+            None => (task.origin.locate(kind, None), error.to_string()),
+        };
+        RenderError::Params(ParamFailure {
+            at: Some(at),
+            message,
+        })
+    })?;
+    Ok(module)
+}
+
+/// What may be said about a `no_log` task's input error: the parameter, not the value
+/// (nor where it is). An undefined variable is named (a name is not a value), and
+/// messages that name parameters only are kept.
+pub(super) fn hidden(error: RenderError, culprit: &Culprit) -> RenderError {
+    let param = culprit
+        .param
+        .as_ref()
+        .map_or_else(|| "a parameter".to_owned(), |param| format!("`{param}`"));
+    let message = match error {
+        RenderError::Template(TemplateError::Undefined { .. }) => return error,
+        RenderError::Params(failure) if culprit.value_free => failure.message,
+        RenderError::Template(_) => {
+            format!("{param} has a template error (details hidden: no_log)")
+        }
+        RenderError::Params(_) => format!("{param} is invalid (details hidden: no_log)"),
+    };
+    RenderError::Params(ParamFailure { at: None, message })
+}
+
+/// A template error of a `no_log` play's variables, without the details.
+pub(super) fn hidden_vars_error(error: &TemplateError) -> String {
+    match error {
+        TemplateError::Undefined { .. } => error.to_string(),
+        TemplateError::Invalid { origin, .. } => {
+            format!("template error in {origin} (details hidden: no_log)")
+        }
+    }
+}
+
+/// Renders and validates every task of every play for every host, without contacting
+/// any: template and parameter errors are input errors (exit 3), found up front.
+pub fn check_inputs(
+    playbook: &Playbook,
+    plays: &[(usize, Vec<usize>)],
+    hosts: &[HostRun],
+    options: &Options,
+) -> Result<(), InputError> {
+    let renderer = Renderer::new();
+    for (play_index, members) in plays {
+        let play = &playbook.plays[*play_index];
+        for &member in members {
+            let host = &hosts[member];
+            let input_error = |message: String| InputError {
+                play: play.title(),
+                host: host.name.clone(),
+                message,
+            };
+            let vars = host_vars(host, play, options, &renderer).map_err(|error| {
+                input_error(if play.no_log {
+                    hidden_vars_error(&error)
+                } else {
+                    error.to_string()
+                })
+            })?;
+            let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
+            for task in play.tasks.iter().chain(&play.handlers) {
+                let module = render_task(&renderer, task, &vars).map_err(|error| {
+                    input_error(match error {
+                        RenderError::Params(ParamFailure { at, message }) => {
+                            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
+                            format!("{at}task `{}`: {message}", task.title())
+                        }
+                        RenderError::Template(error) => error.to_string(),
+                    })
+                })?;
+                modules.push(Some(Ok(Arc::from(module))));
+                if let Some(when) = &task.when {
+                    renderer
+                        .condition(
+                            when,
+                            &vars,
+                            &format!("the `when` of task `{}`", task.title()),
+                        )
+                        .map_err(|error| {
+                            input_error(if task.no_log {
+                                hidden_vars_error(&error)
+                            } else {
+                                error.to_string()
+                            })
+                        })?;
+                }
+            }
+            host.keep_checked(play, Rendered { vars, modules });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{Connection, HostKeyChecking, Target};
+    use serde_json::json;
+
+    fn host(vars: Vars) -> HostRun {
+        let target = Target {
+            name: "app1".into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            identity_file: None,
+            connection: Connection::Ssh,
+            host_key_checking: HostKeyChecking::Strict,
+            ssh: crate::transport::SshOptions::default(),
+        };
+        HostRun::new("app1".into(), target, vars)
+    }
+
+    /// The first task of `tasks` rendered with `vars`, or its error as shown.
+    fn rendered(tasks: &str, vars: &[(&str, serde_json::Value)]) -> Result<String, String> {
+        let playbook = Playbook::parse(
+            &format!("- hosts: app\n  tasks:\n{tasks}"),
+            std::path::Path::new("site.yml"),
+        )
+        .map_err(|error| format!("load: {error}"))?;
+        let vars: Vars = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect();
+        render_task(&Renderer::new(), &playbook.plays[0].tasks[0], &vars)
+            .map(|module| format!("{module:?}"))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn templated_values_of_every_type_render_then_become_typed() {
+        let module = rendered(
+            "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n",
+            &[("m", json!("0640"))],
+        )
+        .unwrap();
+        assert!(module.contains("mode: Some(Mode(416))"), "{module}");
+        let module = rendered(
+            "    - systemd_unit: { name: a.service, content: x, enabled: \"{{ e }}\", settle: \"{{ s }}\" }\n",
+            // `-e` gives strings; variables from YAML keep their type.
+            &[("e", json!("false")), ("s", json!(5))],
+        )
+        .unwrap();
+        assert!(
+            module.contains("enabled: Some(false)") && module.contains("settle: Some(5)"),
+            "{module}"
+        );
+        let module = rendered(
+            "    - user: { name: \"{{ n }}\", groups: \"{{ g }}\" }\n",
+            &[("n", json!(7)), ("g", json!(["adm", "wheel"]))],
+        );
+        assert!(module.is_err(), "a user name cannot start with a digit");
+        let module = rendered(
+            "    - user: { name: deploy, groups: [adm, \"{{ g }}\"] }\n",
+            &[("g", json!("wheel"))],
+        )
+        .unwrap();
+        assert!(
+            module.contains(r#"groups: Some(["adm", "wheel"])"#),
+            "{module}"
+        );
+    }
+
+    #[test]
+    fn a_rendered_value_that_does_not_fit_is_located_and_named() {
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n",
+                &[("m", json!("0999"))],
+            )
+            .unwrap_err(),
+            "site.yml:3:43: invalid mode \"0999\": write 3 or 4 octal digits, e.g. \"0644\" (rendered from \"{{ m }}\")"
+        );
+        assert_eq!(
+            rendered(
+                "    - systemd_unit:\n        name: a.service\n        enabled: \"{{ e }}\"\n",
+                &[("e", json!("maybe"))],
+            )
+            .unwrap_err(),
+            "site.yml:5:18: invalid type: string \"maybe\", expected a boolean (rendered from \"{{ e }}\")"
+        );
+        assert_eq!(
+            rendered(
+                "    - user: { name: \"{{ n }}\" }\n",
+                &[("n", json!("de.ploy"))],
+            )
+            .unwrap_err(),
+            "site.yml:3:21: invalid user name \"de.ploy\": use a lowercase letter or _ first, then lowercase letters, digits, _ or -, at most 32 characters (rendered from \"{{ n }}\")"
+        );
+        // A `no_log` task's: the parameter only.
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, content: x, mode: \"{{ m }}\" }\n      no_log: true\n",
+                &[("m", json!("0999"))],
+            )
+            .unwrap_err(),
+            "`mode` is invalid (details hidden: no_log)"
+        );
+    }
+
+    #[test]
+    fn what_needs_no_variable_is_checked_at_load() {
+        assert_eq!(
+            rendered(
+                "    - file: { path: /x, mode: \"{{ m }}\", mdoe: \"0644\" }\n",
+                &[],
+            )
+            .unwrap_err(),
+            "load: site.yml:3:42: unknown key `mdoe`\n  help: allowed keys here: path, content, src, template, owner, group, mode, state"
+        );
+        assert_eq!(
+            rendered(
+                "    - systemd_unit: { name: \"{{ n }}\", enabled: 1 }\n",
+                &[],
+            )
+            .unwrap_err(),
+            "load: site.yml:3:49: invalid type: integer `1`, expected a boolean"
+        );
+        // A template whose type only its value decides is left out of the check, not
+        // the keys after it.
+        assert!(rendered(
+            "    - directory: { path: /x, state: \"{{ s }}\", nope: 1 }\n",
+            &[("s", json!("present"))]
+        )
+        .unwrap_err()
+        .starts_with("load: site.yml:3:48: unknown key `nope`"));
+        assert!(rendered(
+            "    - directory: { path: /x, state: \"{{ s }}\" }\n",
+            &[("s", json!("present"))]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_play_run_takes_over_what_the_input_check_rendered() {
+        let playbook = Playbook::parse(
+            "- hosts: app\n  tasks:\n    - file: { path: /a, content: \"{{ converge_os }}\" }\n    - file: { path: /b, content: \"{{ inventory_hostname }}\" }\n      tags: [b]\n    - file: { path: /c, content: x }\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap();
+        let mut hosts = vec![host(Vars::new())];
+        let options = Options {
+            tags: vec!["always".into(), "b".into()],
+            ..Options::default()
+        };
+        check_inputs(&playbook, &[(0, vec![0])], &hosts, &options).unwrap();
+        let play = &playbook.plays[0];
+        let progress = crate::progress::Progress::default();
+        let mut run = super::super::PlayRun::new(play, &mut hosts[0], &options, &progress);
+        let checked = run.host.take_checked(play).unwrap();
+        assert_eq!(checked.modules.len(), 3);
+        run.rendered = checked.modules;
+        // Once the host's facts are known, only the task that mentions one is forgotten.
+        let mut now = checked.vars.clone();
+        now.insert("converge_os".into(), json!("debian"));
+        let forgotten: Vec<usize> = run
+            .forget_changed(&checked.vars, &now)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect();
+        assert!(forgotten.is_empty(), "the first task is not selected");
+        assert!(run.rendered[0].is_none());
+        assert!(run.rendered[1].is_some() && run.rendered[2].is_some());
+        assert!(run.host.take_checked(play).is_none(), "taken once");
+    }
+
+    #[test]
+    fn variable_precedence_is_inventory_then_play_then_extra_vars() {
+        let playbook = Playbook::parse(
+            "- hosts: app\n  vars:\n    a: play\n    b: play\n    c: \"{{ d | default('unset') }}-{{ b }}\"\n  tasks: []\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap();
+        let mut inventory_vars = Vars::new();
+        inventory_vars.insert("a".into(), json!("inventory"));
+        inventory_vars.insert("z".into(), json!("inventory"));
+        let mut options = Options::default();
+        options.extra_vars.insert("b".into(), json!("extra"));
+        options.extra_vars.insert("d".into(), json!("extra"));
+        let vars = host_vars(
+            &host(inventory_vars),
+            &playbook.plays[0],
+            &options,
+            &Renderer::new(),
+        )
+        .unwrap();
+        assert_eq!(vars["a"], "play");
+        assert_eq!(vars["b"], "extra");
+        assert_eq!(
+            vars["c"], "extra-extra",
+            "play vars are rendered with -e values"
+        );
+        assert_eq!(vars["z"], "inventory");
+        assert_eq!(vars["inventory_hostname"], "app1");
+    }
+}
