@@ -1,6 +1,8 @@
 //! The test hosts themselves: real systemd, logind, sudo, and isolation between hosts.
 
 mod fleet;
+// The builder `Fleet::converge` runs the binary with.
+mod support;
 
 use fleet::{Fleet, SUDO, VISUDO};
 

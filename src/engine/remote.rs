@@ -7,7 +7,7 @@ use converge_modules::{sequence, shell, Change, Cmd};
 use super::play_run::PlayRun;
 use super::{Status, TaskError};
 use crate::report::escape_control;
-use crate::transport::{Output, TransportError};
+use crate::transport::{Output, Transport, TransportError};
 
 impl PlayRun<'_> {
     /// Carries out a task's changes, in as few remote commands as [`sequence::runs`]
@@ -100,12 +100,12 @@ impl PlayRun<'_> {
 
     pub(super) fn remote(&mut self, cmd: &Cmd) -> Result<Output, TaskError> {
         let line = self.command_line(cmd);
-        let transport = self
-            .host
-            .transport
-            .as_mut()
-            .ok_or(TaskError::NotConnected)?;
-        Ok(transport.run(&line, &cmd.stdin)?)
+        Ok(self.transport()?.run(&line, &cmd.stdin)?)
+    }
+
+    /// The host's open connection.
+    fn transport(&mut self) -> Result<&mut Box<dyn Transport>, TaskError> {
+        self.host.transport.as_mut().ok_or(TaskError::NotConnected)
     }
 
     /// Runs `cmd` as [`Transport::hold`](crate::transport::Transport::hold) does: a command that says `ready` stays on the
@@ -116,12 +116,7 @@ impl PlayRun<'_> {
         ready: &[u8],
     ) -> Result<(Output, bool), TaskError> {
         let line = self.command_line(cmd);
-        let transport = self
-            .host
-            .transport
-            .as_mut()
-            .ok_or(TaskError::NotConnected)?;
-        Ok(transport.hold(&line, &cmd.stdin, ready)?)
+        Ok(self.transport()?.hold(&line, &cmd.stdin, ready)?)
     }
 
     /// The command line for `cmd` as this task's user, shown with `-v` and counted.

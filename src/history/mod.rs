@@ -25,6 +25,75 @@ pub use command::{dispatch, CommandError};
 /// converge is refused rather than misread.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// How one SQL dialect spells the column types the tables use.
+pub(crate) struct Dialect {
+    /// A run's id: an integer key the database assigns.
+    pub id: &'static str,
+    /// A 64-bit integer.
+    pub int: &'static str,
+    /// A boolean.
+    pub boolean: &'static str,
+}
+
+/// Each entry takes the tables from the version before it to its own (index + 1), in
+/// every dialect: `{id}`, `{int}` and `{bool}` stand for the dialect's column types.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE runs (
+    id               {id},
+    started_at_ms    {int} NOT NULL,
+    playbook         TEXT    NOT NULL,
+    mode             TEXT    NOT NULL,
+    duration_ms      {int} NOT NULL,
+    exit_code        {int} NOT NULL,
+    converge_version TEXT    NOT NULL,
+    controller       TEXT    NOT NULL
+);
+CREATE INDEX runs_started ON runs (started_at_ms);
+CREATE TABLE run_hosts (
+    run_id      {int} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    position    {int} NOT NULL,
+    host        TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    ok          {int} NOT NULL,
+    changed     {int} NOT NULL,
+    failed      {int} NOT NULL,
+    skipped     {int} NOT NULL,
+    unreachable {int} NOT NULL,
+    commands    {int} NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+CREATE INDEX run_hosts_host ON run_hosts (host);
+CREATE TABLE task_results (
+    run_id      {int} NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    position    {int} NOT NULL,
+    host        TEXT    NOT NULL,
+    play        TEXT    NOT NULL,
+    task        TEXT    NOT NULL,
+    module      TEXT    NOT NULL,
+    handler     {bool} NOT NULL,
+    status      TEXT    NOT NULL,
+    changes     TEXT    NOT NULL,
+    diffs       TEXT    NOT NULL,
+    message     TEXT,
+    duration_ms {int} NOT NULL,
+    PRIMARY KEY (run_id, position)
+);
+CREATE INDEX task_results_host ON task_results (host, status);
+"];
+
+/// The statements that take the tables from version `found` to [`SCHEMA_VERSION`], in
+/// `dialect`.
+pub(crate) fn migrations(dialect: &Dialect, found: i64) -> Vec<String> {
+    MIGRATIONS[usize::try_from(found).unwrap_or(0).min(MIGRATIONS.len())..]
+        .iter()
+        .map(|step| {
+            step.replace("{id}", dialect.id)
+                .replace("{int}", dialect.int)
+                .replace("{bool}", dialect.boolean)
+        })
+        .collect()
+}
+
 /// Why a history store could not be opened, written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {

@@ -17,50 +17,12 @@ use super::{assemble, HistoryError, HostRecord, HostState, ResultRecord, RunReco
 /// How long a run waits for another run's write to the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Each entry takes the tables from the version before it to its own (index + 1).
-const MIGRATIONS: &[&str] = &["
-CREATE TABLE runs (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at_ms    INTEGER NOT NULL,
-    playbook         TEXT    NOT NULL,
-    mode             TEXT    NOT NULL,
-    duration_ms      INTEGER NOT NULL,
-    exit_code        INTEGER NOT NULL,
-    converge_version TEXT    NOT NULL,
-    controller       TEXT    NOT NULL
-);
-CREATE INDEX runs_started ON runs (started_at_ms);
-CREATE TABLE run_hosts (
-    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    position    INTEGER NOT NULL,
-    host        TEXT    NOT NULL,
-    state       TEXT    NOT NULL,
-    ok          INTEGER NOT NULL,
-    changed     INTEGER NOT NULL,
-    failed      INTEGER NOT NULL,
-    skipped     INTEGER NOT NULL,
-    unreachable INTEGER NOT NULL,
-    commands    INTEGER NOT NULL,
-    PRIMARY KEY (run_id, position)
-);
-CREATE INDEX run_hosts_host ON run_hosts (host);
-CREATE TABLE task_results (
-    run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    position    INTEGER NOT NULL,
-    host        TEXT    NOT NULL,
-    play        TEXT    NOT NULL,
-    task        TEXT    NOT NULL,
-    module      TEXT    NOT NULL,
-    handler     INTEGER NOT NULL,
-    status      TEXT    NOT NULL,
-    changes     TEXT    NOT NULL,
-    diffs       TEXT    NOT NULL,
-    message     TEXT,
-    duration_ms INTEGER NOT NULL,
-    PRIMARY KEY (run_id, position)
-);
-CREATE INDEX task_results_host ON task_results (host, status);
-"];
+/// SQLite's spelling of the column types.
+const DIALECT: super::Dialect = super::Dialect {
+    id: "INTEGER PRIMARY KEY AUTOINCREMENT",
+    int: "INTEGER",
+    boolean: "INTEGER",
+};
 
 /// A SQLite history file.
 pub struct SqliteStore {
@@ -148,8 +110,8 @@ fn migrate(connection: &mut Connection, location: &str) -> Result<(), HistoryErr
     if found == SCHEMA_VERSION {
         return Ok(());
     }
-    for step in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
-        transaction.execute_batch(step).map_err(sql)?;
+    for step in super::migrations(&DIALECT, found) {
+        transaction.execute_batch(&step).map_err(sql)?;
     }
     transaction
         .execute("DELETE FROM converge_schema", [])

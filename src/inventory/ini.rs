@@ -179,22 +179,54 @@ fn is_var_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '='))
 }
 
+/// Where a scan of a line is with respect to quotes: `"` quotes know `\\` escapes, `'`
+/// quotes do not.
+#[derive(Default)]
+struct Quotes {
+    open: Option<char>,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Takes in `c`; true while `c` is inside quotes, its closing quote included.
+    fn inside(&mut self, c: char) -> bool {
+        let Some(open) = self.open else {
+            return false;
+        };
+        if self.escaped {
+            self.escaped = false;
+        } else if open == '"' && c == '\\' {
+            self.escaped = true;
+        } else if c == open {
+            self.open = None;
+        }
+        true
+    }
+
+    /// Takes in `c`, outside quotes: opens a quote if it is one.
+    fn open_at(&mut self, c: char) {
+        if c == '"' || c == '\'' {
+            self.open = Some(c);
+        }
+    }
+
+    /// An error when the line ended inside quotes.
+    fn finish(&self) -> Result<(), LineError> {
+        match self.open {
+            Some(_) => Err(LineError::Quote),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Splits a host line at whitespace outside quotes, keeping the quotes; a `#` starting a
 /// token begins a comment.
 fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
     let mut tokens = Vec::new();
     let mut start = None;
-    let mut quote = None;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for (index, c) in line.char_indices() {
-        if let Some(open) = quote {
-            if escaped {
-                escaped = false;
-            } else if open == '"' && c == '\\' {
-                escaped = true;
-            } else if c == open {
-                quote = None;
-            }
+        if quotes.inside(c) {
             continue;
         }
         if c.is_whitespace() {
@@ -209,13 +241,9 @@ fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
             }
             start = Some(index);
         }
-        if c == '"' || c == '\'' {
-            quote = Some(c);
-        }
+        quotes.open_at(c);
     }
-    if quote.is_some() {
-        return Err(LineError::Quote);
-    }
+    quotes.finish()?;
     if let Some(begin) = start {
         tokens.push(&line[begin..]);
     }
@@ -224,28 +252,18 @@ fn split_tokens(line: &str) -> Result<Vec<&str>, LineError> {
 
 /// Cuts a `#` comment (at the start or after whitespace, outside quotes) off a value.
 fn strip_comment(text: &str) -> Result<&str, LineError> {
-    let mut quote = None;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     let mut after_space = true;
     for (index, c) in text.char_indices() {
-        if let Some(open) = quote {
-            if escaped {
-                escaped = false;
-            } else if open == '"' && c == '\\' {
-                escaped = true;
-            } else if c == open {
-                quote = None;
+        if !quotes.inside(c) {
+            if c == '#' && after_space {
+                return Ok(&text[..index]);
             }
-        } else if c == '#' && after_space {
-            return Ok(&text[..index]);
-        } else if c == '"' || c == '\'' {
-            quote = Some(c);
+            quotes.open_at(c);
         }
         after_space = c.is_whitespace();
     }
-    if quote.is_some() {
-        return Err(LineError::Quote);
-    }
+    quotes.finish()?;
     Ok(text)
 }
 

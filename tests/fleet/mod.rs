@@ -249,17 +249,11 @@ impl Fleet {
         path
     }
 
-    /// Runs the `converge` binary with `args`, `HOME` set to [`Fleet::home`], the
-    /// repository root as working directory and no standard input.
+    /// Runs the `converge` binary with `args` through the tests' one builder
+    /// ([`crate::support::Converge::on`]): `HOME` set to [`Fleet::home`], the repository
+    /// root as working directory and no standard input.
     pub fn converge(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_converge"))
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("SSH_AUTH_SOCK")
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run converge")
+        crate::support::Converge::on(self).run(args)
     }
 
     /// Starts the container for a host called `name` on a fresh port.
