@@ -216,91 +216,95 @@ impl Store for SqliteStore {
         let sql = self.sql();
         // One read transaction: the three reads see the same runs.
         let transaction = self.connection.unchecked_transaction().map_err(&sql)?;
-        let runs = transaction
-            .prepare(
-                "SELECT id, started_at_ms, playbook, mode, duration_ms, exit_code, \
-                 converge_version, controller FROM runs WHERE started_at_ms >= ?1 ORDER BY id",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([since], |row| {
-                        Ok(RunRecord {
-                            id: row.get(0)?,
-                            started_ms: row.get(1)?,
-                            playbook: row.get(2)?,
-                            mode: row.get(3)?,
-                            duration_ms: row.get(4)?,
-                            exit_code: row.get(5)?,
-                            converge_version: row.get(6)?,
-                            controller: row.get(7)?,
-                            hosts: Vec::new(),
-                            results: Vec::new(),
-                        })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(&sql)?;
-        let hosts = transaction
-            .prepare(
-                "SELECT h.run_id, h.host, h.state, h.ok, h.changed, h.failed, h.skipped, \
-                 h.unreachable, h.commands FROM run_hosts h JOIN runs r ON r.id = h.run_id \
-                 WHERE r.started_at_ms >= ?1 ORDER BY h.run_id, h.position",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([since], |row| {
-                        Ok((
-                            row.get(0)?,
-                            HostRecord {
-                                host: row.get(1)?,
-                                state: HostState::parse(&row.get::<_, String>(2)?),
-                                ok: row.get(3)?,
-                                changed: row.get(4)?,
-                                failed: row.get(5)?,
-                                skipped: row.get(6)?,
-                                unreachable: row.get(7)?,
-                                commands: row.get(8)?,
-                            },
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(&sql)?;
-        let rows: Vec<(i64, ResultRecord, String, String)> = transaction
-            .prepare(
-                "SELECT t.run_id, t.host, t.play, t.task, t.module, t.handler, t.status, \
-                 t.changes, t.diffs, t.message, t.duration_ms FROM task_results t \
-                 JOIN runs r ON r.id = t.run_id WHERE r.started_at_ms >= ?1 \
-                 ORDER BY t.run_id, t.position",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([since], |row| {
-                        Ok((
-                            row.get(0)?,
-                            ResultRecord {
-                                host: row.get(1)?,
-                                play: row.get(2)?,
-                                task: row.get(3)?,
-                                module: row.get(4)?,
-                                handler: row.get(5)?,
-                                status: row.get(6)?,
-                                changes: Vec::new(),
-                                diffs: Vec::new(),
-                                message: row.get(9)?,
-                                duration_ms: row.get(10)?,
-                            },
-                            row.get(7)?,
-                            row.get(8)?,
-                        ))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(&sql)?;
+        let runs = rows(
+            &transaction,
+            "SELECT id, started_at_ms, playbook, mode, duration_ms, exit_code, \
+             converge_version, controller FROM runs WHERE started_at_ms >= ?1 ORDER BY id",
+            since,
+            |row| {
+                Ok(RunRecord {
+                    id: row.get(0)?,
+                    started_ms: row.get(1)?,
+                    playbook: row.get(2)?,
+                    mode: row.get(3)?,
+                    duration_ms: row.get(4)?,
+                    exit_code: row.get(5)?,
+                    converge_version: row.get(6)?,
+                    controller: row.get(7)?,
+                    hosts: Vec::new(),
+                    results: Vec::new(),
+                })
+            },
+        )
+        .map_err(&sql)?;
+        let hosts = rows(
+            &transaction,
+            "SELECT h.run_id, h.host, h.state, h.ok, h.changed, h.failed, h.skipped, \
+             h.unreachable, h.commands FROM run_hosts h JOIN runs r ON r.id = h.run_id \
+             WHERE r.started_at_ms >= ?1 ORDER BY h.run_id, h.position",
+            since,
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    HostRecord {
+                        host: row.get(1)?,
+                        state: HostState::parse(&row.get::<_, String>(2)?),
+                        ok: row.get(3)?,
+                        changed: row.get(4)?,
+                        failed: row.get(5)?,
+                        skipped: row.get(6)?,
+                        unreachable: row.get(7)?,
+                        commands: row.get(8)?,
+                    },
+                ))
+            },
+        )
+        .map_err(&sql)?;
+        let rows: Vec<(i64, ResultRecord, String, String)> = rows(
+            &transaction,
+            "SELECT t.run_id, t.host, t.play, t.task, t.module, t.handler, t.status, \
+             t.changes, t.diffs, t.message, t.duration_ms FROM task_results t \
+             JOIN runs r ON r.id = t.run_id WHERE r.started_at_ms >= ?1 \
+             ORDER BY t.run_id, t.position",
+            since,
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    ResultRecord {
+                        host: row.get(1)?,
+                        play: row.get(2)?,
+                        task: row.get(3)?,
+                        module: row.get(4)?,
+                        handler: row.get(5)?,
+                        status: row.get(6)?,
+                        changes: Vec::new(),
+                        diffs: Vec::new(),
+                        message: row.get(9)?,
+                        duration_ms: row.get(10)?,
+                    },
+                    row.get(7)?,
+                    row.get(8)?,
+                ))
+            },
+        )
+        .map_err(&sql)?;
         drop(transaction);
         let results = super::decode_results(&location, rows)?;
         Ok(assemble(runs, hosts, results))
     }
+}
+
+/// Every row `query` selects for runs from `since` on, each made into a `T` by `row`.
+fn rows<T>(
+    transaction: &rusqlite::Transaction<'_>,
+    query: &str,
+    since: i64,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    transaction
+        .prepare(query)?
+        .query_map([since], row)?
+        .collect()
 }
 
 #[cfg(test)]
