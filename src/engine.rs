@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UnitRef, UserInfo};
+use converge_modules::fact::{AccountFact, AccountKey, PathKey};
 use converge_modules::sequence;
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError, Sudo, SystemInfo};
 use rayon::prelude::*;
@@ -1152,7 +1153,7 @@ fn guessed_facts(
 ) -> Vec<FactKey> {
     let mut guess = known.clone();
     for key in keys {
-        if let FactKey::User(name) = key {
+        if let FactKey::Accounts(AccountKey::User(name)) = key {
             if !guess.has(key) {
                 let home = if name == "root" {
                     "/root".to_owned()
@@ -1166,7 +1167,7 @@ fn guessed_facts(
                     primary_group: name.clone(),
                     groups: Vec::new(),
                 };
-                guess.insert(key.clone(), Fact::User(Some(user)));
+                guess.insert(key.clone(), Fact::Accounts(AccountFact::User(Some(user))));
             }
         }
     }
@@ -1256,7 +1257,7 @@ fn content_paths(module: &dyn DynModule, facts: &FactStore) -> Vec<String> {
         .facts(facts)
         .into_iter()
         .filter_map(|key| match key {
-            FactKey::Content(path) => Some(path),
+            FactKey::Paths(PathKey::Content(path)) => Some(path),
             _ => None,
         })
         .collect()

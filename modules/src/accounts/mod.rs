@@ -8,3 +8,9 @@ pub mod changes;
 pub mod facts;
 pub mod group;
 pub mod user;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::AccountKey;
+pub type Value = facts::AccountFact;
+pub type Action = changes::AccountChange;

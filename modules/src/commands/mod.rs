@@ -7,3 +7,9 @@
 pub mod changes;
 pub mod command;
 pub mod facts;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::CommandKey;
+pub type Value = facts::CommandFact;
+pub type Action = changes::CommandChange;

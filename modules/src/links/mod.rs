@@ -7,3 +7,9 @@
 pub mod changes;
 pub mod facts;
 pub mod link;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::LinkKey;
+pub type Value = facts::LinkFact;
+pub type Action = changes::NewLink;

@@ -10,3 +10,9 @@ pub mod directory;
 pub mod facts;
 pub mod file;
 pub mod safe_path;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::PathKey;
+pub type Value = facts::PathFact;
+pub type Action = changes::PathChange;

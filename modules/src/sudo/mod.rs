@@ -7,3 +7,9 @@
 pub mod changes;
 pub mod facts;
 pub mod sudoers;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::SudoKey;
+pub type Value = facts::SudoFact;
+pub type Action = changes::SudoChange;

@@ -13,3 +13,9 @@ pub mod service;
 pub mod settle;
 pub mod systemd_unit;
 pub mod unit_lint;
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = facts::SystemdKey;
+pub type Value = facts::SystemdFact;
+pub type Action = changes::SystemdChange;
