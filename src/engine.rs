@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use converge_modules::accounts::{AccountFact, AccountKey};
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, Touch, UnitRef, UserInfo};
-use converge_modules::fact::{AccountFact, AccountKey, PathKey};
+use converge_modules::paths::PathKey;
 use converge_modules::sequence;
 use converge_modules::{shell, Change, Cmd, DynModule, FactStore, ParamError, Sudo, SystemInfo};
 use rayon::prelude::*;

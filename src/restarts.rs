@@ -11,7 +11,7 @@
 //!
 //! Each dropped restart leaves a note in the task's outcome saying why.
 
-use converge_modules::change::SystemdChange;
+use converge_modules::systemd::SystemdChange;
 use std::collections::BTreeSet;
 
 use converge_modules::change::UnitAction;

@@ -48,7 +48,7 @@ pub use paths::{directory, file, safe_path};
 pub use sudo::sudoers;
 pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
 
-use crate::fact::AccountKey;
+use crate::accounts::AccountKey;
 use std::fmt;
 
 use serde::de::DeserializeOwned;

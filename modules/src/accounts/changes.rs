@@ -1,8 +1,9 @@
 //! Changes to accounts: `groupadd`, `useradd`, `usermod` and their removals, as argv.
 
+use crate::accounts::{AccountFact, AccountKey};
 use crate::change::{Cmd, DomainChange};
-use crate::fact::{AccountFact, AccountKey, PathFact, PathKey};
 use crate::fact::{Fact, FactKey, FactStore, GroupInfo, PathKind, PathState, Touch, UserInfo};
+use crate::paths::{PathFact, PathKey};
 
 /// A new user account.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::AccountChange;
+use crate::accounts::AccountChange;
+use crate::accounts::AccountKey;
 use crate::change::Change;
-use crate::fact::AccountKey;
 use crate::fact::{FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence};
 
@@ -50,7 +50,7 @@ impl Module for Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::AccountFact;
+    use crate::accounts::AccountFact;
     use crate::fact::{Fact, GroupInfo};
 
     #[test]

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::AccountChange;
+use crate::accounts::AccountChange;
+use crate::accounts::AccountKey;
 use crate::change::{Change, NewUser, UserEdit};
-use crate::fact::AccountKey;
 use crate::fact::{FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence, CREATE_IT_FIRST};
 
@@ -134,7 +134,7 @@ impl Module for User {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::AccountFact;
+    use crate::accounts::AccountFact;
     use crate::fact::{Fact, GroupInfo, UserInfo};
 
     fn deploy() -> User {

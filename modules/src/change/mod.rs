@@ -12,12 +12,10 @@
 
 use crate::fact::{FactStore, Touch};
 
-pub use crate::accounts::changes::{AccountChange, NewUser, UserEdit};
-pub use crate::commands::changes::{CommandChange, RunCommand};
-pub use crate::links::changes::NewLink;
-pub use crate::paths::changes::{Attributes, FileWrite, PathChange, Validator};
-pub use crate::sudo::changes::SudoChange;
-pub use crate::systemd::changes::{SystemdChange, UnitAction};
+pub use crate::accounts::changes::{NewUser, UserEdit};
+pub use crate::commands::changes::RunCommand;
+pub use crate::paths::changes::{Attributes, FileWrite, Validator};
+pub use crate::systemd::changes::UnitAction;
 pub use crate::Change;
 
 /// A command to run on a host: an argv (quoted when rendered) and bytes for its stdin.

@@ -1,8 +1,11 @@
 //! Each change's command, run against a scratch directory where it touches paths.
 
 use super::*;
+use crate::accounts::AccountChange;
 use crate::fact::{Manager, PathKind, UnitRef};
+use crate::paths::PathChange;
 use crate::shell::join;
+use crate::systemd::SystemdChange;
 
 #[test]
 fn write_file_is_one_script_with_quoted_arguments() {

@@ -6,10 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::CommandChange;
 use crate::change::{Change, RunCommand};
-use crate::fact::{CommandKey, PathKey};
+use crate::commands::CommandChange;
+use crate::commands::CommandKey;
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathKey;
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// A command line: a shell string or an argv.
@@ -102,8 +103,9 @@ impl Module for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::{CommandFact, PathFact};
+    use crate::commands::CommandFact;
     use crate::fact::{Fact, PathState};
+    use crate::paths::PathFact;
 
     #[test]
     fn creates_guard_skips_when_present() {

@@ -8,8 +8,11 @@ pub mod changes;
 pub mod command;
 pub mod facts;
 
+pub use changes::CommandChange;
+pub use facts::{CommandFact, CommandKey};
+
 /// This domain's fact keys, their values and its changes: its variants of `FactKey`,
 /// `Fact` and `Change` (see the registry in `lib.rs`).
-pub type Key = facts::CommandKey;
-pub type Value = facts::CommandFact;
-pub type Action = changes::CommandChange;
+pub type Key = CommandKey;
+pub type Value = CommandFact;
+pub type Action = CommandChange;

@@ -1,7 +1,7 @@
 //! The batched read: every fact a play needs, printed by one generated `sh` script and
 //! cut apart again by the same pure parsers.
 
-use crate::fact::PathKey;
+use crate::paths::PathKey;
 use std::fmt::Write as _;
 
 use super::{parse, Fact, FactError, FactKey};

@@ -21,14 +21,9 @@ use std::fmt;
 
 pub use crate::{Fact, FactKey};
 
-pub use crate::accounts::facts::{AccountFact, AccountKey, GroupInfo, UserInfo};
-pub use crate::commands::facts::{CommandFact, CommandKey};
-pub use crate::links::facts::{LinkFact, LinkKey};
-pub use crate::paths::facts::{PathFact, PathKey, PathKind, PathState, CONTENT_LIMIT};
-pub use crate::sudo::facts::{SudoFact, SudoKey};
-pub use crate::systemd::facts::{
-    is_template, Manager, ManagerState, SystemdFact, SystemdKey, UnitRef, UnitState,
-};
+pub use crate::accounts::facts::{GroupInfo, UserInfo};
+pub use crate::paths::facts::{PathKind, PathState, CONTENT_LIMIT};
+pub use crate::systemd::facts::{is_template, Manager, ManagerState, UnitRef, UnitState};
 pub use batch::{batch_script, split_batch};
 pub use store::{FactStore, FactUnavailable, Touch};
 pub use system::{Sudo, SystemInfo};

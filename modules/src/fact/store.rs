@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 
 use super::{
-    AccountFact, AccountKey, CommandFact, CommandKey, Fact, FactKey, GroupInfo, Manager, PathFact,
-    PathKey, PathState, SudoFact, SudoKey, SystemInfo, SystemdFact, SystemdKey, UnitRef, UnitState,
-    UserInfo,
+    Fact, FactKey, GroupInfo, Manager, PathState, SystemInfo, UnitRef, UnitState, UserInfo,
 };
+use crate::accounts::{AccountFact, AccountKey};
+use crate::commands::{CommandFact, CommandKey};
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::{SudoFact, SudoKey};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 /// What a change makes stale in the fact store.
 #[derive(Debug, Clone, PartialEq, Eq)]

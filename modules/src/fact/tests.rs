@@ -1,10 +1,11 @@
 //! Probe outputs parsed into facts, the batched read, and the fact store.
 
 use super::*;
-use crate::fact::{
-    AccountFact, AccountKey, CommandFact, CommandKey, PathFact, PathKey, SudoFact, SudoKey,
-    SystemdFact, SystemdKey,
-};
+use crate::accounts::{AccountFact, AccountKey};
+use crate::commands::{CommandFact, CommandKey};
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::{SudoFact, SudoKey};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 fn system_unit(name: &str) -> FactKey {
     FactKey::Systemd(SystemdKey::Unit(UnitRef {

@@ -4,9 +4,10 @@
 
 use crate::change::{Cmd, DomainChange};
 use crate::fact::{FactStore, PathKind, PathState, Touch};
-use crate::fact::{LinkFact, LinkKey, PathFact, PathKey};
+use crate::links::{LinkFact, LinkKey};
 use crate::paths::changes::path_script;
 use crate::paths::safe_path;
+use crate::paths::{PathFact, PathKey};
 
 /// A symbolic link to make, or to re-point.
 #[derive(Debug, Clone, PartialEq, Eq)]

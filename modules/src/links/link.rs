@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::NewLink;
 use crate::change::Change;
-use crate::change::PathChange;
 use crate::fact::{FactKey, FactStore, PathKind};
-use crate::fact::{LinkKey, PathKey};
+use crate::links::LinkKey;
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, names, owner_group_facts, validate_owner_group, Module, ParamError, Plan,
     PlanError, Presence,
@@ -132,8 +133,10 @@ impl Module for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::{AccountFact, AccountKey, LinkFact, PathFact};
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, PathState};
+    use crate::links::LinkFact;
+    use crate::paths::PathFact;
 
     fn link(target: &str) -> Link {
         Link {

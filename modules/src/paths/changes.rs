@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::change::{Cmd, ContentChange, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, PathKind, PathState, Touch};
-use crate::fact::{PathFact, PathKey};
 use crate::paths::safe_path;
+use crate::paths::{PathFact, PathKey};
 
 /// Extra check a file must pass on the host before it replaces the old one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,10 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::PathChange;
 use crate::change::{Attributes, Change};
-use crate::fact::PathKey;
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, names, owner_group_facts, validate_owner_group, Mode, Module, ParamError,
     Plan, PlanError, Presence,
@@ -93,8 +93,8 @@ impl Module for Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::PathFact;
     use crate::fact::{Fact, PathState};
+    use crate::paths::PathFact;
 
     fn directory(mode: Option<u32>) -> Directory {
         Directory {

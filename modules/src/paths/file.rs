@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::PathChange;
 use crate::change::{Attributes, Change, FileWrite};
-use crate::fact::PathKey;
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Mode,
     Module, ParamError, Plan, PlanError, Presence,
@@ -154,8 +154,9 @@ impl Module for File {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::{AccountFact, AccountKey, PathFact};
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, PathState, UserInfo};
+    use crate::paths::PathFact;
 
     fn file(content: Option<&str>) -> File {
         File {

@@ -11,8 +11,11 @@ pub mod facts;
 pub mod file;
 pub mod safe_path;
 
+pub use changes::PathChange;
+pub use facts::{PathFact, PathKey};
+
 /// This domain's fact keys, their values and its changes: its variants of `FactKey`,
 /// `Fact` and `Change` (see the registry in `lib.rs`).
-pub type Key = facts::PathKey;
-pub type Value = facts::PathFact;
-pub type Action = changes::PathChange;
+pub type Key = PathKey;
+pub type Value = PathFact;
+pub type Action = PathChange;

@@ -19,9 +19,11 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, Validator};
-use crate::change::{PathChange, SudoChange};
 use crate::fact::{FactKey, FactStore, PathKind};
-use crate::fact::{PathKey, SudoKey};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
+use crate::sudo::SudoChange;
+use crate::sudo::SudoKey;
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Presence};
 
 /// The verbs the `units` form can grant.

@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use crate::change::{Cmd, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, Manager, ManagerState, Touch, UnitRef, UnitState};
-use crate::fact::{SystemdFact, SystemdKey};
 use crate::systemd::facts::{started_with_manager, USER_SYSTEMCTL};
 use crate::systemd::settle::{self, Verify};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 /// Something done to a unit through its manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

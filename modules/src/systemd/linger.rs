@@ -5,10 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountKey;
 use crate::change::Change;
-use crate::change::SystemdChange;
-use crate::fact::{AccountKey, SystemdFact, SystemdKey};
 use crate::fact::{Fact, FactKey, FactStore};
+use crate::systemd::SystemdChange;
+use crate::systemd::{SystemdFact, SystemdKey};
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// Parameters of the `linger` module.
@@ -71,7 +72,7 @@ impl Module for Linger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fact::AccountFact;
+    use crate::accounts::AccountFact;
     use crate::fact::UserInfo;
 
     fn store(lingering: bool) -> FactStore {

@@ -5,12 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::SystemdChange;
+use crate::accounts::AccountKey;
 use crate::change::{Change, UnitAction};
-use crate::fact::{AccountKey, SystemdKey};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
 use crate::settle::{Probe, Verify};
 use crate::systemd::facts::{lingering_promised, started_with_manager};
+use crate::systemd::SystemdChange;
+use crate::systemd::SystemdKey;
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -309,9 +310,11 @@ impl Module for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::AccountChange;
+    use crate::accounts::AccountChange;
+    use crate::accounts::AccountFact;
     use crate::fact::Fact;
-    use crate::fact::{AccountFact, PathFact, PathKey, SystemdFact};
+    use crate::paths::{PathFact, PathKey};
+    use crate::systemd::SystemdFact;
 
     fn state(active: &str, unit_file: &str) -> UnitState {
         UnitState {

@@ -9,13 +9,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, UnitAction};
-use crate::change::{PathChange, SystemdChange};
 use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
-use crate::fact::{PathKey, SystemdKey};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::service::{
     plan_manager, plan_run_state, unit_facts, unit_ref, validate_scope, RunState,
 };
 use crate::settle::{Probe, Verify};
+use crate::systemd::SystemdChange;
+use crate::systemd::SystemdKey;
 use crate::unit_lint::{self, Candidate, Verdict};
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Scope};
 
@@ -345,8 +347,10 @@ impl Module for SystemdUnit {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::fact::{AccountFact, AccountKey, PathFact, SystemdFact};
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, ManagerState, PathState, UnitRef, UnitState, UserInfo};
+    use crate::paths::PathFact;
+    use crate::systemd::SystemdFact;
 
     const UNIT: &str = "[Unit]\nDescription=sidekiq\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
 

@@ -1,9 +1,11 @@
 //! Sudoers plans and rule checks, from recorded facts.
 
 use super::*;
-use crate::change::{PathChange, SudoChange};
 use crate::fact::{Fact, Sudo, SystemInfo};
-use crate::fact::{PathFact, PathKey, SudoFact};
+use crate::paths::PathChange;
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::SudoChange;
+use crate::sudo::SudoFact;
 
 fn units_form() -> Sudoers {
     Sudoers {
