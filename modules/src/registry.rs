@@ -9,8 +9,9 @@
 //! [`Fact`](crate::Fact) and [`Change`](crate::Change) with one variant per domain; the
 //! `From` impls that build them from a payload; the one match each that hands a call to
 //! the domain; [`MODULE_NAMES`](crate::MODULE_NAMES) and
-//! [`deserialize_params`](crate::deserialize_params). Adding a module is its folder (or
-//! file) and its line.
+//! [`deserialize_params`](crate::deserialize_params). Adding a domain is its folder, its
+//! line and its `pub mod` beside the line; a module in an existing domain is its file
+//! and one more entry on its domain's line.
 
 macro_rules! registry {
     ($($variant:ident($domain:ident) => [$($($module:ident)::+),* $(,)?]),* $(,)?) => {
