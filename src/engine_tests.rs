@@ -14,6 +14,7 @@ use crate::inventory::{Inventory, Vars};
 use crate::playbook::Playbook;
 use crate::run::{self, Cast};
 use crate::transport::fake::{FakeHost, Sent};
+use converge_modules::paths::PathKey;
 use converge_modules::FactKey;
 
 /// What a run did.
@@ -188,8 +189,8 @@ fn the_one_read_holds_every_tasks_facts() {
     assert_eq!(reads.len(), 1);
     for key in [
         FactKey::System,
-        FactKey::Content("/etc/a.conf".into()),
-        FactKey::Content("/etc/b.conf".into()),
+        FactKey::Paths(PathKey::Content("/etc/a.conf".into())),
+        FactKey::Paths(PathKey::Content("/etc/b.conf".into())),
     ] {
         assert!(reads[0].contains(&key), "{key} missing from {:?}", reads[0]);
     }
@@ -222,7 +223,7 @@ fn changes_are_made_under_the_lock_after_reading_again() {
     let sent = host.sent();
     assert!(matches!(sent[0], Sent::Read { locked: false, .. }));
     assert!(
-        matches!(&sent[1], Sent::Read { locked: true, keys } if keys.contains(&FactKey::Path("/etc/app.conf".into()))),
+        matches!(&sent[1], Sent::Read { locked: true, keys } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
         "{sent:?}"
     );
     assert!(matches!(sent[2], Sent::Apply { .. }));
@@ -287,7 +288,7 @@ fn facts_a_change_touched_are_read_again_before_they_are_used() {
         .position(|sent| matches!(sent, Sent::Apply { .. }))
         .expect("a write");
     assert!(
-        matches!(&sent[write + 1], Sent::Read { keys, .. } if keys.contains(&FactKey::Path("/etc/app.conf".into()))),
+        matches!(&sent[write + 1], Sent::Read { keys, .. } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
         "the second task planned against a fresh read: {sent:?}"
     );
     // Planned against the written file, the second task only changes its mode.

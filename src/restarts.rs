@@ -11,6 +11,7 @@
 //!
 //! Each dropped restart leaves a note in the task's outcome saying why.
 
+use converge_modules::systemd::SystemdChange;
 use std::collections::BTreeSet;
 
 use converge_modules::change::UnitAction;
@@ -19,11 +20,11 @@ use converge_modules::Change;
 
 fn restarted(change: &Change) -> Option<&UnitRef> {
     match change {
-        Change::Unit {
+        Change::Systemd(SystemdChange::Unit {
             unit,
             action: UnitAction::Restart,
             ..
-        } => Some(unit),
+        }) => Some(unit),
         _ => None,
     }
 }
@@ -82,19 +83,19 @@ mod tests {
     }
 
     fn unit(action: UnitAction) -> Change {
-        Change::Unit {
+        Change::Systemd(SystemdChange::Unit {
             unit: sidekiq(),
             action,
             reload_follows: false,
             verify: None,
-        }
+        })
     }
 
     fn reload() -> Change {
-        Change::DaemonReload {
+        Change::Systemd(SystemdChange::DaemonReload {
             manager: Manager::System,
             unit: Some("sidekiq.service".into()),
-        }
+        })
     }
 
     fn described(changes: &[Change]) -> Vec<String> {

@@ -12,19 +12,34 @@
 //!
 //! This crate never talks to a host: it has no transport, only data in and data out.
 
+#[macro_use]
+mod registry;
+
 pub mod change;
 pub mod fact;
 pub mod names;
 pub mod sequence;
 pub mod shell;
 
-// One folder per domain: its facts, its changes and its modules together.
+// One folder per domain: its facts, its changes and its modules together. Its line in
+// `registry!` (see `registry.rs`) gives it one variant in `FactKey`, `Fact` and `Change`
+// and lists its modules in `MODULE_NAMES` and `deserialize_params`, in this order. (The
+// `pub mod` stays a plain item, outside the macro, so that rustfmt reaches the folder.)
 pub mod accounts;
 pub mod commands;
 pub mod links;
 pub mod paths;
 pub mod sudo;
 pub mod systemd;
+
+registry! {
+    Paths(paths) => [file::File, directory::Directory],
+    Accounts(accounts) => [user::User, group::Group],
+    Systemd(systemd) => [systemd_unit::SystemdUnit, service::Service, linger::Linger],
+    Sudo(sudo) => [sudoers::Sudoers],
+    Commands(commands) => [command::Command],
+    Links(links) => [link::Link],
+}
 
 // The modules and helpers by their short names, as the rest of converge knows them.
 pub use accounts::{group, user};
@@ -33,13 +48,14 @@ pub use paths::{directory, file, safe_path};
 pub use sudo::sudoers;
 pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
 
+use crate::accounts::AccountKey;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use change::{Change, Cmd};
-pub use fact::{Fact, FactKey, FactStore, FactUnavailable, Sudo, SystemInfo};
+pub use change::Cmd;
+pub use fact::{FactStore, FactUnavailable, Sudo, SystemInfo};
 
 /// What a module plans to do on one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -264,42 +280,6 @@ impl<M: Module> DynModule for M {
     }
 }
 
-macro_rules! registry {
-    ($($module:ty),* $(,)?) => {
-        /// Every module's name, in documentation order.
-        pub const MODULE_NAMES: &[&str] = &[$(<$module as Module>::NAME),*];
-
-        /// Deserializes the parameters of the module called `name`, or returns `None`
-        /// when there is no such module.
-        pub fn deserialize_params<'de, D: Deserializer<'de>>(
-            name: &str,
-            deserializer: D,
-        ) -> Option<Result<Box<dyn DynModule>, D::Error>> {
-            $(
-                if name == <$module as Module>::NAME {
-                    return Some(
-                        <$module>::deserialize(deserializer).map(|m| Box::new(m) as Box<dyn DynModule>),
-                    );
-                }
-            )*
-            None
-        }
-    };
-}
-
-registry! {
-    file::File,
-    directory::Directory,
-    user::User,
-    group::Group,
-    systemd_unit::SystemdUnit,
-    service::Service,
-    sudoers::Sudoers,
-    linger::Linger,
-    command::Command,
-    links::link::Link,
-}
-
 /// Hint for a plan that needs an account an earlier task should have created.
 pub(crate) const CREATE_IT_FIRST: &str = " (create it in an earlier task)";
 
@@ -331,9 +311,9 @@ pub(crate) fn check_owner_group(
 /// Facts for [`check_owner_group`].
 pub(crate) fn owner_group_facts(owner: Option<&String>, group: Option<&String>) -> Vec<FactKey> {
     owner
-        .map(|owner| FactKey::User(owner.clone()))
+        .map(|owner| FactKey::Accounts(AccountKey::User(owner.clone())))
         .into_iter()
-        .chain(group.map(|group| FactKey::Group(group.clone())))
+        .chain(group.map(|group| FactKey::Accounts(AccountKey::Group(group.clone()))))
         .collect()
 }
 
@@ -386,21 +366,12 @@ mod tests {
     }
 
     #[test]
-    fn registry_knows_every_module() {
-        assert_eq!(
-            MODULE_NAMES,
-            [
-                "file",
-                "directory",
-                "user",
-                "group",
-                "systemd_unit",
-                "service",
-                "sudoers",
-                "linger",
-                "command",
-                "link"
-            ]
-        );
+    fn registry_lists_the_documented_modules_in_their_order() {
+        // The table of modules in the docs is the order people read them in.
+        let documented: Vec<&str> = include_str!("../../docs/modules/README.md")
+            .lines()
+            .filter_map(|line| Some(line.strip_prefix("| [`")?.split_once('`')?.0))
+            .collect();
+        assert_eq!(MODULE_NAMES, documented);
     }
 }

@@ -2,7 +2,9 @@
 //! host's lock with it when the run needs it), and again, before their next use, the
 //! facts a change made stale.
 
+use converge_modules::accounts::{AccountFact, AccountKey};
 use converge_modules::fact::{batch_script, split_batch, Fact, FactKey, UserInfo};
+use converge_modules::paths::PathKey;
 use converge_modules::{Cmd, DynModule, FactStore};
 use std::sync::Arc;
 
@@ -113,7 +115,7 @@ pub(super) fn guessed_facts(
 ) -> Vec<FactKey> {
     let mut guess = known.clone();
     for key in keys {
-        if let FactKey::User(name) = key {
+        if let FactKey::Accounts(AccountKey::User(name)) = key {
             if !guess.has(key) {
                 let home = if name == "root" {
                     "/root".to_owned()
@@ -127,7 +129,7 @@ pub(super) fn guessed_facts(
                     primary_group: name.clone(),
                     groups: Vec::new(),
                 };
-                guess.insert(key.clone(), Fact::User(Some(user)));
+                guess.insert(key.clone(), Fact::Accounts(AccountFact::User(Some(user))));
             }
         }
     }
@@ -144,7 +146,7 @@ pub(super) fn content_paths(module: &dyn DynModule, facts: &FactStore) -> Vec<St
         .facts(facts)
         .into_iter()
         .filter_map(|key| match key {
-            FactKey::Content(path) => Some(path),
+            FactKey::Paths(PathKey::Content(path)) => Some(path),
             _ => None,
         })
         .collect()

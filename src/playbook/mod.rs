@@ -446,7 +446,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, file, directory, user, group, systemd_unit, service, sudoers, linger, command, link"
+            format!(
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, {}",
+                converge_modules::MODULE_NAMES.join(", ")
+            )
         );
     }
 

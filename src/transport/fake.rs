@@ -21,8 +21,12 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
+use converge_modules::accounts::AccountKey;
 use converge_modules::change::{Attributes, FileWrite};
+use converge_modules::commands::CommandKey;
 use converge_modules::fact::{FactKey, Manager, PathKind, UnitRef};
+use converge_modules::paths::{PathChange, PathKey};
+use converge_modules::systemd::SystemdKey;
 use converge_modules::{safe_path, Change};
 
 use super::{Connection, HostKeyChecking, Output, SshOptions, Target, Transport, TransportError};
@@ -76,7 +80,7 @@ pub struct Model {
     pub groups: BTreeMap<String, u32>,
     pub units: BTreeMap<String, Unit>,
     pub lingering: BTreeSet<String>,
-    /// Exit status of `command`'s `unless` probes (and any `FactKey::Probe`); 1 when
+    /// Exit status of `command`'s `unless` probes (and any `FactKey::Commands(CommandKey::Probe)`); 1 when
     /// not listed.
     pub probes: BTreeMap<String, i32>,
     /// Commands (argv words joined by spaces) containing one of these fail with
@@ -333,7 +337,7 @@ impl Model {
     fn fact(&self, key: &FactKey) -> String {
         match key {
             FactKey::System => "fake\ndebian\n13\nsystemd=257\nsystemctl=/usr/bin/systemctl\n".to_owned(),
-            FactKey::Path(path) => {
+            FactKey::Paths(PathKey::Path(path)) => {
                 let mut lines = String::new();
                 for step in safe_path::ancestors(path).iter().chain([path]) {
                     lines.push_str(&self.stat(step));
@@ -341,14 +345,14 @@ impl Model {
                 }
                 lines
             }
-            FactKey::Content(path) => match self.files.get(path) {
+            FactKey::Paths(PathKey::Content(path)) => match self.files.get(path) {
                 Some(file) => format!(
                     "present\n{}\n",
                     base64::engine::general_purpose::STANDARD.encode(&file.content)
                 ),
                 None => "absent\n".to_owned(),
             },
-            FactKey::User(name) => match self.users.get(name) {
+            FactKey::Accounts(AccountKey::User(name)) => match self.users.get(name) {
                 Some(user) => {
                     let mut groups = vec![name.clone()];
                     groups.extend(user.groups.iter().cloned());
@@ -362,15 +366,15 @@ impl Model {
                 }
                 None => "\n\n".to_owned(),
             },
-            FactKey::Group(name) => self
+            FactKey::Accounts(AccountKey::Group(name)) => self
                 .groups
                 .get(name)
                 .map(|gid| format!("{name}:x:{gid}:\n"))
                 .unwrap_or_default(),
-            FactKey::Unit(UnitRef {
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::System,
                 name,
-            }) => match self.units.get(name) {
+            })) => match self.units.get(name) {
                 Some(unit) => format!(
                     "LoadState=loaded\nActiveState={}\nUnitFileState={}\nNeedDaemonReload=no\n",
                     if unit.active { "active" } else { "inactive" },
@@ -379,14 +383,14 @@ impl Model {
                 None => "LoadState=not-found\nActiveState=inactive\nUnitFileState=\nNeedDaemonReload=no\n"
                     .to_owned(),
             },
-            FactKey::Linger(user) => {
+            FactKey::Systemd(SystemdKey::Linger(user)) => {
                 if self.lingering.contains(user) {
                     "yes\n".to_owned()
                 } else {
                     "no\n".to_owned()
                 }
             }
-            FactKey::Probe(command) => format!("{}\n", self.probes.get(command).unwrap_or(&1)),
+            FactKey::Commands(CommandKey::Probe(command)) => format!("{}\n", self.probes.get(command).unwrap_or(&1)),
             other => panic!("the fake host has no model of {other}"),
         }
     }
@@ -527,7 +531,7 @@ impl Model {
         let mode = |text: &String| u32::from_str_radix(text, 8).ok();
         let candidate = match args {
             [dir, name, owner, group, file_mode, _validator, _length] => {
-                Change::WriteFile(FileWrite {
+                Change::Paths(PathChange::WriteFile(FileWrite {
                     path: join(dir, name),
                     content: stdin.to_vec(),
                     before: None,
@@ -536,39 +540,39 @@ impl Model {
                     mode: mode(file_mode).unwrap_or(0o644),
                     validator: None,
                     secret: false,
-                })
+                }))
             }
-            [dir, name, owner, group, attr_mode] => Change::SetAttributes {
+            [dir, name, owner, group, attr_mode] => Change::Paths(PathChange::SetAttributes {
                 path: join(dir, name),
                 attributes: Attributes {
                     owner: some(owner),
                     group: some(group),
                     mode: mode(attr_mode),
                 },
-            },
-            [path, owner, group, dir_mode] => Change::CreateDirectory {
+            }),
+            [path, owner, group, dir_mode] => Change::Paths(PathChange::CreateDirectory {
                 path: path.clone(),
                 attributes: Attributes {
                     owner: some(owner),
                     group: some(group),
                     mode: mode(dir_mode),
                 },
-            },
-            [dir, name, recursive] => Change::Remove {
+            }),
+            [dir, name, recursive] => Change::Paths(PathChange::Remove {
                 path: join(dir, name),
                 kind: if recursive.is_empty() {
                     PathKind::File
                 } else {
                     PathKind::Directory
                 },
-            },
+            }),
             _ => return,
         };
         if candidate.command().argv != argv {
             return;
         }
         match candidate {
-            Change::WriteFile(write) => {
+            Change::Paths(PathChange::WriteFile(write)) => {
                 let old = self.files.get(&write.path);
                 let file = File {
                     content: write.content,
@@ -584,19 +588,19 @@ impl Model {
                 };
                 self.files.insert(write.path, file);
             }
-            Change::SetAttributes { path, attributes } => {
+            Change::Paths(PathChange::SetAttributes { path, attributes }) => {
                 if let Some(file) = self.files.get_mut(&path) {
                     set(&mut file.owner, &mut file.group, &mut file.mode, attributes);
                 } else if let Some((owner, group, mode)) = self.dirs.get_mut(&path) {
                     set(owner, group, mode, attributes);
                 }
             }
-            Change::CreateDirectory { path, attributes } => {
+            Change::Paths(PathChange::CreateDirectory { path, attributes }) => {
                 let mut dir = ("root".to_owned(), "root".to_owned(), 0o755);
                 set(&mut dir.0, &mut dir.1, &mut dir.2, attributes);
                 self.dirs.insert(path, dir);
             }
-            Change::Remove { path, .. } => {
+            Change::Paths(PathChange::Remove { path, .. }) => {
                 self.files.remove(&path);
                 self.dirs.remove(&path);
             }
@@ -632,7 +636,7 @@ fn option<'a>(words: &[&'a str], flag: &str) -> Option<&'a str> {
 fn fact_key(section: &str) -> FactKey {
     let words: Vec<String> = words(section).into_iter().map(|word| word.text).collect();
     if section.starts_with("converge_path ") {
-        return FactKey::Path(words.last().cloned().unwrap_or_default());
+        return FactKey::Paths(PathKey::Path(words.last().cloned().unwrap_or_default()));
     }
     let probe = section
         .strip_prefix("( ")
@@ -641,19 +645,19 @@ fn fact_key(section: &str) -> FactKey {
     let mut candidates = vec![FactKey::System];
     for word in &words {
         candidates.extend([
-            FactKey::Path(word.clone()),
-            FactKey::User(word.clone()),
-            FactKey::Group(word.clone()),
-            FactKey::Linger(word.clone()),
-            FactKey::Probe(word.clone()),
-            FactKey::Unit(UnitRef {
+            FactKey::Paths(PathKey::Path(word.clone())),
+            FactKey::Accounts(AccountKey::User(word.clone())),
+            FactKey::Accounts(AccountKey::Group(word.clone())),
+            FactKey::Systemd(SystemdKey::Linger(word.clone())),
+            FactKey::Commands(CommandKey::Probe(word.clone())),
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::System,
                 name: word.clone(),
-            }),
+            })),
         ]);
         for other in &words {
             if let Some(name) = other.strip_prefix("./") {
-                candidates.push(FactKey::Content(join(word, name)));
+                candidates.push(FactKey::Paths(PathKey::Content(join(word, name))));
             }
         }
     }

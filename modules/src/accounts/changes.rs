@@ -1,7 +1,9 @@
 //! Changes to accounts: `groupadd`, `useradd`, `usermod` and their removals, as argv.
 
-use crate::change::Cmd;
-use crate::fact::{Fact, FactKey, FactStore, GroupInfo, PathKind, PathState, UserInfo};
+use crate::accounts::{AccountFact, AccountKey};
+use crate::change::{Cmd, DomainChange};
+use crate::fact::{Fact, FactKey, FactStore, GroupInfo, PathKind, PathState, Touch, UserInfo};
+use crate::paths::{PathFact, PathKey};
 
 /// A new user account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +82,10 @@ pub(crate) fn edit_user_command(edit: &UserEdit) -> Cmd {
 
 pub(crate) fn predict_group(store: &mut FactStore, name: &str, exists: bool) {
     let info = exists.then_some(GroupInfo { gid: None });
-    store.insert(FactKey::Group(name.to_owned()), Fact::Group(info));
+    store.insert(
+        FactKey::Accounts(AccountKey::Group(name.to_owned())),
+        Fact::Accounts(AccountFact::Group(info)),
+    );
 }
 
 pub(crate) fn predict_edit(store: &mut FactStore, edit: &UserEdit) {
@@ -95,7 +100,10 @@ pub(crate) fn predict_edit(store: &mut FactStore, edit: &UserEdit) {
         if let Some(groups) = &edit.groups {
             info.groups.clone_from(groups);
         }
-        store.insert(FactKey::User(edit.name.clone()), Fact::User(Some(info)));
+        store.insert(
+            FactKey::Accounts(AccountKey::User(edit.name.clone())),
+            Fact::Accounts(AccountFact::User(Some(info))),
+        );
     }
 }
 
@@ -105,32 +113,89 @@ pub(crate) fn predict_new_user(store: &mut FactStore, user: &NewUser) {
         .clone()
         .unwrap_or_else(|| format!("/home/{}", user.name));
     store.insert(
-        FactKey::User(user.name.clone()),
-        Fact::User(Some(UserInfo {
+        FactKey::Accounts(AccountKey::User(user.name.clone())),
+        Fact::Accounts(AccountFact::User(Some(UserInfo {
             uid: None,
             home: home.clone(),
             shell: user.shell.clone().unwrap_or_else(|| "/bin/sh".to_owned()),
             primary_group: user.name.clone(),
             groups: user.groups.clone(),
-        })),
+        }))),
     );
     // Debian's useradd creates a group named after the user and, with --create-home,
     // the home directory owned by the user.
     store.insert(
-        FactKey::Group(user.name.clone()),
-        Fact::Group(Some(GroupInfo { gid: None })),
+        FactKey::Accounts(AccountKey::Group(user.name.clone())),
+        Fact::Accounts(AccountFact::Group(Some(GroupInfo { gid: None }))),
     );
     store.insert(
-        FactKey::Path(home),
-        Fact::Path(PathState {
+        FactKey::Paths(PathKey::Path(home)),
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::Directory,
             owner: user.name.clone(),
             group: user.name.clone(),
             mode: 0o755,
-        }),
+        })),
     );
 }
 
 pub(crate) fn predict_removed_user(store: &mut FactStore, name: &str) {
-    store.insert(FactKey::User(name.to_owned()), Fact::User(None));
+    store.insert(
+        FactKey::Accounts(AccountKey::User(name.to_owned())),
+        Fact::Accounts(AccountFact::User(None)),
+    );
+}
+
+/// The changes to accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountChange {
+    AddGroup { name: String, system: bool },
+    RemoveGroup { name: String },
+    AddUser(NewUser),
+    EditUser(UserEdit),
+    RemoveUser { name: String },
+}
+
+impl DomainChange for AccountChange {
+    fn describe(&self) -> String {
+        match self {
+            AccountChange::AddGroup { name, .. } => format!("create group {name}"),
+            AccountChange::RemoveGroup { name } => format!("remove group {name}"),
+            AccountChange::AddUser(user) => format!("create user {}", user.name),
+            AccountChange::EditUser(edit) => describe_edit(edit),
+            AccountChange::RemoveUser { name } => format!("remove user {name}"),
+        }
+    }
+
+    fn command(&self) -> Cmd {
+        match self {
+            AccountChange::AddGroup { name, system } => add_group_command(name, *system),
+            AccountChange::RemoveGroup { name } => Cmd::argv(["groupdel", "--", name.as_str()]),
+            AccountChange::AddUser(user) => add_user_command(user),
+            AccountChange::EditUser(edit) => edit_user_command(edit),
+            AccountChange::RemoveUser { name } => Cmd::argv(["userdel", "--", name.as_str()]),
+        }
+    }
+
+    fn touches(&self) -> Vec<Touch> {
+        match self {
+            AccountChange::AddGroup { name, .. } | AccountChange::RemoveGroup { name } => {
+                vec![Touch::Key(AccountKey::Group(name.clone()).into())]
+            }
+            // Accounts own files, groups and home directories: too much to list.
+            AccountChange::AddUser(_)
+            | AccountChange::EditUser(_)
+            | AccountChange::RemoveUser { .. } => vec![Touch::Everything],
+        }
+    }
+
+    fn predict(&self, store: &mut FactStore) {
+        match self {
+            AccountChange::AddGroup { name, .. } => predict_group(store, name, true),
+            AccountChange::RemoveGroup { name } => predict_group(store, name, false),
+            AccountChange::AddUser(user) => predict_new_user(store, user),
+            AccountChange::EditUser(edit) => predict_edit(store, edit),
+            AccountChange::RemoveUser { name } => predict_removed_user(store, name),
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! Facts about accounts: a user as `getent` and `id` see it, a group as `getent` does.
 
+use std::fmt;
+
 use serde::Serialize;
 
-use crate::fact::Fact;
+use crate::fact::{DomainKey, Fact};
 use crate::shell::quote;
 
 /// A user account as `getent` and `id` see it.
@@ -28,7 +30,7 @@ pub(crate) fn parse_user(output: &str) -> Option<Fact> {
     let mut lines = output.lines();
     let passwd = lines.next()?;
     if passwd.is_empty() {
-        return Some(Fact::User(None));
+        return Some(Fact::Accounts(AccountFact::User(None)));
     }
     let fields: Vec<&str> = passwd.split(':').collect();
     if fields.len() != 7 {
@@ -43,13 +45,13 @@ pub(crate) fn parse_user(output: &str) -> Option<Fact> {
         .collect();
     groups.sort();
     groups.dedup();
-    Some(Fact::User(Some(UserInfo {
+    Some(Fact::Accounts(AccountFact::User(Some(UserInfo {
         uid: Some(fields[2].parse().ok()?),
         home: fields[5].to_owned(),
         shell: fields[6].to_owned(),
         primary_group,
         groups,
-    })))
+    }))))
 }
 
 /// `id -Gn` prints the primary group first, the same word `id -gn` prints, then the
@@ -68,8 +70,51 @@ pub(crate) fn group_probe(name: &str) -> String {
 pub(crate) fn parse_group(output: &str) -> Option<Fact> {
     let line = output.trim_end();
     if line.is_empty() {
-        return Some(Fact::Group(None));
+        return Some(Fact::Accounts(AccountFact::Group(None)));
     }
     let gid = line.split(':').nth(2)?.parse().ok()?;
-    Some(Fact::Group(Some(GroupInfo { gid: Some(gid) })))
+    Some(Fact::Accounts(AccountFact::Group(Some(GroupInfo {
+        gid: Some(gid),
+    }))))
+}
+
+/// The facts about accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum AccountKey {
+    /// A user account.
+    User(String),
+    /// A group.
+    Group(String),
+}
+
+/// The values of [`AccountKey`]s: `None` when the account does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AccountFact {
+    User(Option<UserInfo>),
+    Group(Option<GroupInfo>),
+}
+
+impl fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountKey::User(name) => write!(f, "user {name}"),
+            AccountKey::Group(name) => write!(f, "group {name}"),
+        }
+    }
+}
+
+impl DomainKey for AccountKey {
+    fn probe(&self) -> String {
+        match self {
+            AccountKey::User(name) => user_probe(name),
+            AccountKey::Group(name) => group_probe(name),
+        }
+    }
+
+    fn parse(&self, output: &str) -> Option<Fact> {
+        match self {
+            AccountKey::User(_) => parse_user(output),
+            AccountKey::Group(_) => parse_group(output),
+        }
+    }
 }

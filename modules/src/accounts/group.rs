@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountChange;
+use crate::accounts::AccountKey;
 use crate::change::Change;
 use crate::fact::{FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence};
@@ -26,19 +28,19 @@ impl Module for Group {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        vec![FactKey::Group(self.name.clone())]
+        vec![FactKey::Accounts(AccountKey::Group(self.name.clone()))]
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         let exists = facts.group(&self.name)?.is_some();
         let change = match (self.state, exists) {
-            (Presence::Present, false) => Some(Change::AddGroup {
+            (Presence::Present, false) => Some(Change::Accounts(AccountChange::AddGroup {
                 name: self.name.clone(),
                 system: self.system,
-            }),
-            (Presence::Absent, true) => Some(Change::RemoveGroup {
+            })),
+            (Presence::Absent, true) => Some(Change::Accounts(AccountChange::RemoveGroup {
                 name: self.name.clone(),
-            }),
+            })),
             _ => None,
         };
         Ok(Plan::of(change.into_iter().collect()))
@@ -48,6 +50,7 @@ impl Module for Group {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::AccountFact;
     use crate::fact::{Fact, GroupInfo};
 
     #[test]
@@ -58,11 +61,14 @@ mod tests {
             state: Presence::Present,
         };
         let mut store = FactStore::default();
-        store.insert(FactKey::Group("deploy".into()), Fact::Group(None));
+        store.insert(
+            FactKey::Accounts(AccountKey::Group("deploy".into())),
+            Fact::Accounts(AccountFact::Group(None)),
+        );
         assert_eq!(group.plan(&store).unwrap().changes.len(), 1);
         store.insert(
-            FactKey::Group("deploy".into()),
-            Fact::Group(Some(GroupInfo { gid: Some(1001) })),
+            FactKey::Accounts(AccountKey::Group("deploy".into())),
+            Fact::Accounts(AccountFact::Group(Some(GroupInfo { gid: Some(1001) }))),
         );
         assert!(group.plan(&store).unwrap().changes.is_empty());
     }

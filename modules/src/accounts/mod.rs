@@ -8,3 +8,12 @@ pub mod changes;
 pub mod facts;
 pub mod group;
 pub mod user;
+
+pub use changes::AccountChange;
+pub use facts::{AccountFact, AccountKey};
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = AccountKey;
+pub type Value = AccountFact;
+pub type Action = AccountChange;

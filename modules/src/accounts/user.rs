@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountChange;
+use crate::accounts::AccountKey;
 use crate::change::{Change, NewUser, UserEdit};
 use crate::fact::{FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence, CREATE_IT_FIRST};
@@ -58,13 +60,13 @@ impl Module for User {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        let mut keys = vec![FactKey::User(self.name.clone())];
+        let mut keys = vec![FactKey::Accounts(AccountKey::User(self.name.clone()))];
         if self.state == Presence::Present {
             keys.extend(
                 self.groups
                     .iter()
                     .flatten()
-                    .map(|group| FactKey::Group(group.clone())),
+                    .map(|group| FactKey::Accounts(AccountKey::Group(group.clone()))),
             );
         }
         keys
@@ -76,8 +78,10 @@ impl Module for User {
             return Ok(Plan::of(
                 current
                     .as_ref()
-                    .map(|_| Change::RemoveUser {
-                        name: self.name.clone(),
+                    .map(|_| {
+                        Change::Accounts(AccountChange::RemoveUser {
+                            name: self.name.clone(),
+                        })
                     })
                     .into_iter()
                     .collect(),
@@ -93,13 +97,15 @@ impl Module for User {
         }
         let groups = self.sorted_groups();
         let Some(current) = current else {
-            return Ok(Plan::of(vec![Change::AddUser(NewUser {
-                name: self.name.clone(),
-                system: self.system,
-                home: self.home.clone(),
-                shell: self.shell.clone(),
-                groups: groups.unwrap_or_default(),
-            })]));
+            return Ok(Plan::of(vec![Change::Accounts(AccountChange::AddUser(
+                NewUser {
+                    name: self.name.clone(),
+                    system: self.system,
+                    home: self.home.clone(),
+                    shell: self.shell.clone(),
+                    groups: groups.unwrap_or_default(),
+                },
+            ))]));
         };
         // `id` lists the primary group among the groups; so may the playbook. It is not
         // a supplementary group either way.
@@ -118,7 +124,9 @@ impl Module for User {
         if edit.home.is_none() && edit.shell.is_none() && edit.groups.is_none() {
             Ok(Plan::default())
         } else {
-            Ok(Plan::of(vec![Change::EditUser(edit)]))
+            Ok(Plan::of(vec![Change::Accounts(AccountChange::EditUser(
+                edit,
+            ))]))
         }
     }
 }
@@ -126,6 +134,7 @@ impl Module for User {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::AccountFact;
     use crate::fact::{Fact, GroupInfo, UserInfo};
 
     fn deploy() -> User {
@@ -141,10 +150,13 @@ mod tests {
 
     fn store(user: Option<UserInfo>) -> FactStore {
         let mut store = FactStore::default();
-        store.insert(FactKey::User("deploy".into()), Fact::User(user));
         store.insert(
-            FactKey::Group("adm".into()),
-            Fact::Group(Some(GroupInfo { gid: Some(4) })),
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(user)),
+        );
+        store.insert(
+            FactKey::Accounts(AccountKey::Group("adm".into())),
+            Fact::Accounts(AccountFact::Group(Some(GroupInfo { gid: Some(4) }))),
         );
         store
     }
@@ -191,8 +203,8 @@ mod tests {
         user.groups = Some(vec!["adm".into(), "deploy".into()]);
         let mut facts = store(Some(info("/bin/bash", &["adm"])));
         facts.insert(
-            FactKey::Group("deploy".into()),
-            Fact::Group(Some(GroupInfo { gid: Some(1000) })),
+            FactKey::Accounts(AccountKey::Group("deploy".into())),
+            Fact::Accounts(AccountFact::Group(Some(GroupInfo { gid: Some(1000) }))),
         );
         assert!(user.plan(&facts).unwrap().changes.is_empty());
     }
@@ -202,7 +214,10 @@ mod tests {
         let mut user = deploy();
         user.groups = Some(vec!["docker".into()]);
         let mut facts = store(None);
-        facts.insert(FactKey::Group("docker".into()), Fact::Group(None));
+        facts.insert(
+            FactKey::Accounts(AccountKey::Group("docker".into())),
+            Fact::Accounts(AccountFact::Group(None)),
+        );
         assert_eq!(
             user.plan(&facts).unwrap_err().to_string(),
             "group docker does not exist (create it in an earlier task)"

@@ -1,11 +1,15 @@
 //! Each change's command, run against a scratch directory where it touches paths.
 
 use super::*;
+use crate::accounts::AccountChange;
+use crate::fact::{Manager, PathKind, UnitRef};
+use crate::paths::PathChange;
 use crate::shell::join;
+use crate::systemd::SystemdChange;
 
 #[test]
 fn write_file_is_one_script_with_quoted_arguments() {
-    let change = Change::WriteFile(FileWrite {
+    let change = Change::Paths(PathChange::WriteFile(FileWrite {
         path: "/etc/sudoers.d/sidekiq".into(),
         content: b"deploy ALL=(root) NOPASSWD: /bin/systemctl restart sidekiq\n".to_vec(),
         before: None,
@@ -14,7 +18,7 @@ fn write_file_is_one_script_with_quoted_arguments() {
         mode: 0o440,
         validator: Some(Validator::Sudoers),
         secret: false,
-    });
+    }));
     let cmd = change.command();
     assert_eq!(&cmd.argv[..2], ["sh", "-c"]);
     assert_eq!(
@@ -39,7 +43,7 @@ fn write_file_is_one_script_with_quoted_arguments() {
 
 #[test]
 fn user_scope_units_go_through_runuser() {
-    let change = Change::Unit {
+    let change = Change::Systemd(SystemdChange::Unit {
         unit: UnitRef {
             manager: Manager::User("deploy".into()),
             name: "sidekiq.service".into(),
@@ -47,7 +51,7 @@ fn user_scope_units_go_through_runuser() {
         action: UnitAction::Restart,
         reload_follows: false,
         verify: None,
-    };
+    });
     let line = join(&change.command().argv);
     assert!(
         line.ends_with("converge deploy restart -- sidekiq.service"),
@@ -58,13 +62,13 @@ fn user_scope_units_go_through_runuser() {
 
 #[test]
 fn hostile_user_name_stays_one_argument() {
-    let change = Change::AddUser(NewUser {
+    let change = Change::Accounts(AccountChange::AddUser(NewUser {
         name: "x; touch /tmp/pwned".into(),
         system: false,
         home: None,
         shell: None,
         groups: vec![],
-    });
+    }));
     assert_eq!(
         join(&change.command().argv),
         "useradd --create-home -- 'x; touch /tmp/pwned'"
@@ -77,7 +81,7 @@ fn content_cut_short_never_replaces_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("target");
     std::fs::write(&path, "old\n").unwrap();
-    let change = Change::WriteFile(FileWrite {
+    let change = Change::Paths(PathChange::WriteFile(FileWrite {
         path: path.to_str().unwrap().into(),
         content: b"new content\n".to_vec(),
         before: Some(b"old\n".to_vec()),
@@ -86,7 +90,7 @@ fn content_cut_short_never_replaces_the_file() {
         mode: 0o600,
         validator: None,
         secret: false,
-    });
+    }));
     let cmd = change.command();
     let mut child = std::process::Command::new(&cmd.argv[0])
         .args(&cmd.argv[1..])
@@ -114,7 +118,7 @@ fn write_file_script_is_atomic_and_cleans_up() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("target");
     std::fs::write(&path, "old\n").unwrap();
-    let change = Change::WriteFile(FileWrite {
+    let change = Change::Paths(PathChange::WriteFile(FileWrite {
         path: path.to_str().unwrap().into(),
         content: b"new\n".to_vec(),
         before: Some(b"old\n".to_vec()),
@@ -123,7 +127,7 @@ fn write_file_script_is_atomic_and_cleans_up() {
         mode: 0o600,
         validator: None,
         secret: false,
-    });
+    }));
     let cmd = change.command();
     let mut child = std::process::Command::new(&cmd.argv[0])
         .args(&cmd.argv[1..])
@@ -160,7 +164,7 @@ fn scratch(label: &str) -> std::path::PathBuf {
 }
 
 fn write(path: &std::path::Path, content: &str) -> Change {
-    Change::WriteFile(FileWrite {
+    Change::Paths(PathChange::WriteFile(FileWrite {
         path: path.to_str().unwrap().into(),
         content: content.as_bytes().to_vec(),
         before: None,
@@ -169,7 +173,7 @@ fn write(path: &std::path::Path, content: &str) -> Change {
         mode: 0o640,
         validator: None,
         secret: false,
-    })
+    }))
 }
 
 #[test]
@@ -227,25 +231,25 @@ fn directories_and_removals_never_go_through_a_symlinked_directory() {
     let dir = scratch("dirs");
     std::fs::create_dir_all(dir.join("important/data")).unwrap();
     std::os::unix::fs::symlink(dir.join("important"), dir.join("cache")).unwrap();
-    let remove = Change::Remove {
+    let remove = Change::Paths(PathChange::Remove {
         path: format!("{}/cache/data", dir.display()),
         kind: PathKind::Directory,
-    };
+    });
     assert_eq!(run_here(&remove).status.code(), Some(77));
     assert!(dir.join("important/data").is_dir());
-    let create = Change::CreateDirectory {
+    let create = Change::Paths(PathChange::CreateDirectory {
         path: format!("{}/cache/new/deeper", dir.display()),
         attributes: Attributes::default(),
-    };
+    });
     assert_eq!(run_here(&create).status.code(), Some(77));
     assert!(!dir.join("important/new").exists());
-    let attributes = Change::SetAttributes {
+    let attributes = Change::Paths(PathChange::SetAttributes {
         path: format!("{}/cache/data", dir.display()),
         attributes: Attributes {
             mode: Some(0o700),
             ..Attributes::default()
         },
-    };
+    });
     assert_eq!(run_here(&attributes).status.code(), Some(77));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -253,13 +257,13 @@ fn directories_and_removals_never_go_through_a_symlinked_directory() {
 #[test]
 fn directories_are_created_one_component_at_a_time_with_their_attributes() {
     let dir = scratch("mkdir");
-    let create = Change::CreateDirectory {
+    let create = Change::Paths(PathChange::CreateDirectory {
         path: format!("{}//a/./b/c/", dir.display()),
         attributes: Attributes {
             mode: Some(0o750),
             ..Attributes::default()
         },
-    };
+    });
     let output = run_here(&create);
     assert!(output.status.success(), "{output:?}");
     for sub in ["a", "a/b", "a/b/c"] {
@@ -280,13 +284,13 @@ fn a_files_mode_in_a_shared_directory_changes_on_a_copy() {
     let dir = scratch("chmod");
     std::fs::write(dir.join("file"), "content\n").unwrap();
     std::fs::write(dir.join("secret"), "secret\n").unwrap();
-    let change = Change::SetAttributes {
+    let change = Change::Paths(PathChange::SetAttributes {
         path: format!("{}/file", dir.display()),
         attributes: Attributes {
             mode: Some(0o604),
             ..Attributes::default()
         },
-    };
+    });
     let output = run_here(&change);
     assert!(output.status.success(), "{output:?}");
     let meta = std::fs::symlink_metadata(dir.join("file")).unwrap();

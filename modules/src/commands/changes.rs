@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::change::Cmd;
+use crate::change::{Cmd, DomainChange};
+use crate::fact::{FactStore, Touch};
 
 /// An arbitrary command, as the `command` module runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,4 +28,31 @@ impl RunCommand {
             RunCommand::Argv(argv) => Cmd::argv(argv.iter().map(String::as_str)),
         }
     }
+}
+
+/// The change the `command` module makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandChange {
+    Run { command: RunCommand },
+}
+
+impl DomainChange for CommandChange {
+    fn describe(&self) -> String {
+        match self {
+            CommandChange::Run { command } => format!("run: {command}"),
+        }
+    }
+
+    fn command(&self) -> Cmd {
+        match self {
+            CommandChange::Run { command } => command.command(),
+        }
+    }
+
+    fn touches(&self) -> Vec<Touch> {
+        vec![Touch::Everything]
+    }
+
+    // What an arbitrary command does cannot be known.
+    fn predict(&self, _: &mut FactStore) {}
 }

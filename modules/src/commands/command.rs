@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, RunCommand};
+use crate::commands::CommandChange;
+use crate::commands::CommandKey;
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathKey;
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// A command line: a shell string or an argv.
@@ -53,12 +56,20 @@ impl Module for Command {
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         let mut keys = Vec::new();
-        keys.extend(self.creates.iter().map(|path| FactKey::Path(path.clone())));
-        keys.extend(self.removes.iter().map(|path| FactKey::Path(path.clone())));
+        keys.extend(
+            self.creates
+                .iter()
+                .map(|path| FactKey::Paths(PathKey::Path(path.clone()))),
+        );
+        keys.extend(
+            self.removes
+                .iter()
+                .map(|path| FactKey::Paths(PathKey::Path(path.clone()))),
+        );
         keys.extend(
             self.unless
                 .iter()
-                .map(|probe| FactKey::Probe(probe.clone())),
+                .map(|probe| FactKey::Commands(CommandKey::Probe(probe.clone()))),
         );
         keys
     }
@@ -83,14 +94,18 @@ impl Module for Command {
             CommandLine::Shell(line) => RunCommand::Shell(line.clone()),
             CommandLine::Argv(argv) => RunCommand::Argv(argv.clone()),
         };
-        Ok(Plan::of(vec![Change::Run { command }]))
+        Ok(Plan::of(vec![Change::Commands(CommandChange::Run {
+            command,
+        })]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::CommandFact;
     use crate::fact::{Fact, PathState};
+    use crate::paths::PathFact;
 
     #[test]
     fn creates_guard_skips_when_present() {
@@ -102,18 +117,18 @@ mod tests {
         };
         let mut store = FactStore::default();
         store.insert(
-            FactKey::Path("/tmp/x".into()),
-            Fact::Path(PathState::missing()),
+            FactKey::Paths(PathKey::Path("/tmp/x".into())),
+            Fact::Paths(PathFact::Path(PathState::missing())),
         );
         assert_eq!(command.plan(&store).unwrap().changes.len(), 1);
         store.insert(
-            FactKey::Path("/tmp/x".into()),
-            Fact::Path(PathState {
+            FactKey::Paths(PathKey::Path("/tmp/x".into())),
+            Fact::Paths(PathFact::Path(PathState {
                 kind: PathKind::File,
                 owner: "root".into(),
                 group: "root".into(),
                 mode: 0o644,
-            }),
+            })),
         );
         assert!(command.plan(&store).unwrap().changes.is_empty());
     }
@@ -127,12 +142,18 @@ mod tests {
             unless: Some("test -e /x".into()),
         };
         let mut store = FactStore::default();
-        store.insert(FactKey::Probe("test -e /x".into()), Fact::Probe(1));
+        store.insert(
+            FactKey::Commands(CommandKey::Probe("test -e /x".into())),
+            Fact::Commands(CommandFact::Probe(1)),
+        );
         assert_eq!(
             command.plan(&store).unwrap().changes[0].describe(),
             "run: true"
         );
-        store.insert(FactKey::Probe("test -e /x".into()), Fact::Probe(0));
+        store.insert(
+            FactKey::Commands(CommandKey::Probe("test -e /x".into())),
+            Fact::Commands(CommandFact::Probe(0)),
+        );
         assert!(command.plan(&store).unwrap().changes.is_empty());
     }
 }

@@ -7,3 +7,12 @@
 pub mod changes;
 pub mod command;
 pub mod facts;
+
+pub use changes::CommandChange;
+pub use facts::{CommandFact, CommandKey};
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = CommandKey;
+pub type Value = CommandFact;
+pub type Action = CommandChange;

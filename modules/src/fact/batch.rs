@@ -1,6 +1,7 @@
 //! The batched read: every fact a play needs, printed by one generated `sh` script and
 //! cut apart again by the same pure parsers.
 
+use crate::paths::PathKey;
 use std::fmt::Write as _;
 
 use super::{parse, Fact, FactError, FactKey};
@@ -37,7 +38,7 @@ converge_path() {
 /// converge validates never hold one; a home directory from passwd cannot either).
 fn shares_stat(key: &FactKey) -> Option<&str> {
     match key {
-        FactKey::Path(path) if !path.contains('\n') => Some(path),
+        FactKey::Paths(PathKey::Path(path)) if !path.contains('\n') => Some(path),
         _ => None,
     }
 }

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use super::{
     Fact, FactKey, GroupInfo, Manager, PathState, SystemInfo, UnitRef, UnitState, UserInfo,
 };
+use crate::accounts::{AccountFact, AccountKey};
+use crate::commands::{CommandFact, CommandKey};
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::{SudoFact, SudoKey};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 /// What a change makes stale in the fact store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +58,12 @@ impl FactUnavailable {
 }
 
 macro_rules! accessor {
-    ($(#[$doc:meta])* $method:ident, $variant:ident, $arg:ty, $out:ty) => {
+    ($(#[$doc:meta])* $method:ident, $domain:ident($key:ident, $value:ident)::$variant:ident, $arg:ty, $out:ty) => {
         $(#[$doc])*
         pub fn $method(&self, arg: $arg) -> Result<&$out, FactUnavailable> {
-            let key = FactKey::$variant(arg.to_owned());
+            let key = FactKey::$domain($key::$variant(arg.to_owned()));
             match self.facts.get(&key) {
-                Some(Fact::$variant(value)) => Ok(value),
+                Some(Fact::$domain($value::$variant(value))) => Ok(value),
                 found => Err(FactUnavailable::for_key(&key, found)),
             }
         }
@@ -120,7 +125,7 @@ impl FactStore {
             }
             Touch::Units(manager) => self
                 .facts
-                .retain(|key, _| !matches!(key, FactKey::Unit(unit) if unit.manager == *manager)),
+                .retain(|key, _| !matches!(key, FactKey::Systemd(SystemdKey::Unit(unit)) if unit.manager == *manager)),
             Touch::Everything => self.facts.retain(|key, _| *key == FactKey::System),
         }
     }
@@ -133,13 +138,13 @@ impl FactStore {
         runas: &str,
         commands: &[String],
     ) -> Result<Option<&str>, FactUnavailable> {
-        let key = FactKey::SudoRefused {
+        let key = FactKey::Sudo(SudoKey::Refused {
             user: user.to_owned(),
             runas: runas.to_owned(),
             commands: commands.to_vec(),
-        };
+        });
         match self.facts.get(&key) {
-            Some(Fact::SudoRefused(refused)) => Ok(refused.as_deref()),
+            Some(Fact::Sudo(SudoFact::Refused(refused))) => Ok(refused.as_deref()),
             _ => Err(FactUnavailable::NotRead {
                 key: key.to_string(),
             }),
@@ -151,18 +156,18 @@ impl FactStore {
         &self,
         candidate: &crate::systemd::unit_lint::Candidate,
     ) -> Result<&crate::systemd::unit_lint::Verdict, FactUnavailable> {
-        let key = FactKey::UnitVerify(candidate.clone());
+        let key = FactKey::Systemd(SystemdKey::UnitVerify(candidate.clone()));
         match self.facts.get(&key) {
-            Some(Fact::UnitVerify(verdict)) => Ok(verdict),
+            Some(Fact::Systemd(SystemdFact::UnitVerify(verdict))) => Ok(verdict),
             found => Err(FactUnavailable::for_key(&key, found)),
         }
     }
 
     /// A unit's state.
     pub fn unit(&self, unit: &UnitRef) -> Result<&UnitState, FactUnavailable> {
-        let key = FactKey::Unit(unit.clone());
+        let key = FactKey::Systemd(SystemdKey::Unit(unit.clone()));
         match self.facts.get(&key) {
-            Some(Fact::Unit(state)) => Ok(state),
+            Some(Fact::Systemd(SystemdFact::Unit(state))) => Ok(state),
             _ => Err(FactUnavailable::NotRead {
                 key: key.to_string(),
             }),
@@ -174,7 +179,9 @@ impl FactStore {
         self.facts
             .keys()
             .filter_map(|key| match key {
-                FactKey::Unit(unit) if unit.manager == *manager => Some(unit.clone()),
+                FactKey::Systemd(SystemdKey::Unit(unit)) if unit.manager == *manager => {
+                    Some(unit.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -182,8 +189,11 @@ impl FactStore {
 
     /// Mutable access to a unit's state, for check-mode predictions.
     pub fn unit_mut(&mut self, unit: &UnitRef) -> Option<&mut UnitState> {
-        match self.facts.get_mut(&FactKey::Unit(unit.clone())) {
-            Some(Fact::Unit(state)) => Some(state),
+        match self
+            .facts
+            .get_mut(&FactKey::Systemd(SystemdKey::Unit(unit.clone())))
+        {
+            Some(Fact::Systemd(SystemdFact::Unit(state))) => Some(state),
             _ => None,
         }
     }
@@ -200,26 +210,26 @@ impl FactStore {
 
     accessor!(
         /// A path's type and attributes.
-        path, Path, &str, PathState
+        path, Paths(PathKey, PathFact)::Path, &str, PathState
     );
     accessor!(
         /// A regular file's bytes (`None` when it is not a regular file).
-        content, Content, &str, Option<Vec<u8>>
+        content, Paths(PathKey, PathFact)::Content, &str, Option<Vec<u8>>
     );
     accessor!(
         /// A user account (`None` when it does not exist).
-        user, User, &str, Option<UserInfo>
+        user, Accounts(AccountKey, AccountFact)::User, &str, Option<UserInfo>
     );
     accessor!(
         /// A group (`None` when it does not exist).
-        group, Group, &str, Option<GroupInfo>
+        group, Accounts(AccountKey, AccountFact)::Group, &str, Option<GroupInfo>
     );
     accessor!(
         /// Whether lingering is on for a user.
-        linger, Linger, &str, bool
+        linger, Systemd(SystemdKey, SystemdFact)::Linger, &str, bool
     );
     accessor!(
         /// Exit status of a probe command.
-        probe, Probe, &str, i32
+        probe, Commands(CommandKey, CommandFact)::Probe, &str, i32
     );
 }

@@ -1,27 +1,32 @@
 //! Probe outputs parsed into facts, the batched read, and the fact store.
 
 use super::*;
+use crate::accounts::{AccountFact, AccountKey};
+use crate::commands::{CommandFact, CommandKey};
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::{SudoFact, SudoKey};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 fn system_unit(name: &str) -> FactKey {
-    FactKey::Unit(UnitRef {
+    FactKey::Systemd(SystemdKey::Unit(UnitRef {
         manager: Manager::System,
         name: name.to_owned(),
-    })
+    }))
 }
 
 const ETC: &str = "directory:0:root:root:755:/etc\n";
 
 #[test]
 fn path_output_parses() {
-    let key = FactKey::Path("/etc/x".into());
+    let key = FactKey::Paths(PathKey::Path("/etc/x".into()));
     assert_eq!(
         parse(&key, &format!("{ETC}regular file:0:root:root:644:/etc/x\n")).unwrap(),
-        Fact::Path(PathState {
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::File,
             owner: "root".into(),
             group: "root".into(),
             mode: 0o644
-        })
+        }))
     );
     assert_eq!(
         parse(
@@ -29,20 +34,20 @@ fn path_output_parses() {
             &format!("{ETC}directory:1000:deploy:deploy:2775:/etc/x\n")
         )
         .unwrap(),
-        Fact::Path(PathState {
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::Directory,
             owner: "deploy".into(),
             group: "deploy".into(),
             mode: 0o2775
-        })
+        }))
     );
     assert_eq!(
         parse(&key, &format!("{ETC}missing\n")).unwrap(),
-        Fact::Path(PathState::missing())
+        Fact::Paths(PathFact::Path(PathState::missing()))
     );
     assert_eq!(
         parse(&key, "missing\nmissing\n").unwrap(),
-        Fact::Path(PathState::missing())
+        Fact::Paths(PathFact::Path(PathState::missing()))
     );
     assert!(parse(&key, "garbage").is_err());
     assert!(parse(&key, "regular file:0:root:root:644:/etc/x\n").is_err());
@@ -50,7 +55,7 @@ fn path_output_parses() {
 
 #[test]
 fn a_path_behind_a_symbolic_link_or_an_unsafe_transition_is_refused() {
-    let key = FactKey::Path("/home/deploy/.config/systemd".into());
+    let key = FactKey::Paths(PathKey::Path("/home/deploy/.config/systemd".into()));
     let home = "directory:0:root:root:755:/home\ndirectory:1000:deploy:deploy:750:/home/deploy\n";
     let Fact::Refused(reason) = parse(
         &key,
@@ -85,7 +90,7 @@ fn a_path_behind_a_symbolic_link_or_an_unsafe_transition_is_refused() {
 
 #[test]
 fn path_output_about_another_path_is_refused() {
-    let key = FactKey::Path("/etc/x".into());
+    let key = FactKey::Paths(PathKey::Path("/etc/x".into()));
     assert!(parse(&key, &format!("{ETC}regular file:0:root:root:644:/etc/y\n")).is_err());
     assert!(parse(
         &key,
@@ -93,53 +98,59 @@ fn path_output_about_another_path_is_refused() {
     )
     .is_err());
     assert!(parse(&key, &format!("{ETC}regular file:0:root:root:644\n")).is_err());
-    let odd = FactKey::Path("/srv/a:b c\n".into());
+    let odd = FactKey::Paths(PathKey::Path("/srv/a:b c\n".into()));
     assert_eq!(
         parse(
             &odd,
             "directory:0:root:root:755:/srv\nsymbolic link:0:root:root:777:/srv/a:b c\n\n"
         )
         .unwrap(),
-        Fact::Path(PathState {
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::Symlink,
             owner: "root".into(),
             group: "root".into(),
             mode: 0o777
-        })
+        }))
     );
 }
 
 #[test]
 fn content_output_parses() {
-    let key = FactKey::Content("/etc/x".into());
-    assert_eq!(parse(&key, "absent\n").unwrap(), Fact::Content(None));
+    let key = FactKey::Paths(PathKey::Content("/etc/x".into()));
+    assert_eq!(
+        parse(&key, "absent\n").unwrap(),
+        Fact::Paths(PathFact::Content(None))
+    );
     assert_eq!(
         parse(&key, "present\n").unwrap(),
-        Fact::Content(Some(vec![]))
+        Fact::Paths(PathFact::Content(Some(vec![])))
     );
     assert_eq!(
         parse(&key, "present\naGVs\nbG8K\n").unwrap(),
-        Fact::Content(Some(b"hello\n".to_vec()))
+        Fact::Paths(PathFact::Content(Some(b"hello\n".to_vec())))
     );
 }
 
 #[test]
 fn user_output_parses() {
-    let key = FactKey::User("deploy".into());
+    let key = FactKey::Accounts(AccountKey::User("deploy".into()));
     let output = "deploy:x:1000:1000::/home/deploy:/bin/bash\ndeploy sudo adm deploy\n";
     assert_eq!(
         parse(&key, output).unwrap(),
-        Fact::User(Some(UserInfo {
+        Fact::Accounts(AccountFact::User(Some(UserInfo {
             uid: Some(1000),
             home: "/home/deploy".into(),
             shell: "/bin/bash".into(),
             primary_group: "deploy".into(),
             groups: vec!["adm".into(), "sudo".into()],
-        }))
+        })))
     );
-    assert_eq!(parse(&key, "\n\n").unwrap(), Fact::User(None));
+    assert_eq!(
+        parse(&key, "\n\n").unwrap(),
+        Fact::Accounts(AccountFact::User(None))
+    );
     // Deleted between `getent` and `id`.
-    let Fact::User(Some(vanished)) =
+    let Fact::Accounts(AccountFact::User(Some(vanished))) =
         parse(&key, "deploy:x:1000:1000::/home/deploy:/bin/bash\n\n").unwrap()
     else {
         panic!()
@@ -154,22 +165,26 @@ fn user_output_parses() {
 fn unit_output_parses() {
     let output =
         "LoadState=loaded\nActiveState=active\nNeedDaemonReload=no\nUnitFileState=enabled\n";
-    let Fact::Unit(state) = parse(&system_unit("a.service"), output).unwrap() else {
+    let Fact::Systemd(SystemdFact::Unit(state)) = parse(&system_unit("a.service"), output).unwrap()
+    else {
         panic!()
     };
     assert!(state.exists() && state.is_active() && state.is_enabled());
     assert!(!state.need_daemon_reload);
     let missing =
         "LoadState=not-found\nActiveState=inactive\nNeedDaemonReload=no\nUnitFileState=\n";
-    let Fact::Unit(state) = parse(&system_unit("a.service"), missing).unwrap() else {
+    let Fact::Systemd(SystemdFact::Unit(state)) =
+        parse(&system_unit("a.service"), missing).unwrap()
+    else {
         panic!()
     };
     assert!(!state.exists());
-    let user_key = FactKey::Unit(UnitRef {
+    let user_key = FactKey::Systemd(SystemdKey::Unit(UnitRef {
         manager: Manager::User("deploy".into()),
         name: "a.service".into(),
-    });
-    let Fact::Unit(state) = parse(&user_key, "manager=down\n").unwrap() else {
+    }));
+    let Fact::Systemd(SystemdFact::Unit(state)) = parse(&user_key, "manager=down\n").unwrap()
+    else {
         panic!()
     };
     assert_eq!(state.manager, ManagerState::Down);
@@ -206,10 +221,10 @@ fn probe_user_unit(manager: &str, show: &str) -> UnitState {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }
-    let key = FactKey::Unit(UnitRef {
+    let key = FactKey::Systemd(SystemdKey::Unit(UnitRef {
         manager: Manager::User("deploy".into()),
         name: "sidekiq.service".into(),
-    });
+    }));
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
     let output = std::process::Command::new("sh")
         .arg("-c")
@@ -219,7 +234,7 @@ fn probe_user_unit(manager: &str, show: &str) -> UnitState {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     match parse(&key, &String::from_utf8(output.stdout).unwrap()).unwrap() {
-        Fact::Unit(state) => state,
+        Fact::Systemd(SystemdFact::Unit(state)) => state,
         other => panic!("{other:?}"),
     }
 }
@@ -262,21 +277,27 @@ fn user_unit_probe_counts_a_manager_that_stops_answering_as_down() {
 #[test]
 fn batch_round_trip() {
     let keys = vec![
-        FactKey::Linger("deploy".into()),
-        FactKey::Group("deploy".into()),
+        FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+        FactKey::Accounts(AccountKey::Group("deploy".into())),
     ];
     let script = batch_script(&keys, "n0nce");
     assert!(script.contains("::converge:n0nce:0::"));
     let output =
         "::converge:n0nce:0::\nyes\n::converge:n0nce:1::\ndeploy:x:1000:\n::converge:n0nce:end::\n";
     let facts = split_batch(&keys, "n0nce", output).unwrap();
-    assert_eq!(facts[0].1, Fact::Linger(true));
-    assert_eq!(facts[1].1, Fact::Group(Some(GroupInfo { gid: Some(1000) })));
+    assert_eq!(facts[0].1, Fact::Systemd(SystemdFact::Linger(true)));
+    assert_eq!(
+        facts[1].1,
+        Fact::Accounts(AccountFact::Group(Some(GroupInfo { gid: Some(1000) })))
+    );
 }
 
 #[test]
 fn batch_cut_short_is_an_error() {
-    let keys = vec![FactKey::Linger("a".into()), FactKey::Linger("b".into())];
+    let keys = vec![
+        FactKey::Systemd(SystemdKey::Linger("a".into())),
+        FactKey::Systemd(SystemdKey::Linger("b".into())),
+    ];
     let output = "::converge:n:0::\nyes\n::converge:n:1::\n";
     assert_eq!(
         split_batch(&keys, "n", output).unwrap_err(),
@@ -332,10 +353,10 @@ fn one_stat_gives_every_path_the_facts_of_its_own_probe() {
         "gone too",
     ]
     .into_iter()
-    .map(|name| FactKey::Path(path(name)))
+    .map(|name| FactKey::Paths(PathKey::Path(path(name))))
     .chain([
-        FactKey::Linger("converge-nobody".into()),
-        FactKey::Path(path("a/.")),
+        FactKey::Systemd(SystemdKey::Linger("converge-nobody".into())),
+        FactKey::Paths(PathKey::Path(path("a/."))),
     ])
     .collect();
     let script = batch_script(&keys, "n");
@@ -369,7 +390,7 @@ fn one_stat_gives_every_path_the_facts_of_its_own_probe() {
         let kinds: Vec<PathKind> = facts
             .iter()
             .filter_map(|(_, fact)| match fact {
-                Fact::Path(state) => Some(state.kind),
+                Fact::Paths(PathFact::Path(state)) => Some(state.kind),
                 _ => None,
             })
             .collect();
@@ -440,10 +461,10 @@ fn system_output_names_the_sudo_flavour_and_the_tools() {
 #[test]
 fn batch_script_runs_in_sh() {
     let keys = vec![
-        FactKey::Path("/".into()),
-        FactKey::Path("/nonexistent/converge".into()),
-        FactKey::Content("/nonexistent/converge".into()),
-        FactKey::Probe("exit 3".into()),
+        FactKey::Paths(PathKey::Path("/".into())),
+        FactKey::Paths(PathKey::Path("/nonexistent/converge".into())),
+        FactKey::Paths(PathKey::Content("/nonexistent/converge".into())),
+        FactKey::Commands(CommandKey::Probe("exit 3".into())),
     ];
     let script = batch_script(&keys, "t");
     let output = std::process::Command::new("sh")
@@ -454,27 +475,35 @@ fn batch_script_runs_in_sh() {
     let facts = split_batch(&keys, "t", &String::from_utf8(output.stdout).unwrap()).unwrap();
     assert!(matches!(
         &facts[0].1,
-        Fact::Path(PathState {
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::Directory,
             ..
-        })
+        }))
     ));
-    assert_eq!(facts[1].1, Fact::Path(PathState::missing()));
-    assert_eq!(facts[2].1, Fact::Content(None));
-    assert_eq!(facts[3].1, Fact::Probe(3));
+    assert_eq!(
+        facts[1].1,
+        Fact::Paths(PathFact::Path(PathState::missing()))
+    );
+    assert_eq!(facts[2].1, Fact::Paths(PathFact::Content(None)));
+    assert_eq!(facts[3].1, Fact::Commands(CommandFact::Probe(3)));
 }
 
 #[test]
 fn sudo_check_output_parses() {
-    let key = FactKey::SudoRefused {
+    let key = FactKey::Sudo(SudoKey::Refused {
         user: "deploy".into(),
         runas: "root".into(),
         commands: vec!["/bin/systemctl restart sidekiq".into()],
-    };
-    assert_eq!(parse(&key, "allowed\n").unwrap(), Fact::SudoRefused(None));
+    });
+    assert_eq!(
+        parse(&key, "allowed\n").unwrap(),
+        Fact::Sudo(SudoFact::Refused(None))
+    );
     assert_eq!(
         parse(&key, "refused:/bin/systemctl restart sidekiq\n").unwrap(),
-        Fact::SudoRefused(Some("/bin/systemctl restart sidekiq".into()))
+        Fact::Sudo(SudoFact::Refused(Some(
+            "/bin/systemctl restart sidekiq".into()
+        )))
     );
     assert!(parse(&key, "sudo: unknown user\n").is_err());
 }
@@ -483,18 +512,18 @@ fn sudo_check_output_parses() {
 fn forgetting_a_tree_keeps_siblings() {
     let mut store = FactStore::default();
     store.insert(
-        FactKey::Path("/opt/app".into()),
-        Fact::Path(PathState::missing()),
+        FactKey::Paths(PathKey::Path("/opt/app".into())),
+        Fact::Paths(PathFact::Path(PathState::missing())),
     );
     store.insert(
-        FactKey::Path("/opt/app/x".into()),
-        Fact::Path(PathState::missing()),
+        FactKey::Paths(PathKey::Path("/opt/app/x".into())),
+        Fact::Paths(PathFact::Path(PathState::missing())),
     );
     store.insert(
-        FactKey::Path("/opt/apple".into()),
-        Fact::Path(PathState::missing()),
+        FactKey::Paths(PathKey::Path("/opt/apple".into())),
+        Fact::Paths(PathFact::Path(PathState::missing())),
     );
     store.forget(&Touch::Tree("/opt/app".into()));
-    assert!(!store.has(&FactKey::Path("/opt/app/x".into())));
-    assert!(store.has(&FactKey::Path("/opt/apple".into())));
+    assert!(!store.has(&FactKey::Paths(PathKey::Path("/opt/app/x".into()))));
+    assert!(store.has(&FactKey::Paths(PathKey::Path("/opt/apple".into()))));
 }

@@ -2,10 +2,12 @@
 //! the target (see [`safe_path`]), owned with `chown -h`, then renamed over the path
 //! with `mv -f -T`, so a link being re-pointed is never absent, not for an instant.
 
-use crate::change::Cmd;
-use crate::fact::{Fact, FactKey, FactStore, PathKind, PathState, Touch};
+use crate::change::{Cmd, DomainChange};
+use crate::fact::{FactStore, PathKind, PathState, Touch};
+use crate::links::{LinkFact, LinkKey};
 use crate::paths::changes::path_script;
 use crate::paths::safe_path;
+use crate::paths::{PathFact, PathKey};
 
 /// A symbolic link to make, or to re-point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,42 +32,47 @@ if [ -n "$group" ]; then chgrp -h -- "$group" new; fi
 mv -f -T -- new "../$name"
 converge_cleanup"#;
 
-pub(crate) fn describe(link: &NewLink) -> String {
-    format!("link {} -> {}", link.path, link.target)
-}
+impl DomainChange for NewLink {
+    fn describe(&self) -> String {
+        format!("link {} -> {}", self.path, self.target)
+    }
 
-pub(crate) fn command(link: &NewLink) -> Cmd {
-    let (dir, name) = safe_path::split(&link.path);
-    path_script(
-        MAKE_LINK,
-        [
-            dir,
-            name,
-            link.target.clone(),
-            link.owner.clone().unwrap_or_default(),
-            link.group.clone().unwrap_or_default(),
-        ],
-    )
-}
+    fn command(&self) -> Cmd {
+        let (dir, name) = safe_path::split(&self.path);
+        path_script(
+            MAKE_LINK,
+            [
+                dir,
+                name,
+                self.target.clone(),
+                self.owner.clone().unwrap_or_default(),
+                self.group.clone().unwrap_or_default(),
+            ],
+        )
+    }
 
-pub(crate) fn touches(link: &NewLink) -> Vec<Touch> {
-    vec![
-        Touch::Key(FactKey::Path(link.path.clone())),
-        Touch::Key(FactKey::Link(link.path.clone())),
-    ]
-}
+    fn touches(&self) -> Vec<Touch> {
+        vec![
+            Touch::Key(PathKey::Path(self.path.clone()).into()),
+            Touch::Key(LinkKey::Link(self.path.clone()).into()),
+        ]
+    }
 
-/// A link root makes is root's, mode 0777 (a link's mode means nothing), unless owned.
-pub(crate) fn predict(store: &mut FactStore, link: &NewLink) {
-    let state = PathState {
-        kind: PathKind::Symlink,
-        owner: link.owner.clone().unwrap_or_else(|| "root".to_owned()),
-        group: link.group.clone().unwrap_or_else(|| "root".to_owned()),
-        mode: 0o777,
-    };
-    store.insert(FactKey::Path(link.path.clone()), Fact::Path(state));
-    store.insert(
-        FactKey::Link(link.path.clone()),
-        Fact::Link(Some(link.target.clone())),
-    );
+    /// A link root makes is root's, mode 0777 (a link's mode means nothing), unless owned.
+    fn predict(&self, store: &mut FactStore) {
+        let state = PathState {
+            kind: PathKind::Symlink,
+            owner: self.owner.clone().unwrap_or_else(|| "root".to_owned()),
+            group: self.group.clone().unwrap_or_else(|| "root".to_owned()),
+            mode: 0o777,
+        };
+        store.insert(
+            PathKey::Path(self.path.clone()).into(),
+            PathFact::Path(state).into(),
+        );
+        store.insert(
+            LinkKey::Link(self.path.clone()).into(),
+            LinkFact::Link(Some(self.target.clone())).into(),
+        );
+    }
 }

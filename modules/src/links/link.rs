@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::changes::NewLink;
 use crate::change::Change;
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::links::LinkKey;
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, names, owner_group_facts, validate_owner_group, Module, ParamError, Plan,
     PlanError, Presence,
@@ -63,8 +66,8 @@ impl Module for Link {
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         let mut keys = vec![
-            FactKey::Path(self.path.clone()),
-            FactKey::Link(self.path.clone()),
+            FactKey::Paths(PathKey::Path(self.path.clone())),
+            FactKey::Links(LinkKey::Link(self.path.clone())),
         ];
         if self.state == Presence::Present {
             keys.extend(owner_group_facts(self.owner.as_ref(), self.group.as_ref()));
@@ -74,10 +77,10 @@ impl Module for Link {
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         let state = facts.path(&self.path)?;
-        let remove = Change::Remove {
+        let remove = Change::Paths(PathChange::Remove {
             path: self.path.clone(),
             kind: state.kind,
-        };
+        });
         let Some(target) = &self.target else {
             // Absent: a link goes, anything else is not this module's to remove.
             return Ok(match state.kind {
@@ -93,7 +96,7 @@ impl Module for Link {
             });
         };
         check_owner_group(facts, self.owner.as_ref(), self.group.as_ref())?;
-        let link = Change::Link(NewLink {
+        let link = Change::Links(NewLink {
             path: self.path.clone(),
             target: target.clone(),
             owner: self.owner.clone(),
@@ -130,7 +133,10 @@ impl Module for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, PathState};
+    use crate::links::LinkFact;
+    use crate::paths::PathFact;
 
     fn link(target: &str) -> Link {
         Link {
@@ -146,23 +152,23 @@ mod tests {
     fn facts(kind: PathKind, points_to: Option<&str>) -> FactStore {
         let mut store = FactStore::default();
         store.insert(
-            FactKey::Path("/srv/app/current".into()),
-            Fact::Path(PathState {
+            FactKey::Paths(PathKey::Path("/srv/app/current".into())),
+            Fact::Paths(PathFact::Path(PathState {
                 kind,
                 owner: "root".into(),
                 group: "root".into(),
                 mode: if kind == PathKind::Missing { 0 } else { 0o777 },
-            }),
+            })),
         );
         store.insert(
-            FactKey::Link("/srv/app/current".into()),
-            Fact::Link(points_to.map(str::to_owned)),
+            FactKey::Links(LinkKey::Link("/srv/app/current".into())),
+            Fact::Links(LinkFact::Link(points_to.map(str::to_owned))),
         );
         store
     }
 
     fn made(target: &str) -> Change {
-        Change::Link(NewLink {
+        Change::Links(NewLink {
             path: "/srv/app/current".into(),
             target: target.into(),
             owner: None,
@@ -198,7 +204,10 @@ mod tests {
     #[test]
     fn a_link_owned_by_someone_else_is_made_again_with_its_owner() {
         let mut store = facts(PathKind::Symlink, Some("releases/2"));
-        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
         let mut wanted = link("releases/2");
         wanted.owner = Some("deploy".into());
         assert_eq!(
@@ -206,17 +215,17 @@ mod tests {
             "user deploy does not exist (create it in an earlier task)"
         );
         store.insert(
-            FactKey::User("deploy".into()),
-            Fact::User(Some(crate::fact::UserInfo {
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(Some(crate::fact::UserInfo {
                 uid: Some(1000),
                 home: "/home/deploy".into(),
                 shell: "/bin/sh".into(),
                 primary_group: "deploy".into(),
                 groups: vec![],
-            })),
+            }))),
         );
         let plan = wanted.plan(&store).unwrap();
-        let Change::Link(new) = &plan.changes[0] else {
+        let Change::Links(new) = &plan.changes[0] else {
             panic!("{plan:?}");
         };
         assert_eq!(new.owner.as_deref(), Some("deploy"));
@@ -234,10 +243,10 @@ mod tests {
         assert_eq!(
             forced.plan(&store).unwrap().changes,
             vec![
-                Change::Remove {
+                Change::Paths(PathChange::Remove {
                     path: "/srv/app/current".into(),
                     kind: PathKind::Directory,
-                },
+                }),
                 made("releases/2"),
             ]
         );
@@ -267,10 +276,10 @@ mod tests {
                 .plan(&facts(PathKind::Symlink, Some("releases/1")))
                 .unwrap()
                 .changes,
-            vec![Change::Remove {
+            vec![Change::Paths(PathChange::Remove {
                 path: "/srv/app/current".into(),
                 kind: PathKind::Symlink,
-            }]
+            })]
         );
         assert_eq!(
             absent.plan(&facts(PathKind::Missing, None)).unwrap(),

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use crate::change::Cmd;
+use crate::change::{Cmd, ContentChange, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, PathKind, PathState, Touch};
 use crate::paths::safe_path;
+use crate::paths::{PathFact, PathKey};
 
 /// Extra check a file must pass on the host before it replaces the old one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -252,16 +253,16 @@ pub(crate) fn remove_command(path: &str, kind: PathKind) -> Cmd {
 /// The path's own facts: what a write or an attribute change makes stale.
 pub(crate) fn touches_file(path: &str) -> Vec<Touch> {
     vec![
-        Touch::Key(FactKey::Path(path.to_owned())),
-        Touch::Key(FactKey::Content(path.to_owned())),
+        Touch::Key(FactKey::Paths(PathKey::Path(path.to_owned()))),
+        Touch::Key(FactKey::Paths(PathKey::Content(path.to_owned()))),
     ]
 }
 
 pub(crate) fn predict_write(store: &mut FactStore, write: &FileWrite) {
     let previous = store.path(&write.path).ok().cloned();
     store.insert(
-        FactKey::Path(write.path.clone()),
-        Fact::Path(PathState {
+        FactKey::Paths(PathKey::Path(write.path.clone())),
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::File,
             owner: write
                 .owner
@@ -274,11 +275,11 @@ pub(crate) fn predict_write(store: &mut FactStore, write: &FileWrite) {
                 .or_else(|| previous.as_ref().map(|p| p.group.clone()))
                 .unwrap_or_else(|| "root".to_owned()),
             mode: write.mode,
-        }),
+        })),
     );
     store.insert(
-        FactKey::Content(write.path.clone()),
-        Fact::Content(Some(write.content.clone())),
+        FactKey::Paths(PathKey::Content(write.path.clone())),
+        Fact::Paths(PathFact::Content(Some(write.content.clone()))),
     );
 }
 
@@ -286,7 +287,10 @@ pub(crate) fn predict_set_attributes(store: &mut FactStore, path: &str, attribut
     if let Ok(state) = store.path(path) {
         let mut state = state.clone();
         apply_attributes(&mut state, attributes);
-        store.insert(FactKey::Path(path.to_owned()), Fact::Path(state));
+        store.insert(
+            FactKey::Paths(PathKey::Path(path.to_owned())),
+            Fact::Paths(PathFact::Path(state)),
+        );
     }
 }
 
@@ -298,16 +302,22 @@ pub(crate) fn predict_create_directory(store: &mut FactStore, path: &str, attrib
         mode: 0o755,
     };
     apply_attributes(&mut state, attributes);
-    store.insert(FactKey::Path(path.to_owned()), Fact::Path(state));
+    store.insert(
+        FactKey::Paths(PathKey::Path(path.to_owned())),
+        Fact::Paths(PathFact::Path(state)),
+    );
 }
 
 pub(crate) fn predict_remove(store: &mut FactStore, path: &str) {
     store.forget(&Touch::Tree(path.to_owned()));
     store.insert(
-        FactKey::Path(path.to_owned()),
-        Fact::Path(PathState::missing()),
+        FactKey::Paths(PathKey::Path(path.to_owned())),
+        Fact::Paths(PathFact::Path(PathState::missing())),
     );
-    store.insert(FactKey::Content(path.to_owned()), Fact::Content(None));
+    store.insert(
+        FactKey::Paths(PathKey::Content(path.to_owned())),
+        Fact::Paths(PathFact::Content(None)),
+    );
 }
 
 fn octal(mode: Option<u32>) -> String {
@@ -323,5 +333,83 @@ fn apply_attributes(state: &mut PathState, attributes: &Attributes) {
     }
     if let Some(mode) = attributes.mode {
         state.mode = mode;
+    }
+}
+
+/// The changes to paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathChange {
+    WriteFile(FileWrite),
+    SetAttributes {
+        path: String,
+        attributes: Attributes,
+    },
+    CreateDirectory {
+        path: String,
+        attributes: Attributes,
+    },
+    Remove {
+        path: String,
+        kind: PathKind,
+    },
+}
+
+impl DomainChange for PathChange {
+    fn describe(&self) -> String {
+        match self {
+            PathChange::WriteFile(write) => describe_write(write),
+            PathChange::SetAttributes { path, attributes } => {
+                format!("set {} on {path}", attributes.describe())
+            }
+            PathChange::CreateDirectory { path, .. } => format!("create directory {path}"),
+            PathChange::Remove { path, kind } => format!("remove {kind} {path}"),
+        }
+    }
+
+    fn file_contents(&self) -> Option<ContentChange<'_>> {
+        match self {
+            PathChange::WriteFile(write) if !write.secret => Some(ContentChange {
+                path: &write.path,
+                before: write.before.as_deref(),
+                after: &write.content,
+            }),
+            _ => None,
+        }
+    }
+
+    fn command(&self) -> Cmd {
+        match self {
+            PathChange::WriteFile(write) => write_command(write),
+            PathChange::SetAttributes { path, attributes } => {
+                set_attributes_command(path, attributes)
+            }
+            PathChange::CreateDirectory { path, attributes } => {
+                create_directory_command(path, attributes)
+            }
+            PathChange::Remove { path, kind } => remove_command(path, *kind),
+        }
+    }
+
+    fn touches(&self) -> Vec<Touch> {
+        match self {
+            PathChange::WriteFile(FileWrite { path, .. })
+            | PathChange::SetAttributes { path, .. } => touches_file(path),
+            PathChange::CreateDirectory { path, .. } | PathChange::Remove { path, .. } => {
+                vec![Touch::Tree(path.clone())]
+            }
+        }
+    }
+
+    fn predict(&self, store: &mut FactStore) {
+        match self {
+            PathChange::WriteFile(write) => predict_write(store, write),
+            PathChange::SetAttributes { path, attributes } => {
+                predict_set_attributes(store, path, attributes);
+            }
+            PathChange::CreateDirectory { path, attributes } => {
+                predict_create_directory(store, path, attributes);
+            }
+            PathChange::Remove { path, .. } => predict_remove(store, path),
+        }
     }
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change};
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, names, owner_group_facts, validate_owner_group, Mode, Module, ParamError,
     Plan, PlanError, Presence,
@@ -36,7 +38,7 @@ impl Module for Directory {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        let mut keys = vec![FactKey::Path(self.path.clone())];
+        let mut keys = vec![FactKey::Paths(PathKey::Path(self.path.clone()))];
         if self.state == Presence::Present {
             keys.extend(owner_group_facts(self.owner.as_ref(), self.group.as_ref()));
         }
@@ -53,10 +55,10 @@ impl Module for Directory {
         if self.state == Presence::Absent {
             return match state.kind {
                 PathKind::Missing => Ok(Plan::default()),
-                PathKind::Directory => Ok(Plan::of(vec![Change::Remove {
+                PathKind::Directory => Ok(Plan::of(vec![Change::Paths(PathChange::Remove {
                     path: self.path.clone(),
                     kind: state.kind,
-                }])),
+                })])),
                 _ => Err(wrong_kind()),
             };
         }
@@ -67,16 +69,18 @@ impl Module for Directory {
             mode: self.mode.map(|mode| mode.0),
         };
         match state.kind {
-            PathKind::Missing => Ok(Plan::of(vec![Change::CreateDirectory {
+            PathKind::Missing => Ok(Plan::of(vec![Change::Paths(PathChange::CreateDirectory {
                 path: self.path.clone(),
                 attributes: wanted,
-            }])),
+            })])),
             PathKind::Directory => Ok(Plan::of(
                 wanted
                     .differing_from(state)
-                    .map(|attributes| Change::SetAttributes {
-                        path: self.path.clone(),
-                        attributes,
+                    .map(|attributes| {
+                        Change::Paths(PathChange::SetAttributes {
+                            path: self.path.clone(),
+                            attributes,
+                        })
                     })
                     .into_iter()
                     .collect(),
@@ -90,6 +94,7 @@ impl Module for Directory {
 mod tests {
     use super::*;
     use crate::fact::{Fact, PathState};
+    use crate::paths::PathFact;
 
     fn directory(mode: Option<u32>) -> Directory {
         Directory {
@@ -103,7 +108,10 @@ mod tests {
 
     fn facts(state: PathState) -> FactStore {
         let mut store = FactStore::default();
-        store.insert(FactKey::Path("/opt/app/current".into()), Fact::Path(state));
+        store.insert(
+            FactKey::Paths(PathKey::Path("/opt/app/current".into())),
+            Fact::Paths(PathFact::Path(state)),
+        );
         store
     }
 

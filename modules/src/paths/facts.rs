@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::fact::Fact;
+use crate::fact::{DomainKey, Fact};
 use crate::paths::safe_path;
 use crate::shell::quote;
 
@@ -83,8 +83,8 @@ pub(crate) fn parse_path_with_ancestors(path: &str, output: &str) -> Option<Fact
     }
     let (_, state) = parse_path(path, rest.strip_suffix('\n').unwrap_or(rest))?;
     Some(match safe_path::judge(path, &steps) {
-        safe_path::Way::Clear => Fact::Path(state),
-        safe_path::Way::Missing => Fact::Path(PathState::missing()),
+        safe_path::Way::Clear => Fact::Paths(PathFact::Path(state)),
+        safe_path::Way::Missing => Fact::Paths(PathFact::Path(PathState::missing())),
         safe_path::Way::Unsafe(reason) => Fact::Refused(reason),
     })
 }
@@ -189,7 +189,7 @@ pub(crate) fn content_probe(path: &str) -> String {
 pub(crate) fn parse_content(path: &str, output: &str) -> Option<Fact> {
     let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
     match marker {
-        "absent" => Some(Fact::Content(None)),
+        "absent" => Some(Fact::Paths(PathFact::Content(None))),
         "unsafe" => Some(unsafe_way(path)),
         "present" => {
             let compact: String = body.split_whitespace().collect();
@@ -202,8 +202,60 @@ pub(crate) fn parse_content(path: &str, output: &str) -> Option<Fact> {
                     CONTENT_LIMIT >> 20
                 )));
             }
-            Some(Fact::Content(Some(bytes)))
+            Some(Fact::Paths(PathFact::Content(Some(bytes))))
         }
         _ => None,
+    }
+}
+
+/// The facts about paths.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum PathKey {
+    /// Type, owner, group and mode of a path (not following symlinks).
+    Path(String),
+    /// Bytes of a regular file.
+    Content(String),
+}
+
+/// The values of [`PathKey`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PathFact {
+    Path(PathState),
+    /// `None` when the path is not a regular file.
+    Content(Option<Vec<u8>>),
+}
+
+impl fmt::Display for PathKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathKey::Path(path) => write!(f, "path {path}"),
+            PathKey::Content(path) => write!(f, "content of {path}"),
+        }
+    }
+}
+
+impl DomainKey for PathKey {
+    fn probe(&self) -> String {
+        match self {
+            PathKey::Path(path) => path_probe(path),
+            PathKey::Content(path) => content_probe(path),
+        }
+    }
+
+    fn parse(&self, output: &str) -> Option<Fact> {
+        match self {
+            PathKey::Path(path) => parse_path_with_ancestors(path, output),
+            PathKey::Content(path) => parse_content(path, output),
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            PathKey::Path(path) | PathKey::Content(path) => Some(path),
+        }
+    }
+
+    fn output_is_secret(&self) -> bool {
+        matches!(self, PathKey::Content(_))
     }
 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite};
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::{
     check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Mode,
     Module, ParamError, Plan, PlanError, Presence,
@@ -60,10 +62,10 @@ impl Module for File {
     }
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
-        let mut keys = vec![FactKey::Path(self.path.clone())];
+        let mut keys = vec![FactKey::Paths(PathKey::Path(self.path.clone()))];
         if self.state == Presence::Present {
             if self.content.is_some() {
-                keys.push(FactKey::Content(self.path.clone()));
+                keys.push(FactKey::Paths(PathKey::Content(self.path.clone())));
             }
             keys.extend(owner_group_facts(self.owner.as_ref(), self.group.as_ref()));
         }
@@ -80,10 +82,12 @@ impl Module for File {
         if self.state == Presence::Absent {
             return match state.kind {
                 PathKind::Missing => Ok(Plan::default()),
-                PathKind::File | PathKind::Symlink => Ok(Plan::of(vec![Change::Remove {
-                    path: self.path.clone(),
-                    kind: state.kind,
-                }])),
+                PathKind::File | PathKind::Symlink => {
+                    Ok(Plan::of(vec![Change::Paths(PathChange::Remove {
+                        path: self.path.clone(),
+                        kind: state.kind,
+                    })]))
+                }
                 PathKind::Directory | PathKind::Other => Err(wrong_kind()),
             };
         }
@@ -100,22 +104,24 @@ impl Module for File {
                         path: self.path.clone(),
                     });
                 };
-                Ok(Plan::of(vec![Change::WriteFile(FileWrite {
-                    path: self.path.clone(),
-                    content: content.clone().into_bytes(),
-                    before: None,
-                    owner: wanted.owner,
-                    group: wanted.group,
-                    mode: wanted.mode.unwrap_or(0o644),
-                    validator: None,
-                    secret: false,
-                })]))
+                Ok(Plan::of(vec![Change::Paths(PathChange::WriteFile(
+                    FileWrite {
+                        path: self.path.clone(),
+                        content: content.clone().into_bytes(),
+                        before: None,
+                        owner: wanted.owner,
+                        group: wanted.group,
+                        mode: wanted.mode.unwrap_or(0o644),
+                        validator: None,
+                        secret: false,
+                    },
+                ))]))
             }
             PathKind::File => {
                 let current = facts.content(&self.path)?;
                 match &self.content {
-                    Some(content) if current.as_deref() != Some(content.as_bytes()) => {
-                        Ok(Plan::of(vec![Change::WriteFile(FileWrite {
+                    Some(content) if current.as_deref() != Some(content.as_bytes()) => Ok(
+                        Plan::of(vec![Change::Paths(PathChange::WriteFile(FileWrite {
                             path: self.path.clone(),
                             content: content.clone().into_bytes(),
                             before: current.clone(),
@@ -124,14 +130,16 @@ impl Module for File {
                             mode: wanted.mode.unwrap_or(state.mode),
                             validator: None,
                             secret: false,
-                        })]))
-                    }
+                        }))]),
+                    ),
                     _ => Ok(Plan::of(
                         wanted
                             .differing_from(state)
-                            .map(|attributes| Change::SetAttributes {
-                                path: self.path.clone(),
-                                attributes,
+                            .map(|attributes| {
+                                Change::Paths(PathChange::SetAttributes {
+                                    path: self.path.clone(),
+                                    attributes,
+                                })
                             })
                             .into_iter()
                             .collect(),
@@ -146,7 +154,9 @@ impl Module for File {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, PathState, UserInfo};
+    use crate::paths::PathFact;
 
     fn file(content: Option<&str>) -> File {
         File {
@@ -164,17 +174,17 @@ mod tests {
     fn facts(kind: PathKind, content: Option<&str>) -> FactStore {
         let mut store = FactStore::default();
         store.insert(
-            FactKey::Path("/etc/app.conf".into()),
-            Fact::Path(PathState {
+            FactKey::Paths(PathKey::Path("/etc/app.conf".into())),
+            Fact::Paths(PathFact::Path(PathState {
                 kind,
                 owner: "root".into(),
                 group: "root".into(),
                 mode: 0o600,
-            }),
+            })),
         );
         store.insert(
-            FactKey::Content("/etc/app.conf".into()),
-            Fact::Content(content.map(|c| c.as_bytes().to_vec())),
+            FactKey::Paths(PathKey::Content("/etc/app.conf".into())),
+            Fact::Paths(PathFact::Content(content.map(|c| c.as_bytes().to_vec()))),
         );
         store
     }
@@ -184,7 +194,7 @@ mod tests {
         let plan = file(Some("a\n"))
             .plan(&facts(PathKind::Missing, None))
             .unwrap();
-        let [Change::WriteFile(write)] = plan.changes.as_slice() else {
+        let [Change::Paths(PathChange::WriteFile(write))] = plan.changes.as_slice() else {
             panic!("{plan:?}")
         };
         assert_eq!((write.mode, write.before.as_ref()), (0o644, None));
@@ -203,7 +213,7 @@ mod tests {
         let plan = file(Some("b\n"))
             .plan(&facts(PathKind::File, Some("a\n")))
             .unwrap();
-        let [Change::WriteFile(write)] = plan.changes.as_slice() else {
+        let [Change::Paths(PathChange::WriteFile(write))] = plan.changes.as_slice() else {
             panic!("{plan:?}")
         };
         assert_eq!(write.mode, 0o600);
@@ -218,26 +228,26 @@ mod tests {
         wanted.owner = Some("root".into());
         let mut store = facts(PathKind::File, Some("a\n"));
         store.insert(
-            FactKey::User("root".into()),
-            Fact::User(Some(UserInfo {
+            FactKey::Accounts(AccountKey::User("root".into())),
+            Fact::Accounts(AccountFact::User(Some(UserInfo {
                 uid: Some(0),
                 home: "/root".into(),
                 shell: "/bin/sh".into(),
                 primary_group: "root".into(),
                 groups: vec![],
-            })),
+            }))),
         );
         let plan = wanted.plan(&store).unwrap();
         assert_eq!(
             plan.changes,
-            [Change::SetAttributes {
+            [Change::Paths(PathChange::SetAttributes {
                 path: "/etc/app.conf".into(),
                 attributes: Attributes {
                     owner: None,
                     group: None,
                     mode: Some(0o640)
                 }
-            }]
+            })]
         );
     }
 
@@ -246,7 +256,10 @@ mod tests {
         let mut wanted = file(Some("a\n"));
         wanted.owner = Some("deploy".into());
         let mut store = facts(PathKind::Missing, None);
-        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
         assert_eq!(
             wanted.plan(&store).unwrap_err().to_string(),
             "user deploy does not exist (create it in an earlier task)"

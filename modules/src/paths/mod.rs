@@ -10,3 +10,12 @@ pub mod directory;
 pub mod facts;
 pub mod file;
 pub mod safe_path;
+
+pub use changes::PathChange;
+pub use facts::{PathFact, PathKey};
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = PathKey;
+pub type Value = PathFact;
+pub type Action = PathChange;

@@ -1,6 +1,10 @@
 //! Facts about sudo: which of a rule's commands sudo itself would refuse.
 
-use crate::fact::Fact;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::fact::{DomainKey, Fact};
 use crate::shell::quote;
 
 /// Asks sudo whether user `$2` may run, as user `$3`, each command in `$4...` (one
@@ -64,12 +68,65 @@ pub(crate) fn refused_probe(user: &str, runas: &str, commands: &[String]) -> Str
 
 pub(crate) fn parse_refused(output: &str) -> Option<Fact> {
     match output.trim_end() {
-        "allowed" => Some(Fact::SudoRefused(None)),
+        "allowed" => Some(Fact::Sudo(SudoFact::Refused(None))),
         "nosudo" => Some(Fact::Refused(
             "neither sudo nor sudo-rs is installed, so no sudoers rule can apply".to_owned(),
         )),
         line => line
             .strip_prefix("refused:")
-            .map(|command| Fact::SudoRefused(Some(command.to_owned()))),
+            .map(|command| Fact::Sudo(SudoFact::Refused(Some(command.to_owned())))),
+    }
+}
+
+/// The facts about sudo.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum SudoKey {
+    /// The first of these commands sudo would refuse to run for `user` as `runas`
+    /// (`sudo -l -U USER -u RUNAS`).
+    Refused {
+        user: String,
+        runas: String,
+        commands: Vec<String>,
+    },
+}
+
+/// The values of [`SudoKey`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SudoFact {
+    /// `None`: sudo allows every command.
+    Refused(Option<String>),
+}
+
+impl fmt::Display for SudoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SudoKey::Refused {
+                user,
+                runas,
+                commands,
+            } => write!(
+                f,
+                "sudo rules for {user} as {runas} ({} commands)",
+                commands.len()
+            ),
+        }
+    }
+}
+
+impl DomainKey for SudoKey {
+    fn probe(&self) -> String {
+        match self {
+            SudoKey::Refused {
+                user,
+                runas,
+                commands,
+            } => refused_probe(user, runas, commands),
+        }
+    }
+
+    fn parse(&self, output: &str) -> Option<Fact> {
+        match self {
+            SudoKey::Refused { .. } => parse_refused(output),
+        }
     }
 }

@@ -7,3 +7,12 @@
 pub mod changes;
 pub mod facts;
 pub mod sudoers;
+
+pub use changes::SudoChange;
+pub use facts::{SudoFact, SudoKey};
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = SudoKey;
+pub type Value = SudoFact;
+pub type Action = SudoChange;

@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, Validator};
 use crate::fact::{FactKey, FactStore, PathKind};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
+use crate::sudo::SudoChange;
+use crate::sudo::SudoKey;
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Presence};
 
 /// The verbs the `units` form can grant.
@@ -206,22 +210,22 @@ struct Verification<'a> {
 
 impl Verification<'_> {
     fn fact(&self) -> FactKey {
-        FactKey::SudoRefused {
+        FactKey::Sudo(SudoKey::Refused {
             user: self.user.to_owned(),
             runas: self.runas.clone(),
             commands: self.commands.clone(),
-        }
+        })
     }
 
     /// The proof after writing `path`, which held `before` (`None`: nothing).
     fn change(&self, path: &str, before: Option<Vec<u8>>) -> Change {
-        Change::VerifySudo {
+        Change::Sudo(SudoChange::Verify {
             user: self.user.to_owned(),
             runas: self.runas.clone(),
             commands: self.commands.clone(),
             path: path.to_owned(),
             before,
-        }
+        })
     }
 }
 
@@ -490,8 +494,8 @@ impl Module for Sudoers {
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         let mut keys = vec![
             FactKey::System,
-            FactKey::Path(self.path()),
-            FactKey::Content(self.path()),
+            FactKey::Paths(PathKey::Path(self.path())),
+            FactKey::Paths(PathKey::Content(self.path())),
         ];
         if let Some(verification) = self.verifiable() {
             keys.push(verification.fact());
@@ -505,7 +509,7 @@ impl Module for Sudoers {
         if self.state == Presence::Absent {
             return Ok(Plan::of(match state.kind {
                 PathKind::Missing => vec![],
-                kind => vec![Change::Remove { path, kind }],
+                kind => vec![Change::Paths(PathChange::Remove { path, kind })],
             }));
         }
         if !matches!(state.kind, PathKind::Missing | PathKind::File) {
@@ -535,7 +539,7 @@ impl Module for Sudoers {
             mode: Some(0o440),
         };
         if current.as_deref() != Some(content.as_slice()) {
-            let mut changes = vec![Change::WriteFile(FileWrite {
+            let mut changes = vec![Change::Paths(PathChange::WriteFile(FileWrite {
                 path: path.clone(),
                 content,
                 before: current.clone(),
@@ -544,7 +548,7 @@ impl Module for Sudoers {
                 mode: 0o440,
                 validator: Some(Validator::Sudoers),
                 secret: false,
-            })];
+            }))];
             if let Some(verification) = self.verifiable() {
                 changes.push(verification.change(&path, current.clone()));
             }
@@ -553,9 +557,11 @@ impl Module for Sudoers {
         let mut plan = Plan::of(
             wanted
                 .differing_from(state)
-                .map(|attributes| Change::SetAttributes {
-                    path: path.clone(),
-                    attributes,
+                .map(|attributes| {
+                    Change::Paths(PathChange::SetAttributes {
+                        path: path.clone(),
+                        attributes,
+                    })
                 })
                 .into_iter()
                 .collect(),

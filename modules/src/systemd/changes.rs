@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
-use crate::change::Cmd;
+use crate::change::{Cmd, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, Manager, ManagerState, Touch, UnitRef, UnitState};
 use crate::systemd::facts::{started_with_manager, USER_SYSTEMCTL};
 use crate::systemd::settle::{self, Verify};
+use crate::systemd::{SystemdFact, SystemdKey};
 
 /// Something done to a unit through its manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,7 +121,7 @@ pub(crate) fn await_user_manager_command(user: &str) -> Cmd {
 /// What lingering and a user's manager coming up make stale.
 pub(crate) fn touches_user_manager(user: &str) -> Vec<Touch> {
     vec![
-        Touch::Key(FactKey::Linger(user.to_owned())),
+        Touch::Key(FactKey::Systemd(SystemdKey::Linger(user.to_owned()))),
         Touch::Units(Manager::User(user.to_owned())),
     ]
 }
@@ -140,8 +141,8 @@ pub(crate) fn predict_daemon_reload(
     };
     let state = predicted_unit(store, &unit);
     store.insert(
-        FactKey::Unit(unit),
-        Fact::Unit(UnitState {
+        FactKey::Systemd(SystemdKey::Unit(unit)),
+        Fact::Systemd(SystemdFact::Unit(UnitState {
             load: "loaded".to_owned(),
             need_daemon_reload: false,
             unit_file: if state.unit_file.is_empty() {
@@ -155,7 +156,7 @@ pub(crate) fn predict_daemon_reload(
                 state.active
             },
             ..state
-        }),
+        })),
     );
 }
 
@@ -169,11 +170,17 @@ pub(crate) fn predict_unit(store: &mut FactStore, unit: &UnitRef, action: UnitAc
         }
         UnitAction::Stop => "inactive".clone_into(&mut state.active),
     }
-    store.insert(FactKey::Unit(unit.clone()), Fact::Unit(state));
+    store.insert(
+        FactKey::Systemd(SystemdKey::Unit(unit.clone())),
+        Fact::Systemd(SystemdFact::Unit(state)),
+    );
 }
 
 pub(crate) fn predict_linger(store: &mut FactStore, user: &str, enabled: bool) {
-    store.insert(FactKey::Linger(user.to_owned()), Fact::Linger(enabled));
+    store.insert(
+        FactKey::Systemd(SystemdKey::Linger(user.to_owned())),
+        Fact::Systemd(SystemdFact::Linger(enabled)),
+    );
     if enabled {
         predict_manager_start(store, user);
     } else {
@@ -204,4 +211,92 @@ fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
         unit_file: String::new(),
         need_daemon_reload: false,
     })
+}
+
+/// The changes made through systemd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemdChange {
+    /// Makes a manager reread unit files; `unit` is the unit whose file changed.
+    DaemonReload {
+        manager: Manager,
+        unit: Option<String>,
+    },
+    Unit {
+        unit: UnitRef,
+        action: UnitAction,
+        /// An enable or disable that skips the manager's implicit reload, because a
+        /// daemon-reload of the same manager follows in the plan: one reload, not two.
+        reload_follows: bool,
+        /// For a start or restart: how it is proven (see [`crate::settle`]).
+        verify: Option<Verify>,
+    },
+    /// Sends a signal to the unit's main process (as Sidekiq expects TSTP), not to
+    /// every process in its control group.
+    Signal {
+        unit: UnitRef,
+        signal: String,
+    },
+    Linger {
+        user: String,
+        enabled: bool,
+    },
+    /// Waits (bounded) until a user's manager accepts commands.
+    AwaitUserManager {
+        user: String,
+    },
+}
+
+impl DomainChange for SystemdChange {
+    fn describe(&self) -> String {
+        match self {
+            SystemdChange::DaemonReload { manager, .. } => format!("daemon-reload ({manager})"),
+            SystemdChange::Unit { unit, action, .. } => format!("{} {unit}", action.verb()),
+            SystemdChange::Signal { unit, signal } => format!("send {signal} to {unit}"),
+            SystemdChange::Linger { user, enabled } => {
+                let verb = if *enabled { "enable" } else { "disable" };
+                format!("{verb} lingering for {user}")
+            }
+            SystemdChange::AwaitUserManager { user } => format!("wait for {user}'s user manager"),
+        }
+    }
+
+    fn command(&self) -> Cmd {
+        match self {
+            SystemdChange::DaemonReload { manager, .. } => daemon_reload_command(manager),
+            SystemdChange::Unit {
+                unit,
+                action,
+                reload_follows,
+                verify,
+            } => unit_command(unit, *action, *reload_follows, verify.as_ref()),
+            SystemdChange::Signal { unit, signal } => signal_command(unit, signal),
+            SystemdChange::Linger { user, enabled } => linger_command(user, *enabled),
+            SystemdChange::AwaitUserManager { user } => await_user_manager_command(user),
+        }
+    }
+
+    fn touches(&self) -> Vec<Touch> {
+        match self {
+            SystemdChange::DaemonReload { manager, .. } => vec![Touch::Units(manager.clone())],
+            SystemdChange::Unit { unit, .. } | SystemdChange::Signal { unit, .. } => {
+                vec![Touch::Key(SystemdKey::Unit(unit.clone()).into())]
+            }
+            SystemdChange::Linger { user, .. } | SystemdChange::AwaitUserManager { user } => {
+                touches_user_manager(user)
+            }
+        }
+    }
+
+    fn predict(&self, store: &mut FactStore) {
+        match self {
+            SystemdChange::DaemonReload { manager, unit } => {
+                predict_daemon_reload(store, manager, unit.as_ref());
+            }
+            SystemdChange::Unit { unit, action, .. } => predict_unit(store, unit, *action),
+            SystemdChange::Linger { user, enabled } => predict_linger(store, user, *enabled),
+            SystemdChange::AwaitUserManager { user } => predict_manager_start(store, user),
+            // A signal leaves no state behind.
+            SystemdChange::Signal { .. } => {}
+        }
+    }
 }

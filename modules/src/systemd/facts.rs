@@ -5,8 +5,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::fact::Fact;
+use crate::fact::{DomainKey, Fact};
 use crate::shell::quote;
+use crate::systemd::unit_lint::{self, Candidate, Verdict};
 
 /// Which systemd instance manages a unit: the system manager, or one user's manager.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -183,8 +184,8 @@ pub(crate) fn linger_probe(user: &str) -> String {
 
 pub(crate) fn parse_linger(output: &str) -> Option<Fact> {
     match output.trim_end() {
-        "yes" => Some(Fact::Linger(true)),
-        "no" => Some(Fact::Linger(false)),
+        "yes" => Some(Fact::Systemd(SystemdFact::Linger(true))),
+        "no" => Some(Fact::Systemd(SystemdFact::Linger(false))),
         _ => None,
     }
 }
@@ -213,5 +214,56 @@ pub(crate) fn started_with_manager(state: &UnitState) -> UnitState {
 
 /// Whether a task of the play being run turns lingering on for `user`.
 pub(crate) fn lingering_promised(facts: &crate::fact::FactStore, user: &str) -> bool {
-    facts.promised(&crate::fact::FactKey::Linger(user.to_owned())) == Some(&Fact::Linger(true))
+    facts.promised(&SystemdKey::Linger(user.to_owned()).into())
+        == Some(&Fact::Systemd(SystemdFact::Linger(true)))
+}
+
+/// The facts about systemd.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum SystemdKey {
+    /// Load, active and enablement state of a unit.
+    Unit(UnitRef),
+    /// Whether logind lingering is on for a user.
+    Linger(String),
+    /// `systemd-analyze verify` of a unit file before it is installed.
+    UnitVerify(Candidate),
+}
+
+/// The values of [`SystemdKey`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SystemdFact {
+    Unit(UnitState),
+    Linger(bool),
+    UnitVerify(Verdict),
+}
+
+impl fmt::Display for SystemdKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemdKey::Unit(unit) => write!(f, "unit {unit}"),
+            SystemdKey::Linger(user) => write!(f, "linger for {user}"),
+            SystemdKey::UnitVerify(candidate) => write!(f, "{candidate}"),
+        }
+    }
+}
+
+impl DomainKey for SystemdKey {
+    fn probe(&self) -> String {
+        match self {
+            SystemdKey::Unit(unit) => unit_probe(unit),
+            SystemdKey::Linger(user) => linger_probe(user),
+            SystemdKey::UnitVerify(candidate) => unit_lint::probe(candidate),
+        }
+    }
+
+    fn parse(&self, output: &str) -> Option<Fact> {
+        match self {
+            SystemdKey::Unit(unit) => {
+                parse_unit(&unit.manager, output).map(|state| SystemdFact::Unit(state).into())
+            }
+            SystemdKey::Linger(_) => parse_linger(output),
+            SystemdKey::UnitVerify(candidate) => unit_lint::parse(candidate, output)
+                .map(|verdict| SystemdFact::UnitVerify(verdict).into()),
+        }
+    }
 }

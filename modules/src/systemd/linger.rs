@@ -5,8 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountKey;
 use crate::change::Change;
 use crate::fact::{Fact, FactKey, FactStore};
+use crate::systemd::SystemdChange;
+use crate::systemd::{SystemdFact, SystemdKey};
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// Parameters of the `linger` module.
@@ -31,8 +34,8 @@ impl Module for Linger {
 
     fn facts(&self, _known: &FactStore) -> Vec<FactKey> {
         vec![
-            FactKey::User(self.user.clone()),
-            FactKey::Linger(self.user.clone()),
+            FactKey::Accounts(AccountKey::User(self.user.clone())),
+            FactKey::Systemd(SystemdKey::Linger(self.user.clone())),
         ]
     }
 
@@ -47,16 +50,19 @@ impl Module for Linger {
         Ok(Plan::of(if lingering == self.enabled {
             vec![]
         } else {
-            vec![Change::Linger {
+            vec![Change::Systemd(SystemdChange::Linger {
                 user: self.user.clone(),
                 enabled: self.enabled,
-            }]
+            })]
         }))
     }
 
     fn promises(&self) -> Vec<(FactKey, Fact)> {
         if self.enabled {
-            vec![(FactKey::Linger(self.user.clone()), Fact::Linger(true))]
+            vec![(
+                FactKey::Systemd(SystemdKey::Linger(self.user.clone())),
+                Fact::Systemd(SystemdFact::Linger(true)),
+            )]
         } else {
             Vec::new()
         }
@@ -66,21 +72,25 @@ impl Module for Linger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::AccountFact;
     use crate::fact::UserInfo;
 
     fn store(lingering: bool) -> FactStore {
         let mut store = FactStore::default();
         store.insert(
-            FactKey::User("deploy".into()),
-            Fact::User(Some(UserInfo {
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(Some(UserInfo {
                 uid: Some(1000),
                 home: "/home/deploy".into(),
                 shell: "/bin/sh".into(),
                 primary_group: "deploy".into(),
                 groups: vec![],
-            })),
+            }))),
         );
-        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(lingering));
+        store.insert(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(lingering)),
+        );
         store
     }
 

@@ -13,3 +13,12 @@ pub mod service;
 pub mod settle;
 pub mod systemd_unit;
 pub mod unit_lint;
+
+pub use changes::SystemdChange;
+pub use facts::{SystemdFact, SystemdKey};
+
+/// This domain's fact keys, their values and its changes: its variants of `FactKey`,
+/// `Fact` and `Change` (see the registry in `lib.rs`).
+pub type Key = SystemdKey;
+pub type Value = SystemdFact;
+pub type Action = SystemdChange;

@@ -5,10 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountKey;
 use crate::change::{Change, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, ManagerState, UnitRef, UnitState};
 use crate::settle::{Probe, Verify};
 use crate::systemd::facts::{lingering_promised, started_with_manager};
+use crate::systemd::SystemdChange;
+use crate::systemd::SystemdKey;
 use crate::{names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Desired run state of a unit.
@@ -80,10 +83,10 @@ pub(crate) fn unit_ref(name: String, scope: Scope, user: Option<&String>) -> Uni
 pub(crate) fn unit_facts(unit: &UnitRef) -> Vec<FactKey> {
     let mut keys = Vec::with_capacity(3);
     if let Manager::User(user) = &unit.manager {
-        keys.push(FactKey::User(user.clone()));
-        keys.push(FactKey::Linger(user.clone()));
+        keys.push(FactKey::Accounts(AccountKey::User(user.clone())));
+        keys.push(FactKey::Systemd(SystemdKey::Linger(user.clone())));
     }
-    keys.push(FactKey::Unit(unit.clone()));
+    keys.push(FactKey::Systemd(SystemdKey::Unit(unit.clone())));
     keys
 }
 
@@ -127,16 +130,18 @@ pub(crate) fn plan_manager(
         ManagerState::Running => Ok(state),
         ManagerState::Down if lingering => {
             plan.changes
-                .push(Change::AwaitUserManager { user: user.clone() });
+                .push(Change::Systemd(SystemdChange::AwaitUserManager {
+                    user: user.clone(),
+                }));
             Ok(started_with_manager(&state))
         }
         ManagerState::Down if lingering_promised(facts, user) => {
             // The play turns lingering on later anyway; doing it now is what makes this
             // unit manageable at all.
-            plan.changes.push(Change::Linger {
+            plan.changes.push(Change::Systemd(SystemdChange::Linger {
                 user: user.clone(),
                 enabled: true,
-            });
+            }));
             Ok(started_with_manager(&state))
         }
         ManagerState::Down => Err(PlanError::ManagerDown {
@@ -198,12 +203,14 @@ pub(crate) fn plan_run_state(
     }
     Ok(actions
         .into_iter()
-        .map(|action| Change::Unit {
-            unit: unit.clone(),
-            action,
-            reload_follows: false,
-            verify: matches!(action, UnitAction::Start | UnitAction::Restart)
-                .then(|| verify.clone()),
+        .map(|action| {
+            Change::Systemd(SystemdChange::Unit {
+                unit: unit.clone(),
+                action,
+                reload_follows: false,
+                verify: matches!(action, UnitAction::Start | UnitAction::Restart)
+                    .then(|| verify.clone()),
+            })
         })
         .collect())
 }
@@ -280,17 +287,17 @@ impl Module for Service {
                 || plan.changes.iter().any(|change| {
                     matches!(
                         change,
-                        Change::Unit {
+                        Change::Systemd(SystemdChange::Unit {
                             action: UnitAction::Start | UnitAction::Restart,
                             ..
-                        }
+                        })
                     )
                 });
             if will_run {
-                plan.changes.push(Change::Signal {
+                plan.changes.push(Change::Systemd(SystemdChange::Signal {
                     unit,
                     signal: signal.clone(),
-                });
+                }));
             } else {
                 plan.warnings
                     .push(format!("{unit} is not running; {signal} was not sent"));
@@ -303,7 +310,11 @@ impl Module for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::AccountChange;
+    use crate::accounts::AccountFact;
     use crate::fact::Fact;
+    use crate::paths::{PathFact, PathKey};
+    use crate::systemd::SystemdFact;
 
     fn state(active: &str, unit_file: &str) -> UnitState {
         UnitState {
@@ -332,11 +343,11 @@ mod tests {
     fn store(state: UnitState) -> FactStore {
         let mut store = FactStore::default();
         store.insert(
-            FactKey::Unit(UnitRef {
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::System,
                 name: "sidekiq.service".into(),
-            }),
-            Fact::Unit(state),
+            })),
+            Fact::Systemd(SystemdFact::Unit(state)),
         );
         store
     }
@@ -450,10 +461,19 @@ mod tests {
     /// probe says so, and nothing under the future home directory exists.
     fn fresh_host() -> FactStore {
         let mut store = FactStore::default();
-        store.insert(FactKey::User("deploy".into()), Fact::User(None));
-        store.insert(FactKey::Group("deploy".into()), Fact::Group(None));
-        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(false));
-        let unit = FactKey::Unit(user_sidekiq());
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
+        store.insert(
+            FactKey::Accounts(AccountKey::Group("deploy".into())),
+            Fact::Accounts(AccountFact::Group(None)),
+        );
+        store.insert(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(false)),
+        );
+        let unit = FactKey::Systemd(SystemdKey::Unit(user_sidekiq()));
         let probed = crate::fact::parse(&unit, "manager=no-such-user\n").unwrap();
         store.insert(unit, probed);
         for path in [
@@ -463,10 +483,13 @@ mod tests {
             "/home/deploy/.config/systemd/user/sidekiq.service",
         ] {
             store.insert(
-                FactKey::Path(path.into()),
-                Fact::Path(crate::fact::PathState::missing()),
+                FactKey::Paths(PathKey::Path(path.into())),
+                Fact::Paths(PathFact::Path(crate::fact::PathState::missing())),
             );
-            store.insert(FactKey::Content(path.into()), Fact::Content(None));
+            store.insert(
+                FactKey::Paths(PathKey::Content(path.into())),
+                Fact::Paths(PathFact::Content(None)),
+            );
         }
         crate::systemd_unit::tests::verified(&user_unit(), store)
     }
@@ -518,13 +541,13 @@ mod tests {
     }
 
     fn create_deploy(store: &mut FactStore) {
-        let add = Change::AddUser(crate::change::NewUser {
+        let add = Change::Accounts(AccountChange::AddUser(crate::change::NewUser {
             name: "deploy".into(),
             system: false,
             home: None,
             shell: None,
             groups: vec![],
-        });
+        }));
         add.predict(store);
         *store = crate::systemd_unit::tests::verified(&user_unit(), store.clone());
     }
@@ -562,7 +585,10 @@ mod tests {
     #[test]
     fn check_mode_turns_lingering_on_first_for_a_new_account_when_the_play_does_later() {
         let mut store = fresh_host();
-        store.promise([(FactKey::Linger("deploy".into()), Fact::Linger(true))]);
+        store.promise([(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(true)),
+        )]);
         create_deploy(&mut store);
         let plan = user_unit().plan(&store).unwrap();
         assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
@@ -598,16 +624,19 @@ mod tests {
     fn an_account_that_exists_but_has_no_manager_probe_is_still_missing() {
         let mut store = fresh_host();
         store.insert(
-            FactKey::User("deploy".into()),
-            Fact::User(Some(crate::fact::UserInfo {
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(Some(crate::fact::UserInfo {
                 uid: Some(1000),
                 home: "/home/deploy".into(),
                 shell: "/bin/sh".into(),
                 primary_group: "deploy".into(),
                 groups: vec![],
-            })),
+            }))),
         );
-        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(true));
+        store.insert(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(true)),
+        );
         assert!(user_unit()
             .plan(&store)
             .unwrap_err()
@@ -621,17 +650,20 @@ mod tests {
         // starts the enabled unit itself.
         let mut store = FactStore::default();
         store.insert(
-            FactKey::User("deploy".into()),
-            Fact::User(Some(crate::fact::UserInfo {
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(Some(crate::fact::UserInfo {
                 uid: Some(1000),
                 home: "/home/deploy".into(),
                 shell: "/bin/sh".into(),
                 primary_group: "deploy".into(),
                 groups: vec![],
-            })),
+            }))),
         );
-        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(true));
-        let unit = FactKey::Unit(user_sidekiq());
+        store.insert(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(true)),
+        );
+        let unit = FactKey::Systemd(SystemdKey::Unit(user_sidekiq()));
         let probed = crate::fact::parse(
             &unit,
             "manager=down\nUnitFileState=enabled\nUnitFile=present\n",
@@ -649,7 +681,7 @@ mod tests {
         );
         assert!(check(&service, &mut store).is_empty());
         // A unit that is not enabled is started once the manager is up.
-        let unit = FactKey::Unit(user_sidekiq());
+        let unit = FactKey::Systemd(SystemdKey::Unit(user_sidekiq()));
         let probed = crate::fact::parse(&unit, "manager=down\nUnitFile=present\n").unwrap();
         store.insert(unit, probed);
         assert_eq!(

@@ -10,10 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, UnitAction};
 use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
+use crate::paths::PathChange;
+use crate::paths::PathKey;
 use crate::service::{
     plan_manager, plan_run_state, unit_facts, unit_ref, validate_scope, RunState,
 };
 use crate::settle::{Probe, Verify};
+use crate::systemd::SystemdChange;
+use crate::systemd::SystemdKey;
 use crate::unit_lint::{self, Candidate, Verdict};
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Scope};
 
@@ -178,19 +182,23 @@ impl Module for SystemdUnit {
         if let Some(dir) = self.unit_dir(known) {
             if self.scope == Scope::User {
                 let config = dir.trim_end_matches("/systemd/user");
-                keys.push(FactKey::Path(config.to_owned()));
-                keys.push(FactKey::Path(format!("{config}/systemd")));
-                keys.push(FactKey::Path(dir.clone()));
+                keys.push(FactKey::Paths(PathKey::Path(config.to_owned())));
+                keys.push(FactKey::Paths(PathKey::Path(format!("{config}/systemd"))));
+                keys.push(FactKey::Paths(PathKey::Path(dir.clone())));
             }
             let path = format!("{dir}/{}", self.name);
-            keys.push(FactKey::Path(path.clone()));
-            keys.push(FactKey::Content(path.clone()));
+            keys.push(FactKey::Paths(PathKey::Path(path.clone())));
+            keys.push(FactKey::Paths(PathKey::Content(path.clone())));
             if let Some(candidate) = self.candidate(&unit, path) {
-                keys.push(FactKey::UnitVerify(candidate));
+                keys.push(FactKey::Systemd(SystemdKey::UnitVerify(candidate)));
             }
         }
         if let Some(content) = &self.content {
-            keys.extend(unit_lint::programs(content).into_iter().map(FactKey::Path));
+            keys.extend(
+                unit_lint::programs(content)
+                    .into_iter()
+                    .map(|path| PathKey::Path(path).into()),
+            );
         }
         keys
     }
@@ -226,14 +234,17 @@ impl Module for SystemdUnit {
                 let state = facts.path(&path)?;
                 match state.kind {
                     PathKind::Directory => {}
-                    PathKind::Missing => plan.changes.push(Change::CreateDirectory {
-                        path,
-                        attributes: Attributes {
-                            owner: Some(owner.clone()),
-                            group: Some(group.clone()),
-                            mode: Some(0o755),
-                        },
-                    }),
+                    PathKind::Missing => {
+                        plan.changes
+                            .push(Change::Paths(PathChange::CreateDirectory {
+                                path,
+                                attributes: Attributes {
+                                    owner: Some(owner.clone()),
+                                    group: Some(group.clone()),
+                                    mode: Some(0o755),
+                                },
+                            }));
+                    }
                     kind => {
                         return Err(PlanError::WrongKind {
                             path,
@@ -271,21 +282,22 @@ impl Module for SystemdUnit {
         };
         if file_changed {
             self.lint_on_host(&unit, &path, facts, &mut plan)?;
-            plan.changes.push(Change::WriteFile(FileWrite {
-                path: path.clone(),
-                content,
-                before: current.clone(),
-                owner: attributes.owner.clone(),
-                group: attributes.group.clone(),
-                mode: 0o644,
-                validator: None,
-                secret: false,
-            }));
+            plan.changes
+                .push(Change::Paths(PathChange::WriteFile(FileWrite {
+                    path: path.clone(),
+                    content,
+                    before: current.clone(),
+                    owner: attributes.owner.clone(),
+                    group: attributes.group.clone(),
+                    mode: 0o644,
+                    validator: None,
+                    secret: false,
+                })));
         } else if let Some(differing) = attributes.differing_from(state) {
-            plan.changes.push(Change::SetAttributes {
+            plan.changes.push(Change::Paths(PathChange::SetAttributes {
                 path: path.clone(),
                 attributes: differing,
-            });
+            }));
         }
 
         plan.changes.extend(manager_steps);
@@ -302,11 +314,11 @@ impl Module for SystemdUnit {
             // daemon-reload the file needs anyway, it can skip that, and the one
             // reload then sees the new file and the new links together.
             for change in &mut run_state {
-                if let Change::Unit {
+                if let Change::Systemd(SystemdChange::Unit {
                     action: UnitAction::Enable | UnitAction::Disable,
                     reload_follows,
                     ..
-                } = change
+                }) = change
                 {
                     *reload_follows = true;
                     plan.changes.push(change.clone());
@@ -315,16 +327,17 @@ impl Module for SystemdUnit {
             run_state.retain(|change| {
                 !matches!(
                     change,
-                    Change::Unit {
+                    Change::Systemd(SystemdChange::Unit {
                         reload_follows: true,
                         ..
-                    }
+                    })
                 )
             });
-            plan.changes.push(Change::DaemonReload {
-                manager: unit.manager.clone(),
-                unit: Some(unit.name.clone()),
-            });
+            plan.changes
+                .push(Change::Systemd(SystemdChange::DaemonReload {
+                    manager: unit.manager.clone(),
+                    unit: Some(unit.name.clone()),
+                }));
         }
         plan.changes.extend(run_state);
         Ok(plan)
@@ -334,7 +347,10 @@ impl Module for SystemdUnit {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::accounts::{AccountFact, AccountKey};
     use crate::fact::{Fact, ManagerState, PathState, UnitRef, UnitState, UserInfo};
+    use crate::paths::PathFact;
+    use crate::systemd::SystemdFact;
 
     const UNIT: &str = "[Unit]\nDescription=sidekiq\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n";
 
@@ -359,8 +375,8 @@ pub(crate) mod tests {
         let path = "/etc/systemd/system/sidekiq.service";
         let mut store = FactStore::default();
         store.insert(
-            FactKey::Path(path.into()),
-            Fact::Path(match content {
+            FactKey::Paths(PathKey::Path(path.into())),
+            Fact::Paths(PathFact::Path(match content {
                 Some(_) => PathState {
                     kind: PathKind::File,
                     owner: "root".into(),
@@ -368,18 +384,18 @@ pub(crate) mod tests {
                     mode: 0o644,
                 },
                 None => PathState::missing(),
-            }),
+            })),
         );
         store.insert(
-            FactKey::Content(path.into()),
-            Fact::Content(content.map(|c| c.as_bytes().to_vec())),
+            FactKey::Paths(PathKey::Content(path.into())),
+            Fact::Paths(PathFact::Content(content.map(|c| c.as_bytes().to_vec()))),
         );
         store.insert(
-            FactKey::Unit(UnitRef {
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::System,
                 name: "sidekiq.service".into(),
-            }),
-            Fact::Unit(unit),
+            })),
+            Fact::Systemd(SystemdFact::Unit(unit)),
         );
         verified(&sidekiq(), store)
     }
@@ -500,7 +516,7 @@ pub(crate) mod tests {
                 unit_state("loaded", "active", "enabled"),
             ))
             .unwrap();
-        let Change::Unit { verify, .. } = &plan.changes[2] else {
+        let Change::Systemd(SystemdChange::Unit { verify, .. }) = &plan.changes[2] else {
             panic!("{plan:?}")
         };
         assert_eq!(verify.as_ref().map(|v| v.settle), Some(10));
@@ -516,15 +532,15 @@ pub(crate) mod tests {
             content: UNIT.into(),
         };
         store.insert(
-            FactKey::UnitVerify(candidate),
-            Fact::UnitVerify(Verdict::Checked {
+            FactKey::Systemd(SystemdKey::UnitVerify(candidate)),
+            Fact::Systemd(SystemdFact::UnitVerify(Verdict::Checked {
                 errors: vec!["/etc/systemd/system/sidekiq.service (new):4: Unknown key 'ExecStrat' in section [Service], ignoring.".into()],
                 warnings: vec![],
-            }),
+            })),
         );
         store.insert(
-            FactKey::Path("/bin/sleep".into()),
-            Fact::Path(PathState::missing()),
+            FactKey::Paths(PathKey::Path("/bin/sleep".into())),
+            Fact::Paths(PathFact::Path(PathState::missing())),
         );
         assert_eq!(
             sidekiq().plan(&store).unwrap_err().to_string(),
@@ -532,13 +548,13 @@ pub(crate) mod tests {
         );
         // A program an earlier task installs (check mode predicts it) is there.
         store.insert(
-            FactKey::Path("/bin/sleep".into()),
-            Fact::Path(PathState {
+            FactKey::Paths(PathKey::Path("/bin/sleep".into())),
+            Fact::Paths(PathFact::Path(PathState {
                 kind: PathKind::File,
                 owner: "root".into(),
                 group: "root".into(),
                 mode: 0o755,
-            }),
+            })),
         );
         assert_eq!(
             sidekiq()
@@ -581,10 +597,10 @@ pub(crate) mod tests {
         template.state = None;
         assert_eq!(template.validate(), Ok(()));
         assert_eq!(
-            FactKey::Unit(UnitRef {
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::System,
                 name: "alert@.service".into()
-            })
+            }))
             .probe(),
             "echo LoadState=template"
         );
@@ -634,34 +650,46 @@ pub(crate) mod tests {
     fn user_facts(lingering: bool, manager: ManagerState) -> FactStore {
         let mut store = FactStore::default();
         store.insert(
-            FactKey::User("deploy".into()),
-            Fact::User(Some(UserInfo {
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(Some(UserInfo {
                 uid: Some(1000),
                 home: "/home/deploy".into(),
                 shell: "/bin/bash".into(),
                 primary_group: "deploy".into(),
                 groups: vec![],
-            })),
+            }))),
         );
-        store.insert(FactKey::Linger("deploy".into()), Fact::Linger(lingering));
+        store.insert(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(lingering)),
+        );
         for dir in [
             "/home/deploy/.config",
             "/home/deploy/.config/systemd",
             "/home/deploy/.config/systemd/user",
         ] {
-            store.insert(FactKey::Path(dir.into()), Fact::Path(PathState::missing()));
+            store.insert(
+                FactKey::Paths(PathKey::Path(dir.into())),
+                Fact::Paths(PathFact::Path(PathState::missing())),
+            );
         }
         let path = "/home/deploy/.config/systemd/user/sidekiq.service";
-        store.insert(FactKey::Path(path.into()), Fact::Path(PathState::missing()));
-        store.insert(FactKey::Content(path.into()), Fact::Content(None));
+        store.insert(
+            FactKey::Paths(PathKey::Path(path.into())),
+            Fact::Paths(PathFact::Path(PathState::missing())),
+        );
+        store.insert(
+            FactKey::Paths(PathKey::Content(path.into())),
+            Fact::Paths(PathFact::Content(None)),
+        );
         let mut state = unit_state("not-found", "inactive", "");
         state.manager = manager;
         store.insert(
-            FactKey::Unit(UnitRef {
+            FactKey::Systemd(SystemdKey::Unit(UnitRef {
                 manager: Manager::User("deploy".into()),
                 name: "sidekiq.service".into(),
-            }),
-            Fact::Unit(state),
+            })),
+            Fact::Systemd(SystemdFact::Unit(state)),
         );
         verified(&user_unit(), store)
     }
@@ -669,12 +697,12 @@ pub(crate) mod tests {
     /// `store` plus what `systemd-analyze verify` says of `unit`'s file: nothing.
     pub(crate) fn verified(unit: &SystemdUnit, mut store: FactStore) -> FactStore {
         for key in Module::facts(unit, &store) {
-            if let FactKey::UnitVerify(_) = key {
+            if let FactKey::Systemd(SystemdKey::UnitVerify(_)) = key {
                 let clean = Verdict::Checked {
                     errors: vec![],
                     warnings: vec![],
                 };
-                store.insert(key, Fact::UnitVerify(clean));
+                store.insert(key, Fact::Systemd(SystemdFact::UnitVerify(clean)));
             }
         }
         store
@@ -722,7 +750,10 @@ pub(crate) mod tests {
     #[test]
     fn user_unit_with_lingering_planned_later_turns_it_on_first() {
         let mut store = user_facts(false, ManagerState::Down);
-        store.promise([(FactKey::Linger("deploy".into()), Fact::Linger(true))]);
+        store.promise([(
+            FactKey::Systemd(SystemdKey::Linger("deploy".into())),
+            Fact::Systemd(SystemdFact::Linger(true)),
+        )]);
         let plan = user_unit().plan(&store).unwrap();
         assert!(plan.warnings.is_empty());
         assert!(described(&plan).contains(&"enable lingering for deploy".to_owned()));
@@ -743,7 +774,10 @@ pub(crate) mod tests {
     #[test]
     fn user_unit_for_missing_user_fails_clearly() {
         let mut store = user_facts(true, ManagerState::NoSuchUser);
-        store.insert(FactKey::User("deploy".into()), Fact::User(None));
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
         assert_eq!(
             user_unit().plan(&store).unwrap_err().to_string(),
             "user deploy does not exist (a user-scope unit needs its user: create it in an earlier task)"

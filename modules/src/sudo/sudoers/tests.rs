@@ -2,6 +2,10 @@
 
 use super::*;
 use crate::fact::{Fact, Sudo, SystemInfo};
+use crate::paths::PathChange;
+use crate::paths::{PathFact, PathKey};
+use crate::sudo::SudoChange;
+use crate::sudo::SudoFact;
 
 fn units_form() -> Sudoers {
     Sudoers {
@@ -178,7 +182,7 @@ fn commands_grant_no_more_than_they_show() {
 #[test]
 fn the_proof_after_a_write_carries_the_file_it_replaced() {
     let plan = units_form().plan(&store("old\n", None)).unwrap();
-    let Change::VerifySudo { path, before, .. } = &plan.changes[1] else {
+    let Change::Sudo(SudoChange::Verify { path, before, .. }) = &plan.changes[1] else {
         panic!("{:?}", plan.changes);
     };
     assert_eq!(path, "/etc/sudoers.d/sidekiq");
@@ -196,21 +200,21 @@ fn store(content: &str, refused: Option<&str>) -> FactStore {
     let sudoers = units_form();
     let mut store = FactStore::default();
     store.insert(
-        FactKey::Path(sudoers.path()),
-        Fact::Path(PathState {
+        FactKey::Paths(PathKey::Path(sudoers.path())),
+        Fact::Paths(PathFact::Path(PathState {
             kind: PathKind::File,
             owner: "root".into(),
             group: "root".into(),
             mode: 0o440,
-        }),
+        })),
     );
     store.insert(
-        FactKey::Content(sudoers.path()),
-        Fact::Content(Some(content.as_bytes().to_vec())),
+        FactKey::Paths(PathKey::Content(sudoers.path())),
+        Fact::Paths(PathFact::Content(Some(content.as_bytes().to_vec()))),
     );
     store.insert(
         sudoers.verifiable().unwrap().fact(),
-        Fact::SudoRefused(refused.map(str::to_owned)),
+        Fact::Sudo(SudoFact::Refused(refused.map(str::to_owned))),
     );
     store.insert(FactKey::System, Fact::System(merged_usr_host()));
     store
@@ -235,7 +239,7 @@ fn rules_name_every_systemctl_the_host_has_and_need_sudo_and_visudo() {
     let sudoers = units_form();
     let mut facts = store("", None);
     let plan = sudoers.plan(&facts).unwrap();
-    let Change::WriteFile(write) = &plan.changes[0] else {
+    let Change::Paths(PathChange::WriteFile(write)) = &plan.changes[0] else {
         panic!("{plan:?}")
     };
     let text = String::from_utf8(write.content.clone()).unwrap();
