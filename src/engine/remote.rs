@@ -108,7 +108,7 @@ impl PlayRun<'_> {
         self.host.transport.as_mut().ok_or(TaskError::NotConnected)
     }
 
-    /// Runs `cmd` as [`Transport::hold`](crate::transport::Transport::hold) does: a command that says `ready` stays on the
+    /// Runs `cmd` as [`Transport::hold`] does: a command that says `ready` stays on the
     /// host, running.
     pub(super) fn remote_hold(
         &mut self,
