@@ -33,7 +33,7 @@ pub mod sudo;
 pub mod systemd;
 
 registry! {
-    Paths(paths) => [file::File, directory::Directory],
+    Paths(paths) => [file::File, directory::Directory, lineinfile::LineInFile, blockinfile::BlockInFile],
     Accounts(accounts) => [user::User, group::Group],
     Systemd(systemd) => [systemd_unit::SystemdUnit, service::Service, linger::Linger],
     Sudo(sudo) => [sudoers::Sudoers],
@@ -44,7 +44,7 @@ registry! {
 // The modules and helpers by their short names, as the rest of converge knows them.
 pub use accounts::{group, user};
 pub use commands::command;
-pub use paths::{directory, file, safe_path};
+pub use paths::{blockinfile, directory, file, lineinfile, safe_path};
 pub use sudo::sudoers;
 pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
 
@@ -108,6 +108,8 @@ pub enum PlanError {
     },
     #[error("{path} does not exist and no content was given")]
     NoContent { path: String },
+    #[error("{path} does not exist (create: true creates it, or create it in an earlier task)")]
+    NoFile { path: String },
     #[error("user {user} does not exist{hint}")]
     NoSuchUser { user: String, hint: &'static str },
     #[error("group {group} does not exist{hint}")]
