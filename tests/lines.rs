@@ -9,7 +9,7 @@ mod fleet;
 mod support;
 
 use fleet::{Fleet, TestHost};
-use support::{changes_on, converge_json, inventory, tasks_on, text};
+use support::{changes_on, converge_json, inventory, refused, tasks_on};
 
 /// A playbook with `tasks` (YAML list items, indented by four spaces), written beside
 /// the fleet's other files.
@@ -42,17 +42,6 @@ const SSHD: &str = r#"    - name: no root logins
     - name: created
       blockinfile: { path: /srv/new.conf, block: "x=1", create: true, mode: "0600" }
 "#;
-
-/// Runs converge, which must fail the task (exit 1) saying `why`.
-fn refused(fleet: &Fleet, args: &[&str], why: &str) {
-    let output = fleet.converge(args);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains(why),
-        "{}",
-        text(&output)
-    );
-}
 
 fn count(host: &TestHost, pattern: &str, path: &str) -> String {
     host.ssh_ok(&format!("LC_ALL=C grep -c -e '{pattern}' {path} || true"))

@@ -195,6 +195,17 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// Runs converge, which must fail the task (exit 1) saying `why`.
+pub fn refused(fleet: &Fleet, args: &[&str], why: &str) {
+    let output = fleet.converge(args);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(why),
+        "{}",
+        text(&output)
+    );
+}
+
 /// Runs converge with `--format json`; returns the exit status and the report, checked
 /// against `docs/report.schema.json`.
 pub fn converge_json(fleet: &Fleet, args: &[&str]) -> (i32, Value) {

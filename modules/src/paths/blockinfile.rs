@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fact::{FactKey, FactStore};
 use crate::paths::lines::{self, Anchor, Place, Target};
-use crate::{names, validate_owner_group, Mode, Module, ParamError, Plan, PlanError, Presence};
+use crate::{Mode, Module, ParamError, Plan, PlanError, Presence};
 
 /// The marker lines' default, `{mark}` standing for `BEGIN` and `END`.
 pub const DEFAULT_MARKER: &str = "# {mark} MANAGED BY CONVERGE";
@@ -96,9 +96,8 @@ impl Module for BlockInFile {
     const NAME: &'static str = "blockinfile";
 
     fn validate(&self) -> Result<(), ParamError> {
-        names::file_path(&self.path)?;
-        validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
-        lines::validate_place(self.insert_after.as_ref(), self.insert_before.as_ref())?;
+        self.target()
+            .validate(self.insert_after.as_ref(), self.insert_before.as_ref())?;
         lines::validate_one_line("marker", &self.marker, "")?;
         if !self.marker.contains("{mark}") {
             return Err(ParamError::Invalid {
@@ -128,34 +127,11 @@ impl Module for BlockInFile {
 mod tests {
     use super::*;
     use crate::change::Change;
-    use crate::paths::lines::tests::facts;
+    use crate::paths::lines::tests::{edited, edited_text, facts, refused};
     use crate::paths::PathChange;
 
-    fn task(yaml: &str) -> BlockInFile {
-        let task: BlockInFile =
-            serde_json::from_str(&format!("{{\"path\": \"/etc/app.conf\", {yaml}}}")).unwrap();
-        task.validate().unwrap();
-        task
-    }
-
-    /// What the task writes over `content` (`None`: nothing), asserting the result is
-    /// then left alone.
-    fn edited(task: &BlockInFile, content: &[u8]) -> Option<Vec<u8>> {
-        let written = |content: &[u8]| {
-            let plan = task.plan(&facts(Some(content))).unwrap();
-            match plan.changes.as_slice() {
-                [] => None,
-                [Change::Paths(PathChange::WriteFile(write))] => Some(write.content.clone()),
-                other => panic!("{other:?}"),
-            }
-        };
-        let new = written(content)?;
-        assert_eq!(written(&new), None, "not idempotent");
-        Some(new)
-    }
-
-    fn edited_text(task: &BlockInFile, content: &str) -> Option<String> {
-        edited(task, content.as_bytes()).map(|new| String::from_utf8(new).unwrap())
+    fn task(json: &str) -> BlockInFile {
+        lines::tests::task(json)
     }
 
     const MATCH: &str = r#""block": "Match User deploy\n  PasswordAuthentication no\n""#;
@@ -267,11 +243,7 @@ mod tests {
 
     #[test]
     fn parameters_are_checked() {
-        let check = |yaml: &str| {
-            let task: BlockInFile =
-                serde_json::from_str(&format!("{{\"path\": \"/etc/a\", {yaml}}}")).unwrap();
-            task.validate().unwrap_err().to_string()
-        };
+        let check = refused::<BlockInFile>;
         assert_eq!(
             check(r##""marker": "# managed""##),
             "`marker` must contain {mark}, which becomes BEGIN and END"

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fact::{FactKey, FactStore};
 use crate::paths::lines::{self, Anchor, Pattern, Place, Target};
-use crate::{names, validate_owner_group, Mode, Module, ParamError, Plan, PlanError, Presence};
+use crate::{Mode, Module, ParamError, Plan, PlanError, Presence};
 
 /// Parameters of the `lineinfile` module.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,9 +88,8 @@ impl Module for LineInFile {
     const NAME: &'static str = "lineinfile";
 
     fn validate(&self) -> Result<(), ParamError> {
-        names::file_path(&self.path)?;
-        validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
-        lines::validate_place(self.insert_after.as_ref(), self.insert_before.as_ref())?;
+        self.target()
+            .validate(self.insert_after.as_ref(), self.insert_before.as_ref())?;
         if let Some(line) = &self.line {
             lines::validate_one_line("line", line, " (blockinfile manages several lines)")?;
         }
@@ -126,31 +125,15 @@ impl Module for LineInFile {
 mod tests {
     use super::*;
     use crate::change::{Change, FileWrite};
-    use crate::paths::lines::tests::facts;
+    use crate::paths::lines::tests::{edited_text, facts, refused, written};
     use crate::paths::PathChange;
 
-    fn task(yaml: &str) -> LineInFile {
-        let task: LineInFile =
-            serde_json::from_str(&format!("{{\"path\": \"/etc/app.conf\", {yaml}}}")).unwrap();
-        task.validate().unwrap();
-        task
+    fn task(json: &str) -> LineInFile {
+        lines::tests::task(json)
     }
 
-    /// What the task writes over `content`: `None` when it writes nothing.
-    fn written(task: &LineInFile, content: &[u8]) -> Option<Vec<u8>> {
-        let plan = task.plan(&facts(Some(content))).unwrap();
-        match plan.changes.as_slice() {
-            [] => None,
-            [Change::Paths(PathChange::WriteFile(write))] => Some(write.content.clone()),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// `written`, as text, asserting the result is then left alone.
     fn edited(task: &LineInFile, content: &str) -> Option<String> {
-        let new = written(task, content.as_bytes())?;
-        assert_eq!(written(task, &new), None, "not idempotent");
-        Some(String::from_utf8(new).unwrap())
+        edited_text(task, content)
     }
 
     const SSHD: &str = "Port 22\n#PermitRootLogin prohibit-password\nPasswordAuthentication yes\n";
@@ -321,11 +304,7 @@ mod tests {
 
     #[test]
     fn parameters_are_checked() {
-        let check = |yaml: &str| {
-            let task: LineInFile =
-                serde_json::from_str(&format!("{{\"path\": \"/etc/a\", {yaml}}}")).unwrap();
-            task.validate().unwrap_err().to_string()
-        };
+        let check = refused::<LineInFile>;
         assert_eq!(
             check(r#""regexp": "^a""#),
             "`line` is required when state is present"

@@ -19,7 +19,10 @@ use crate::change::Attributes;
 use crate::fact::{FactKey, FactStore, PathKind};
 use crate::paths::file::{new_file, update_file};
 use crate::paths::PathKey;
-use crate::{check_owner_group, owner_group_facts, Mode, ParamError, Plan, PlanError, Presence};
+use crate::{
+    check_owner_group, names, owner_group_facts, validate_owner_group, Mode, ParamError, Plan,
+    PlanError, Presence,
+};
 
 /// A regular expression, matched against a line without its ending (so `$` is the end
 /// of the line's text) and on its bytes, so a line need not be UTF-8. Invalid syntax is
@@ -134,10 +137,7 @@ impl<'a> Place<'a> {
 }
 
 /// Checks `insert_after` and `insert_before`: at most one, and `EOF` only after.
-pub(crate) fn validate_place(
-    after: Option<&Anchor>,
-    before: Option<&Anchor>,
-) -> Result<(), ParamError> {
+fn validate_place(after: Option<&Anchor>, before: Option<&Anchor>) -> Result<(), ParamError> {
     if after.is_some() && before.is_some() {
         return Err(ParamError::AtMostOne {
             options: "insert_after, insert_before",
@@ -230,6 +230,17 @@ pub(crate) struct Target<'a> {
 }
 
 impl Target<'_> {
+    /// Checks the path, the accounts and where new lines go.
+    pub(crate) fn validate(
+        &self,
+        after: Option<&Anchor>,
+        before: Option<&Anchor>,
+    ) -> Result<(), ParamError> {
+        names::file_path(self.path)?;
+        validate_owner_group(self.owner, self.group)?;
+        validate_place(after, before)
+    }
+
     /// The file's state and bytes, and the accounts to check.
     pub(crate) fn facts(&self) -> Vec<FactKey> {
         let mut keys = vec![
@@ -294,8 +305,48 @@ impl Target<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::change::Change;
     use crate::fact::{Fact, PathState};
-    use crate::paths::PathFact;
+    use crate::paths::{PathChange, PathFact};
+    use crate::Module;
+
+    /// A task of module `M` on `/etc/app.conf` with the parameters `json` (the inside
+    /// of a JSON object), checked as the playbook would be.
+    pub(crate) fn task<M: Module>(json: &str) -> M {
+        let task: M =
+            serde_json::from_str(&format!("{{\"path\": \"/etc/app.conf\", {json}}}")).unwrap();
+        task.validate().unwrap();
+        task
+    }
+
+    /// Why the parameters `json` of a task of module `M` are refused.
+    pub(crate) fn refused<M: Module>(json: &str) -> String {
+        let task: M = serde_json::from_str(&format!("{{\"path\": \"/etc/a\", {json}}}")).unwrap();
+        task.validate().unwrap_err().to_string()
+    }
+
+    /// What `task` writes over `content` (`None`: nothing), asserting that it then
+    /// leaves the result alone.
+    pub(crate) fn edited<M: Module>(task: &M, content: &[u8]) -> Option<Vec<u8>> {
+        let new = written(task, content)?;
+        assert_eq!(written(task, &new), None, "not idempotent");
+        Some(new)
+    }
+
+    /// [`edited`], as text.
+    pub(crate) fn edited_text<M: Module>(task: &M, content: &str) -> Option<String> {
+        edited(task, content.as_bytes()).map(|new| String::from_utf8(new).unwrap())
+    }
+
+    /// What `task` writes over `content`: `None` when it writes nothing.
+    pub(crate) fn written<M: Module>(task: &M, content: &[u8]) -> Option<Vec<u8>> {
+        let plan = task.plan(&facts(Some(content))).unwrap();
+        match plan.changes.as_slice() {
+            [] => None,
+            [Change::Paths(PathChange::WriteFile(write))] => Some(write.content.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// The facts of `/etc/app.conf`: `None` for a missing file, else its bytes, owned by
     /// root:adm with mode 0640.
