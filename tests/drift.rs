@@ -1,6 +1,7 @@
 //! Drift on real hosts: `--check` predicts exactly what the following apply does (on
 //! fresh and on drifted hosts), rollouts stop at a failing batch, the deploy flow's
-//! signal is only reported in check mode, and installed sudo rules are proven.
+//! signal is only reported in check mode, installed sudo rules are proven, and lines
+//! and blocks edited in files converge does not own are predicted exactly.
 
 mod fleet;
 mod support;
@@ -174,5 +175,60 @@ fn sudo_rules_are_proven_on_the_host() {
     assert!(
         stdout.contains("sudo refuses to let deploy run `/bin/systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place"),
         "{stdout}"
+    );
+}
+
+/// Lines and blocks in files converge does not own, on a file an earlier task of the
+/// same run creates, and on one it edits.
+const LINES: &str = r#"- hosts: app
+  tasks:
+    - name: redis binds to loopback
+      lineinfile: { path: /srv/redis.conf, regexp: '^#?bind\s', line: bind 127.0.0.1, create: true, mode: "0640" }
+    - name: redis limits
+      blockinfile: { path: /srv/redis.conf, block: "maxmemory 64mb\nmaxmemory-policy noeviction\n", insert_before: '^bind\s' }
+    - name: no root logins
+      lineinfile: { path: /srv/sshd_config, regexp: '^#?PermitRootLogin\b', line: PermitRootLogin no }
+    - name: deploy uses keys
+      blockinfile: { path: /srv/sshd_config, block: "Match User deploy\n  PasswordAuthentication no" }
+"#;
+
+#[test]
+fn check_mode_is_exact_for_lines_and_blocks_on_fresh_and_drifted_hosts() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    host.ssh_ok("cp /etc/ssh/sshd_config /srv/sshd_config");
+    let playbook = fleet.dir().join("lines.yml");
+    std::fs::write(&playbook, LINES).unwrap();
+    let args = [playbook.to_str().unwrap(), "-i", inventory];
+
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "redis binds to loopback: create /srv/redis.conf",
+            "redis limits: update /srv/redis.conf",
+            "no root logins: update /srv/sshd_config",
+            "deploy uses keys: update /srv/sshd_config",
+        ]
+    );
+
+    // A line edited by hand, a block deleted, a mode changed.
+    host.ssh_ok(concat!(
+        "sed -i 's/^bind 127.0.0.1$/bind 0.0.0.0/' /srv/redis.conf && chmod 0644 /srv/redis.conf && ",
+        "sed -i '/^# BEGIN MANAGED BY CONVERGE$/,/^# END MANAGED BY CONVERGE$/d' /srv/sshd_config"
+    ));
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "redis binds to loopback: update /srv/redis.conf",
+            "deploy uses keys: update /srv/sshd_config",
+        ]
+    );
+    assert_eq!(
+        host.ssh_ok("stat -c %a /srv/redis.conf; grep -c '^bind 127.0.0.1$' /srv/redis.conf"),
+        "640\n1"
     );
 }
