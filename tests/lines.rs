@@ -1,15 +1,15 @@
 //! `lineinfile` and `blockinfile` on real hosts: an sshd configuration edited (lines
 //! replaced, inserted, removed, a block added) with its other bytes, owner and mode
-//! kept, `--check` on the fresh host listing every change the apply then makes, a second
-//! run with nothing to do, a line edited by hand found by `--check` (exit 2) and
-//! repaired, and the refusals (a missing file without `create`, a directory on the way
-//! that is a user's symbolic link).
+//! kept, `--check` on the fresh host listing every change the apply then makes, a
+//! second run with nothing to do (one remote command), a line edited by hand found by
+//! `--check` (exit 2) and repaired, and the refusals (a missing file without `create`,
+//! a directory on the way that is a user's symbolic link).
 
 mod fleet;
 mod support;
 
 use fleet::{Fleet, TestHost};
-use support::{changes_on, converge_json, inventory, refused, tasks_on};
+use support::{changes_on, converge_json, inventory, refused, stat, tasks_on};
 
 /// A playbook with `tasks` (YAML list items, indented by four spaces), written beside
 /// the fleet's other files.
@@ -124,10 +124,11 @@ fn lines_and_blocks_are_edited_in_place_kept_repaired_and_refused_where_unsafe()
         "a private directory of the atomic write was left behind"
     );
 
-    // Nothing to do the second time.
+    // Nothing to do the second time, known from the one batched read.
     let (code, report) = converge_json(&fleet, &[&site, "-i", inventory]);
     assert_eq!(code, 0, "{report:#}");
     assert!(changes_on(&report, &host.name).is_empty(), "{report:#}");
+    assert_eq!(stat(&report, &host.name, "commands"), 1, "{report:#}");
 
     // A line edited by hand: --check finds it (exit 2) with its diff, apply repairs it,
     // then no drift.
