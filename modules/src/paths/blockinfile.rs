@@ -6,7 +6,7 @@
 //! the block (or removed, with `state: absent` or an empty block); otherwise the block
 //! is inserted after the last line `insert_after` matches (or before the last
 //! `insert_before` matches, or at the file's start or end). The rest of the file is
-//! kept byte for byte (see [`lines`](super::lines)).
+//! kept byte for byte (see [`lines`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@
 //! line `insert_after` matches (or before the last `insert_before` matches, or at the
 //! file's start or end). With `state: absent`, every line `regexp` matches (without
 //! `regexp`: every line equal to `line`) is removed. The rest of the file is kept byte
-//! for byte (see [`lines`](super::lines)).
+//! for byte (see [`lines`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,9 @@ impl Module for LineInFile {
         self.target()
             .plan(facts, |content| match (self.state, &self.line) {
                 (Presence::Present, Some(line)) => self.present(content, line.as_bytes()),
-                _ => self.absent(content),
+                // Refused by `validate`: nothing to put in place.
+                (Presence::Present, None) => content.to_vec(),
+                (Presence::Absent, _) => self.absent(content),
             })
     }
 }

@@ -373,6 +373,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_link_or_a_directory_at_the_path_is_refused_not_followed() {
+        let target = Target {
+            path: "/etc/app.conf",
+            state: Presence::Present,
+            create: true,
+            owner: None,
+            group: None,
+            mode: None,
+        };
+        for kind in [PathKind::Symlink, PathKind::Directory] {
+            let mut store = facts(Some(b"a\n"));
+            store.insert(
+                PathKey::Path("/etc/app.conf".into()).into(),
+                PathFact::Path(PathState {
+                    kind,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    mode: 0o777,
+                })
+                .into(),
+            );
+            assert_eq!(
+                target.plan(&store, <[u8]>::to_vec).unwrap_err().to_string(),
+                format!("/etc/app.conf is a {kind}; expected a regular file")
+            );
+        }
+    }
+
+    #[test]
     fn lines_keep_their_endings_and_compare_without_them() {
         let lines = split(b"a\r\nb\nc");
         assert_eq!(lines, [&b"a\r\n"[..], b"b\n", b"c"]);
