@@ -35,7 +35,7 @@ pub mod systemd;
 registry! {
     Paths(paths) => [file::File, directory::Directory, lineinfile::LineInFile, blockinfile::BlockInFile],
     Accounts(accounts) => [user::User, group::Group],
-    Systemd(systemd) => [systemd_unit::SystemdUnit, service::Service, linger::Linger],
+    Systemd(systemd) => [systemd_unit::SystemdUnit, systemd_dropin::SystemdDropin, service::Service, linger::Linger],
     Sudo(sudo) => [sudoers::Sudoers],
     Commands(commands) => [command::Command],
     Links(links) => [link::Link],
@@ -46,7 +46,7 @@ pub use accounts::{group, user};
 pub use commands::command;
 pub use paths::{blockinfile, directory, file, lineinfile, safe_path};
 pub use sudo::sudoers;
-pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
+pub use systemd::{linger, service, settle, systemd_dropin, systemd_unit, unit_lint};
 
 use crate::accounts::AccountKey;
 use std::fmt;

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, UnitAction};
-use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
+use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef, UnitState};
 use crate::paths::PathChange;
 use crate::paths::PathKey;
 use crate::service::{
@@ -119,20 +119,6 @@ impl SystemdUnit {
             problems: format!("\n  - {}", problems.join("\n  - ")),
         })
     }
-
-    fn unit_dir(&self, facts: &FactStore) -> Option<String> {
-        match self.scope {
-            Scope::System => Some("/etc/systemd/system".to_owned()),
-            Scope::User => {
-                let user = self.user.as_ref()?;
-                let info = facts.user(user).ok()?.as_ref()?;
-                Some(format!(
-                    "{}/.config/systemd/user",
-                    info.home.trim_end_matches('/')
-                ))
-            }
-        }
-    }
 }
 
 impl Module for SystemdUnit {
@@ -179,13 +165,13 @@ impl Module for SystemdUnit {
     fn facts(&self, known: &FactStore) -> Vec<FactKey> {
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut keys = unit_facts(&unit);
-        if let Some(dir) = self.unit_dir(known) {
-            if self.scope == Scope::User {
-                let config = dir.trim_end_matches("/systemd/user");
-                keys.push(FactKey::Paths(PathKey::Path(config.to_owned())));
-                keys.push(FactKey::Paths(PathKey::Path(format!("{config}/systemd"))));
-                keys.push(FactKey::Paths(PathKey::Path(dir.clone())));
-            }
+        if let Some(dir) = unit_dir(&unit.manager, known) {
+            keys.extend(
+                config_dirs(&unit.manager, &dir)
+                    .into_iter()
+                    .map(PathKey::Path)
+                    .map(FactKey::from),
+            );
             let path = format!("{dir}/{}", self.name);
             keys.push(FactKey::Paths(PathKey::Path(path.clone())));
             keys.push(FactKey::Paths(PathKey::Content(path.clone())));
@@ -214,134 +200,233 @@ impl Module for SystemdUnit {
         let unit_state = plan_manager(&unit, facts, &mut plan)?;
         let manager_steps = std::mem::take(&mut plan.changes);
 
-        let (owner, group) = match &unit.manager {
-            Manager::System => ("root".to_owned(), "root".to_owned()),
-            Manager::User(user) => {
-                let info = facts
-                    .user(user)?
-                    .as_ref()
-                    .ok_or_else(|| PlanError::NoSuchUser {
-                        user: user.clone(),
-                        hint: crate::CREATE_IT_FIRST,
-                    })?;
-                (user.clone(), info.primary_group.clone())
-            }
-        };
-        let dir = self.unit_dir(facts).unwrap_or_default();
-        if self.scope == Scope::User {
-            let config = dir.trim_end_matches("/systemd/user").to_owned();
-            for path in [config.clone(), format!("{config}/systemd"), dir.clone()] {
-                let state = facts.path(&path)?;
-                match state.kind {
-                    PathKind::Directory => {}
-                    PathKind::Missing => {
-                        plan.changes
-                            .push(Change::Paths(PathChange::CreateDirectory {
-                                path,
-                                attributes: Attributes {
-                                    owner: Some(owner.clone()),
-                                    group: Some(group.clone()),
-                                    mode: Some(0o755),
-                                },
-                            }));
-                    }
-                    kind => {
-                        return Err(PlanError::WrongKind {
-                            path,
-                            kind,
-                            expected: "directory",
-                        })
-                    }
-                }
-            }
-        }
-
+        let (owner, group) = file_owner(&unit.manager, facts)?;
+        let dir = unit_dir(&unit.manager, facts).unwrap_or_default();
+        plan_directories(
+            config_dirs(&unit.manager, &dir),
+            &owner,
+            &group,
+            facts,
+            &mut plan,
+        )?;
         let path = format!("{dir}/{}", self.name);
         let content = self.content.clone().unwrap_or_default().into_bytes();
-        let state = facts.path(&path)?;
-        let current = facts.content(&path)?;
-        let file_changed = current.as_deref() != Some(content.as_slice());
-        // Comments, blank lines and key order are not worth a restart.
-        let effective_change = current
-            .as_deref()
-            .is_none_or(|old| unit_lint::effectively_differ(old, &content));
-        match state.kind {
-            PathKind::Missing | PathKind::File => {}
-            kind => {
-                return Err(PlanError::WrongKind {
-                    path,
-                    kind,
-                    expected: "regular file",
-                })
-            }
-        }
-        let attributes = Attributes {
-            owner: Some(owner),
-            group: Some(group),
-            mode: Some(0o644),
-        };
-        if file_changed {
+        let file = plan_file(&path, content, owner, group, facts)?;
+        if file.changed {
             self.lint_on_host(&unit, &path, facts, &mut plan)?;
-            plan.changes
-                .push(Change::Paths(PathChange::WriteFile(FileWrite {
-                    path: path.clone(),
-                    content,
-                    before: current.clone(),
-                    owner: attributes.owner.clone(),
-                    group: attributes.group.clone(),
-                    mode: 0o644,
-                    validator: None,
-                    secret: false,
-                })));
-        } else if let Some(differing) = attributes.differing_from(state) {
-            plan.changes.push(Change::Paths(PathChange::SetAttributes {
-                path: path.clone(),
-                attributes: differing,
-            }));
         }
-
+        plan.changes.extend(file.change);
         plan.changes.extend(manager_steps);
-        let mut run_state = plan_run_state(
+        let run_state = plan_run_state(
             &unit,
             &unit_state,
             self.enabled,
             self.state,
-            file_changed && effective_change && unit_state.exists(),
+            file.effective && unit_state.exists(),
             &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
         )?;
-        if file_changed || unit_state.need_daemon_reload {
-            // `systemctl enable` reloads the manager by itself; done before the
-            // daemon-reload the file needs anyway, it can skip that, and the one
-            // reload then sees the new file and the new links together.
-            for change in &mut run_state {
-                if let Change::Systemd(SystemdChange::Unit {
-                    action: UnitAction::Enable | UnitAction::Disable,
-                    reload_follows,
-                    ..
-                }) = change
-                {
-                    *reload_follows = true;
-                    plan.changes.push(change.clone());
-                }
-            }
-            run_state.retain(|change| {
-                !matches!(
-                    change,
-                    Change::Systemd(SystemdChange::Unit {
-                        reload_follows: true,
-                        ..
-                    })
-                )
-            });
-            plan.changes
-                .push(Change::Systemd(SystemdChange::DaemonReload {
-                    manager: unit.manager.clone(),
-                    unit: Some(unit.name.clone()),
-                }));
-        }
-        plan.changes.extend(run_state);
+        plan_reload(&unit, &unit_state, file.changed, true, run_state, &mut plan);
         Ok(plan)
     }
+}
+
+/// The directory a manager reads its administrator's unit files (and their drop-in
+/// directories) from: `/etc/systemd/system`, or `~USER/.config/systemd/user` (`None`
+/// while the user's home is not known).
+pub(crate) fn unit_dir(manager: &Manager, facts: &FactStore) -> Option<String> {
+    match manager {
+        Manager::System => Some("/etc/systemd/system".to_owned()),
+        Manager::User(user) => {
+            let info = facts.user(user).ok()?.as_ref()?;
+            Some(format!(
+                "{}/.config/systemd/user",
+                info.home.trim_end_matches('/')
+            ))
+        }
+    }
+}
+
+/// The directories on the way to a user's `dir` that converge creates for the user
+/// when they are missing (none for the system manager: its directory is the
+/// system's).
+pub(crate) fn config_dirs(manager: &Manager, dir: &str) -> Vec<String> {
+    match manager {
+        Manager::System => Vec::new(),
+        Manager::User(_) => {
+            let config = dir.trim_end_matches("/systemd/user");
+            vec![
+                config.to_owned(),
+                format!("{config}/systemd"),
+                dir.to_owned(),
+            ]
+        }
+    }
+}
+
+/// Who owns the unit files of `manager`: root, or the user and their primary group.
+pub(crate) fn file_owner(
+    manager: &Manager,
+    facts: &FactStore,
+) -> Result<(String, String), PlanError> {
+    match manager {
+        Manager::System => Ok(("root".to_owned(), "root".to_owned())),
+        Manager::User(user) => {
+            let info = facts
+                .user(user)?
+                .as_ref()
+                .ok_or_else(|| PlanError::NoSuchUser {
+                    user: user.clone(),
+                    hint: crate::CREATE_IT_FIRST,
+                })?;
+            Ok((user.clone(), info.primary_group.clone()))
+        }
+    }
+}
+
+/// Creates each of `dirs` that is missing (0755, owned by `owner` and `group`); anything
+/// but a directory in their place is refused.
+pub(crate) fn plan_directories(
+    dirs: Vec<String>,
+    owner: &str,
+    group: &str,
+    facts: &FactStore,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    for path in dirs {
+        match facts.path(&path)?.kind {
+            PathKind::Directory => {}
+            PathKind::Missing => {
+                plan.changes
+                    .push(Change::Paths(PathChange::CreateDirectory {
+                        path,
+                        attributes: Attributes {
+                            owner: Some(owner.to_owned()),
+                            group: Some(group.to_owned()),
+                            mode: Some(0o755),
+                        },
+                    }));
+            }
+            kind => {
+                return Err(PlanError::WrongKind {
+                    path,
+                    kind,
+                    expected: "directory",
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a unit file (or drop-in) task does to its file.
+pub(crate) struct FileStep {
+    /// The write, or the owner/group/mode repair, if any.
+    pub change: Option<Change>,
+    /// The file's content changes.
+    pub changed: bool,
+    /// It changes in something systemd sees (comments, blank lines and key order are
+    /// not worth a restart).
+    pub effective: bool,
+}
+
+/// Plans `path` to hold `content`, owned by `owner` and `group`, mode 0644, written
+/// through the safe atomic write path.
+pub(crate) fn plan_file(
+    path: &str,
+    content: Vec<u8>,
+    owner: String,
+    group: String,
+    facts: &FactStore,
+) -> Result<FileStep, PlanError> {
+    let state = facts.path(path)?;
+    match state.kind {
+        PathKind::Missing | PathKind::File => {}
+        kind => {
+            return Err(PlanError::WrongKind {
+                path: path.to_owned(),
+                kind,
+                expected: "regular file",
+            })
+        }
+    }
+    let current = facts.content(path)?;
+    let changed = current.as_deref() != Some(content.as_slice());
+    let effective = changed
+        && current
+            .as_deref()
+            .is_none_or(|old| unit_lint::effectively_differ(old, &content));
+    let attributes = Attributes {
+        owner: Some(owner),
+        group: Some(group),
+        mode: Some(0o644),
+    };
+    let change = if changed {
+        Some(Change::Paths(PathChange::WriteFile(FileWrite {
+            path: path.to_owned(),
+            content,
+            before: current.clone(),
+            owner: attributes.owner,
+            group: attributes.group,
+            mode: 0o644,
+            validator: None,
+            secret: false,
+        })))
+    } else {
+        attributes.differing_from(state).map(|differing| {
+            Change::Paths(PathChange::SetAttributes {
+                path: path.to_owned(),
+                attributes: differing,
+            })
+        })
+    };
+    Ok(FileStep {
+        change,
+        changed,
+        effective,
+    })
+}
+
+/// Adds to `plan` the daemon-reload a changed file (or a reload the manager is owed)
+/// needs, and the unit's `run_state` changes after it. Check mode predicts the unit
+/// loaded after the reload when its own file was written, or it was loaded already. An enable or disable goes
+/// before the reload and skips its own: `systemctl enable` reloads the manager by
+/// itself, and one reload then sees the new file and the new links together.
+pub(crate) fn plan_reload(
+    unit: &UnitRef,
+    unit_state: &UnitState,
+    file_changed: bool,
+    writes_unit_file: bool,
+    mut run_state: Vec<Change>,
+    plan: &mut Plan,
+) {
+    if file_changed || unit_state.need_daemon_reload {
+        for change in &mut run_state {
+            if let Change::Systemd(SystemdChange::Unit {
+                action: UnitAction::Enable | UnitAction::Disable,
+                reload_follows,
+                ..
+            }) = change
+            {
+                *reload_follows = true;
+                plan.changes.push(change.clone());
+            }
+        }
+        run_state.retain(|change| {
+            !matches!(
+                change,
+                Change::Systemd(SystemdChange::Unit {
+                    reload_follows: true,
+                    ..
+                })
+            )
+        });
+        plan.changes
+            .push(Change::Systemd(SystemdChange::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: (writes_unit_file || unit_state.exists()).then(|| unit.name.clone()),
+            }));
+    }
+    plan.changes.extend(run_state);
 }
 
 #[cfg(test)]
