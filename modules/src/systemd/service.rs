@@ -513,7 +513,7 @@ mod tests {
             scope: Scope::User,
             user: Some("deploy".into()),
             enabled: Some(true),
-            state: Some(RunState::Started),
+            state: Some(crate::systemd_unit::UnitFileState::Started),
             settle: None,
             probe: None,
             journal_lines: None,

@@ -40,7 +40,7 @@ pub struct SystemdUnit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<RunState>,
+    pub state: Option<UnitFileState>,
     /// Seconds a unit this task starts or restarts must stay up (0: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<u32>,
@@ -52,7 +52,102 @@ pub struct SystemdUnit {
     pub journal_lines: Option<u32>,
 }
 
+/// `state` of a `systemd_unit`: the unit's run state, or `absent`: the unit stopped,
+/// disabled and its file removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitFileState {
+    Started,
+    Stopped,
+    /// Restart now (always a change).
+    Restarted,
+    /// Reload now, or start when not running (always a change).
+    Reloaded,
+    Absent,
+}
+
+impl UnitFileState {
+    /// The run state asked for, if any.
+    fn run(self) -> Option<RunState> {
+        match self {
+            UnitFileState::Started => Some(RunState::Started),
+            UnitFileState::Stopped => Some(RunState::Stopped),
+            UnitFileState::Restarted => Some(RunState::Restarted),
+            UnitFileState::Reloaded => Some(RunState::Reloaded),
+            UnitFileState::Absent => None,
+        }
+    }
+}
+
 impl SystemdUnit {
+    fn absent(&self) -> bool {
+        self.state == Some(UnitFileState::Absent)
+    }
+
+    fn run_state(&self) -> Option<RunState> {
+        self.state.and_then(UnitFileState::run)
+    }
+
+    /// Stops and disables the unit if its file exists, removes the file, and reloads
+    /// the manager. Nothing to do when the file is not there (nor its user).
+    fn plan_absent(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
+        if let Manager::User(user) = &unit.manager {
+            if facts.user(user)?.is_none() {
+                return Ok(Plan::default());
+            }
+        }
+        let mut plan = Plan::default();
+        let state = plan_manager(&unit, facts, &mut plan)?;
+        let path = format!(
+            "{}/{}",
+            unit_dir(&unit.manager, facts).unwrap_or_default(),
+            self.name
+        );
+        let removes = match facts.path(&path)?.kind {
+            PathKind::Missing => false,
+            PathKind::File => true,
+            kind => {
+                return Err(PlanError::WrongKind {
+                    path,
+                    kind,
+                    expected: "regular file",
+                })
+            }
+        };
+        if !removes && !state.need_daemon_reload {
+            return Ok(Plan::default());
+        }
+        // The reload that follows is the one the removal needs anyway.
+        let action = |action| {
+            Change::Systemd(SystemdChange::Unit {
+                unit: unit.clone(),
+                action,
+                reload_follows: action == UnitAction::Disable,
+                verify: None,
+            })
+        };
+        if removes {
+            if state.is_active() {
+                plan.changes.push(action(UnitAction::Stop));
+            }
+            if state.is_enabled() {
+                plan.changes.push(action(UnitAction::Disable));
+            }
+            plan.changes.push(Change::Paths(PathChange::Remove {
+                path,
+                kind: PathKind::File,
+            }));
+        }
+        plan.changes
+            .push(Change::Systemd(SystemdChange::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: Some(unit.name.clone()),
+                removed: removes,
+            }));
+        Ok(plan)
+    }
+
     /// The unit file to verify before it is installed at `path` (a template cannot be
     /// verified as such: only its instances can).
     fn candidate(&self, unit: &UnitRef, path: String) -> Option<Candidate> {
@@ -127,12 +222,28 @@ impl Module for SystemdUnit {
     fn validate(&self) -> Result<(), ParamError> {
         names::unit(&self.name)?;
         validate_scope(self.scope, self.user.as_ref())?;
-        if content_sources(
+        let sources = content_sources(
             self.content.as_ref(),
             self.src.as_ref(),
             self.template.as_ref(),
-        ) != 1
-        {
+        );
+        if self.absent() {
+            let given = [
+                ("content/src/template", sources > 0),
+                ("enabled", self.enabled.is_some()),
+                ("settle", self.settle.is_some()),
+                ("probe", self.probe.is_some()),
+                ("journal_lines", self.journal_lines.is_some()),
+            ];
+            return match given.into_iter().find(|(_, given)| *given) {
+                Some((param, _)) => Err(ParamError::Invalid {
+                    param,
+                    reason: "makes no sense with state: absent".to_owned(),
+                }),
+                None => Ok(()),
+            };
+        }
+        if sources != 1 {
             return Err(ParamError::OneOf {
                 options: "content, src, template",
             });
@@ -165,6 +276,12 @@ impl Module for SystemdUnit {
     fn facts(&self, known: &FactStore) -> Vec<FactKey> {
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut keys = unit_facts(&unit);
+        if self.absent() {
+            if let Some(dir) = unit_dir(&unit.manager, known) {
+                keys.push(PathKey::Path(format!("{dir}/{}", self.name)).into());
+            }
+            return keys;
+        }
         if let Some(dir) = unit_dir(&unit.manager, known) {
             keys.extend(
                 config_dirs(&unit.manager, &dir)
@@ -190,11 +307,14 @@ impl Module for SystemdUnit {
     }
 
     fn restarts(&self) -> Option<UnitRef> {
-        (self.state == Some(RunState::Restarted))
+        (self.run_state() == Some(RunState::Restarted))
             .then(|| unit_ref(self.name.clone(), self.scope, self.user.as_ref()))
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        if self.absent() {
+            return self.plan_absent(facts);
+        }
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut plan = Plan::default();
         let unit_state = plan_manager(&unit, facts, &mut plan)?;
@@ -221,7 +341,7 @@ impl Module for SystemdUnit {
             &unit,
             &unit_state,
             self.enabled,
-            self.state,
+            self.run_state(),
             file.effective && unit_state.exists(),
             &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
         )?;
@@ -424,6 +544,7 @@ pub(crate) fn plan_reload(
             .push(Change::Systemd(SystemdChange::DaemonReload {
                 manager: unit.manager.clone(),
                 unit: (writes_unit_file || unit_state.exists()).then(|| unit.name.clone()),
+                removed: false,
             }));
     }
     plan.changes.extend(run_state);
@@ -448,7 +569,7 @@ pub(crate) mod tests {
             scope: Scope::System,
             user: None,
             enabled: Some(true),
-            state: Some(RunState::Started),
+            state: Some(UnitFileState::Started),
 
             settle: None,
             probe: None,
@@ -650,6 +771,120 @@ pub(crate) mod tests {
                 .count(),
             1
         );
+    }
+
+    fn absent() -> SystemdUnit {
+        SystemdUnit {
+            content: None,
+            enabled: None,
+            state: Some(UnitFileState::Absent),
+            ..sidekiq()
+        }
+    }
+
+    #[test]
+    fn absent_stops_disables_removes_then_reloads() {
+        let mut store = system_facts(Some(UNIT), unit_state("loaded", "active", "enabled"));
+        assert_eq!(
+            Module::facts(&absent(), &store),
+            [
+                FactKey::Systemd(SystemdKey::Unit(UnitRef {
+                    manager: Manager::System,
+                    name: "sidekiq.service".into(),
+                })),
+                FactKey::Paths(PathKey::Path("/etc/systemd/system/sidekiq.service".into())),
+            ]
+        );
+        let plan = absent().plan(&store).unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "stop sidekiq.service",
+                "disable sidekiq.service",
+                "remove regular file /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)"
+            ]
+        );
+        assert_eq!(
+            plan.changes[1].command().argv,
+            [
+                "systemctl",
+                "disable",
+                "--no-reload",
+                "--",
+                "sidekiq.service"
+            ]
+        );
+        // Check mode predicts the unit gone, and a second plan empty.
+        for change in plan.changes {
+            change.predict(&mut store);
+        }
+        let unit = UnitRef {
+            manager: Manager::System,
+            name: "sidekiq.service".into(),
+        };
+        assert_eq!(
+            store.unit(&unit).unwrap(),
+            &unit_state("not-found", "inactive", "")
+        );
+        assert_eq!(absent().plan(&store).unwrap(), Plan::default());
+    }
+
+    #[test]
+    fn absent_on_a_stopped_disabled_or_missing_unit_does_only_what_is_left() {
+        let stopped = system_facts(Some(UNIT), unit_state("loaded", "inactive", "disabled"));
+        assert_eq!(
+            described(&absent().plan(&stopped).unwrap()),
+            [
+                "remove regular file /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)"
+            ]
+        );
+        let missing = system_facts(None, unit_state("not-found", "inactive", ""));
+        assert_eq!(absent().plan(&missing).unwrap(), Plan::default());
+        // Removed by hand, not yet reloaded: the reload is still owed.
+        let mut owed = unit_state("not-found", "inactive", "");
+        owed.need_daemon_reload = true;
+        assert_eq!(
+            described(&absent().plan(&system_facts(None, owed)).unwrap()),
+            ["daemon-reload (system manager)"]
+        );
+    }
+
+    #[test]
+    fn absent_takes_no_content_nor_run_parameters() {
+        assert_eq!(absent().validate(), Ok(()));
+        let with_content = SystemdUnit {
+            content: Some(UNIT.into()),
+            ..absent()
+        };
+        assert_eq!(
+            with_content.validate().unwrap_err().to_string(),
+            "`content/src/template` makes no sense with state: absent"
+        );
+        let enabled = SystemdUnit {
+            enabled: Some(true),
+            ..absent()
+        };
+        assert_eq!(
+            enabled.validate().unwrap_err().to_string(),
+            "`enabled` makes no sense with state: absent"
+        );
+    }
+
+    #[test]
+    fn absent_for_a_missing_user_is_ok() {
+        let mut store = user_facts(true, ManagerState::NoSuchUser);
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
+        let unit = SystemdUnit {
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            ..absent()
+        };
+        assert_eq!(unit.plan(&store).unwrap(), Plan::default());
     }
 
     #[test]
