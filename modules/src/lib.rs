@@ -110,6 +110,8 @@ pub enum PlanError {
     NoContent { path: String },
     #[error("{path} does not exist (create: true creates it, or create it in an earlier task)")]
     NoFile { path: String },
+    #[error("the home directory {home} of {user} does not exist, so its authorized_keys cannot be written (create_home: true creates it with a new account)")]
+    NoHome { user: String, home: String },
     #[error("user {user} does not exist{hint}")]
     NoSuchUser { user: String, hint: &'static str },
     #[error("group {group} does not exist{hint}")]

@@ -544,6 +544,8 @@ mod tests {
         let add = Change::Accounts(AccountChange::AddUser(crate::change::NewUser {
             name: "deploy".into(),
             system: false,
+            uid: None,
+            create_home: true,
             home: None,
             shell: None,
             groups: vec![],
