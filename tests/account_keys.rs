@@ -6,32 +6,15 @@
 mod fleet;
 mod support;
 
-use std::process::{Command, Stdio};
-
 use fleet::{Fleet, TestHost};
-use support::{changes_on, converge_json, inventory};
+use support::{changes_on, converge_json, inventory, ssh_as};
 
 const OTHER_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVwD1c7YZbHhCuKo1Jm4KXQKxTczPk4iX0h0YQKq2Yb old@desktop";
 
 /// Runs `id -un` on `host` logged in as `user` with the fleet's key.
 fn login(fleet: &Fleet, host: &TestHost, user: &str) -> String {
-    let output = Command::new("ssh")
-        .arg("-i")
-        .arg(fleet.home().join(".ssh/id_ed25519"))
-        .args(["-p", &host.port.to_string(), "-F", "none"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"])
-        .arg(format!("{user}@127.0.0.1"))
-        .arg("id -un")
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null())
+    let output = ssh_as(fleet, host, user, "id -un")
         .output()
         .expect("run ssh");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()

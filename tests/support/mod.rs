@@ -336,3 +336,25 @@ pub fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &s
         host.name
     );
 }
+
+/// An `ssh` command logging in to `host` as `user` with the fleet's key.
+pub fn ssh_as(fleet: &Fleet, host: &TestHost, user: &str, cmd: &str) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .arg("-i")
+        .arg(fleet.home().join(".ssh/id_ed25519"))
+        .args(["-p", &host.port.to_string(), "-F", "none"])
+        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=INFO"])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(cmd)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null());
+    command
+}
