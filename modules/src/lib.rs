@@ -221,6 +221,10 @@ pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'sta
     /// The key that selects this module in a task.
     const NAME: &'static str;
 
+    /// Parameters whose value is a secret: a task that gives one is handled as
+    /// `no_log`, whatever it says.
+    const SECRET_PARAMS: &'static [&'static str] = &[];
+
     /// Checks what can be checked without a host: names, paths, combinations.
     fn validate(&self) -> Result<(), ParamError>;
 

@@ -192,6 +192,12 @@ pub enum AccountChange {
     },
     AddUser(NewUser),
     EditUser(UserEdit),
+    /// `chpasswd --encrypted`, the hash on stdin: never on a command line, never
+    /// described.
+    SetPassword {
+        name: String,
+        hash: String,
+    },
     RemoveUser {
         name: String,
     },
@@ -205,6 +211,7 @@ impl DomainChange for AccountChange {
             AccountChange::RemoveGroup { name } => format!("remove group {name}"),
             AccountChange::AddUser(user) => format!("create user {}", user.name),
             AccountChange::EditUser(edit) => describe_edit(edit),
+            AccountChange::SetPassword { name, .. } => format!("set password for user {name}"),
             AccountChange::RemoveUser { name } => format!("remove user {name}"),
         }
     }
@@ -222,6 +229,10 @@ impl DomainChange for AccountChange {
             AccountChange::RemoveGroup { name } => Cmd::argv(["groupdel", "--", name.as_str()]),
             AccountChange::AddUser(user) => add_user_command(user),
             AccountChange::EditUser(edit) => edit_user_command(edit),
+            AccountChange::SetPassword { name, hash } => Cmd {
+                argv: vec!["chpasswd".to_owned(), "--encrypted".to_owned()],
+                stdin: format!("{name}:{hash}\n").into_bytes(),
+            },
             AccountChange::RemoveUser { name } => Cmd::argv(["userdel", "--", name.as_str()]),
         }
     }
@@ -232,6 +243,9 @@ impl DomainChange for AccountChange {
             | AccountChange::SetGroupId { name, .. }
             | AccountChange::RemoveGroup { name } => {
                 vec![Touch::Key(AccountKey::Group(name.clone()).into())]
+            }
+            AccountChange::SetPassword { name, .. } => {
+                vec![Touch::Key(AccountKey::Password(name.clone()).into())]
             }
             // Accounts own files, groups and home directories: too much to list.
             AccountChange::AddUser(_)
@@ -249,6 +263,10 @@ impl DomainChange for AccountChange {
             AccountChange::RemoveGroup { name } => predict_group(store, name, false, None),
             AccountChange::AddUser(user) => predict_new_user(store, user),
             AccountChange::EditUser(edit) => predict_edit(store, edit),
+            AccountChange::SetPassword { name, hash } => store.insert(
+                FactKey::Accounts(AccountKey::Password(name.clone())),
+                Fact::Accounts(AccountFact::Password(Some(hash.clone()))),
+            ),
             AccountChange::RemoveUser { name } => predict_removed_user(store, name),
         }
     }

@@ -33,6 +33,9 @@ pub struct User {
     /// Create it as a system account (only used when creating it).
     #[serde(default)]
     pub system: bool,
+    /// The password as a crypt hash (`$y$...`, `$6$...`), or `!`/`*` for none; a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
     /// The public keys that may log in as the user, one per line of
     /// `~/.ssh/authorized_keys`; `None`: the file is not managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,7 @@ impl User {
 
 impl Module for User {
     const NAME: &'static str = "user";
+    const SECRET_PARAMS: &'static [&'static str] = &["password"];
 
     fn validate(&self) -> Result<(), ParamError> {
         names::user(&self.name)?;
@@ -88,8 +92,21 @@ impl Module for User {
                 });
             }
         }
+        if let Some(hash) = &self.password {
+            // The value is never quoted: a mistyped hash may be a real password.
+            let hash_like = hash.starts_with(['$', '!', '*'])
+                && !hash.contains([':', '\n', '\r', '\0'])
+                && !hash.is_empty();
+            if !hash_like {
+                return Err(ParamError::Invalid {
+                    param: "password",
+                    reason: "must be a crypt hash as in /etc/shadow (e.g. from `mkpasswd` or `openssl passwd -6`), or ! or * for no password; a clear-text password is refused".to_owned(),
+                });
+            }
+        }
         if self.state == Presence::Absent {
             for (param, given) in [
+                ("password", self.password.is_some()),
                 ("uid", self.uid.is_some()),
                 ("authorized_keys", self.authorized_keys.is_some()),
             ] {
@@ -115,6 +132,9 @@ impl Module for User {
                 PathKey::Content(file).into(),
             ]);
         }
+        if self.state == Presence::Present && self.password.is_some() {
+            keys.push(AccountKey::Password(self.name.clone()).into());
+        }
         if self.state == Presence::Present {
             keys.extend(
                 self.groups
@@ -128,6 +148,18 @@ impl Module for User {
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
         let mut plan = self.plan_account(facts)?;
+        if self.state == Presence::Absent {
+            return Ok(plan);
+        }
+        if let Some(hash) = &self.password {
+            if facts.password(&self.name)? != Some(hash.as_str()) {
+                plan.changes
+                    .push(Change::Accounts(AccountChange::SetPassword {
+                        name: self.name.clone(),
+                        hash: hash.clone(),
+                    }));
+            }
+        }
         if let Some(keys) = &self.authorized_keys {
             plan.changes.extend(self.plan_keys(keys, facts)?);
         }
@@ -312,6 +344,7 @@ mod tests {
             home: None,
             groups: Some(vec!["adm".into()]),
             system: false,
+            password: None,
             authorized_keys: None,
             authorized_keys_exclusive: true,
             create_home: true,
@@ -567,6 +600,53 @@ mod tests {
             ..deploy()
         };
         assert!(bad.validate().is_err());
+    }
+
+    const HASH: &str = "$y$j9T$Wc2mPZt1sQ$0nZcRrqV3lYp9xyEJkY8i0bsvH0Kc0qoVqCk8lA7xQ8";
+
+    #[test]
+    fn a_password_hash_is_set_through_stdin_and_never_shown() {
+        let user = User {
+            password: Some(HASH.into()),
+            ..deploy()
+        };
+        assert_eq!(User::SECRET_PARAMS, ["password"]);
+        assert_eq!(crate::secret_params("user"), ["password"]);
+        let mut facts = store(Some(info("/bin/bash", &["adm"])));
+        assert!(
+            Module::facts(&user, &facts).contains(&AccountKey::Password("deploy".into()).into())
+        );
+        let key = FactKey::from(AccountKey::Password("deploy".into()));
+        assert!(key.domain().unwrap().output_is_secret());
+        assert_eq!(
+            key.domain()
+                .unwrap()
+                .parse(&format!("deploy:{HASH}:19700:0:99999:7:::\n")),
+            Some(Fact::Accounts(AccountFact::Password(Some(HASH.into()))))
+        );
+        facts.insert(key.clone(), AccountFact::Password(Some("!".into())).into());
+        let plan = user.plan(&facts).unwrap();
+        assert_eq!(described(&plan), ["set password for user deploy"]);
+        let command = plan.changes[0].command();
+        assert_eq!(command.argv, ["chpasswd", "--encrypted"]);
+        assert!(!format!("{:?}", plan.changes[0].describe()).contains(HASH));
+        assert_eq!(command.stdin, format!("deploy:{HASH}\n").into_bytes());
+        plan.changes[0].predict(&mut facts);
+        assert_eq!(user.plan(&facts).unwrap(), Plan::default());
+    }
+
+    #[test]
+    fn a_clear_text_password_is_refused_without_being_quoted() {
+        let user = User {
+            password: Some("hunter2".into()),
+            ..deploy()
+        };
+        let error = user.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("`password` must be a crypt hash"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"));
     }
 
     #[test]
