@@ -95,6 +95,7 @@ mod tests {
         Change::Systemd(SystemdChange::DaemonReload {
             manager: Manager::System,
             unit: Some("sidekiq.service".into()),
+            removed: false,
         })
     }
 

@@ -1,6 +1,8 @@
 //! Drift on real hosts: `--check` predicts exactly what the following apply does (on
 //! fresh and on drifted hosts), rollouts stop at a failing batch, the deploy flow's
-//! signal is only reported in check mode, and installed sudo rules are proven.
+//! signal is only reported in check mode, installed sudo rules are proven, and lines
+//! and blocks edited in files converge does not own, drop-ins, removed units and
+//! accounts with their keys and passwords are predicted exactly.
 
 mod fleet;
 mod support;
@@ -174,5 +176,153 @@ fn sudo_rules_are_proven_on_the_host() {
     assert!(
         stdout.contains("sudo refuses to let deploy run `/bin/systemctl restart sidekiq` although /etc/sudoers.d/sidekiq is in place"),
         "{stdout}"
+    );
+}
+
+/// Lines and blocks in files converge does not own, on a file an earlier task of the
+/// same run creates, and on one it edits.
+const LINES: &str = r#"- hosts: app
+  tasks:
+    - name: redis binds to loopback
+      lineinfile: { path: /srv/redis.conf, regexp: '^#?bind\s', line: bind 127.0.0.1, create: true, mode: "0640" }
+    - name: redis limits
+      blockinfile: { path: /srv/redis.conf, block: "maxmemory 64mb\nmaxmemory-policy noeviction\n", insert_before: '^bind\s' }
+    - name: no root logins
+      lineinfile: { path: /srv/sshd_config, regexp: '^#?PermitRootLogin\b', line: PermitRootLogin no }
+    - name: deploy uses keys
+      blockinfile: { path: /srv/sshd_config, block: "Match User deploy\n  PasswordAuthentication no" }
+"#;
+
+#[test]
+fn check_mode_is_exact_for_lines_and_blocks_on_fresh_and_drifted_hosts() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    host.ssh_ok("cp /etc/ssh/sshd_config /srv/sshd_config");
+    let playbook = fleet.dir().join("lines.yml");
+    std::fs::write(&playbook, LINES).unwrap();
+    let args = [playbook.to_str().unwrap(), "-i", inventory];
+
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "redis binds to loopback: create /srv/redis.conf",
+            "redis limits: update /srv/redis.conf",
+            "no root logins: update /srv/sshd_config",
+            "deploy uses keys: update /srv/sshd_config",
+        ]
+    );
+
+    // A line edited by hand, a block deleted, a mode changed.
+    host.ssh_ok(concat!(
+        "sed -i 's/^bind 127.0.0.1$/bind 0.0.0.0/' /srv/redis.conf && chmod 0644 /srv/redis.conf && ",
+        "sed -i '/^# BEGIN MANAGED BY CONVERGE$/,/^# END MANAGED BY CONVERGE$/d' /srv/sshd_config"
+    ));
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "redis binds to loopback: update /srv/redis.conf",
+            "deploy uses keys: update /srv/sshd_config",
+        ]
+    );
+    assert_eq!(
+        host.ssh_ok("stat -c %a /srv/redis.conf; grep -c '^bind 127.0.0.1$' /srv/redis.conf"),
+        "640\n1"
+    );
+}
+
+const UNITS_AND_ACCOUNTS: &str = r#"- hosts: app
+  tasks:
+    - name: app group
+      group: { name: app, gid: 2501 }
+    - name: deploy user
+      user:
+        name: deploy
+        uid: 2502
+        groups: [app]
+        password: "$6$convergetest$0YlZJx2zkzHqWMR/Au0UFdRdDtX8bArBhE8Ct8PKy5myFWnpGyY43b9hcR2Q49tzzd1wzz3q/srhD1F7yBrH.."
+        authorized_keys:
+          - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVwD1c7YZbHhCuKo1Jm4KXQKxTczPk4iX0h0YQKq2Yb deploy@laptop
+    - name: worker unit
+      systemd_unit:
+        name: worker.service
+        enabled: true
+        state: started
+        content: |
+          [Service]
+          ExecStart=/bin/sleep infinity
+          [Install]
+          WantedBy=multi-user.target
+    - name: worker limits
+      systemd_dropin:
+        unit: worker.service
+        name: limits
+        content: |
+          [Service]
+          LimitNOFILE=4096
+    - name: old unit
+      systemd_unit: { name: old.service, state: absent }
+"#;
+
+#[test]
+fn check_mode_is_exact_for_drop_ins_removed_units_and_accounts_on_fresh_and_drifted_hosts() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    let install_old = "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' > /etc/systemd/system/old.service && systemctl daemon-reload && systemctl enable --now old.service";
+    host.ssh_ok(install_old);
+    let playbook = fleet.dir().join("units.yml");
+    std::fs::write(&playbook, UNITS_AND_ACCOUNTS).unwrap();
+    let args = [playbook.to_str().unwrap(), "-i", inventory];
+
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "app group: create group app",
+            "deploy user: 4 changes (hidden: no_log)",
+            "worker unit: create /etc/systemd/system/worker.service",
+            "worker unit: enable worker.service",
+            "worker unit: daemon-reload (system manager)",
+            "worker unit: start worker.service",
+            "worker limits: create directory /etc/systemd/system/worker.service.d",
+            "worker limits: create /etc/systemd/system/worker.service.d/limits.conf",
+            "worker limits: daemon-reload (system manager)",
+            "worker limits: restart worker.service",
+            "old unit: stop old.service",
+            "old unit: disable old.service",
+            "old unit: remove regular file /etc/systemd/system/old.service",
+            "old unit: daemon-reload (system manager)",
+        ]
+    );
+
+    // The drop-in deleted, the worker stopped, a key and the password changed by hand,
+    // the old unit back.
+    host.ssh_ok(&format!(
+        "rm /etc/systemd/system/worker.service.d/limits.conf && systemctl stop worker.service && echo ssh-ed25519 AAAA other >> /home/deploy/.ssh/authorized_keys && usermod -p '!' deploy && {install_old}"
+    ));
+    // (Whether the worker's manager owes a reload after the drop-in vanished is
+    // systemd's to say; check mode reads it as apply does.)
+    let apply = assert_check_is_exact(&fleet, &args);
+    let changes = changes_on(&apply, &host.name);
+    for expected in [
+        "deploy user: 2 changes (hidden: no_log)",
+        "worker unit: start worker.service",
+        "worker limits: create /etc/systemd/system/worker.service.d/limits.conf",
+        "worker limits: restart worker.service",
+        "old unit: remove regular file /etc/systemd/system/old.service",
+    ] {
+        assert!(
+            changes.iter().any(|c| c == expected),
+            "{expected}: {changes:#?}"
+        );
+    }
+    assert_eq!(
+        host.ssh_ok("systemctl show -p LimitNOFILE -p ActiveState worker.service | sort"),
+        "ActiveState=active\nLimitNOFILE=4096"
     );
 }

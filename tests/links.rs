@@ -6,7 +6,7 @@ mod fleet;
 mod support;
 
 use fleet::{Fleet, TestHost};
-use support::{changes_on, converge_json, inventory, text};
+use support::{changes_on, converge_json, inventory, refused};
 
 /// A playbook with one `link` task (`params` inside its braces), written beside the
 /// fleet's other files.
@@ -26,17 +26,6 @@ fn link_state(host: &TestHost, path: &str) -> String {
     host.ssh_ok(&format!(
         "if [ -h {path} ]; then stat -c '%U:%G' {path}; readlink {path}; elif [ -e {path} ]; then stat -c %F {path}; else echo missing; fi"
     ))
-}
-
-/// Runs converge, which must fail the task (exit 1) saying `why`.
-fn refused(fleet: &Fleet, args: &[&str], why: &str) {
-    let output = fleet.converge(args);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains(why),
-        "{}",
-        text(&output)
-    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use fleet::{Fleet, TestHost};
 use serde_json::Value;
-use support::{changes_on, converge_json, tasks_on, text};
+use support::{changes_on, converge_json, ssh_as, tasks_on, text};
 
 const SIDEKIQ_USER: &str = "playbooks/sidekiq-user.yml";
 const CAPTURE: &str = "playbooks/capture.yml";
@@ -176,28 +176,6 @@ fn manager_running(host: &TestHost, user: &str) -> bool {
     ))
     .status
     .success()
-}
-
-/// An `ssh` command logging in to `host` as `user` with the fleet's key.
-fn ssh_as(fleet: &Fleet, host: &TestHost, user: &str, cmd: &str) -> Command {
-    let mut command = Command::new("ssh");
-    command
-        .arg("-i")
-        .arg(fleet.home().join(".ssh/id_ed25519"))
-        .args(["-p", &host.port.to_string(), "-F", "none"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "LogLevel=INFO"])
-        .arg(format!("{user}@127.0.0.1"))
-        .arg(cmd)
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::null());
-    command
 }
 
 /// Lets `user` (who must exist) log in over SSH with the fleet's key.

@@ -33,9 +33,9 @@ pub mod sudo;
 pub mod systemd;
 
 registry! {
-    Paths(paths) => [file::File, directory::Directory],
+    Paths(paths) => [file::File, directory::Directory, lineinfile::LineInFile, blockinfile::BlockInFile],
     Accounts(accounts) => [user::User, group::Group],
-    Systemd(systemd) => [systemd_unit::SystemdUnit, service::Service, linger::Linger],
+    Systemd(systemd) => [systemd_unit::SystemdUnit, systemd_dropin::SystemdDropin, service::Service, linger::Linger],
     Sudo(sudo) => [sudoers::Sudoers],
     Commands(commands) => [command::Command],
     Links(links) => [link::Link],
@@ -44,9 +44,9 @@ registry! {
 // The modules and helpers by their short names, as the rest of converge knows them.
 pub use accounts::{group, user};
 pub use commands::command;
-pub use paths::{directory, file, safe_path};
+pub use paths::{blockinfile, directory, file, lineinfile, safe_path};
 pub use sudo::sudoers;
-pub use systemd::{linger, service, settle, systemd_unit, unit_lint};
+pub use systemd::{linger, service, settle, systemd_dropin, systemd_unit, unit_lint};
 
 use crate::accounts::AccountKey;
 use std::fmt;
@@ -108,6 +108,10 @@ pub enum PlanError {
     },
     #[error("{path} does not exist and no content was given")]
     NoContent { path: String },
+    #[error("{path} does not exist (create: true creates it, or create it in an earlier task)")]
+    NoFile { path: String },
+    #[error("the home directory {home} of {user} does not exist, so its authorized_keys cannot be written (create_home: true creates it with a new account)")]
+    NoHome { user: String, home: String },
     #[error("user {user} does not exist{hint}")]
     NoSuchUser { user: String, hint: &'static str },
     #[error("group {group} does not exist{hint}")]
@@ -216,6 +220,10 @@ pub enum Scope {
 pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
     /// The key that selects this module in a task.
     const NAME: &'static str;
+
+    /// Parameters whose value is a secret: a task that gives one is handled as
+    /// `no_log`, whatever it says.
+    const SECRET_PARAMS: &'static [&'static str] = &[];
 
     /// Checks what can be checked without a host: names, paths, combinations.
     fn validate(&self) -> Result<(), ParamError>;

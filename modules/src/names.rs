@@ -207,6 +207,34 @@ pub fn sudoers_file(name: &str) -> Result<(), InvalidName> {
     }
 }
 
+/// A systemd drop-in file name: a plain file name of ASCII letters, digits and
+/// `_ - . @ +`, not starting with `.`. systemd reads only `*.conf` files in a drop-in
+/// directory, so `.conf` is appended when missing. Returns the file name.
+pub fn dropin(name: &str) -> Result<String, InvalidName> {
+    const KIND: &str = "drop-in name";
+    let valid = !name.is_empty()
+        && name.len() <= 250
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.@+".contains(&b));
+    if !valid {
+        return Err(invalid(
+            KIND,
+            name,
+            "use a plain file name of ASCII letters, digits, _ - . @ and +, not starting with .",
+        ));
+    }
+    // systemd matches `*.conf` case-sensitively: `x.CONF` would be ignored.
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
+    let conf = name.ends_with(".conf");
+    Ok(if conf {
+        name.to_owned()
+    } else {
+        format!("{name}.conf")
+    })
+}
+
 /// A signal name for `systemctl kill -s`: `TSTP`, `SIGTSTP`, `HUP`, or a number.
 pub fn signal(name: &str) -> Result<(), InvalidName> {
     let bare = name.strip_prefix("SIG").unwrap_or(name);
@@ -333,6 +361,19 @@ mod tests {
         assert!(sudoers_file("sidekiq~").is_err());
         assert!(sudoers_file("a/b").is_err());
         assert!(sudoers_file("a b").is_err());
+    }
+
+    #[test]
+    fn dropins_are_plain_conf_file_names() {
+        assert_eq!(dropin("limits").as_deref(), Ok("limits.conf"));
+        assert_eq!(dropin("10-limits.conf").as_deref(), Ok("10-limits.conf"));
+        for bad in ["", ".conf", "../x", "a/b", "a b", "x;y", ".hidden"] {
+            assert!(dropin(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            dropin("a/b").unwrap_err().to_string(),
+            "invalid drop-in name \"a/b\": use a plain file name of ASCII letters, digits, _ - . @ and +, not starting with ."
+        );
     }
 
     #[test]

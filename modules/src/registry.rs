@@ -9,7 +9,8 @@
 //! [`Fact`](crate::Fact) and [`Change`](crate::Change) with one variant per domain; the
 //! `From` impls that build them from a payload; the one match each that hands a call to
 //! the domain; [`MODULE_NAMES`](crate::MODULE_NAMES) and
-//! [`deserialize_params`](crate::deserialize_params). Adding a domain is its folder, its
+//! [`deserialize_params`](crate::deserialize_params) and
+//! [`secret_params`](crate::secret_params). Adding a domain is its folder, its
 //! line and its `pub mod` beside the line; a module in an existing domain is its file
 //! and one more entry on its domain's line.
 
@@ -86,6 +87,17 @@ macro_rules! registry {
 
         /// Every module's name, in documentation order.
         pub const MODULE_NAMES: &[&str] = &[$($(<$domain::$($module)::+ as $crate::Module>::NAME),*),*];
+
+        /// The secret parameters of the module called `name` (see
+        /// [`Module::SECRET_PARAMS`](crate::Module::SECRET_PARAMS)).
+        pub fn secret_params(name: &str) -> &'static [&'static str] {
+            $($(
+                if name == <$domain::$($module)::+ as $crate::Module>::NAME {
+                    return <$domain::$($module)::+ as $crate::Module>::SECRET_PARAMS;
+                }
+            )*)*
+            &[]
+        }
 
         /// Deserializes the parameters of the module called `name`, or returns `None`
         /// when there is no such module.

@@ -430,6 +430,18 @@ mod tests {
     }
 
     #[test]
+    fn a_password_makes_its_task_no_log_whatever_the_task_says() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - user: { name: deploy, password: \"$y$j9T$x$y\" }\n      no_log: false\n    - user: { name: deploy, shell: /bin/bash }\n",
+        )
+        .unwrap();
+        let tasks = &playbook.plays[0].tasks;
+        assert!(tasks[0].no_log);
+        assert_eq!(tasks[0].title(), "user");
+        assert!(!tasks[1].no_log);
+    }
+
+    #[test]
     fn unknown_play_key_is_located_with_allowed_keys() {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use converge_modules::{deserialize_params, DynModule, MODULE_NAMES};
+use converge_modules::{deserialize_params, secret_params, DynModule, MODULE_NAMES};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -302,6 +302,10 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 MODULE_NAMES.join(", ")
             )));
         };
+        // A secret parameter (a password hash) implies no_log: no `no_log: false` shows it.
+        let secret = secret_params(module.kind())
+            .iter()
+            .any(|param| params.get(param).is_some());
         Ok(Task {
             name,
             module,
@@ -312,7 +316,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
             when,
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
-            no_log: no_log.unwrap_or(false),
+            no_log: no_log.unwrap_or(false) || secret,
         })
     }
 }

@@ -195,6 +195,17 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// Runs converge, which must fail the task (exit 1) saying `why`.
+pub fn refused(fleet: &Fleet, args: &[&str], why: &str) {
+    let output = fleet.converge(args);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(why),
+        "{}",
+        text(&output)
+    );
+}
+
 /// Runs converge with `--format json`; returns the exit status and the report, checked
 /// against `docs/report.schema.json`.
 pub fn converge_json(fleet: &Fleet, args: &[&str]) -> (i32, Value) {
@@ -324,4 +335,26 @@ pub fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &s
         local.display(),
         host.name
     );
+}
+
+/// An `ssh` command logging in to `host` as `user` with the fleet's key.
+pub fn ssh_as(fleet: &Fleet, host: &TestHost, user: &str, cmd: &str) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .arg("-i")
+        .arg(fleet.home().join(".ssh/id_ed25519"))
+        .args(["-p", &host.port.to_string(), "-F", "none"])
+        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "LogLevel=INFO"])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(cmd)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null());
+    command
 }

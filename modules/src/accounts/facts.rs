@@ -78,6 +78,30 @@ pub(crate) fn parse_group(output: &str) -> Option<Fact> {
     }))))
 }
 
+impl crate::FactStore {
+    /// The password hash of user `name` (`None`: no shadow entry).
+    pub fn password(&self, name: &str) -> Result<Option<&str>, crate::FactUnavailable> {
+        let key = crate::FactKey::Accounts(AccountKey::Password(name.to_owned()));
+        match self.fact(&key)? {
+            Fact::Accounts(AccountFact::Password(hash)) => Ok(hash.as_deref()),
+            _ => Err(crate::FactUnavailable::NotRead {
+                key: key.to_string(),
+            }),
+        }
+    }
+}
+
+/// The hash field of a `getent shadow` line; `None` without a line.
+pub(crate) fn parse_password(output: &str) -> Option<Fact> {
+    let line = output.trim_end_matches('\n');
+    let hash = if line.is_empty() {
+        None
+    } else {
+        Some(line.split(':').nth(1)?.to_owned())
+    };
+    Some(Fact::Accounts(AccountFact::Password(hash)))
+}
+
 /// The facts about accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum AccountKey {
@@ -85,6 +109,8 @@ pub enum AccountKey {
     User(String),
     /// A group.
     Group(String),
+    /// A user's password hash, from the shadow database: a secret.
+    Password(String),
 }
 
 /// The values of [`AccountKey`]s: `None` when the account does not exist.
@@ -92,6 +118,8 @@ pub enum AccountKey {
 pub enum AccountFact {
     User(Option<UserInfo>),
     Group(Option<GroupInfo>),
+    /// `None` when the user has no shadow entry (or does not exist).
+    Password(Option<String>),
 }
 
 impl fmt::Display for AccountKey {
@@ -99,6 +127,7 @@ impl fmt::Display for AccountKey {
         match self {
             AccountKey::User(name) => write!(f, "user {name}"),
             AccountKey::Group(name) => write!(f, "group {name}"),
+            AccountKey::Password(name) => write!(f, "password of user {name}"),
         }
     }
 }
@@ -108,6 +137,7 @@ impl DomainKey for AccountKey {
         match self {
             AccountKey::User(name) => user_probe(name),
             AccountKey::Group(name) => group_probe(name),
+            AccountKey::Password(name) => format!("getent shadow {} || true", quote(name)),
         }
     }
 
@@ -115,6 +145,11 @@ impl DomainKey for AccountKey {
         match self {
             AccountKey::User(_) => parse_user(output),
             AccountKey::Group(_) => parse_group(output),
+            AccountKey::Password(_) => parse_password(output),
         }
+    }
+
+    fn output_is_secret(&self) -> bool {
+        matches!(self, AccountKey::Password(_))
     }
 }

@@ -65,6 +65,8 @@ fn hostile_user_name_stays_one_argument() {
     let change = Change::Accounts(AccountChange::AddUser(NewUser {
         name: "x; touch /tmp/pwned".into(),
         system: false,
+        uid: None,
+        create_home: true,
         home: None,
         shell: None,
         groups: vec![],

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite};
-use crate::fact::{FactKey, FactStore, PathKind};
+use crate::fact::{FactKey, FactStore, PathKind, PathState};
 use crate::paths::PathChange;
 use crate::paths::PathKey;
 use crate::{
@@ -104,50 +104,74 @@ impl Module for File {
                         path: self.path.clone(),
                     });
                 };
-                Ok(Plan::of(vec![Change::Paths(PathChange::WriteFile(
-                    FileWrite {
-                        path: self.path.clone(),
-                        content: content.clone().into_bytes(),
-                        before: None,
-                        owner: wanted.owner,
-                        group: wanted.group,
-                        mode: wanted.mode.unwrap_or(0o644),
-                        validator: None,
-                        secret: false,
-                    },
-                ))]))
+                Ok(new_file(&self.path, content.as_bytes().to_vec(), wanted))
             }
             PathKind::File => {
                 let current = facts.content(&self.path)?;
-                match &self.content {
-                    Some(content) if current.as_deref() != Some(content.as_bytes()) => Ok(
-                        Plan::of(vec![Change::Paths(PathChange::WriteFile(FileWrite {
-                            path: self.path.clone(),
-                            content: content.clone().into_bytes(),
-                            before: current.clone(),
-                            owner: Some(wanted.owner.unwrap_or_else(|| state.owner.clone())),
-                            group: Some(wanted.group.unwrap_or_else(|| state.group.clone())),
-                            mode: wanted.mode.unwrap_or(state.mode),
-                            validator: None,
-                            secret: false,
-                        }))]),
-                    ),
-                    _ => Ok(Plan::of(
-                        wanted
-                            .differing_from(state)
-                            .map(|attributes| {
-                                Change::Paths(PathChange::SetAttributes {
-                                    path: self.path.clone(),
-                                    attributes,
-                                })
-                            })
-                            .into_iter()
-                            .collect(),
-                    )),
-                }
+                Ok(update_file(
+                    &self.path,
+                    state,
+                    current.as_deref(),
+                    self.content.as_ref().map(String::as_bytes),
+                    wanted,
+                ))
             }
             PathKind::Directory | PathKind::Symlink | PathKind::Other => Err(wrong_kind()),
         }
+    }
+}
+
+/// The plan that creates `path` with `content` and the `wanted` attributes (mode 0644
+/// when none is given).
+pub(crate) fn new_file(path: &str, content: Vec<u8>, wanted: Attributes) -> Plan {
+    Plan::of(vec![Change::Paths(PathChange::WriteFile(FileWrite {
+        path: path.to_owned(),
+        content,
+        before: None,
+        owner: wanted.owner,
+        group: wanted.group,
+        mode: wanted.mode.unwrap_or(0o644),
+        validator: None,
+        secret: false,
+    }))])
+}
+
+/// The plan that brings the existing regular file `path` (in `state`, holding
+/// `current`) to `content` (`None`: whatever it holds) and the `wanted` attributes: one
+/// atomic write that keeps the attributes not given when the content differs, otherwise
+/// only the attributes that differ.
+pub(crate) fn update_file(
+    path: &str,
+    state: &PathState,
+    current: Option<&[u8]>,
+    content: Option<&[u8]>,
+    wanted: Attributes,
+) -> Plan {
+    match content {
+        Some(content) if current != Some(content) => {
+            Plan::of(vec![Change::Paths(PathChange::WriteFile(FileWrite {
+                path: path.to_owned(),
+                content: content.to_vec(),
+                before: current.map(<[u8]>::to_vec),
+                owner: Some(wanted.owner.unwrap_or_else(|| state.owner.clone())),
+                group: Some(wanted.group.unwrap_or_else(|| state.group.clone())),
+                mode: wanted.mode.unwrap_or(state.mode),
+                validator: None,
+                secret: false,
+            }))])
+        }
+        _ => Plan::of(
+            wanted
+                .differing_from(state)
+                .map(|attributes| {
+                    Change::Paths(PathChange::SetAttributes {
+                        path: path.to_owned(),
+                        attributes,
+                    })
+                })
+                .into_iter()
+                .collect(),
+        ),
     }
 }
 

@@ -3,12 +3,17 @@
 //!
 //! - [`facts`]: a path's kind and attributes, a regular file's bytes;
 //! - [`changes`]: atomic writes, attributes, directories, removals;
-//! - modules: [`file`](mod@file), [`directory`].
+//! - [`lines`]: a file's bytes as lines, and the edits `lineinfile` and `blockinfile`
+//!   make to them;
+//! - modules: [`file`](mod@file), [`directory`], [`lineinfile`], [`blockinfile`].
 
+pub mod blockinfile;
 pub mod changes;
 pub mod directory;
 pub mod facts;
 pub mod file;
+pub mod lineinfile;
+pub mod lines;
 pub mod safe_path;
 
 pub use changes::PathChange;

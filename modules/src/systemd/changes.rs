@@ -126,11 +126,13 @@ pub(crate) fn touches_user_manager(user: &str) -> Vec<Touch> {
     ]
 }
 
-/// After a daemon-reload, the unit whose file changed is loaded.
+/// After a daemon-reload, the unit whose file changed is loaded, or, its file removed,
+/// gone (as far as converge's file was the unit's).
 pub(crate) fn predict_daemon_reload(
     store: &mut FactStore,
     manager: &Manager,
     unit: Option<&String>,
+    removed: bool,
 ) {
     let Some(name) = unit else {
         return;
@@ -140,6 +142,19 @@ pub(crate) fn predict_daemon_reload(
         name: name.clone(),
     };
     let state = predicted_unit(store, &unit);
+    if removed {
+        store.insert(
+            FactKey::Systemd(SystemdKey::Unit(unit)),
+            Fact::Systemd(SystemdFact::Unit(UnitState {
+                load: "not-found".to_owned(),
+                active: "inactive".to_owned(),
+                unit_file: String::new(),
+                need_daemon_reload: false,
+                ..state
+            })),
+        );
+        return;
+    }
     store.insert(
         FactKey::Systemd(SystemdKey::Unit(unit)),
         Fact::Systemd(SystemdFact::Unit(UnitState {
@@ -216,10 +231,12 @@ fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
 /// The changes made through systemd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SystemdChange {
-    /// Makes a manager reread unit files; `unit` is the unit whose file changed.
+    /// Makes a manager reread unit files; `unit` is the unit whose file changed, and
+    /// `removed` says that file was removed (check mode then predicts the unit gone).
     DaemonReload {
         manager: Manager,
         unit: Option<String>,
+        removed: bool,
     },
     Unit {
         unit: UnitRef,
@@ -289,9 +306,11 @@ impl DomainChange for SystemdChange {
 
     fn predict(&self, store: &mut FactStore) {
         match self {
-            SystemdChange::DaemonReload { manager, unit } => {
-                predict_daemon_reload(store, manager, unit.as_ref());
-            }
+            SystemdChange::DaemonReload {
+                manager,
+                unit,
+                removed,
+            } => predict_daemon_reload(store, manager, unit.as_ref(), *removed),
             SystemdChange::Unit { unit, action, .. } => predict_unit(store, unit, *action),
             SystemdChange::Linger { user, enabled } => predict_linger(store, user, *enabled),
             SystemdChange::AwaitUserManager { user } => predict_manager_start(store, user),

@@ -4,13 +4,14 @@
 //! - [`changes`]: daemon-reloads, unit actions and signals, lingering;
 //! - [`unit_lint`]: `systemd-analyze verify` of a unit file before it is installed;
 //! - [`settle`]: how a start or restart is proven to have worked;
-//! - modules: [`systemd_unit`], [`service`], [`linger`].
+//! - modules: [`systemd_unit`], [`systemd_dropin`], [`service`], [`linger`].
 
 pub mod changes;
 pub mod facts;
 pub mod linger;
 pub mod service;
 pub mod settle;
+pub mod systemd_dropin;
 pub mod systemd_unit;
 pub mod unit_lint;
 

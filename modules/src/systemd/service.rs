@@ -513,7 +513,7 @@ mod tests {
             scope: Scope::User,
             user: Some("deploy".into()),
             enabled: Some(true),
-            state: Some(RunState::Started),
+            state: Some(crate::systemd_unit::UnitFileState::Started),
             settle: None,
             probe: None,
             journal_lines: None,
@@ -544,6 +544,8 @@ mod tests {
         let add = Change::Accounts(AccountChange::AddUser(crate::change::NewUser {
             name: "deploy".into(),
             system: false,
+            uid: None,
+            create_home: true,
             home: None,
             shell: None,
             groups: vec![],

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Attributes, Change, FileWrite, UnitAction};
-use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
+use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef, UnitState};
 use crate::paths::PathChange;
 use crate::paths::PathKey;
 use crate::service::{
@@ -40,7 +40,7 @@ pub struct SystemdUnit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<RunState>,
+    pub state: Option<UnitFileState>,
     /// Seconds a unit this task starts or restarts must stay up (0: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<u32>,
@@ -52,7 +52,102 @@ pub struct SystemdUnit {
     pub journal_lines: Option<u32>,
 }
 
+/// `state` of a `systemd_unit`: the unit's run state, or `absent`: the unit stopped,
+/// disabled and its file removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitFileState {
+    Started,
+    Stopped,
+    /// Restart now (always a change).
+    Restarted,
+    /// Reload now, or start when not running (always a change).
+    Reloaded,
+    Absent,
+}
+
+impl UnitFileState {
+    /// The run state asked for, if any.
+    fn run(self) -> Option<RunState> {
+        match self {
+            UnitFileState::Started => Some(RunState::Started),
+            UnitFileState::Stopped => Some(RunState::Stopped),
+            UnitFileState::Restarted => Some(RunState::Restarted),
+            UnitFileState::Reloaded => Some(RunState::Reloaded),
+            UnitFileState::Absent => None,
+        }
+    }
+}
+
 impl SystemdUnit {
+    fn absent(&self) -> bool {
+        self.state == Some(UnitFileState::Absent)
+    }
+
+    fn run_state(&self) -> Option<RunState> {
+        self.state.and_then(UnitFileState::run)
+    }
+
+    /// Stops and disables the unit if its file exists, removes the file, and reloads
+    /// the manager. Nothing to do when the file is not there (nor its user).
+    fn plan_absent(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
+        if let Manager::User(user) = &unit.manager {
+            if facts.user(user)?.is_none() {
+                return Ok(Plan::default());
+            }
+        }
+        let mut plan = Plan::default();
+        let state = plan_manager(&unit, facts, &mut plan)?;
+        let path = format!(
+            "{}/{}",
+            unit_dir(&unit.manager, facts).unwrap_or_default(),
+            self.name
+        );
+        let removes = match facts.path(&path)?.kind {
+            PathKind::Missing => false,
+            PathKind::File => true,
+            kind => {
+                return Err(PlanError::WrongKind {
+                    path,
+                    kind,
+                    expected: "regular file",
+                })
+            }
+        };
+        if !removes && !state.need_daemon_reload {
+            return Ok(Plan::default());
+        }
+        // The reload that follows is the one the removal needs anyway.
+        let action = |action| {
+            Change::Systemd(SystemdChange::Unit {
+                unit: unit.clone(),
+                action,
+                reload_follows: action == UnitAction::Disable,
+                verify: None,
+            })
+        };
+        if removes {
+            if state.is_active() {
+                plan.changes.push(action(UnitAction::Stop));
+            }
+            if state.is_enabled() {
+                plan.changes.push(action(UnitAction::Disable));
+            }
+            plan.changes.push(Change::Paths(PathChange::Remove {
+                path,
+                kind: PathKind::File,
+            }));
+        }
+        plan.changes
+            .push(Change::Systemd(SystemdChange::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: Some(unit.name.clone()),
+                removed: removes,
+            }));
+        Ok(plan)
+    }
+
     /// The unit file to verify before it is installed at `path` (a template cannot be
     /// verified as such: only its instances can).
     fn candidate(&self, unit: &UnitRef, path: String) -> Option<Candidate> {
@@ -119,20 +214,6 @@ impl SystemdUnit {
             problems: format!("\n  - {}", problems.join("\n  - ")),
         })
     }
-
-    fn unit_dir(&self, facts: &FactStore) -> Option<String> {
-        match self.scope {
-            Scope::System => Some("/etc/systemd/system".to_owned()),
-            Scope::User => {
-                let user = self.user.as_ref()?;
-                let info = facts.user(user).ok()?.as_ref()?;
-                Some(format!(
-                    "{}/.config/systemd/user",
-                    info.home.trim_end_matches('/')
-                ))
-            }
-        }
-    }
 }
 
 impl Module for SystemdUnit {
@@ -141,12 +222,28 @@ impl Module for SystemdUnit {
     fn validate(&self) -> Result<(), ParamError> {
         names::unit(&self.name)?;
         validate_scope(self.scope, self.user.as_ref())?;
-        if content_sources(
+        let sources = content_sources(
             self.content.as_ref(),
             self.src.as_ref(),
             self.template.as_ref(),
-        ) != 1
-        {
+        );
+        if self.absent() {
+            let given = [
+                ("content/src/template", sources > 0),
+                ("enabled", self.enabled.is_some()),
+                ("settle", self.settle.is_some()),
+                ("probe", self.probe.is_some()),
+                ("journal_lines", self.journal_lines.is_some()),
+            ];
+            return match given.into_iter().find(|(_, given)| *given) {
+                Some((param, _)) => Err(ParamError::Invalid {
+                    param,
+                    reason: "makes no sense with state: absent".to_owned(),
+                }),
+                None => Ok(()),
+            };
+        }
+        if sources != 1 {
             return Err(ParamError::OneOf {
                 options: "content, src, template",
             });
@@ -179,13 +276,19 @@ impl Module for SystemdUnit {
     fn facts(&self, known: &FactStore) -> Vec<FactKey> {
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut keys = unit_facts(&unit);
-        if let Some(dir) = self.unit_dir(known) {
-            if self.scope == Scope::User {
-                let config = dir.trim_end_matches("/systemd/user");
-                keys.push(FactKey::Paths(PathKey::Path(config.to_owned())));
-                keys.push(FactKey::Paths(PathKey::Path(format!("{config}/systemd"))));
-                keys.push(FactKey::Paths(PathKey::Path(dir.clone())));
+        if self.absent() {
+            if let Some(dir) = unit_dir(&unit.manager, known) {
+                keys.push(PathKey::Path(format!("{dir}/{}", self.name)).into());
             }
+            return keys;
+        }
+        if let Some(dir) = unit_dir(&unit.manager, known) {
+            keys.extend(
+                config_dirs(&unit.manager, &dir)
+                    .into_iter()
+                    .map(PathKey::Path)
+                    .map(FactKey::from),
+            );
             let path = format!("{dir}/{}", self.name);
             keys.push(FactKey::Paths(PathKey::Path(path.clone())));
             keys.push(FactKey::Paths(PathKey::Content(path.clone())));
@@ -204,144 +307,247 @@ impl Module for SystemdUnit {
     }
 
     fn restarts(&self) -> Option<UnitRef> {
-        (self.state == Some(RunState::Restarted))
+        (self.run_state() == Some(RunState::Restarted))
             .then(|| unit_ref(self.name.clone(), self.scope, self.user.as_ref()))
     }
 
     fn plan(&self, facts: &FactStore) -> Result<Plan, PlanError> {
+        if self.absent() {
+            return self.plan_absent(facts);
+        }
         let unit = unit_ref(self.name.clone(), self.scope, self.user.as_ref());
         let mut plan = Plan::default();
         let unit_state = plan_manager(&unit, facts, &mut plan)?;
         let manager_steps = std::mem::take(&mut plan.changes);
 
-        let (owner, group) = match &unit.manager {
-            Manager::System => ("root".to_owned(), "root".to_owned()),
-            Manager::User(user) => {
-                let info = facts
-                    .user(user)?
-                    .as_ref()
-                    .ok_or_else(|| PlanError::NoSuchUser {
-                        user: user.clone(),
-                        hint: crate::CREATE_IT_FIRST,
-                    })?;
-                (user.clone(), info.primary_group.clone())
-            }
-        };
-        let dir = self.unit_dir(facts).unwrap_or_default();
-        if self.scope == Scope::User {
-            let config = dir.trim_end_matches("/systemd/user").to_owned();
-            for path in [config.clone(), format!("{config}/systemd"), dir.clone()] {
-                let state = facts.path(&path)?;
-                match state.kind {
-                    PathKind::Directory => {}
-                    PathKind::Missing => {
-                        plan.changes
-                            .push(Change::Paths(PathChange::CreateDirectory {
-                                path,
-                                attributes: Attributes {
-                                    owner: Some(owner.clone()),
-                                    group: Some(group.clone()),
-                                    mode: Some(0o755),
-                                },
-                            }));
-                    }
-                    kind => {
-                        return Err(PlanError::WrongKind {
-                            path,
-                            kind,
-                            expected: "directory",
-                        })
-                    }
-                }
-            }
-        }
-
+        let (owner, group) = file_owner(&unit.manager, facts)?;
+        let dir = unit_dir(&unit.manager, facts).unwrap_or_default();
+        plan_directories(
+            config_dirs(&unit.manager, &dir),
+            &owner,
+            &group,
+            facts,
+            &mut plan,
+        )?;
         let path = format!("{dir}/{}", self.name);
         let content = self.content.clone().unwrap_or_default().into_bytes();
-        let state = facts.path(&path)?;
-        let current = facts.content(&path)?;
-        let file_changed = current.as_deref() != Some(content.as_slice());
-        // Comments, blank lines and key order are not worth a restart.
-        let effective_change = current
-            .as_deref()
-            .is_none_or(|old| unit_lint::effectively_differ(old, &content));
-        match state.kind {
-            PathKind::Missing | PathKind::File => {}
+        let file = plan_file(&path, content, owner, group, facts)?;
+        if file.changed {
+            self.lint_on_host(&unit, &path, facts, &mut plan)?;
+        }
+        plan.changes.extend(file.change);
+        plan.changes.extend(manager_steps);
+        let run_state = plan_run_state(
+            &unit,
+            &unit_state,
+            self.enabled,
+            self.run_state(),
+            file.effective && unit_state.exists(),
+            &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
+        )?;
+        plan_reload(&unit, &unit_state, file.changed, true, run_state, &mut plan);
+        Ok(plan)
+    }
+}
+
+/// The directory a manager reads its administrator's unit files (and their drop-in
+/// directories) from: `/etc/systemd/system`, or `~USER/.config/systemd/user` (`None`
+/// while the user's home is not known).
+pub(crate) fn unit_dir(manager: &Manager, facts: &FactStore) -> Option<String> {
+    match manager {
+        Manager::System => Some("/etc/systemd/system".to_owned()),
+        Manager::User(user) => {
+            let info = facts.user(user).ok()?.as_ref()?;
+            Some(format!(
+                "{}/.config/systemd/user",
+                info.home.trim_end_matches('/')
+            ))
+        }
+    }
+}
+
+/// The directories on the way to a user's `dir` that converge creates for the user
+/// when they are missing (none for the system manager: its directory is the
+/// system's).
+pub(crate) fn config_dirs(manager: &Manager, dir: &str) -> Vec<String> {
+    match manager {
+        Manager::System => Vec::new(),
+        Manager::User(_) => {
+            let config = dir.trim_end_matches("/systemd/user");
+            vec![
+                config.to_owned(),
+                format!("{config}/systemd"),
+                dir.to_owned(),
+            ]
+        }
+    }
+}
+
+/// Who owns the unit files of `manager`: root, or the user and their primary group.
+pub(crate) fn file_owner(
+    manager: &Manager,
+    facts: &FactStore,
+) -> Result<(String, String), PlanError> {
+    match manager {
+        Manager::System => Ok(("root".to_owned(), "root".to_owned())),
+        Manager::User(user) => {
+            let info = facts
+                .user(user)?
+                .as_ref()
+                .ok_or_else(|| PlanError::NoSuchUser {
+                    user: user.clone(),
+                    hint: crate::CREATE_IT_FIRST,
+                })?;
+            Ok((user.clone(), info.primary_group.clone()))
+        }
+    }
+}
+
+/// Creates each of `dirs` that is missing (0755, owned by `owner` and `group`); anything
+/// but a directory in their place is refused.
+pub(crate) fn plan_directories(
+    dirs: Vec<String>,
+    owner: &str,
+    group: &str,
+    facts: &FactStore,
+    plan: &mut Plan,
+) -> Result<(), PlanError> {
+    for path in dirs {
+        match facts.path(&path)?.kind {
+            PathKind::Directory => {}
+            PathKind::Missing => {
+                plan.changes
+                    .push(Change::Paths(PathChange::CreateDirectory {
+                        path,
+                        attributes: Attributes {
+                            owner: Some(owner.to_owned()),
+                            group: Some(group.to_owned()),
+                            mode: Some(0o755),
+                        },
+                    }));
+            }
             kind => {
                 return Err(PlanError::WrongKind {
                     path,
                     kind,
-                    expected: "regular file",
+                    expected: "directory",
                 })
             }
         }
-        let attributes = Attributes {
-            owner: Some(owner),
-            group: Some(group),
-            mode: Some(0o644),
-        };
-        if file_changed {
-            self.lint_on_host(&unit, &path, facts, &mut plan)?;
-            plan.changes
-                .push(Change::Paths(PathChange::WriteFile(FileWrite {
-                    path: path.clone(),
-                    content,
-                    before: current.clone(),
-                    owner: attributes.owner.clone(),
-                    group: attributes.group.clone(),
-                    mode: 0o644,
-                    validator: None,
-                    secret: false,
-                })));
-        } else if let Some(differing) = attributes.differing_from(state) {
-            plan.changes.push(Change::Paths(PathChange::SetAttributes {
-                path: path.clone(),
-                attributes: differing,
-            }));
-        }
-
-        plan.changes.extend(manager_steps);
-        let mut run_state = plan_run_state(
-            &unit,
-            &unit_state,
-            self.enabled,
-            self.state,
-            file_changed && effective_change && unit_state.exists(),
-            &Verify::from_params(self.settle, self.probe.as_ref(), self.journal_lines),
-        )?;
-        if file_changed || unit_state.need_daemon_reload {
-            // `systemctl enable` reloads the manager by itself; done before the
-            // daemon-reload the file needs anyway, it can skip that, and the one
-            // reload then sees the new file and the new links together.
-            for change in &mut run_state {
-                if let Change::Systemd(SystemdChange::Unit {
-                    action: UnitAction::Enable | UnitAction::Disable,
-                    reload_follows,
-                    ..
-                }) = change
-                {
-                    *reload_follows = true;
-                    plan.changes.push(change.clone());
-                }
-            }
-            run_state.retain(|change| {
-                !matches!(
-                    change,
-                    Change::Systemd(SystemdChange::Unit {
-                        reload_follows: true,
-                        ..
-                    })
-                )
-            });
-            plan.changes
-                .push(Change::Systemd(SystemdChange::DaemonReload {
-                    manager: unit.manager.clone(),
-                    unit: Some(unit.name.clone()),
-                }));
-        }
-        plan.changes.extend(run_state);
-        Ok(plan)
     }
+    Ok(())
+}
+
+/// What a unit file (or drop-in) task does to its file.
+pub(crate) struct FileStep {
+    /// The write, or the owner/group/mode repair, if any.
+    pub change: Option<Change>,
+    /// The file's content changes.
+    pub changed: bool,
+    /// It changes in something systemd sees (comments, blank lines and key order are
+    /// not worth a restart).
+    pub effective: bool,
+}
+
+/// Plans `path` to hold `content`, owned by `owner` and `group`, mode 0644, written
+/// through the safe atomic write path.
+pub(crate) fn plan_file(
+    path: &str,
+    content: Vec<u8>,
+    owner: String,
+    group: String,
+    facts: &FactStore,
+) -> Result<FileStep, PlanError> {
+    let state = facts.path(path)?;
+    match state.kind {
+        PathKind::Missing | PathKind::File => {}
+        kind => {
+            return Err(PlanError::WrongKind {
+                path: path.to_owned(),
+                kind,
+                expected: "regular file",
+            })
+        }
+    }
+    let current = facts.content(path)?;
+    let changed = current.as_deref() != Some(content.as_slice());
+    let effective = changed
+        && current
+            .as_deref()
+            .is_none_or(|old| unit_lint::effectively_differ(old, &content));
+    let attributes = Attributes {
+        owner: Some(owner),
+        group: Some(group),
+        mode: Some(0o644),
+    };
+    let change = if changed {
+        Some(Change::Paths(PathChange::WriteFile(FileWrite {
+            path: path.to_owned(),
+            content,
+            before: current.clone(),
+            owner: attributes.owner,
+            group: attributes.group,
+            mode: 0o644,
+            validator: None,
+            secret: false,
+        })))
+    } else {
+        attributes.differing_from(state).map(|differing| {
+            Change::Paths(PathChange::SetAttributes {
+                path: path.to_owned(),
+                attributes: differing,
+            })
+        })
+    };
+    Ok(FileStep {
+        change,
+        changed,
+        effective,
+    })
+}
+
+/// Adds to `plan` the daemon-reload a changed file (or a reload the manager is owed)
+/// needs, and the unit's `run_state` changes after it. Check mode predicts the unit
+/// loaded after the reload when its own file was written, or it was loaded already. An enable or disable goes
+/// before the reload and skips its own: `systemctl enable` reloads the manager by
+/// itself, and one reload then sees the new file and the new links together.
+pub(crate) fn plan_reload(
+    unit: &UnitRef,
+    unit_state: &UnitState,
+    file_changed: bool,
+    writes_unit_file: bool,
+    mut run_state: Vec<Change>,
+    plan: &mut Plan,
+) {
+    if file_changed || unit_state.need_daemon_reload {
+        for change in &mut run_state {
+            if let Change::Systemd(SystemdChange::Unit {
+                action: UnitAction::Enable | UnitAction::Disable,
+                reload_follows,
+                ..
+            }) = change
+            {
+                *reload_follows = true;
+                plan.changes.push(change.clone());
+            }
+        }
+        run_state.retain(|change| {
+            !matches!(
+                change,
+                Change::Systemd(SystemdChange::Unit {
+                    reload_follows: true,
+                    ..
+                })
+            )
+        });
+        plan.changes
+            .push(Change::Systemd(SystemdChange::DaemonReload {
+                manager: unit.manager.clone(),
+                unit: (writes_unit_file || unit_state.exists()).then(|| unit.name.clone()),
+                removed: false,
+            }));
+    }
+    plan.changes.extend(run_state);
 }
 
 #[cfg(test)]
@@ -363,7 +569,7 @@ pub(crate) mod tests {
             scope: Scope::System,
             user: None,
             enabled: Some(true),
-            state: Some(RunState::Started),
+            state: Some(UnitFileState::Started),
 
             settle: None,
             probe: None,
@@ -565,6 +771,120 @@ pub(crate) mod tests {
                 .count(),
             1
         );
+    }
+
+    fn absent() -> SystemdUnit {
+        SystemdUnit {
+            content: None,
+            enabled: None,
+            state: Some(UnitFileState::Absent),
+            ..sidekiq()
+        }
+    }
+
+    #[test]
+    fn absent_stops_disables_removes_then_reloads() {
+        let mut store = system_facts(Some(UNIT), unit_state("loaded", "active", "enabled"));
+        assert_eq!(
+            Module::facts(&absent(), &store),
+            [
+                FactKey::Systemd(SystemdKey::Unit(UnitRef {
+                    manager: Manager::System,
+                    name: "sidekiq.service".into(),
+                })),
+                FactKey::Paths(PathKey::Path("/etc/systemd/system/sidekiq.service".into())),
+            ]
+        );
+        let plan = absent().plan(&store).unwrap();
+        assert_eq!(
+            described(&plan),
+            [
+                "stop sidekiq.service",
+                "disable sidekiq.service",
+                "remove regular file /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)"
+            ]
+        );
+        assert_eq!(
+            plan.changes[1].command().argv,
+            [
+                "systemctl",
+                "disable",
+                "--no-reload",
+                "--",
+                "sidekiq.service"
+            ]
+        );
+        // Check mode predicts the unit gone, and a second plan empty.
+        for change in plan.changes {
+            change.predict(&mut store);
+        }
+        let unit = UnitRef {
+            manager: Manager::System,
+            name: "sidekiq.service".into(),
+        };
+        assert_eq!(
+            store.unit(&unit).unwrap(),
+            &unit_state("not-found", "inactive", "")
+        );
+        assert_eq!(absent().plan(&store).unwrap(), Plan::default());
+    }
+
+    #[test]
+    fn absent_on_a_stopped_disabled_or_missing_unit_does_only_what_is_left() {
+        let stopped = system_facts(Some(UNIT), unit_state("loaded", "inactive", "disabled"));
+        assert_eq!(
+            described(&absent().plan(&stopped).unwrap()),
+            [
+                "remove regular file /etc/systemd/system/sidekiq.service",
+                "daemon-reload (system manager)"
+            ]
+        );
+        let missing = system_facts(None, unit_state("not-found", "inactive", ""));
+        assert_eq!(absent().plan(&missing).unwrap(), Plan::default());
+        // Removed by hand, not yet reloaded: the reload is still owed.
+        let mut owed = unit_state("not-found", "inactive", "");
+        owed.need_daemon_reload = true;
+        assert_eq!(
+            described(&absent().plan(&system_facts(None, owed)).unwrap()),
+            ["daemon-reload (system manager)"]
+        );
+    }
+
+    #[test]
+    fn absent_takes_no_content_nor_run_parameters() {
+        assert_eq!(absent().validate(), Ok(()));
+        let with_content = SystemdUnit {
+            content: Some(UNIT.into()),
+            ..absent()
+        };
+        assert_eq!(
+            with_content.validate().unwrap_err().to_string(),
+            "`content/src/template` makes no sense with state: absent"
+        );
+        let enabled = SystemdUnit {
+            enabled: Some(true),
+            ..absent()
+        };
+        assert_eq!(
+            enabled.validate().unwrap_err().to_string(),
+            "`enabled` makes no sense with state: absent"
+        );
+    }
+
+    #[test]
+    fn absent_for_a_missing_user_is_ok() {
+        let mut store = user_facts(true, ManagerState::NoSuchUser);
+        store.insert(
+            FactKey::Accounts(AccountKey::User("deploy".into())),
+            Fact::Accounts(AccountFact::User(None)),
+        );
+        let unit = SystemdUnit {
+            scope: Scope::User,
+            user: Some("deploy".into()),
+            ..absent()
+        };
+        assert_eq!(unit.plan(&store).unwrap(), Plan::default());
     }
 
     #[test]
