@@ -1,11 +1,14 @@
-//! The `package` module on real hosts, from a local apt repository (the test hosts
-//! reach no package mirror): an install on a fresh host, foreseen by `--check`, then
-//! nothing to do; a package removed by hand found by `--check` and put back; `state:
-//! absent`; `start_services: false` keeping a packaged service from starting, its
-//! `policy-rc.d` gone afterwards; `latest` after a refresh, and a pinned version.
+//! The `package` module on real hosts, from a local apt repository built on the host
+//! (no test depends on a package mirror): an install on a fresh host, foreseen by
+//! `--check`, then nothing to do in one command; a package removed by hand found by
+//! `--check` and put back; `state: absent`; `start_services: false` keeping a packaged
+//! service from starting, its `policy-rc.d` gone afterwards (also when the install
+//! fails); `latest` after a refresh; a pinned version; dpkg's lock waited for.
 
 mod fleet;
 mod support;
+
+use std::time::{Duration, Instant};
 
 use fleet::{Fleet, TestHost};
 use support::{changes_on, converge_json, inventory, stat};
@@ -218,4 +221,23 @@ fn packages_are_installed_repaired_removed_and_installed_without_starting_servic
     );
     assert_eq!(dpkg(host, "converge-hello"), "ii 1.0-1");
     assert!(run(&fleet, host, &[&pinned, "-i", inventory], 0).is_empty());
+
+    // dpkg's lock, held by another program for a few seconds, is waited for.
+    host.ssh_ok(HOLD_DPKG_LOCK);
+    let started = Instant::now();
+    assert_eq!(
+        run(&fleet, host, &[&absent, "-i", inventory], 0),
+        ["packages: remove package converge-hello 1.0-1"]
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(dpkg(host, "converge-hello"), "unknown");
 }
+
+/// Takes dpkg's frontend lock as apt does (an `fcntl` write lock), holds it for four
+/// seconds in the background, and returns once it is held.
+const HOLD_DPKG_LOCK: &str = r#"rm -f /tmp/locked; setsid perl -MFcntl -e '
+open(my $f, ">>", "/var/lib/dpkg/lock-frontend") or die "open: $!";
+my $lock = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0);
+fcntl($f, F_SETLKW, $lock) or die "lock: $!";
+open(my $done, ">", "/tmp/locked") or die; close $done; sleep 4' </dev/null >/dev/null 2>&1 &
+i=0; until [ -e /tmp/locked ]; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done"#;
