@@ -402,6 +402,19 @@ mod tests {
     }
 
     #[test]
+    fn a_half_installed_package_is_installed_again() {
+        let wanted = package(&["hello"], PackageState::Present);
+        let store = recorded(&[
+            (dpkg("hello"), "dpkg\niF |2.10-3\n"),
+            (policy("hello"), HELLO_POLICY),
+        ]);
+        assert_eq!(
+            wanted.plan(&store).unwrap().changes,
+            installs(vec![install("hello", None, Some("2.10-3"))])
+        );
+    }
+
+    #[test]
     fn several_packages_are_installed_in_one_call_leaving_the_installed_alone() {
         let wanted = package(&["hello", "bash"], PackageState::Present);
         let store = recorded(&[
