@@ -9,7 +9,10 @@
 //! package lists are refreshed when `update_cache` asks for it (only when older than
 //! `cache_valid_time`, if that is given).
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::changes::{Install, PackageChange};
 use super::facts::Answer;
@@ -19,11 +22,34 @@ use crate::packages::{Dpkg, PackageKey, Policy};
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// One package name or a list of them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Names {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamesVisitor;
+        impl<'de> Visitor<'de> for NamesVisitor {
+            type Value = Names;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a package name or a list of package names")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Names, E> {
+                Ok(Names::One(name.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Names, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element()? {
+                    names.push(name);
+                }
+                Ok(Names::Many(names))
+            }
+        }
+        deserializer.deserialize_any(NamesVisitor)
+    }
 }
 
 impl Names {
@@ -669,5 +695,11 @@ mod tests {
         assert!(
             serde_json::from_str::<Package>(r#"{"name": "hello", "state": "installed"}"#).is_err()
         );
+        let error = serde_json::from_str::<Package>(r#"{"name": 5}"#).unwrap_err();
+        assert!(error.to_string().starts_with(
+            "invalid type: integer `5`, expected a package name or a list of package names"
+        ));
+        let many: Package = serde_json::from_str(r#"{"name": ["hello", "at"]}"#).unwrap();
+        assert_eq!(many.names(), ["hello", "at"]);
     }
 }
