@@ -3,7 +3,8 @@
 //! `--check`, then nothing to do in one command; a package removed by hand found by
 //! `--check` and put back; `state: absent`; `start_services: false` keeping a packaged
 //! service from starting, its `policy-rc.d` gone afterwards (also when the install
-//! fails); `latest` after a refresh; a pinned version; dpkg's lock waited for.
+//! fails); `latest` after a refresh; a pinned version; dpkg's lock waited for; a host
+//! without apt.
 
 mod fleet;
 mod support;
@@ -11,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fleet::{Fleet, TestHost};
-use support::{changes_on, converge_json, inventory, stat};
+use support::{changes_on, converge_json, inventory, stat, tasks_on};
 
 /// Builds the test packages on the host with `dpkg-deb`: `converge-hello` (a script)
 /// at 1.0-1 and 1.0-2, and `converge-daemon` (a unit its maintainer scripts enable and
@@ -231,6 +232,16 @@ fn packages_are_installed_repaired_removed_and_installed_without_starting_servic
     );
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(dpkg(host, "converge-hello"), "unknown");
+
+    // A host without apt: the task fails saying so, and what the host is.
+    host.ssh_ok("mv /usr/bin/apt-get /usr/bin/apt-get.away");
+    let (code, report) = converge_json(&fleet, &[&hello, "-i", inventory, "--check"]);
+    host.ssh_ok("mv /usr/bin/apt-get.away /usr/bin/apt-get");
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        tasks_on(&report, &host.name)[0]["message"],
+        "apt is not on this host (debian 12; no other package manager found): the package module installs with apt, on Debian and Ubuntu"
+    );
 }
 
 /// Takes dpkg's frontend lock as apt does (an `fcntl` write lock), holds it for four
