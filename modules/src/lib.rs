@@ -28,6 +28,7 @@ pub mod shell;
 pub mod accounts;
 pub mod commands;
 pub mod links;
+pub mod packages;
 pub mod paths;
 pub mod sudo;
 pub mod systemd;
@@ -39,6 +40,7 @@ registry! {
     Sudo(sudo) => [sudoers::Sudoers],
     Commands(commands) => [command::Command],
     Links(links) => [link::Link],
+    Packages(packages) => [package::Package],
 }
 
 // The modules and helpers by their short names, as the rest of converge knows them.
@@ -132,6 +134,10 @@ pub enum PlanError {
     NoSudo { missing: &'static str },
     #[error("cannot {action} {unit}: it is masked")]
     Masked { unit: String, action: &'static str },
+    #[error("apt is not on this host ({found}): the package module installs with apt, on Debian and Ubuntu")]
+    NoApt { found: String },
+    #[error("package {package} {reason}")]
+    NoCandidate { package: String, reason: String },
     #[error("refusing the new {path}; the current file is kept:{problems}")]
     UnitRefused { path: String, problems: String },
 }

@@ -255,9 +255,73 @@ pub fn signal(name: &str) -> Result<(), InvalidName> {
     }
 }
 
+/// A Debian package name: lowercase letters, digits, `+`, `-` and `.`, starting with a
+/// letter or digit, at least two characters (Debian Policy 5.6.1).
+pub fn package(name: &str) -> Result<(), InvalidName> {
+    let valid = name.len() >= 2
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            "package name",
+            name,
+            "use lowercase letters, digits, +, - and ., a letter or digit first",
+        ))
+    }
+}
+
+/// A Debian package version: `[epoch:]upstream[-revision]`, ASCII letters, digits and
+/// `.+~-:`, starting with a digit (Debian Policy 5.6.12).
+pub fn package_version(version: &str) -> Result<(), InvalidName> {
+    let valid = version.len() <= 128
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            "package version",
+            version,
+            "use ASCII letters, digits and .+~-:, a digit first",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packages_and_versions() {
+        for ok in ["hello", "redis-server", "libstdc++6", "g++", "ruby3.1"] {
+            assert_eq!(package(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Hello",
+            "-o",
+            "x;y",
+            "hello=2",
+            "hello world",
+            ".x",
+        ] {
+            assert!(package(bad).is_err(), "{bad}");
+        }
+        for ok in ["2.10-3", "5:7.0.15-1~deb12u1", "1.0+dfsg"] {
+            assert_eq!(package_version(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "latest", "-1", "1 2", "1;x"] {
+            assert!(package_version(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn accounts() {
