@@ -223,7 +223,7 @@ pub enum Scope {
 }
 
 /// A playbook module: typed parameters plus the facts → plan function.
-pub trait Module: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
+pub trait Module: DeserializeOwned + fmt::Debug + Send + Sync + 'static {
     /// The key that selects this module in a task.
     const NAME: &'static str;
 

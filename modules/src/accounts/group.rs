@@ -1,6 +1,6 @@
 //! `group`: a local group, present or absent.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::accounts::AccountChange;
 use crate::accounts::AccountKey;
@@ -9,7 +9,7 @@ use crate::fact::{FactKey, FactStore};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence};
 
 /// Parameters of the `group` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: String,
@@ -17,7 +17,7 @@ pub struct Group {
     #[serde(default)]
     pub system: bool,
     /// The group ID; `None`: the next free one for a new group, unchanged otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub gid: Option<u32>,
     #[serde(default)]
     pub state: Presence,

@@ -5,7 +5,7 @@
 //! of the same name. `groups` is the exact list of supplementary groups (as Ansible's
 //! `append: false`); leave it out to not manage them. Removing an account keeps its home.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::accounts::AccountChange;
 use crate::accounts::AccountKey;
@@ -17,28 +17,28 @@ use crate::paths::{PathChange, PathKey};
 use crate::{names, Module, ParamError, Plan, PlanError, Presence, CREATE_IT_FIRST};
 
 /// Parameters of the `user` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub name: String,
     /// The user ID; `None`: the next free one for a new account, unchanged otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub shell: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub home: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub groups: Option<Vec<String>>,
     /// Create it as a system account (only used when creating it).
     #[serde(default)]
     pub system: bool,
     /// The password as a crypt hash (`$y$...`, `$6$...`), or `!`/`*` for none; a secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub password: Option<String>,
     /// The public keys that may log in as the user, one per line of
     /// `~/.ssh/authorized_keys`; `None`: the file is not managed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub authorized_keys: Option<Vec<String>>,
     /// `true`: the file holds exactly `authorized_keys`; `false`: they are added to it.
     #[serde(default = "exclusive_by_default")]

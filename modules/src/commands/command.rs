@@ -22,15 +22,15 @@ pub enum CommandLine {
 }
 
 /// Parameters of the `command` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     pub cmd: CommandLine,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub creates: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub removes: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub unless: Option<String>,
 }
 

@@ -6,7 +6,7 @@
 //! removes a link and nothing else. As for every path, no symbolic link is followed
 //! on the way to `path`, and the link itself is never followed.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::changes::NewLink;
 use crate::change::Change;
@@ -20,15 +20,15 @@ use crate::{
 };
 
 /// Parameters of the `link` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub target: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
     #[serde(default)]
     pub state: Presence,

@@ -79,20 +79,20 @@ fn yes() -> bool {
 }
 
 /// Parameters of the `package` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Package {
     pub name: Names,
     #[serde(default)]
     pub state: PackageState,
     /// The version to install (one package only), downgrading if need be.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub version: Option<String>,
     /// Refresh the package lists (`apt-get update`) before installing.
     #[serde(default)]
     pub update_cache: bool,
     /// Refresh them only when older than this many seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub cache_valid_time: Option<u64>,
     /// `false`: the install starts none of the packages' services.
     #[serde(default = "yes")]

@@ -8,7 +8,7 @@
 //! `insert_before` matches, or at the file's start or end). The rest of the file is
 //! kept byte for byte (see [`lines`]).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::fact::{FactKey, FactStore};
 use crate::paths::lines::{self, Anchor, Place, Target};
@@ -22,7 +22,7 @@ fn default_marker() -> String {
 }
 
 /// Parameters of the `blockinfile` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BlockInFile {
     pub path: String,
@@ -32,17 +32,17 @@ pub struct BlockInFile {
     pub marker: String,
     #[serde(default)]
     pub state: Presence,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub insert_after: Option<Anchor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub insert_before: Option<Anchor>,
     #[serde(default)]
     pub create: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mode: Option<Mode>,
 }
 

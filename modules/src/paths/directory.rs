@@ -3,7 +3,7 @@
 //! Missing parents are created like `mkdir -p`; owner, group and mode apply to the
 //! directory itself. Attributes not given are left as they are.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::change::{Attributes, Change};
 use crate::fact::{FactKey, FactStore, PathKind};
@@ -15,15 +15,15 @@ use crate::{
 };
 
 /// Parameters of the `directory` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Directory {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mode: Option<Mode>,
     #[serde(default)]
     pub state: Presence,

@@ -4,7 +4,7 @@
 //! (rendered); the engine resolves the last two into `content` before planning. A new
 //! file without `mode` gets 0644; an existing file keeps the attributes not given.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::change::{Attributes, Change, FileWrite};
 use crate::fact::{FactKey, FactStore, PathKind, PathState};
@@ -16,21 +16,21 @@ use crate::{
 };
 
 /// Parameters of the `file` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mode: Option<Mode>,
     #[serde(default)]
     pub state: Presence,

@@ -7,34 +7,34 @@
 //! `regexp`: every line equal to `line`) is removed. The rest of the file is kept byte
 //! for byte (see [`lines`]).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::fact::{FactKey, FactStore};
 use crate::paths::lines::{self, Anchor, Pattern, Place, Target};
 use crate::{Mode, Module, ParamError, Plan, PlanError, Presence};
 
 /// Parameters of the `lineinfile` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineInFile {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub line: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub regexp: Option<Pattern>,
     #[serde(default)]
     pub state: Presence,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub insert_after: Option<Anchor>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub insert_before: Option<Anchor>,
     #[serde(default)]
     pub create: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mode: Option<Mode>,
 }
 

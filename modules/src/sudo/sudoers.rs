@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::change::{Attributes, Change, FileWrite, Validator};
 use crate::fact::{FactKey, FactStore, PathKind};
@@ -35,34 +35,34 @@ pub const VERBS: &[&str] = &["start", "stop", "restart", "reload", "status", "qu
 const SYSTEMCTL: &str = "/bin/systemctl";
 
 /// Parameters of the `sudoers` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sudoers {
     /// File name in /etc/sudoers.d.
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub commands: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub units: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub verbs: Option<Vec<String>>,
     /// Lets `commands` use sudo wildcards (`*`, `?`, `[...]`) and regular expressions
     /// (`^...$`) in their arguments; never in the program path.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub allow_wildcards: bool,
     #[serde(default = "nopasswd_by_default")]
     pub nopasswd: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub runas: Option<String>,
     #[serde(default)]
     pub state: Presence,

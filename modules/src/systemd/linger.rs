@@ -3,7 +3,7 @@
 //! Without lingering, a user's systemd instance (and every user unit in it) is stopped
 //! when the user's last session ends and is not started at boot.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::accounts::AccountKey;
 use crate::change::Change;
@@ -13,7 +13,7 @@ use crate::systemd::{SystemdFact, SystemdKey};
 use crate::{names, Module, ParamError, Plan, PlanError};
 
 /// Parameters of the `linger` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Linger {
     pub user: String,

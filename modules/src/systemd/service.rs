@@ -27,30 +27,30 @@ pub enum RunState {
 }
 
 /// Parameters of the `service` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// `sidekiq` or `sidekiq.service`.
     pub name: String,
     #[serde(default)]
     pub scope: Scope,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub state: Option<RunState>,
     /// A signal to send with `systemctl kill -s` (e.g. `TSTP` to quiet Sidekiq).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub signal: Option<String>,
     /// Seconds a unit this task starts or restarts must stay up (0: off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub settle: Option<u32>,
     /// A health check run on the host once the unit has settled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub probe: Option<Probe>,
     /// Journal lines shown when the unit fails to start or settle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub journal_lines: Option<u32>,
 }
 

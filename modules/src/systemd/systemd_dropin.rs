@@ -8,7 +8,7 @@
 //! manager is reloaded, and a unit that was running is restarted (at most once per run,
 //! whatever else restarts it) so it runs with what the drop-ins now say.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::change::Change;
 use crate::fact::{FactKey, FactStore, Manager, PathKind, UnitRef};
@@ -21,22 +21,22 @@ use crate::systemd_unit::{
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Presence, Scope};
 
 /// Parameters of the `systemd_dropin` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemdDropin {
     /// The unit the drop-in overrides, e.g. `redis-server.service`.
     pub unit: String,
     /// The drop-in's file name; `.conf` is appended when missing.
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub template: Option<String>,
     #[serde(default)]
     pub scope: Scope,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]
     pub state: Presence,

@@ -22,33 +22,33 @@ use crate::unit_lint::{self, Candidate, Verdict};
 use crate::{content_sources, names, Module, ParamError, Plan, PlanError, Scope};
 
 /// Parameters of the `systemd_unit` module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemdUnit {
     /// Full unit name, e.g. `sidekiq.service`.
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub src: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub template: Option<String>,
     #[serde(default)]
     pub scope: Scope,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub state: Option<UnitFileState>,
     /// Seconds a unit this task starts or restarts must stay up (0: off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub settle: Option<u32>,
     /// A health check run on the host once the unit has settled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub probe: Option<Probe>,
     /// Journal lines shown when the unit fails to start or settle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub journal_lines: Option<u32>,
 }
 
