@@ -34,7 +34,7 @@ pub mod sudo;
 pub mod systemd;
 
 registry! {
-    Paths(paths) => [file::File, directory::Directory, lineinfile::LineInFile, blockinfile::BlockInFile],
+    Paths(paths) => [file::File, directory::Directory, copy::Copy, lineinfile::LineInFile, blockinfile::BlockInFile],
     Accounts(accounts) => [user::User, group::Group],
     Systemd(systemd) => [systemd_unit::SystemdUnit, systemd_dropin::SystemdDropin, service::Service, linger::Linger],
     Sudo(sudo) => [sudoers::Sudoers],
@@ -140,6 +140,42 @@ pub enum PlanError {
     NoCandidate { package: String, reason: String },
     #[error("refusing the new {path}; the current file is kept:{problems}")]
     UnitRefused { path: String, problems: String },
+}
+
+/// A file's content: text written in a playbook, or any bytes the engine read from a
+/// file beside it (`src`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content(pub Vec<u8>);
+
+impl Serialize for Content {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.serialize_bytes(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl serde::de::Visitor<'_> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Content, E> {
+                Ok(Content(value.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<Content, E> {
+                Ok(Content(value.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, value: Vec<u8>) -> Result<Content, E> {
+                Ok(Content(value))
+            }
+        }
+        deserializer.deserialize_any(ContentVisitor)
+    }
 }
 
 /// File permission bits, written in playbooks as an octal string (`"0644"`).

@@ -135,13 +135,19 @@ pub(super) fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &B
             ));
             return;
         }
-        result.diffs.push(FileDiff {
-            path: content.path.to_owned(),
-            before: content
-                .before
-                .map(|b| String::from_utf8_lossy(b).into_owned()),
-            after: String::from_utf8_lossy(content.after).into_owned(),
-        });
+        let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_owned);
+        let before = content.before.map(text);
+        match (before, text(content.after)) {
+            (before @ (None | Some(Some(_))), Some(after)) => result.diffs.push(FileDiff {
+                path: content.path.to_owned(),
+                before: before.flatten(),
+                after,
+            }),
+            // A line diff of bytes that are not text would be noise, or mangle them.
+            _ => result
+                .notes
+                .push(format!("binary files differ: {}", content.path)),
+        }
     }
 }
 

@@ -217,6 +217,14 @@ impl FactStore {
         content, Paths(PathKey, PathFact)::Content, &str, Option<Vec<u8>>
     );
     accessor!(
+        /// The SHA-256 of a regular file's bytes (`None` when it is not a regular file).
+        hash, Paths(PathKey, PathFact)::Hash, &str, Option<String>
+    );
+    accessor!(
+        /// What is below a directory (`None` when it is not a directory).
+        listing, Paths(PathKey, PathFact)::Listing, &str, Option<Vec<(String, crate::fact::PathKind)>>
+    );
+    accessor!(
         /// A user account (`None` when it does not exist).
         user, Accounts(AccountKey, AccountFact)::User, &str, Option<UserInfo>
     );

@@ -1,7 +1,8 @@
 //! `file`: a regular file's content, owner, group and mode, or its absence.
 //!
-//! Content comes from `content`, `src` (a file beside the playbook) or `template`
-//! (rendered); the engine resolves the last two into `content` before planning. A new
+//! Content comes from `content`, `src` (a file beside the playbook, any bytes) or
+//! `template` (rendered); the engine resolves the last two into `content` before
+//! planning. A new
 //! file without `mode` gets 0644; an existing file keeps the attributes not given.
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,8 @@ use crate::fact::{FactKey, FactStore, PathKind, PathState};
 use crate::paths::PathChange;
 use crate::paths::PathKey;
 use crate::{
-    check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Mode,
-    Module, ParamError, Plan, PlanError, Presence,
+    check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Content,
+    Mode, Module, ParamError, Plan, PlanError, Presence,
 };
 
 /// Parameters of the `file` module.
@@ -21,7 +22,7 @@ use crate::{
 pub struct File {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub content: Option<Content>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +44,7 @@ impl Module for File {
         names::file_path(&self.path)?;
         validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
         let sources = content_sources(
-            self.content.as_ref(),
+            self.content.as_ref().map(|_| &self.path),
             self.src.as_ref(),
             self.template.as_ref(),
         );
@@ -104,7 +105,7 @@ impl Module for File {
                         path: self.path.clone(),
                     });
                 };
-                Ok(new_file(&self.path, content.as_bytes().to_vec(), wanted))
+                Ok(new_file(&self.path, content.0.clone(), wanted))
             }
             PathKind::File => {
                 let current = facts.content(&self.path)?;
@@ -112,7 +113,7 @@ impl Module for File {
                     &self.path,
                     state,
                     current.as_deref(),
-                    self.content.as_ref().map(String::as_bytes),
+                    self.content.as_ref().map(|content| content.0.as_slice()),
                     wanted,
                 ))
             }
@@ -185,7 +186,7 @@ mod tests {
     fn file(content: Option<&str>) -> File {
         File {
             path: "/etc/app.conf".into(),
-            content: content.map(str::to_owned),
+            content: content.map(|c| Content(c.as_bytes().to_vec())),
             src: None,
             template: None,
             owner: None,
