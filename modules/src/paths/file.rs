@@ -108,11 +108,15 @@ impl Module for File {
                 Ok(new_file(&self.path, content.0.clone(), wanted))
             }
             PathKind::File => {
-                let current = facts.content(&self.path)?;
+                // Without content only the attributes are managed: the bytes are not read.
+                let current = match &self.content {
+                    Some(_) => facts.content(&self.path)?.as_deref(),
+                    None => None,
+                };
                 Ok(update_file(
                     &self.path,
                     state,
-                    current.as_deref(),
+                    current,
                     self.content.as_ref().map(|content| content.0.as_slice()),
                     wanted,
                 ))
@@ -273,6 +277,29 @@ mod tests {
                     mode: Some(0o640)
                 }
             })]
+        );
+    }
+
+    #[test]
+    fn attributes_alone_are_managed_without_reading_the_content() {
+        let mut wanted = file(None);
+        wanted.mode = Some(Mode(0o640));
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Paths(PathKey::Path("/etc/app.conf".into())),
+            Fact::Paths(PathFact::Path(PathState {
+                kind: PathKind::File,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o600,
+            })),
+        );
+        assert!(!wanted
+            .facts(&store)
+            .contains(&FactKey::Paths(PathKey::Content("/etc/app.conf".into()))));
+        assert_eq!(
+            wanted.plan(&store).unwrap().changes[0].describe(),
+            "set mode 0640 on /etc/app.conf"
         );
     }
 
