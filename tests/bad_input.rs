@@ -515,6 +515,16 @@ fn cases() -> Vec<Case> {
         )
         .with_file("blob.bin", b"x"),
         case(
+            "copy without src",
+            play("    - copy: { dest: /srv/app }\n"),
+            Input("task `copy`: `src` is required: the directory beside the playbook to copy"),
+        ),
+        case(
+            "copy with a tree written by hand",
+            play("    - copy: { src: app, dest: /srv/app, tree: { directories: [], files: [] } }\n"),
+            Input("`tree` is not a parameter: name the directory to copy in `src`"),
+        ),
+        case(
             "missing src",
             play("    - file: { path: /tmp/x, src: missing.txt }\n"),
             Input("cannot read src file missing.txt: not found"),

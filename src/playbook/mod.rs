@@ -47,6 +47,12 @@ pub enum PlaybookError {
         play: String,
         known: String,
     },
+    #[error("{playbook}: task `{task}`: {problem}")]
+    CopySource {
+        playbook: PathBuf,
+        task: String,
+        problem: &'static str,
+    },
     #[error("{playbook}: task `{task}`: give only one of content, src and template (this task has {given})")]
     ContentSources {
         playbook: PathBuf,
@@ -331,6 +337,23 @@ impl Playbook {
                         task: title,
                         given: sources.join(" and "),
                     });
+                }
+                if task.module.kind() == "copy" {
+                    // `tree` is what the engine reads from `src`, never written by hand.
+                    let problem = if params.get("tree").is_some() {
+                        Some("`tree` is not a parameter: name the directory to copy in `src`")
+                    } else if params.get("src").is_none_or(|src| *src == Raw::Null) {
+                        Some("`src` is required: the directory beside the playbook to copy")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return Err(PlaybookError::CopySource {
+                            playbook: playbook.clone(),
+                            task: title,
+                            problem,
+                        });
+                    }
                 }
                 for (param, subdir) in [("src", "files"), ("template", "templates")] {
                     let Some(value) = params.remove(param) else {
