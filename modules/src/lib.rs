@@ -142,6 +142,62 @@ pub enum PlanError {
     UnitRefused { path: String, problems: String },
 }
 
+impl PlanError {
+    /// What the host lacks, when that is all that stops the plan: a unit, an account,
+    /// a file, a program, as (what, name).
+    fn missing(&self) -> Option<(&'static str, &str)> {
+        match self {
+            PlanError::NoSuchUnit { unit, .. } => Some(("unit", unit)),
+            PlanError::NoSuchUser { user, .. } => Some(("user", user)),
+            PlanError::NoSuchGroup { group, .. } => Some(("group", group)),
+            PlanError::NoFile { path } => Some(("file", path)),
+            PlanError::NoHome { home, .. } => Some(("home directory", home)),
+            PlanError::NoSudo { missing } => Some(("program", missing)),
+            _ => None,
+        }
+    }
+
+    /// In check mode, why this error is not a failure but a task pending on an earlier
+    /// planned change whose whole effect cannot be predicted (see
+    /// [`FactStore::unsettled`]): `depends on package redis-server, not yet installed:
+    /// unit redis-server.service does not exist yet`. The changes whose name shares a
+    /// word with what is missing are named (`redis` and `redis-server`); when none
+    /// does, all of them. `None` when the error is of another kind, or nothing planned
+    /// could provide what is missing.
+    pub fn pending_on(&self, facts: &FactStore) -> Option<String> {
+        let (what, name) = self.missing()?;
+        let unsettled = facts.unsettled();
+        if unsettled.is_empty() {
+            return None;
+        }
+        let words: Vec<&str> = name
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .filter(|word| word.len() >= 3)
+            .collect();
+        let related = |change: &&fact::Unsettled| {
+            change
+                .name
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .filter(|word| word.len() >= 3)
+                .any(|word| {
+                    words
+                        .iter()
+                        .any(|missing| word.starts_with(missing) || missing.starts_with(word))
+                })
+        };
+        let mut named: Vec<&fact::Unsettled> = unsettled.iter().filter(related).collect();
+        if named.is_empty() {
+            named = unsettled.iter().collect();
+        }
+        let on = named
+            .iter()
+            .map(|change| format!("{} {}, {}", change.kind, change.name, change.state))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(format!("depends on {on}: {what} {name} does not exist yet"))
+    }
+}
+
 /// File permission bits, written in playbooks as an octal string (`"0644"`).
 ///
 /// A YAML integer such as `644` or `0o644` is refused rather than guessed at (Ansible's
@@ -295,7 +351,8 @@ impl<M: Module> DynModule for M {
 }
 
 /// Hint for a plan that needs an account an earlier task should have created.
-pub(crate) const CREATE_IT_FIRST: &str = " (create it in an earlier task)";
+pub(crate) const CREATE_IT_FIRST: &str =
+    " (create it, or install the package that adds it, in an earlier task)";
 
 /// Checks that the owner and group a path should have exist (or will, in check mode).
 pub(crate) fn check_owner_group(
