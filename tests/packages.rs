@@ -260,6 +260,14 @@ fcntl($f, F_SETLKW, $lock) or die "lock: $!";
 open(my $done, ">", "/tmp/locked") or die; close $done; sleep 4' </dev/null >/dev/null 2>&1 &
 i=0; until [ -e /tmp/locked ]; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done"#;
 
+/// The status of each task, in order.
+fn statuses(tasks: &[serde_json::Value]) -> Vec<&str> {
+    tasks
+        .iter()
+        .map(|task| task["status"].as_str().unwrap())
+        .collect()
+}
+
 /// A package's units and the users its maintainer scripts add cannot be known before it
 /// is installed: on a fresh host, --check lists the install and marks the tasks that
 /// need them pending on it (exit 2, not 1); apply converges; then --check finds nothing.
@@ -282,11 +290,11 @@ fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
     let (code, report) = converge_json(&fleet, &[kv, "-i", inventory, "--check"]);
     assert_eq!(code, 2, "{report:#}");
     let tasks = tasks_on(&report, &host.name);
-    let statuses: Vec<&str> = tasks
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["changed", "pending", "pending"], "{report:#}");
+    assert_eq!(
+        statuses(&tasks),
+        ["changed", "pending", "pending"],
+        "{report:#}"
+    );
     assert_eq!(
         tasks[1]["message"],
         "depends on package converge-kv, not yet installed: user converge-kv does not exist yet"
@@ -307,12 +315,11 @@ fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
 
     let (code, report) = converge_json(&fleet, &[kv, "-i", inventory]);
     assert_eq!(code, 0, "{report:#}");
-    let tasks = tasks_on(&report, &host.name);
-    let statuses: Vec<&str> = tasks
-        .iter()
-        .map(|t| t["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["changed", "changed", "changed"], "{report:#}");
+    assert_eq!(
+        statuses(&tasks_on(&report, &host.name)),
+        ["changed", "changed", "changed"],
+        "{report:#}"
+    );
     assert_eq!(
         host.ssh_ok("stat -c '%U %a' /etc/converge-kv.conf; systemctl is-active converge-kv.service; ps -o user= -C sleep"),
         "converge-kv 640\nactive\nconverge-kv"
