@@ -508,4 +508,43 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn recap_counts_pending_tasks_only_when_there_are_some() {
+        let hosts = vec![HostStats {
+            host: "app1".into(),
+            ok: 1,
+            changed: 1,
+            pending: 2,
+            ..HostStats::default()
+        }];
+        let text = human_recap(&hosts, Style { enabled: false });
+        assert!(
+            text.contains(
+                "app1 : ok=1  changed=1  unreachable=0  failed=0  skipped=0  pending=2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_pending_task_shows_what_it_waits_on() {
+        let mut pending = task(Status::Pending, &[]);
+        pending.message = Some("depends on package redis-server, not yet installed: unit redis-server.service does not exist yet".into());
+        let play = PlayOutcome {
+            play: "p".into(),
+            task_titles: vec!["t".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "app1".into(),
+                tasks: vec![pending],
+            }],
+            rollout: None,
+        };
+        let text = human_play(&play, true, false, Style { enabled: false });
+        assert!(
+            text.contains("pending: [app1] depends on package redis-server, not yet installed: unit redis-server.service does not exist yet\n"),
+            "{text}"
+        );
+    }
 }
