@@ -269,8 +269,9 @@ fn statuses(tasks: &[serde_json::Value]) -> Vec<&str> {
 }
 
 /// A package's units and the users its maintainer scripts add cannot be known before it
-/// is installed: on a fresh host, --check lists the install and marks the tasks that
-/// need them pending on it (exit 2, not 1); apply converges; then --check finds nothing.
+/// is installed, nor the programs it ships: on a fresh host, --check lists the install and
+/// marks the tasks that need them pending on it (exit 2, not 1); apply converges; then
+/// --check finds nothing.
 #[test]
 fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
     let Some(fleet) = Fleet::boot(1) else { return };
@@ -282,7 +283,7 @@ fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
     let path = fleet.dir().join("kv.yml");
     std::fs::write(
         &path,
-        "- hosts: app\n  tasks:\n    - name: kv package\n      package: { name: converge-kv, update_cache: true, cache_valid_time: 3600, start_services: false }\n    - name: kv config\n      file: { path: /etc/converge-kv.conf, content: \"port=7000\\n\", owner: converge-kv, mode: \"0640\" }\n    - name: kv service\n      service: { name: converge-kv, state: started, enabled: true }\n",
+        "- hosts: app\n  tasks:\n    - name: kv package\n      package: { name: converge-kv, update_cache: true, cache_valid_time: 3600, start_services: false }\n    - name: kv config\n      file: { path: /etc/converge-kv.conf, content: \"port=7000\\n\", owner: converge-kv, mode: \"0640\" }\n    - name: kv service\n      service: { name: converge-kv, state: started, enabled: true }\n    - name: kv report unit\n      systemd_unit: { name: converge-kv-report.service, content: \"[Unit]\\nDescription=kv report\\n[Service]\\nType=oneshot\\nExecStart=/usr/bin/converge-kv\\n\" }\n",
     )
     .unwrap();
     let kv = path.to_str().unwrap();
@@ -292,7 +293,7 @@ fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
     let tasks = tasks_on(&report, &host.name);
     assert_eq!(
         statuses(&tasks),
-        ["changed", "pending", "pending"],
+        ["changed", "pending", "pending", "pending"],
         "{report:#}"
     );
     assert_eq!(
@@ -304,20 +305,24 @@ fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
         "depends on package converge-kv, not yet installed: unit converge-kv.service does not exist yet"
     );
     assert_eq!(
+        tasks[3]["message"],
+        "depends on package converge-kv, not yet installed: program /usr/bin/converge-kv does not exist yet"
+    );
+    assert_eq!(
         changes_on(&report, &host.name),
         [
             "kv package: refresh apt's package lists",
             "kv package: install package converge-kv (services not started)",
         ]
     );
-    assert_eq!(stat(&report, &host.name, "pending"), 2);
+    assert_eq!(stat(&report, &host.name, "pending"), 3);
     assert_eq!(dpkg(host, "converge-kv"), "unknown");
 
     let (code, report) = converge_json(&fleet, &[kv, "-i", inventory]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         statuses(&tasks_on(&report, &host.name)),
-        ["changed", "changed", "changed"],
+        ["changed", "changed", "changed", "changed"],
         "{report:#}"
     );
     assert_eq!(

@@ -138,6 +138,8 @@ pub enum PlanError {
     NoApt { found: String },
     #[error("package {package} {reason}")]
     NoCandidate { package: String, reason: String },
+    #[error("{program}, which the unit runs, does not exist on the host")]
+    NoProgram { program: String },
     #[error("refusing the new {path}; the current file is kept:{problems}")]
     UnitRefused { path: String, problems: String },
 }
@@ -153,6 +155,7 @@ impl PlanError {
             PlanError::NoFile { path } => Some(("file", path)),
             PlanError::NoHome { home, .. } => Some(("home directory", home)),
             PlanError::NoSudo { missing } => Some(("program", missing)),
+            PlanError::NoProgram { program } => Some(("program", program)),
             _ => None,
         }
     }
@@ -161,8 +164,8 @@ impl PlanError {
     /// planned change whose whole effect cannot be predicted (see
     /// [`FactStore::unsettled`]): `depends on package redis-server, not yet installed:
     /// unit redis-server.service does not exist yet`. The changes whose name shares a
-    /// word with what is missing are named (`redis` and `redis-server`); when none
-    /// does, all of them. `None` when the error is of another kind, or nothing planned
+    /// word with what is missing are named (user `redis` and package `redis-server`,
+    /// `/usr/bin/sidekiq` and `ruby-sidekiq`); when none does, all of them. `None` when the error is of another kind, or nothing planned
     /// could provide what is missing.
     pub fn pending_on(&self, facts: &FactStore) -> Option<String> {
         let (what, name) = self.missing()?;
@@ -170,20 +173,11 @@ impl PlanError {
         if unsettled.is_empty() {
             return None;
         }
-        let words: Vec<&str> = name
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .filter(|word| word.len() >= 3)
-            .collect();
+        let missing = name_words(name);
         let related = |change: &&fact::Unsettled| {
-            change
-                .name
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                .filter(|word| word.len() >= 3)
-                .any(|word| {
-                    words
-                        .iter()
-                        .any(|missing| word.starts_with(missing) || missing.starts_with(word))
-                })
+            name_words(&change.name)
+                .iter()
+                .any(|word| missing.contains(word))
         };
         let mut named: Vec<&fact::Unsettled> = unsettled.iter().filter(related).collect();
         if named.is_empty() {
@@ -196,6 +190,19 @@ impl PlanError {
             .join("; ");
         Some(format!("depends on {on}: {what} {name} does not exist yet"))
     }
+}
+
+/// The distinctive words of a name, to tell which planned change a missing thing may
+/// come from: split on anything but letters and digits, short words and the words
+/// every path or unit has left out.
+fn name_words(name: &str) -> Vec<&str> {
+    const COMMON: &[&str] = &[
+        "bin", "conf", "etc", "lib", "local", "opt", "sbin", "service", "share", "socket", "srv",
+        "timer", "usr", "var",
+    ];
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| word.len() >= 3 && !COMMON.contains(word))
+        .collect()
 }
 
 /// File permission bits, written in playbooks as an octal string (`"0644"`).
