@@ -19,6 +19,10 @@ pub enum Status {
     Failed,
     Skipped,
     Unreachable,
+    /// Check mode only: the task needs what an earlier planned change would provide,
+    /// and what that change brings cannot be predicted (a package's units and users):
+    /// not a failure, and counted as drift.
+    Pending,
 }
 
 /// A file whose content changes (or would), for `--diff` and reports.
@@ -82,6 +86,8 @@ pub struct HostStats {
     pub failed: usize,
     pub skipped: usize,
     pub unreachable: usize,
+    /// Tasks pending on an earlier planned change (check mode).
+    pub pending: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }

@@ -314,7 +314,7 @@ mod tests {
         );
         assert_eq!(
             wanted.plan(&store).unwrap_err().to_string(),
-            "user deploy does not exist (create it in an earlier task)"
+            "user deploy does not exist (create it, or install the package that adds it, in an earlier task)"
         );
     }
 

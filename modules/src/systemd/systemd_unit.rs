@@ -178,6 +178,11 @@ impl SystemdUnit {
                 continue;
             };
             match state.kind {
+                // In check mode, a program an earlier planned change may install (a
+                // package) is what the task waits on, before anything else is judged.
+                PathKind::Missing if !facts.unsettled().is_empty() => {
+                    return Err(PlanError::NoProgram { program });
+                }
                 PathKind::Missing => problems.push(format!(
                     "{program}, which the unit runs, does not exist on the host"
                 )),
@@ -727,6 +732,27 @@ pub(crate) mod tests {
         };
         assert_eq!(verify.as_ref().map(|v| v.settle), Some(10));
         assert!(plan.changes[2].command().argv[2].contains("NRestarts"));
+    }
+
+    #[test]
+    fn a_program_a_planned_package_may_install_is_waited_on_in_check_mode() {
+        let mut store = system_facts(None, unit_state("not-found", "inactive", ""));
+        store.insert(
+            FactKey::Paths(PathKey::Path("/bin/sleep".into())),
+            Fact::Paths(PathFact::Path(PathState::missing())),
+        );
+        store.unsettle("package", "coreutils-sleep", "not yet installed");
+        let error = sidekiq().plan(&store).unwrap_err();
+        assert_eq!(
+            error,
+            PlanError::NoProgram {
+                program: "/bin/sleep".into()
+            }
+        );
+        assert_eq!(
+            error.pending_on(&store).as_deref(),
+            Some("depends on package coreutils-sleep, not yet installed: program /bin/sleep does not exist yet")
+        );
     }
 
     #[test]
