@@ -24,6 +24,22 @@ use crate::{
     PlanError, Presence,
 };
 
+/// A `regexp`, `insert_after` or `insert_before` that is not a regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid regular expression {text:?}: {}", last_line(source))]
+pub struct InvalidPattern {
+    text: String,
+    source: regex::Error,
+}
+
+/// The last line of the parser's message, which says what is wrong (the lines before it
+/// draw the expression with a caret).
+fn last_line(error: &regex::Error) -> String {
+    let message = error.to_string();
+    let reason = message.lines().last().unwrap_or_default();
+    reason.strip_prefix("error: ").unwrap_or(reason).to_owned()
+}
+
 /// A regular expression, matched against a line without its ending (so `$` is the end
 /// of the line's text) and on its bytes, so a line need not be UTF-8. Invalid syntax is
 /// refused while the playbook is read.
@@ -32,15 +48,13 @@ pub struct Pattern(regex::bytes::Regex);
 
 impl Pattern {
     /// Compiles `text`, or says in one line why it is not a regular expression.
-    pub fn new(text: &str) -> Result<Self, String> {
-        regex::bytes::Regex::new(text).map(Pattern).map_err(|err| {
-            let err = err.to_string();
-            // The parser's message draws the expression with a caret over several
-            // lines; its last line says what is wrong.
-            let reason = err.lines().last().unwrap_or_default();
-            let reason = reason.strip_prefix("error: ").unwrap_or(reason);
-            format!("invalid regular expression {text:?}: {reason}")
-        })
+    pub fn new(text: &str) -> Result<Self, InvalidPattern> {
+        regex::bytes::Regex::new(text)
+            .map(Pattern)
+            .map_err(|source| InvalidPattern {
+                text: text.to_owned(),
+                source,
+            })
     }
 
     /// Whether the expression matches somewhere in `line` (its text, without ending).
@@ -426,7 +440,7 @@ pub(crate) mod tests {
     #[test]
     fn invalid_expressions_are_refused_in_one_line() {
         assert_eq!(
-            Pattern::new("(unclosed").unwrap_err(),
+            Pattern::new("(unclosed").unwrap_err().to_string(),
             "invalid regular expression \"(unclosed\": unclosed group"
         );
         let anchor: Anchor = serde_json::from_str("\"EOF\"").unwrap();
