@@ -847,3 +847,82 @@ fn any_errors_fatal_calls_off_the_rest_of_the_rollout() {
         .as_ref()
         .is_some_and(|rollout| rollout.stopped.is_some()));
 }
+
+// --- Pending on a planned change -------------------------------------------------------
+
+const PACKAGE_THEN_ITS_UNIT_AND_USER: &str = r#"
+- hosts: all
+  tasks:
+    - package: { name: redis-server }
+    - service: { name: redis-server, state: started, enabled: true }
+    - file: { path: /etc/app.conf, content: "port=80\n", owner: redis, mode: "0640" }
+    - file: { path: /etc/other.conf, content: "x\n", mode: "0644" }
+"#;
+
+#[test]
+fn check_mode_marks_what_a_planned_package_would_provide_pending_and_goes_on() {
+    let host = FakeHost::new().with_package_available("redis-server", "5:7.0.15-1");
+    let run = on_one(PACKAGE_THEN_ITS_UNIT_AND_USER, &host, check());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Pending,
+            Status::Pending,
+            Status::Changed
+        ]
+    );
+    let tasks = run.tasks("web1");
+    assert_eq!(
+        tasks[1].message.as_deref(),
+        Some("depends on package redis-server, not yet installed: unit redis-server.service does not exist yet")
+    );
+    assert_eq!(
+        tasks[2].message.as_deref(),
+        Some("depends on package redis-server, not yet installed: user redis does not exist yet")
+    );
+    let stats = run.stats("web1");
+    assert_eq!((stats.changed, stats.pending, stats.failed), (2, 2, 0));
+    assert_eq!(applies(&host), 0);
+}
+
+#[test]
+fn a_missing_unit_with_no_planned_package_still_fails_in_check_mode() {
+    let playbook = r"
+- hosts: all
+  tasks:
+    - service: { name: redis-server, state: started }
+";
+    let run = on_one(playbook, &FakeHost::new(), check());
+    assert_eq!(run.statuses("web1"), [Status::Failed]);
+    assert_eq!(
+        run.tasks("web1")[0].message.as_deref(),
+        Some("unit redis-server.service does not exist on the host (install it with systemd_unit, or the package that ships it, in an earlier task)")
+    );
+}
+
+#[test]
+fn a_task_pending_on_a_command_in_check_mode_fails_in_apply_when_the_command_did_not_provide() {
+    let playbook = r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "make install" }
+    - file: { path: /etc/app.conf, content: "port=80\n", owner: app }
+"#;
+    let check_run = on_one(playbook, &FakeHost::new(), check());
+    assert_eq!(
+        check_run.statuses("web1"),
+        [Status::Changed, Status::Pending]
+    );
+    assert_eq!(
+        check_run.tasks("web1")[1].message.as_deref(),
+        Some("depends on command `make install`, not yet run: user app does not exist yet")
+    );
+    // Apply plans against what the host really is once the command ran.
+    let apply_run = on_one(playbook, &FakeHost::new(), apply());
+    assert_eq!(
+        apply_run.statuses("web1"),
+        [Status::Changed, Status::Failed]
+    );
+    assert_eq!(apply_run.stats("web1").pending, 0);
+}

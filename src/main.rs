@@ -103,7 +103,7 @@ fn run() -> u8 {
 fn exit_status(hosts: &[HostStats], check: bool, interrupted: bool) -> u8 {
     if interrupted || hosts.iter().any(|host| host.failed + host.unreachable > 0) {
         EXIT_FAILED
-    } else if check && hosts.iter().any(|host| host.changed > 0) {
+    } else if check && hosts.iter().any(|host| host.changed + host.pending > 0) {
         EXIT_DRIFT
     } else {
         EXIT_CONVERGED
@@ -135,6 +135,11 @@ mod tests {
             EXIT_FAILED
         );
         assert_eq!(exit_status(&[host(0, 1, 0)], false, false), EXIT_FAILED);
+        let pending = HostStats {
+            pending: 2,
+            ..host(0, 0, 0)
+        };
+        assert_eq!(exit_status(&[pending], true, false), EXIT_DRIFT);
         assert_eq!(exit_status(&[host(0, 0, 0)], true, true), EXIT_FAILED);
     }
 }

@@ -46,6 +46,7 @@ pub struct Summary {
     pub failed: usize,
     pub unreachable: usize,
     pub skipped: usize,
+    pub pending: usize,
 }
 
 impl Summary {
@@ -61,6 +62,7 @@ impl Summary {
             summary.failed += host.failed;
             summary.unreachable += host.unreachable;
             summary.skipped += host.skipped;
+            summary.pending += host.pending;
         }
         summary
     }
@@ -95,6 +97,7 @@ impl Style {
             Status::Failed => ("31", "failed"),
             Status::Skipped => ("36", "skipped"),
             Status::Unreachable => ("31", "unreachable"),
+            Status::Pending => ("35", "pending"),
         };
         self.paint(code, word)
     }
@@ -230,13 +233,17 @@ pub fn human_recap(hosts: &[HostStats], style: Style) -> String {
     banner(&mut out, "PLAY RECAP");
     let width = hosts.iter().map(|host| host.host.len()).max().unwrap_or(0);
     for host in hosts {
-        let counts = format!(
+        let mut counts = format!(
             "ok={}  changed={}  unreachable={}  failed={}  skipped={}",
             host.ok, host.changed, host.unreachable, host.failed, host.skipped
         );
+        // Only check mode has pending tasks: other recaps keep their shape.
+        if host.pending > 0 {
+            let _ = write!(counts, "  pending={}", host.pending);
+        }
         let code = if host.failed + host.unreachable > 0 {
             "31"
-        } else if host.changed > 0 {
+        } else if host.changed + host.pending > 0 {
             "33"
         } else {
             "32"
@@ -498,6 +505,45 @@ mod tests {
         );
         assert!(
             text.contains("db10 : ok=0  changed=0  unreachable=1  failed=0  skipped=0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recap_counts_pending_tasks_only_when_there_are_some() {
+        let hosts = vec![HostStats {
+            host: "app1".into(),
+            ok: 1,
+            changed: 1,
+            pending: 2,
+            ..HostStats::default()
+        }];
+        let text = human_recap(&hosts, Style { enabled: false });
+        assert!(
+            text.contains(
+                "app1 : ok=1  changed=1  unreachable=0  failed=0  skipped=0  pending=2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_pending_task_shows_what_it_waits_on() {
+        let mut pending = task(Status::Pending, &[]);
+        pending.message = Some("depends on package redis-server, not yet installed: unit redis-server.service does not exist yet".into());
+        let play = PlayOutcome {
+            play: "p".into(),
+            task_titles: vec!["t".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "app1".into(),
+                tasks: vec![pending],
+            }],
+            rollout: None,
+        };
+        let text = human_play(&play, true, false, Style { enabled: false });
+        assert!(
+            text.contains("pending: [app1] depends on package redis-server, not yet installed: unit redis-server.service does not exist yet\n"),
             "{text}"
         );
     }

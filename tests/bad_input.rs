@@ -160,8 +160,8 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "unknown module",
-            play("    - copy: { src: a, dest: /tmp/b }\n"),
-            Input("site.yml:4:7: unknown key `copy`"),
+            play("    - synchronize: { src: a, dest: /tmp/b }\n"),
+            Input("site.yml:4:7: unknown key `synchronize`"),
         ),
         case(
             "two modules in one task",
@@ -503,11 +503,27 @@ fn cases() -> Vec<Case> {
         ),
         // Content.
         case(
-            "src that is not UTF-8",
-            play("    - file: { path: /tmp/x, src: blob.bin }\n"),
-            Input("cannot read src file blob.bin: it is not UTF-8 text"),
+            "unit src that is not UTF-8",
+            play("    - systemd_unit: { name: x.service, src: blob.bin }\n"),
+            Input("cannot read src file blob.bin: it is not UTF-8 text (only file and copy take any bytes)"),
         )
         .with_file("blob.bin", b"\x7fELF\xff\xfe\x00\x01"),
+        case(
+            "copy src that is not a directory",
+            play("    - copy: { src: blob.bin, dest: /srv/app }\n"),
+            Input("cannot read src file blob.bin: not found"),
+        )
+        .with_file("blob.bin", b"x"),
+        case(
+            "copy without src",
+            play("    - copy: { dest: /srv/app }\n"),
+            Input("task `copy`: `src` is required: the directory beside the playbook to copy"),
+        ),
+        case(
+            "copy with a tree written by hand",
+            play("    - copy: { src: app, dest: /srv/app, tree: { directories: [], files: [] } }\n"),
+            Input("`tree` is not a parameter: name the directory to copy in `src`"),
+        ),
         case(
             "missing src",
             play("    - file: { path: /tmp/x, src: missing.txt }\n"),

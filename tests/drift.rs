@@ -326,3 +326,54 @@ fn check_mode_is_exact_for_drop_ins_removed_units_and_accounts_on_fresh_and_drif
         "ActiveState=active\nLimitNOFILE=4096"
     );
 }
+
+/// A tree shipped for a user an earlier task of the same run creates, and a later task
+/// that manages one of the files the copy would write.
+const TREE: &str = "- hosts: app
+  tasks:
+    - name: deploy user
+      user: { name: deploy }
+    - name: app tree
+      copy: { src: app, dest: /srv/app, owner: deploy, group: deploy, delete: true }
+    - name: runner owned
+      file: { path: /srv/app/bin/run, owner: deploy }
+";
+
+#[test]
+fn check_mode_is_exact_for_copied_trees_on_fresh_and_drifted_hosts() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    let app = fleet.dir().join("files/app");
+    std::fs::create_dir_all(app.join("bin")).unwrap();
+    std::fs::write(app.join("bin/run"), "#!/bin/sh\n").unwrap();
+    std::fs::write(app.join("blob"), [0xffu8, 0xfe, 0x00]).unwrap();
+    let playbook = fleet.dir().join("tree.yml");
+    std::fs::write(&playbook, TREE).unwrap();
+    let args = [playbook.to_str().unwrap(), "-i", inventory];
+
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "deploy user: create user deploy",
+            "app tree: create directory /srv/app",
+            "app tree: create directory /srv/app/bin",
+            "app tree: create /srv/app/bin/run",
+            "app tree: create /srv/app/blob",
+        ]
+    );
+
+    // A file deleted, the binary edited, an extra directory.
+    host.ssh_ok("rm /srv/app/bin/run && printf x > /srv/app/blob && mkdir /srv/app/tmp");
+    let apply = assert_check_is_exact(&fleet, &args);
+    assert_eq!(
+        changes_on(&apply, &host.name),
+        [
+            "app tree: create /srv/app/bin/run",
+            "app tree: update /srv/app/blob",
+            "app tree: remove directory /srv/app/tmp",
+        ]
+    );
+}

@@ -15,8 +15,9 @@ use fleet::{Fleet, TestHost};
 use support::{changes_on, converge_json, inventory, stat, tasks_on};
 
 /// Builds the test packages on the host with `dpkg-deb`: `converge-hello` (a script)
-/// at 1.0-1 and 1.0-2, and `converge-daemon` (a unit its maintainer scripts enable and
-/// start, as debhelper's do).
+/// at 1.0-1 and 1.0-2, `converge-daemon` (a unit its maintainer scripts enable and
+/// start, as debhelper's do), and `converge-kv` (the same, with a system user of its
+/// own that its postinst adds, as Redis's does).
 const BUILD: &str = r#"set -eu
 mkdir -p /srv/build /srv/pool /srv/repo
 package() {
@@ -29,6 +30,12 @@ package() {
 package converge-hello 1.0-1
 package converge-hello 1.0-2
 package converge-daemon 1.0-1
+package converge-kv 1.0-1
+d=/srv/build/converge-kv_1.0-1
+mkdir -p "$d/lib/systemd/system"
+printf '[Unit]\nDescription=converge test store\n[Service]\nUser=converge-kv\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' > "$d/lib/systemd/system/converge-kv.service"
+printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n  getent passwd converge-kv >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin converge-kv\n  deb-systemd-helper enable converge-kv.service\n  deb-systemd-invoke start converge-kv.service\nfi\n' > "$d/DEBIAN/postinst"
+chmod 0755 "$d/DEBIAN/postinst"
 d=/srv/build/converge-daemon_1.0-1
 mkdir -p "$d/lib/systemd/system"
 printf '[Unit]\nDescription=converge test daemon\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' > "$d/lib/systemd/system/converge-daemon.service"
@@ -252,3 +259,79 @@ my $lock = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0);
 fcntl($f, F_SETLKW, $lock) or die "lock: $!";
 open(my $done, ">", "/tmp/locked") or die; close $done; sleep 4' </dev/null >/dev/null 2>&1 &
 i=0; until [ -e /tmp/locked ]; do i=$((i+1)); [ $i -lt 50 ] || exit 1; sleep 0.1; done"#;
+
+/// The status of each task, in order.
+fn statuses(tasks: &[serde_json::Value]) -> Vec<&str> {
+    tasks
+        .iter()
+        .map(|task| task["status"].as_str().unwrap())
+        .collect()
+}
+
+/// A package's units and the users its maintainer scripts add cannot be known before it
+/// is installed, nor the programs it ships: on a fresh host, --check lists the install and
+/// marks the tasks that need them pending on it (exit 2, not 1); apply converges; then
+/// --check finds nothing.
+#[test]
+fn check_mode_is_pending_on_a_new_packages_unit_and_user_and_apply_converges() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    host.ssh_ok(BUILD);
+    publish(host, &["converge-kv_1.0-1_all.deb"]);
+    let path = fleet.dir().join("kv.yml");
+    std::fs::write(
+        &path,
+        "- hosts: app\n  tasks:\n    - name: kv package\n      package: { name: converge-kv, update_cache: true, cache_valid_time: 3600, start_services: false }\n    - name: kv config\n      file: { path: /etc/converge-kv.conf, content: \"port=7000\\n\", owner: converge-kv, mode: \"0640\" }\n    - name: kv service\n      service: { name: converge-kv, state: started, enabled: true }\n    - name: kv report unit\n      systemd_unit: { name: converge-kv-report.service, content: \"[Unit]\\nDescription=kv report\\n[Service]\\nType=oneshot\\nExecStart=/usr/bin/converge-kv\\n\" }\n",
+    )
+    .unwrap();
+    let kv = path.to_str().unwrap();
+
+    let (code, report) = converge_json(&fleet, &[kv, "-i", inventory, "--check"]);
+    assert_eq!(code, 2, "{report:#}");
+    let tasks = tasks_on(&report, &host.name);
+    assert_eq!(
+        statuses(&tasks),
+        ["changed", "pending", "pending", "pending"],
+        "{report:#}"
+    );
+    assert_eq!(
+        tasks[1]["message"],
+        "depends on package converge-kv, not yet installed: user converge-kv does not exist yet"
+    );
+    assert_eq!(
+        tasks[2]["message"],
+        "depends on package converge-kv, not yet installed: unit converge-kv.service does not exist yet"
+    );
+    assert_eq!(
+        tasks[3]["message"],
+        "depends on package converge-kv, not yet installed: program /usr/bin/converge-kv does not exist yet"
+    );
+    assert_eq!(
+        changes_on(&report, &host.name),
+        [
+            "kv package: refresh apt's package lists",
+            "kv package: install package converge-kv (services not started)",
+        ]
+    );
+    assert_eq!(stat(&report, &host.name, "pending"), 3);
+    assert_eq!(dpkg(host, "converge-kv"), "unknown");
+
+    let (code, report) = converge_json(&fleet, &[kv, "-i", inventory]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        statuses(&tasks_on(&report, &host.name)),
+        ["changed", "changed", "changed", "changed"],
+        "{report:#}"
+    );
+    assert_eq!(
+        host.ssh_ok("stat -c '%U %a' /etc/converge-kv.conf; systemctl is-active converge-kv.service; ps -o user= -C sleep"),
+        "converge-kv 640\nactive\nconverge-kv"
+    );
+
+    let (code, report) = converge_json(&fleet, &[kv, "-i", inventory, "--check"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(changes_on(&report, &host.name).is_empty(), "{report:#}");
+    assert_eq!(stat(&report, &host.name, "pending"), 0);
+}

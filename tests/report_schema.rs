@@ -48,6 +48,34 @@ fn local_reports_validate_against_the_published_schema() {
 }
 
 #[test]
+fn a_check_report_with_a_pending_task_validates_and_exits_as_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = format!(
+        "- hosts: all\n  tasks:\n    - name: make the account\n      command: {{ cmd: \"true\" }}\n    - name: owned file\n      file: {{ path: {t}/owned, content: \"x\\n\", owner: converge-nosuchuser }}\n",
+        t = dir.path().display()
+    );
+    std::fs::write(dir.path().join("site.yml"), playbook).unwrap();
+    let check = Converge::new().dir(dir.path()).run(&[
+        "site.yml",
+        "--connection",
+        "local",
+        "--format",
+        "json",
+        "--check",
+    ]);
+    assert_eq!(check.status.code(), Some(2), "{}", support::text(&check));
+    let report = support::report_of(&check);
+    let tasks = support::tasks_on(&report, "localhost");
+    assert_eq!(tasks[1]["status"], "pending", "{report:#}");
+    assert_eq!(
+        tasks[1]["message"],
+        "depends on command `true`, not yet run: user converge-nosuchuser does not exist yet"
+    );
+    assert_eq!(report["summary"]["pending"], 1, "{report:#}");
+    assert_eq!(report["hosts"][0]["pending"], 1, "{report:#}");
+}
+
+#[test]
 fn the_closed_schema_refuses_what_it_does_not_describe() {
     let report = json!({
         "format_version": 1, "converge_version": "0.1.0", "playbook": "site.yml",

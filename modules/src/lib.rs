@@ -34,7 +34,7 @@ pub mod sudo;
 pub mod systemd;
 
 registry! {
-    Paths(paths) => [file::File, directory::Directory, lineinfile::LineInFile, blockinfile::BlockInFile],
+    Paths(paths) => [file::File, directory::Directory, copy::Copy, lineinfile::LineInFile, blockinfile::BlockInFile],
     Accounts(accounts) => [user::User, group::Group],
     Systemd(systemd) => [systemd_unit::SystemdUnit, systemd_dropin::SystemdDropin, service::Service, linger::Linger],
     Sudo(sudo) => [sudoers::Sudoers],
@@ -138,8 +138,107 @@ pub enum PlanError {
     NoApt { found: String },
     #[error("package {package} {reason}")]
     NoCandidate { package: String, reason: String },
+    #[error("{program}, which the unit runs, does not exist on the host")]
+    NoProgram { program: String },
     #[error("refusing the new {path}; the current file is kept:{problems}")]
     UnitRefused { path: String, problems: String },
+}
+
+/// A file's content: text written in a playbook, or any bytes the engine read from a
+/// file beside it (`src`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content(pub Vec<u8>);
+
+impl Serialize for Content {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.serialize_bytes(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl serde::de::Visitor<'_> for ContentVisitor {
+            type Value = Content;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Content, E> {
+                Ok(Content(value.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<Content, E> {
+                Ok(Content(value.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, value: Vec<u8>) -> Result<Content, E> {
+                Ok(Content(value))
+            }
+        }
+        deserializer.deserialize_any(ContentVisitor)
+    }
+}
+
+impl PlanError {
+    /// What the host lacks, when that is all that stops the plan: a unit, an account,
+    /// a file, a program, as (what, name).
+    fn missing(&self) -> Option<(&'static str, &str)> {
+        match self {
+            PlanError::NoSuchUnit { unit, .. } => Some(("unit", unit)),
+            PlanError::NoSuchUser { user, .. } => Some(("user", user)),
+            PlanError::NoSuchGroup { group, .. } => Some(("group", group)),
+            PlanError::NoFile { path } => Some(("file", path)),
+            PlanError::NoHome { home, .. } => Some(("home directory", home)),
+            PlanError::NoSudo { missing } => Some(("program", missing)),
+            PlanError::NoProgram { program } => Some(("program", program)),
+            _ => None,
+        }
+    }
+
+    /// In check mode, why this error is not a failure but a task pending on an earlier
+    /// planned change whose whole effect cannot be predicted (see
+    /// [`FactStore::unsettled`]): `depends on package redis-server, not yet installed:
+    /// unit redis-server.service does not exist yet`. The changes whose name shares a
+    /// word with what is missing are named (user `redis` and package `redis-server`,
+    /// `/usr/bin/sidekiq` and `ruby-sidekiq`); when none does, all of them. `None` when the error is of another kind, or nothing planned
+    /// could provide what is missing.
+    pub fn pending_on(&self, facts: &FactStore) -> Option<String> {
+        let (what, name) = self.missing()?;
+        let unsettled = facts.unsettled();
+        if unsettled.is_empty() {
+            return None;
+        }
+        let missing = name_words(name);
+        let related = |change: &&fact::Unsettled| {
+            name_words(&change.name)
+                .iter()
+                .any(|word| missing.contains(word))
+        };
+        let mut named: Vec<&fact::Unsettled> = unsettled.iter().filter(related).collect();
+        if named.is_empty() {
+            named = unsettled.iter().collect();
+        }
+        let on = named
+            .iter()
+            .map(|change| format!("{} {}, {}", change.kind, change.name, change.state))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some(format!("depends on {on}: {what} {name} does not exist yet"))
+    }
+}
+
+/// The distinctive words of a name, to tell which planned change a missing thing may
+/// come from: split on anything but letters and digits, short words and the words
+/// every path or unit has left out.
+fn name_words(name: &str) -> Vec<&str> {
+    const COMMON: &[&str] = &[
+        "bin", "conf", "etc", "lib", "local", "opt", "sbin", "service", "share", "socket", "srv",
+        "timer", "usr", "var",
+    ];
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| word.len() >= 3 && !COMMON.contains(word))
+        .collect()
 }
 
 /// File permission bits, written in playbooks as an octal string (`"0644"`).
@@ -295,7 +394,8 @@ impl<M: Module> DynModule for M {
 }
 
 /// Hint for a plan that needs an account an earlier task should have created.
-pub(crate) const CREATE_IT_FIRST: &str = " (create it in an earlier task)";
+pub(crate) const CREATE_IT_FIRST: &str =
+    " (create it, or install the package that adds it, in an earlier task)";
 
 /// Checks that the owner and group a path should have exist (or will, in check mode).
 pub(crate) fn check_owner_group(

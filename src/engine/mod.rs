@@ -256,6 +256,7 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
                         Status::Failed => stats.failed += 1,
                         Status::Skipped => stats.skipped += 1,
                         Status::Unreachable => stats.unreachable += 1,
+                        Status::Pending => stats.pending += 1,
                     }
                 }
             }

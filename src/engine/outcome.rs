@@ -19,6 +19,10 @@ pub enum Status {
     Failed,
     Skipped,
     Unreachable,
+    /// Check mode only: the task needs what an earlier planned change would provide,
+    /// and what that change brings cannot be predicted (a package's units and users):
+    /// not a failure, and counted as drift.
+    Pending,
 }
 
 /// A file whose content changes (or would), for `--diff` and reports.
@@ -82,6 +86,8 @@ pub struct HostStats {
     pub failed: usize,
     pub skipped: usize,
     pub unreachable: usize,
+    /// Tasks pending on an earlier planned change (check mode).
+    pub pending: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }
@@ -135,13 +141,19 @@ pub(super) fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &B
             ));
             return;
         }
-        result.diffs.push(FileDiff {
-            path: content.path.to_owned(),
-            before: content
-                .before
-                .map(|b| String::from_utf8_lossy(b).into_owned()),
-            after: String::from_utf8_lossy(content.after).into_owned(),
-        });
+        let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_owned);
+        let before = content.before.map(text);
+        match (before, text(content.after)) {
+            (before @ (None | Some(Some(_))), Some(after)) => result.diffs.push(FileDiff {
+                path: content.path.to_owned(),
+                before: before.flatten(),
+                after,
+            }),
+            // A line diff of bytes that are not text would be noise, or mangle them.
+            _ => result
+                .notes
+                .push(format!("binary files differ: {}", content.path)),
+        }
     }
 }
 

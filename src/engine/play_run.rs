@@ -410,7 +410,22 @@ impl<'a> PlayRun<'a> {
             let paths = content_paths(&*module, &self.host.facts);
             self.host.secret_paths.extend(paths);
         }
-        let mut plan = module.plan(&self.host.facts)?;
+        let mut plan = match module.plan(&self.host.facts) {
+            Ok(plan) => plan,
+            Err(error) => {
+                // In check mode, what an earlier planned change (a package) would
+                // provide is not a failure: the task waits on it.
+                let pending = self
+                    .options
+                    .check
+                    .then(|| error.pending_on(&self.host.facts));
+                if let Some(Some(why)) = pending {
+                    result.message = Some(why);
+                    return Ok(Status::Pending);
+                }
+                return Err(error.into());
+            }
+        };
         if !self.options.check && !plan.changes.is_empty() && self.host.lock == HostLock::Free {
             // Changes are made under the host's lock. It is taken before the first one,
             // not with the first read, so a run with nothing to change never takes it

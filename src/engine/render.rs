@@ -166,17 +166,19 @@ pub(super) fn build_task(
         other => other.render(renderer, vars, &origin)?,
     };
     if let Some(source) = &task.source {
-        let content = match source {
-            ContentSource::File { content, .. } => content.clone(),
+        match source {
+            ContentSource::File { content } => {
+                params.insert("content", Raw::content(content.clone()));
+            }
             ContentSource::Template { path, source } => {
                 culprit.param = Some("template".to_owned());
                 let content =
                     renderer.render(source, vars, &format!("template {}", path.display()))?;
                 culprit.param = None;
-                content
+                params.insert("content", Raw::Str(content));
             }
-        };
-        params.insert("content", Raw::Str(content));
+            ContentSource::Tree(tree) => params.insert("tree", Raw::tree(tree)),
+        }
     }
     let kind = task.module.kind();
     let module = task.typed(&params, Stage::Rendered).map_err(|error| {

@@ -293,7 +293,7 @@ impl RunRecord {
                     HostState::Unreachable
                 } else if stats.failed > 0 {
                     HostState::Failed
-                } else if stats.changed > 0 {
+                } else if stats.changed + stats.pending > 0 {
                     HostState::Drifted
                 } else {
                     HostState::Converged

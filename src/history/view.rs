@@ -281,7 +281,8 @@ pub fn matrix(runs: &[RunRecord]) -> Matrix {
                 matrix.resources.push(result.task.clone());
             }
             let state = match result.status.as_str() {
-                "changed" => CellState::Drifted,
+                // A pending task waits on a change check mode found: drift too.
+                "changed" | "pending" => CellState::Drifted,
                 "failed" => CellState::Failed,
                 "skipped" => CellState::Skipped,
                 _ => CellState::Converged,

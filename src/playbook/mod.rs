@@ -47,6 +47,12 @@ pub enum PlaybookError {
         play: String,
         known: String,
     },
+    #[error("{playbook}: task `{task}`: {problem}")]
+    CopySource {
+        playbook: PathBuf,
+        task: String,
+        problem: &'static str,
+    },
     #[error("{playbook}: task `{task}`: give only one of content, src and template (this task has {given})")]
     ContentSources {
         playbook: PathBuf,
@@ -75,8 +81,10 @@ pub enum SourceError {
     NotFound { candidates: Vec<PathBuf> },
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("it is not UTF-8 text")]
+    #[error("it is not UTF-8 text (only file and copy take any bytes)")]
     NotText,
+    #[error("{} is a symbolic link or special file; copy ships directories and regular files only", .0.display())]
+    NotRegular(Box<PathBuf>),
 }
 
 /// A loaded playbook.
@@ -136,10 +144,68 @@ impl Play {
 /// Where a task's file content comes from, read at load time.
 #[derive(Debug, Clone)]
 pub enum ContentSource {
-    /// `src`: used as it is.
-    File { content: String },
+    /// `src`: used as it is (any bytes for `file`, UTF-8 text for the others).
+    File { content: Vec<u8> },
+    /// `copy`'s `src`: a directory tree.
+    Tree(SourceTree),
     /// `template`: rendered per host.
     Template { path: PathBuf, source: String },
+}
+
+/// A directory tree read from beside the playbook for `copy`.
+#[derive(Debug, Clone, Default)]
+pub struct SourceTree {
+    /// Relative names, each after its parent.
+    pub directories: Vec<String>,
+    pub files: Vec<SourceFile>,
+}
+
+/// One regular file of a [`SourceTree`].
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Relative to the tree's root, `/`-separated.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub executable: bool,
+}
+
+impl SourceTree {
+    /// Reads the tree at `root`, in name order, refusing links and special files (a
+    /// link would ship what it points to, which the playbook's author may not mean).
+    fn read(root: &Path) -> Result<SourceTree, SourceError> {
+        let mut tree = SourceTree::default();
+        tree.read_below(root, "")?;
+        Ok(tree)
+    }
+
+    fn read_below(&mut self, dir: &Path, prefix: &str) -> Result<(), SourceError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(SourceError::NotRegular(Box::new(path)));
+            };
+            let relative = format!("{prefix}{name}");
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                self.directories.push(relative.clone());
+                self.read_below(&path, &format!("{relative}/"))?;
+            } else if kind.is_file() {
+                let executable = entry.metadata()?.permissions().mode() & 0o111 != 0;
+                self.files.push(SourceFile {
+                    path: relative,
+                    content: std::fs::read(&path)?,
+                    executable,
+                });
+            } else {
+                return Err(SourceError::NotRegular(Box::new(path)));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Playbook {
@@ -272,6 +338,23 @@ impl Playbook {
                         given: sources.join(" and "),
                     });
                 }
+                if task.module.kind() == "copy" {
+                    // `tree` is what the engine reads from `src`, never written by hand.
+                    let problem = if params.get("tree").is_some() {
+                        Some("`tree` is not a parameter: name the directory to copy in `src`")
+                    } else if params.get("src").is_none_or(|src| *src == Raw::Null) {
+                        Some("`src` is required: the directory beside the playbook to copy")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return Err(PlaybookError::CopySource {
+                            playbook: playbook.clone(),
+                            task: title,
+                            problem,
+                        });
+                    }
+                }
                 for (param, subdir) in [("src", "files"), ("template", "templates")] {
                     let Some(value) = params.remove(param) else {
                         continue;
@@ -287,22 +370,43 @@ impl Playbook {
                         file: name.clone(),
                         source,
                     };
+                    let kind = task.module.kind();
+                    let tree = kind == "copy";
                     let candidates = vec![dir.join(subdir).join(&name), dir.join(&name)];
                     let Some(found) = candidates
                         .iter()
-                        .find(|candidate| candidate.is_file())
+                        .find(|candidate| {
+                            if tree {
+                                candidate.is_dir()
+                            } else {
+                                candidate.is_file()
+                            }
+                        })
                         .cloned()
                     else {
                         return Err(error(SourceError::NotFound { candidates }));
                     };
+                    if tree {
+                        task.source = Some(ContentSource::Tree(
+                            SourceTree::read(&found).map_err(error)?,
+                        ));
+                        continue;
+                    }
                     let bytes = std::fs::read(&found).map_err(|e| error(e.into()))?;
-                    let text = String::from_utf8(bytes).map_err(|_| error(SourceError::NotText))?;
-                    task.source = Some(if param == "src" {
-                        ContentSource::File { content: text }
+                    task.source = Some(if param == "src" && kind == "file" {
+                        ContentSource::File { content: bytes }
                     } else {
-                        ContentSource::Template {
-                            path: found,
-                            source: text,
+                        let text =
+                            String::from_utf8(bytes).map_err(|_| error(SourceError::NotText))?;
+                        if param == "src" {
+                            ContentSource::File {
+                                content: text.into_bytes(),
+                            }
+                        } else {
+                            ContentSource::Template {
+                                path: found,
+                                source: text,
+                            }
                         }
                     });
                 }

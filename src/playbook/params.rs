@@ -36,6 +36,8 @@ pub enum Raw {
     Seq(Vec<Raw>),
     /// Keys in the order written; a key is never given twice.
     Map(Vec<(String, Raw)>),
+    /// Bytes read from a file beside the playbook that are not UTF-8 text.
+    Bytes(Vec<u8>),
     /// What the template `from` rendered to.
     Rendered {
         from: String,
@@ -173,6 +175,36 @@ impl Raw {
         }
     }
 
+    /// File content read from beside the playbook: a string when it is UTF-8 text.
+    pub fn content(bytes: Vec<u8>) -> Raw {
+        match String::from_utf8(bytes) {
+            Ok(text) => Raw::Str(text),
+            Err(error) => Raw::Bytes(error.into_bytes()),
+        }
+    }
+
+    /// A `copy` source tree as the module's `tree` parameter.
+    pub fn tree(tree: &super::SourceTree) -> Raw {
+        let files = tree
+            .files
+            .iter()
+            .map(|file| {
+                Raw::Map(vec![
+                    ("path".to_owned(), Raw::Str(file.path.clone())),
+                    ("content".to_owned(), Raw::content(file.content.clone())),
+                    ("executable".to_owned(), Raw::Bool(file.executable)),
+                ])
+            })
+            .collect();
+        Raw::Map(vec![
+            (
+                "directories".to_owned(),
+                Raw::Seq(tree.directories.iter().cloned().map(Raw::Str).collect()),
+            ),
+            ("files".to_owned(), Raw::Seq(files)),
+        ])
+    }
+
     /// The value as JSON (a rendered value as what it rendered to).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
@@ -183,6 +215,7 @@ impl Raw {
             Raw::Int(n) => (*n).into(),
             Raw::Float(x) => serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number),
             Raw::Str(text) => Value::String(text.clone()),
+            Raw::Bytes(bytes) => Value::String(format!("({} bytes)", bytes.len())),
             Raw::Seq(items) => Value::Array(items.iter().map(Raw::to_json).collect()),
             Raw::Map(entries) => Value::Object(
                 entries
@@ -423,6 +456,7 @@ impl<'a> Node<'a> {
             Raw::Int(n) => visitor.visit_i64(*n),
             Raw::Float(x) => visitor.visit_f64(*x),
             Raw::Str(text) => visitor.visit_str(text),
+            Raw::Bytes(bytes) => visitor.visit_bytes(bytes),
             Raw::Seq(items) => visitor.visit_seq(SeqItems {
                 node: &self,
                 items: items.iter().enumerate(),

@@ -25,6 +25,7 @@ use converge_modules::accounts::AccountKey;
 use converge_modules::change::{Attributes, FileWrite};
 use converge_modules::commands::CommandKey;
 use converge_modules::fact::{FactKey, Manager, PathKind, UnitRef};
+use converge_modules::packages::PackageKey;
 use converge_modules::paths::{PathChange, PathKey};
 use converge_modules::systemd::SystemdKey;
 use converge_modules::{safe_path, Change};
@@ -80,6 +81,9 @@ pub struct Model {
     pub groups: BTreeMap<String, u32>,
     pub units: BTreeMap<String, Unit>,
     pub lingering: BTreeSet<String>,
+    /// Packages apt's cache offers, by name: their candidate version. None is
+    /// installed (check mode is all the fake host models of packages).
+    pub packages: BTreeMap<String, String>,
     /// Exit status of `command`'s `unless` probes (and any `FactKey::Commands(CommandKey::Probe)`); 1 when
     /// not listed.
     pub probes: BTreeMap<String, i32>,
@@ -186,6 +190,14 @@ impl FakeHost {
         self.model()
             .units
             .insert(name.to_owned(), Unit { active, enabled });
+        self
+    }
+
+    /// Puts `name` at `version` in apt's cache, not installed.
+    pub fn with_package_available(self, name: &str, version: &str) -> Self {
+        self.model()
+            .packages
+            .insert(name.to_owned(), version.to_owned());
         self
     }
 
@@ -390,6 +402,12 @@ impl Model {
                     "no\n".to_owned()
                 }
             }
+            FactKey::Packages(PackageKey::Dpkg(_)) => "dpkg\n".to_owned(),
+            FactKey::Packages(PackageKey::Candidate(name)) => {
+                let candidate = self.packages.get(name).map_or("(none)", String::as_str);
+                format!("policy\n{name}:\n  Installed: (none)\n  Candidate: {candidate}\n  Version table:\n     {candidate} 500\n")
+            }
+            FactKey::Packages(PackageKey::Cache) => "cache\n1000\n1000\n".to_owned(),
             FactKey::Commands(CommandKey::Probe(command)) => format!("{}\n", self.probes.get(command).unwrap_or(&1)),
             other => panic!("the fake host has no model of {other}"),
         }
@@ -642,9 +660,11 @@ fn fact_key(section: &str) -> FactKey {
         .strip_prefix("( ")
         .and_then(|rest| rest.strip_suffix(" )"))
         .unwrap_or_else(|| panic!("not a fact section: {section}"));
-    let mut candidates = vec![FactKey::System];
+    let mut candidates = vec![FactKey::System, FactKey::Packages(PackageKey::Cache)];
     for word in &words {
         candidates.extend([
+            FactKey::Packages(PackageKey::Dpkg(word.clone())),
+            FactKey::Packages(PackageKey::Candidate(word.clone())),
             FactKey::Paths(PathKey::Path(word.clone())),
             FactKey::Accounts(AccountKey::User(word.clone())),
             FactKey::Accounts(AccountKey::Group(word.clone())),

@@ -424,7 +424,7 @@ mod tests {
         );
         assert_eq!(
             user.plan(&facts).unwrap_err().to_string(),
-            "group docker does not exist (create it in an earlier task)"
+            "group docker does not exist (create it, or install the package that adds it, in an earlier task)"
         );
     }
 

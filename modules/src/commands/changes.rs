@@ -53,6 +53,13 @@ impl DomainChange for CommandChange {
         vec![Touch::Everything]
     }
 
-    // What an arbitrary command does cannot be known.
-    fn predict(&self, _: &mut FactStore) {}
+    /// What an arbitrary command does cannot be known: it is recorded as unsettled, so
+    /// a later task missing something it may create is pending on it.
+    fn predict(&self, store: &mut FactStore) {
+        match self {
+            CommandChange::Run { command } => {
+                store.unsettle("command", &format!("`{command}`"), "not yet run");
+            }
+        }
+    }
 }

@@ -25,7 +25,7 @@ pub use crate::accounts::facts::{GroupInfo, UserInfo};
 pub use crate::paths::facts::{PathKind, PathState, CONTENT_LIMIT};
 pub use crate::systemd::facts::{is_template, Manager, ManagerState, UnitRef, UnitState};
 pub use batch::{batch_script, split_batch};
-pub use store::{FactStore, FactUnavailable, Touch};
+pub use store::{FactStore, FactUnavailable, Touch, Unsettled};
 pub use system::{Sudo, SystemInfo};
 
 /// What a domain's fact keys do: [`FactKey`] hands each of these to the domain.

@@ -24,12 +24,27 @@ pub enum Touch {
     Everything,
 }
 
+/// A change check mode planned whose whole effect it cannot predict: a package
+/// install (its maintainer scripts may add units, users, groups and files) or an
+/// arbitrary command. A later task that misses something is `pending` on it, not failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    /// What it is (`package`, `command`).
+    pub kind: &'static str,
+    /// Its name: the package, or the command line.
+    pub name: String,
+    /// Why it has not happened yet (`not yet installed`).
+    pub state: &'static str,
+}
+
 /// What converge knows about one host: read facts, or facts predicted by check mode.
 #[derive(Debug, Clone, Default)]
 pub struct FactStore {
     facts: BTreeMap<FactKey, Fact>,
     /// What the play being run promises, whatever order its tasks run in.
     play: BTreeMap<FactKey, Fact>,
+    /// Changes check mode planned whose whole effect is unknown, in the run's order.
+    unsettled: Vec<Unsettled>,
 }
 
 /// Why a plan cannot have a fact it asked for.
@@ -85,6 +100,23 @@ impl FactStore {
     /// What some task of the play being run promises `key` will be, if any task does.
     pub fn promised(&self, key: &FactKey) -> Option<&Fact> {
         self.play.get(key)
+    }
+
+    /// Records a planned change whose whole effect check mode cannot predict.
+    pub fn unsettle(&mut self, kind: &'static str, name: &str, state: &'static str) {
+        let entry = Unsettled {
+            kind,
+            name: name.to_owned(),
+            state,
+        };
+        if !self.unsettled.contains(&entry) {
+            self.unsettled.push(entry);
+        }
+    }
+
+    /// The planned changes whose whole effect check mode cannot predict, in order.
+    pub fn unsettled(&self) -> &[Unsettled] {
+        &self.unsettled
     }
 
     /// The fact under `key`, for a domain's own typed accessor.
@@ -215,6 +247,14 @@ impl FactStore {
     accessor!(
         /// A regular file's bytes (`None` when it is not a regular file).
         content, Paths(PathKey, PathFact)::Content, &str, Option<Vec<u8>>
+    );
+    accessor!(
+        /// The SHA-256 of a regular file's bytes (`None` when it is not a regular file).
+        hash, Paths(PathKey, PathFact)::Hash, &str, Option<String>
+    );
+    accessor!(
+        /// What is below a directory (`None` when it is not a directory).
+        listing, Paths(PathKey, PathFact)::Listing, &str, Option<Vec<(String, crate::fact::PathKind)>>
     );
     accessor!(
         /// A user account (`None` when it does not exist).

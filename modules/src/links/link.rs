@@ -212,7 +212,7 @@ mod tests {
         wanted.owner = Some("deploy".into());
         assert_eq!(
             wanted.plan(&store).unwrap_err().to_string(),
-            "user deploy does not exist (create it in an earlier task)"
+            "user deploy does not exist (create it, or install the package that adds it, in an earlier task)"
         );
         store.insert(
             FactKey::Accounts(AccountKey::User("deploy".into())),

@@ -169,7 +169,9 @@ impl DomainChange for PackageChange {
 
     /// An install leaves each package installed at its expected version (an empty one
     /// where only the refreshed lists will tell); a removal, absent; a refresh, fresh
-    /// lists. What else a package would bring cannot be known from here.
+    /// lists. What else a new package would bring (units, system users and groups its
+    /// maintainer scripts add, files) cannot be known from here: it is recorded as
+    /// unsettled, so a later task missing one of them is pending on the package.
     fn predict(&self, store: &mut FactStore) {
         match self {
             PackageChange::RefreshCache => {
@@ -177,6 +179,9 @@ impl DomainChange for PackageChange {
             }
             PackageChange::Install { packages, .. } => {
                 for package in packages {
+                    if package.from.is_none() {
+                        store.unsettle("package", &package.name, "not yet installed");
+                    }
                     let version = package.to.clone().unwrap_or_default();
                     store.insert(
                         PackageKey::Dpkg(package.name.clone()).into(),
@@ -208,6 +213,62 @@ pub(crate) mod tests {
             from: from.map(Into::into),
             to: to.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_new_package_leaves_what_it_brings_unsettled_and_an_upgrade_does_not() {
+        let mut store = FactStore::default();
+        PackageChange::Install {
+            packages: vec![
+                install("redis-server", None, Some("5:7.0.15-1")),
+                install("hello", Some("2.10-2"), Some("2.10-3")),
+            ],
+            start_services: false,
+        }
+        .predict(&mut store);
+        let names: Vec<&str> = store.unsettled().iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["redis-server"]);
+    }
+
+    #[test]
+    fn a_missing_unit_or_user_is_pending_on_the_package_named_like_it() {
+        let mut store = FactStore::default();
+        store.unsettle("package", "ruby-sidekiq", "not yet installed");
+        store.unsettle("package", "redis-server", "not yet installed");
+        let unit = crate::PlanError::NoSuchUnit {
+            unit: "redis-server.service".into(),
+            hint: "",
+        };
+        assert_eq!(
+            unit.pending_on(&store).as_deref(),
+            Some("depends on package redis-server, not yet installed: unit redis-server.service does not exist yet")
+        );
+        let user = crate::PlanError::NoSuchUser {
+            user: "redis".into(),
+            hint: "",
+        };
+        assert_eq!(
+            user.pending_on(&store).as_deref(),
+            Some(
+                "depends on package redis-server, not yet installed: user redis does not exist yet"
+            )
+        );
+        // Nothing alike: every planned package is named.
+        let group = crate::PlanError::NoSuchGroup {
+            group: "app".into(),
+            hint: "",
+        };
+        assert_eq!(
+            group.pending_on(&store).as_deref(),
+            Some("depends on package ruby-sidekiq, not yet installed; package redis-server, not yet installed: group app does not exist yet")
+        );
+        // Another kind of error is never pending; nothing planned, nothing pending.
+        let masked = crate::PlanError::Masked {
+            unit: "redis-server.service".into(),
+            action: "start",
+        };
+        assert_eq!(masked.pending_on(&store), None);
+        assert_eq!(unit.pending_on(&FactStore::default()), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::change::{Cmd, ContentChange, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, PathKind, PathState, Touch};
+use crate::paths::facts::sha256_hex;
 use crate::paths::safe_path;
 use crate::paths::{PathFact, PathKey};
 
@@ -255,6 +256,7 @@ pub(crate) fn touches_file(path: &str) -> Vec<Touch> {
     vec![
         Touch::Key(FactKey::Paths(PathKey::Path(path.to_owned()))),
         Touch::Key(FactKey::Paths(PathKey::Content(path.to_owned()))),
+        Touch::Key(FactKey::Paths(PathKey::Hash(path.to_owned()))),
     ]
 }
 
@@ -280,6 +282,10 @@ pub(crate) fn predict_write(store: &mut FactStore, write: &FileWrite) {
     store.insert(
         FactKey::Paths(PathKey::Content(write.path.clone())),
         Fact::Paths(PathFact::Content(Some(write.content.clone()))),
+    );
+    store.insert(
+        FactKey::Paths(PathKey::Hash(write.path.clone())),
+        Fact::Paths(PathFact::Hash(Some(sha256_hex(&write.content)))),
     );
 }
 
@@ -317,6 +323,10 @@ pub(crate) fn predict_remove(store: &mut FactStore, path: &str) {
     store.insert(
         FactKey::Paths(PathKey::Content(path.to_owned())),
         Fact::Paths(PathFact::Content(None)),
+    );
+    store.insert(
+        FactKey::Paths(PathKey::Hash(path.to_owned())),
+        Fact::Paths(PathFact::Hash(None)),
     );
 }
 

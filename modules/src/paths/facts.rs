@@ -208,6 +208,85 @@ pub(crate) fn parse_content(path: &str, output: &str) -> Option<Fact> {
     }
 }
 
+/// The SHA-256 of `bytes`, in lowercase hex as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// Hashes from inside the file's directory, entered without following a symbolic link,
+/// and with `nofollow` for the file itself (as [`content_probe`] reads): only the hash
+/// crosses the wire, whatever the file's size.
+pub(crate) fn hash_probe(path: &str) -> String {
+    probe_in_directory(path, "absent", |n, _| {
+        format!(
+            "elif [ -f {n} ] && [ ! -h {n} ]; then echo present; dd if={n} iflag=nofollow,nonblock bs=64K status=none | sha256sum; "
+        )
+    })
+}
+
+/// Parses [`hash_probe`]'s output.
+pub(crate) fn parse_hash(path: &str, output: &str) -> Option<Fact> {
+    let (marker, body) = output.split_once('\n').unwrap_or((output, ""));
+    match marker {
+        "absent" => Some(Fact::Paths(PathFact::Hash(None))),
+        "unsafe" => Some(unsafe_way(path)),
+        "present" => {
+            let hash = body.split_whitespace().next()?;
+            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| Fact::Paths(PathFact::Hash(Some(hash.to_ascii_lowercase()))))
+        }
+        _ => None,
+    }
+}
+
+/// Lists what is below a directory, entered without following a symbolic link; `find`
+/// never follows one below it. One `KIND NAME` line each, `KIND` as `find`'s `%y`.
+pub(crate) fn listing_probe(path: &str) -> String {
+    let dir = safe_path::normalize(path);
+    let d = quote(&dir);
+    format!(
+        concat!(
+            "if ! cd -P -- {d} 2>/dev/null; then echo absent; ",
+            "elif [ \"$PWD\" != {d} ]; then echo unsafe; ",
+            "else echo present; find . -mindepth 1 -printf '%y %P\\n'; fi"
+        ),
+        d = d
+    )
+}
+
+/// Parses [`listing_probe`]'s output. A name holding a newline is cut at it, and so
+/// never matches a name of the source tree: such an entry is left alone.
+pub(crate) fn parse_listing(path: &str, output: &str) -> Option<Fact> {
+    let mut lines = output.lines();
+    match lines.next()? {
+        "absent" => Some(Fact::Paths(PathFact::Listing(None))),
+        "unsafe" => Some(unsafe_way(&format!("{path}/"))),
+        "present" => {
+            let mut entries = Vec::new();
+            for line in lines {
+                let Some((kind, name)) = line.split_once(' ') else {
+                    continue;
+                };
+                let kind = match kind {
+                    "f" => PathKind::File,
+                    "d" => PathKind::Directory,
+                    "l" => PathKind::Symlink,
+                    _ => PathKind::Other,
+                };
+                entries.push((name.to_owned(), kind));
+            }
+            Some(Fact::Paths(PathFact::Listing(Some(entries))))
+        }
+        _ => None,
+    }
+}
+
 /// The facts about paths.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum PathKey {
@@ -215,6 +294,10 @@ pub enum PathKey {
     Path(String),
     /// Bytes of a regular file.
     Content(String),
+    /// SHA-256 of a regular file's bytes (the file itself never crosses the wire).
+    Hash(String),
+    /// What is below a directory, each name relative to it.
+    Listing(String),
 }
 
 /// The values of [`PathKey`]s.
@@ -223,6 +306,10 @@ pub enum PathFact {
     Path(PathState),
     /// `None` when the path is not a regular file.
     Content(Option<Vec<u8>>),
+    /// Lowercase hex; `None` when the path is not a regular file.
+    Hash(Option<String>),
+    /// Relative names and kinds; `None` when the path is not a directory.
+    Listing(Option<Vec<(String, PathKind)>>),
 }
 
 impl fmt::Display for PathKey {
@@ -230,6 +317,8 @@ impl fmt::Display for PathKey {
         match self {
             PathKey::Path(path) => write!(f, "path {path}"),
             PathKey::Content(path) => write!(f, "content of {path}"),
+            PathKey::Hash(path) => write!(f, "hash of {path}"),
+            PathKey::Listing(path) => write!(f, "listing of {path}"),
         }
     }
 }
@@ -239,6 +328,8 @@ impl DomainKey for PathKey {
         match self {
             PathKey::Path(path) => path_probe(path),
             PathKey::Content(path) => content_probe(path),
+            PathKey::Hash(path) => hash_probe(path),
+            PathKey::Listing(path) => listing_probe(path),
         }
     }
 
@@ -246,12 +337,17 @@ impl DomainKey for PathKey {
         match self {
             PathKey::Path(path) => parse_path_with_ancestors(path, output),
             PathKey::Content(path) => parse_content(path, output),
+            PathKey::Hash(path) => parse_hash(path, output),
+            PathKey::Listing(path) => parse_listing(path, output),
         }
     }
 
     fn path(&self) -> Option<&str> {
         match self {
-            PathKey::Path(path) | PathKey::Content(path) => Some(path),
+            PathKey::Path(path)
+            | PathKey::Content(path)
+            | PathKey::Hash(path)
+            | PathKey::Listing(path) => Some(path),
         }
     }
 

@@ -1,8 +1,9 @@
 //! `file`: a regular file's content, owner, group and mode, or its absence.
 //!
-//! Content comes from `content`, `src` (a file beside the playbook) or `template`
-//! (rendered); the engine resolves the last two into `content` before planning. A new
-//! file without `mode` gets 0644; an existing file keeps the attributes not given.
+//! Content comes from `content`, `src` (a file beside the playbook, any bytes) or
+//! `template` (rendered); the engine resolves the last two into `content` before
+//! planning. A new file without `mode` gets 0644; an existing file keeps the
+//! attributes not given.
 
 use serde::Deserialize;
 
@@ -11,8 +12,8 @@ use crate::fact::{FactKey, FactStore, PathKind, PathState};
 use crate::paths::PathChange;
 use crate::paths::PathKey;
 use crate::{
-    check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Mode,
-    Module, ParamError, Plan, PlanError, Presence,
+    check_owner_group, content_sources, names, owner_group_facts, validate_owner_group, Content,
+    Mode, Module, ParamError, Plan, PlanError, Presence,
 };
 
 /// Parameters of the `file` module.
@@ -21,7 +22,7 @@ use crate::{
 pub struct File {
     pub path: String,
     #[serde(default)]
-    pub content: Option<String>,
+    pub content: Option<Content>,
     #[serde(default)]
     pub src: Option<String>,
     #[serde(default)]
@@ -43,7 +44,7 @@ impl Module for File {
         names::file_path(&self.path)?;
         validate_owner_group(self.owner.as_ref(), self.group.as_ref())?;
         let sources = content_sources(
-            self.content.as_ref(),
+            self.content.as_ref().map(|_| &self.path),
             self.src.as_ref(),
             self.template.as_ref(),
         );
@@ -104,15 +105,19 @@ impl Module for File {
                         path: self.path.clone(),
                     });
                 };
-                Ok(new_file(&self.path, content.as_bytes().to_vec(), wanted))
+                Ok(new_file(&self.path, content.0.clone(), wanted))
             }
             PathKind::File => {
-                let current = facts.content(&self.path)?;
+                // Without content only the attributes are managed: the bytes are not read.
+                let current = match &self.content {
+                    Some(_) => facts.content(&self.path)?.as_deref(),
+                    None => None,
+                };
                 Ok(update_file(
                     &self.path,
                     state,
-                    current.as_deref(),
-                    self.content.as_ref().map(String::as_bytes),
+                    current,
+                    self.content.as_ref().map(|content| content.0.as_slice()),
                     wanted,
                 ))
             }
@@ -185,7 +190,7 @@ mod tests {
     fn file(content: Option<&str>) -> File {
         File {
             path: "/etc/app.conf".into(),
-            content: content.map(str::to_owned),
+            content: content.map(|c| Content(c.as_bytes().to_vec())),
             src: None,
             template: None,
             owner: None,
@@ -276,6 +281,29 @@ mod tests {
     }
 
     #[test]
+    fn attributes_alone_are_managed_without_reading_the_content() {
+        let mut wanted = file(None);
+        wanted.mode = Some(Mode(0o640));
+        let mut store = FactStore::default();
+        store.insert(
+            FactKey::Paths(PathKey::Path("/etc/app.conf".into())),
+            Fact::Paths(PathFact::Path(PathState {
+                kind: PathKind::File,
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o600,
+            })),
+        );
+        assert!(!wanted
+            .facts(&store)
+            .contains(&FactKey::Paths(PathKey::Content("/etc/app.conf".into()))));
+        assert_eq!(
+            wanted.plan(&store).unwrap().changes[0].describe(),
+            "set mode 0640 on /etc/app.conf"
+        );
+    }
+
+    #[test]
     fn owner_that_does_not_exist_is_a_clear_error() {
         let mut wanted = file(Some("a\n"));
         wanted.owner = Some("deploy".into());
@@ -286,7 +314,7 @@ mod tests {
         );
         assert_eq!(
             wanted.plan(&store).unwrap_err().to_string(),
-            "user deploy does not exist (create it in an earlier task)"
+            "user deploy does not exist (create it, or install the package that adds it, in an earlier task)"
         );
     }
 

@@ -5,10 +5,11 @@
 //! - [`changes`]: atomic writes, attributes, directories, removals;
 //! - [`lines`]: a file's bytes as lines, and the edits `lineinfile` and `blockinfile`
 //!   make to them;
-//! - modules: [`file`](mod@file), [`directory`], [`lineinfile`], [`blockinfile`].
+//! - modules: [`file`](mod@file), [`directory`], [`copy`](mod@copy), [`lineinfile`], [`blockinfile`].
 
 pub mod blockinfile;
 pub mod changes;
+pub mod copy;
 pub mod directory;
 pub mod facts;
 pub mod file;

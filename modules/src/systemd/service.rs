@@ -264,7 +264,7 @@ impl Module for Service {
             if wants_unit {
                 return Err(PlanError::NoSuchUnit {
                     unit: unit.to_string(),
-                    hint: " (install it with systemd_unit in an earlier task)",
+                    hint: " (install it with systemd_unit, or the package that ships it, in an earlier task)",
                 });
             }
             return Ok(plan);
@@ -394,7 +394,7 @@ mod tests {
         missing.load = "not-found".into();
         assert_eq!(
             sidekiq().plan(&store(missing)).unwrap_err().to_string(),
-            "unit sidekiq.service does not exist on the host (install it with systemd_unit in an earlier task)"
+            "unit sidekiq.service does not exist on the host (install it with systemd_unit, or the package that ships it, in an earlier task)"
         );
     }
 

@@ -178,6 +178,11 @@ impl SystemdUnit {
                 continue;
             };
             match state.kind {
+                // In check mode, a program an earlier planned change may install (a
+                // package) is what the task waits on, before anything else is judged.
+                PathKind::Missing if !facts.unsettled().is_empty() => {
+                    return Err(PlanError::NoProgram { program });
+                }
                 PathKind::Missing => problems.push(format!(
                     "{program}, which the unit runs, does not exist on the host"
                 )),

@@ -176,6 +176,27 @@ fn restarts_carry_their_proof() {
 }
 
 #[test]
+fn a_program_a_planned_package_may_install_is_waited_on_in_check_mode() {
+    let mut store = system_facts(None, unit_state("not-found", "inactive", ""));
+    store.insert(
+        FactKey::Paths(PathKey::Path("/bin/sleep".into())),
+        Fact::Paths(PathFact::Path(PathState::missing())),
+    );
+    store.unsettle("package", "coreutils-sleep", "not yet installed");
+    let error = sidekiq().plan(&store).unwrap_err();
+    assert_eq!(
+        error,
+        PlanError::NoProgram {
+            program: "/bin/sleep".into()
+        }
+    );
+    assert_eq!(
+        error.pending_on(&store).as_deref(),
+        Some("depends on package coreutils-sleep, not yet installed: program /bin/sleep does not exist yet")
+    );
+}
+
+#[test]
 fn a_unit_verify_rejects_is_refused_and_nothing_is_written() {
     let mut store = system_facts(None, unit_state("not-found", "inactive", ""));
     let candidate = Candidate {
