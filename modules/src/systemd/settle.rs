@@ -113,11 +113,13 @@ pub(crate) const START_AND_SETTLE: &str = r#"user=$1 verb=$2 unit=$3 settle=$4 l
 if [ -n "$user" ]; then
   uid=$(id -u -- "$user") || exit 1
   ctl() { XDG_RUNTIME_DIR="/run/user/$uid" runuser -u "$user" -- systemctl --user "$@"; }
-  journal() { journalctl -q --no-pager -o short-iso -n "$lines" _UID="$uid" _SYSTEMD_USER_UNIT="$unit" + _UID="$uid" USER_UNIT="$unit"; }
+  journal() { journalctl -b -q --no-pager -o short-iso -n "$lines" _UID="$uid" _SYSTEMD_USER_UNIT="$unit" + _UID="$uid" USER_UNIT="$unit" ${execpid:+ + _UID="$uid" _PID="$execpid"}; }
 else
   ctl() { systemctl "$@"; }
-  journal() { journalctl -q --no-pager -o short-iso -n "$lines" -u "$unit"; }
+  journal() { journalctl -b -q --no-pager -o short-iso -n "$lines" _SYSTEMD_UNIT="$unit" + _PID=1 UNIT="$unit" ${execpid:+ + _PID="$execpid"}; }
 fi
+# A process that dies at once may be gone before journald reads its cgroup: its last
+# words then carry no unit field, only its PID, which systemd remembers as ExecMainPID.
 fail() {
   printf '%s\n' "$1" >&2
   if [ "$lines" -gt 0 ]; then
@@ -130,13 +132,15 @@ fail() {
   exit 1
 }
 read_state() {
-  out=$(ctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p Type -p Result -- "$unit" 2>/dev/null) || out=
-  active=unknown sub=unknown pid= restarts=0 type= result=
+  out=$(ctl show -p ActiveState -p SubState -p MainPID -p ExecMainPID -p NRestarts -p Type -p Result -- "$unit" 2>/dev/null) || out=
+  active=unknown sub=unknown pid= execpid= restarts=0 type= result=
   while IFS= read -r line; do
     case $line in
       ActiveState=*) active=${line#*=} ;;
       SubState=*) sub=${line#*=} ;;
       MainPID=*) pid=${line#*=} ;;
+      ExecMainPID=0) execpid= ;;
+      ExecMainPID=*) execpid=${line#*=} ;;
       NRestarts=*) restarts=${line#*=} ;;
       Type=*) type=${line#*=} ;;
       Result=*) result=${line#*=} ;;
