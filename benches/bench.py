@@ -79,6 +79,8 @@ DRIFT = "systemctl stop sidekiq.service && rm /etc/sudoers.d/sidekiq"
 DRIFTED = dict(CONVERGED, system_active="inactive", sudoers="missing")
 # What the floor runs on each host: one command that reads state.
 FLOOR_COMMAND = "systemctl show -p ActiveState,UnitFileState,NeedDaemonReload sidekiq.service"
+# What the first-converge floor runs on each fresh host: the scenario's changes by hand.
+FIRST_FLOOR_SCRIPT = BENCHES / "floor" / "first-converge.sh"
 
 
 def log(message: str) -> None:
@@ -608,9 +610,9 @@ class Pyinfra(Tool):
         return changed, 1 if run.code else 0
 
 
-def floor_run(fleet: Fleet, args: argparse.Namespace) -> Run:
+def floor_run(fleet: Fleet, args: argparse.Namespace, command: str = FLOOR_COMMAND) -> Run:
     targets = [f"127.0.0.1:{h.port}" for h in fleet.hosts]
-    argv = [str(args.floor), "--key", str(fleet.key), "--command", FLOOR_COMMAND, *targets]
+    argv = [str(args.floor), "--key", str(fleet.key), "--command", command, *targets]
     idle = wait_quiet(args)
     run = measure(argv, dict(os.environ), REPO)
     run.idle = idle
@@ -674,7 +676,14 @@ def scenario(tool_class: type[Tool], n: int, args: argparse.Namespace) -> dict:
                 run = floor_run(fleet, args)
                 expect_run(run, "floor", "read", "none")
                 result["floor"].append(record(run))
-        return result
+    if result["tool"] == "converge":
+        # The first-converge floor needs hosts as fresh as the tools had them.
+        with Fleet(n, args.image, args.key, args.workdir) as fresh:
+            run = floor_run(fresh, args, FIRST_FLOOR_SCRIPT.read_text())
+            expect_run(run, "floor", "first", "none")
+            fresh.expect(CONVERGED, "the first-converge floor converged every host")
+            result["floor_first"] = [record(run)]
+    return result
 
 
 def record(run: Run) -> dict:
@@ -769,8 +778,9 @@ def phase_figures(results: dict, n: int, phase: str) -> tuple[dict, dict, list]:
             wall[tool] = median(r[phase])
             rss[tool] = peak(r[phase])
             idles += [x.get("idle", 0) for x in r[phase]]
-    floor = by.get(("converge", n), {}).get("floor")
-    if phase == "nochange" and floor:
+    floor_runs = {"nochange": "floor", "first": "floor_first"}.get(phase, "")
+    floor = by.get(("converge", n), {}).get(floor_runs)
+    if floor:
         wall["floor"] = median(floor)
         rss["floor"] = peak(floor)
     return wall, rss, idles
