@@ -141,25 +141,91 @@ pub(super) fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &B
             ));
             return;
         }
-        let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_owned);
-        let before = content.before.map(text);
-        match (before, text(content.after)) {
-            (before @ (None | Some(Some(_))), Some(after)) => result.diffs.push(FileDiff {
-                path: content.path.to_owned(),
-                before: before.flatten(),
-                after,
-            }),
-            // A line diff of bytes that are not text would be noise, or mangle them.
-            _ => result
+        if looks_binary(content.after) || content.before.is_some_and(looks_binary) {
+            // A line diff of bytes that are not text would be noise.
+            result
                 .notes
-                .push(format!("binary files differ: {}", content.path)),
+                .push(format!("binary files differ: {}", content.path));
+            return;
         }
+        // Text with a few bytes that are not UTF-8 (a Latin-1 comment in a config
+        // file) still gets its diff; those bytes show as U+FFFD there, and only there.
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        result.diffs.push(FileDiff {
+            path: content.path.to_owned(),
+            before: content.before.map(text),
+            after: text(content.after),
+        });
     }
+}
+
+/// Whether a file's bytes are binary rather than text: a NUL byte among the first
+/// 8000, as git decides.
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes.iter().take(8000).any(|&byte| byte == 0)
 }
 
 impl TaskOutcome {
     pub(super) fn with_message(mut self, message: String) -> Self {
         self.message = Some(message);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_modules::change::FileWrite;
+    use converge_modules::paths::PathChange;
+
+    use super::*;
+
+    fn recorded(before: Option<&[u8]>, after: &[u8]) -> TaskOutcome {
+        let task = crate::playbook::Playbook::parse(
+            "- hosts: all\n  tasks:\n    - file: { path: /etc/a, content: x }\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap()
+        .plays
+        .remove(0)
+        .tasks
+        .remove(0);
+        let mut result = outcome(0, false, &task, Status::Changed, Instant::now());
+        let change = Change::Paths(PathChange::WriteFile(FileWrite {
+            path: "/etc/a".to_owned(),
+            content: after.to_vec(),
+            before: before.map(<[u8]>::to_vec),
+            owner: None,
+            group: None,
+            mode: 0o644,
+            validator: None,
+            secret: false,
+        }));
+        record(&mut result, &change, &BTreeSet::new());
+        result
+    }
+
+    #[test]
+    fn text_with_bytes_that_are_not_utf8_keeps_its_diff() {
+        let result = recorded(Some(b"# caf\xe9\nPort 22\n"), b"# caf\xe9\nPort 2222\n");
+        assert_eq!(result.diffs.len(), 1, "{result:?}");
+        assert_eq!(
+            result.diffs[0].before.as_deref(),
+            Some("# caf\u{fffd}\nPort 22\n")
+        );
+        assert_eq!(result.diffs[0].after, "# caf\u{fffd}\nPort 2222\n");
+        assert!(result.notes.is_empty());
+    }
+
+    #[test]
+    fn binary_content_on_either_side_is_a_note() {
+        for (before, after) in [
+            (Some(&b"\x7fELF\x00"[..]), &b"text\n"[..]),
+            (Some(&b"text\n"[..]), &b"\x7fELF\x00"[..]),
+            (None, &b"\x00\x01"[..]),
+        ] {
+            let result = recorded(before, after);
+            assert!(result.diffs.is_empty(), "{result:?}");
+            assert_eq!(result.notes, ["binary files differ: /etc/a"]);
+        }
     }
 }
