@@ -926,3 +926,6 @@ fn a_task_pending_on_a_command_in_check_mode_fails_in_apply_when_the_command_did
     );
     assert_eq!(apply_run.stats("web1").pending, 0);
 }
+
+// Logic on results, loops and blocks.
+mod language;

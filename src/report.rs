@@ -47,6 +47,8 @@ pub struct Summary {
     pub unreachable: usize,
     pub skipped: usize,
     pub pending: usize,
+    /// Failures `ignore_errors` let pass (also counted in `ok`).
+    pub ignored: usize,
 }
 
 impl Summary {
@@ -63,6 +65,7 @@ impl Summary {
             summary.unreachable += host.unreachable;
             summary.skipped += host.skipped;
             summary.pending += host.pending;
+            summary.ignored += host.ignored;
         }
         summary
     }
@@ -98,6 +101,7 @@ impl Style {
             Status::Skipped => ("36", "skipped"),
             Status::Unreachable => ("31", "unreachable"),
             Status::Pending => ("35", "pending"),
+            Status::Ignored => ("36", "failed (ignored)"),
         };
         self.paint(code, word)
     }
@@ -240,6 +244,10 @@ pub fn human_recap(hosts: &[HostStats], style: Style) -> String {
         // Only check mode has pending tasks: other recaps keep their shape.
         if host.pending > 0 {
             let _ = write!(counts, "  pending={}", host.pending);
+        }
+        // Likewise, only runs with an ignored failure count them.
+        if host.ignored > 0 {
+            let _ = write!(counts, "  ignored={}", host.ignored);
         }
         let code = if host.failed + host.unreachable > 0 {
             "31"
@@ -505,6 +513,24 @@ mod tests {
         );
         assert!(
             text.contains("db10 : ok=0  changed=0  unreachable=1  failed=0  skipped=0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recap_counts_ignored_failures_only_when_there_are_some() {
+        let hosts = vec![HostStats {
+            host: "app1".into(),
+            ok: 2,
+            ignored: 1,
+            ..HostStats::default()
+        }];
+        let text = human_recap(&hosts, Style { enabled: false });
+        assert!(
+            text.contains(
+                "app1 : ok=2  changed=0  unreachable=0  failed=0  skipped=0  ignored=1
+"
+            ),
             "{text}"
         );
     }

@@ -19,6 +19,7 @@ mod outcome;
 mod play_run;
 mod remote;
 mod render;
+mod results;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,6 +255,10 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
                             stats.changed += 1;
                         }
                         Status::Failed => stats.failed += 1,
+                        Status::Ignored => {
+                            stats.ok += 1;
+                            stats.ignored += 1;
+                        }
                         Status::Skipped => stats.skipped += 1,
                         Status::Unreachable => stats.unreachable += 1,
                         Status::Pending => stats.pending += 1,

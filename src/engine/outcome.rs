@@ -19,6 +19,9 @@ pub enum Status {
     Failed,
     Skipped,
     Unreachable,
+    /// Failed, under `ignore_errors`: the host went on. Counted as `ok` and `ignored`,
+    /// not as a failure (as Ansible counts).
+    Ignored,
     /// Check mode only: the task needs what an earlier planned change would provide,
     /// and what that change brings cannot be predicted (a package's units and users):
     /// not a failure, and counted as drift.
@@ -88,6 +91,8 @@ pub struct HostStats {
     pub unreachable: usize,
     /// Tasks pending on an earlier planned change (check mode).
     pub pending: usize,
+    /// Failed tasks whose failure `ignore_errors` let pass (also counted in `ok`).
+    pub ignored: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }

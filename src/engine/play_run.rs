@@ -20,7 +20,7 @@ use crate::playbook::{Play, Task};
 use crate::progress::Progress;
 use crate::restarts;
 use crate::template::{Renderer, TemplateError};
-use crate::transport;
+use crate::transport::{self, Output};
 
 /// One play on one host.
 pub(super) struct PlayRun<'a> {
@@ -46,6 +46,9 @@ pub(super) struct PlayRun<'a> {
     pub(super) notified: BTreeSet<String>,
     /// Set by the first failure of a host when the play has `any_errors_fatal`.
     pub(super) abort: Option<&'a AtomicBool>,
+    /// What the last change of the current task printed (a `command`'s output, for
+    /// `register`).
+    pub(super) last_output: Option<Output>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -71,6 +74,7 @@ impl<'a> PlayRun<'a> {
             rendered: Vec::new(),
             notified: BTreeSet::new(),
             abort: None,
+            last_output: None,
         }
     }
 
@@ -370,18 +374,10 @@ impl<'a> PlayRun<'a> {
         );
         let secret = task.no_log;
         self.hide_commands = secret;
-        match self.converge_task(slot, task, &mut result) {
-            Ok(status) => result.status = status,
-            Err(error) => {
-                result.status = if let TaskError::Transport(error) = &error {
-                    transport_status(error)
-                } else {
-                    Status::Failed
-                };
-                self.host.down = Some(result.status);
-                result.message = Some(error.to_string());
-            }
-        }
+        self.last_output = None;
+        let converged = self.converge_task(slot, task, &mut result);
+        let output = self.last_output.take();
+        self.settle(task, &mut result, converged, output.as_ref());
         self.acting_as = play_identity;
         self.hide_commands = false;
         if secret {
@@ -398,6 +394,10 @@ impl<'a> PlayRun<'a> {
         result: &mut TaskOutcome,
     ) -> Result<Status, TaskError> {
         let vars = self.vars()?;
+        if let Some(why) = self.pending_read(task) {
+            result.message = Some(why);
+            return Ok(Status::Pending);
+        }
         if let Some(when) = &task.when {
             let origin = format!("the `when` of task `{}`", task.title());
             if !self.renderer.condition(when, &vars, &origin)? {

@@ -2,6 +2,7 @@
 //! parameters rendered and made typed (with errors that point at the playbook and hide
 //! `no_log` values), and the up-front check of every task for every host.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use converge_modules::{DynModule, ParamError, Sudo, SystemInfo};
@@ -118,6 +119,12 @@ pub(super) fn host_vars(
         let origin = format!("play variable `{key}`");
         let rendered = renderer.render_json(value, &vars, &origin)?;
         vars.insert(key.clone(), rendered);
+    }
+    // What the host's tasks registered wins over play vars, and `-e` over it.
+    for (name, value) in &host.registered {
+        if !options.extra_vars.contains_key(name) {
+            vars.insert(name.clone(), value.clone());
+        }
     }
     Ok(vars)
 }
@@ -266,6 +273,7 @@ pub fn check_inputs(
     options: &Options,
 ) -> Result<(), InputError> {
     let renderer = Renderer::new();
+    let registered = registered_names(playbook);
     for (play_index, members) in plays {
         let play = &playbook.plays[*play_index];
         for &member in members {
@@ -284,6 +292,11 @@ pub fn check_inputs(
             })?;
             let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
             for task in play.tasks.iter().chain(&play.handlers) {
+                // What a task reads of a registered result is known once it runs.
+                if reads_registered(&renderer, task, &registered) {
+                    modules.push(None);
+                    continue;
+                }
                 let module = render_task(&renderer, task, &vars).map_err(|error| {
                     input_error(match error {
                         RenderError::Params(ParamFailure { at, message }) => {
@@ -314,6 +327,31 @@ pub fn check_inputs(
         }
     }
     Ok(())
+}
+
+/// Every name a task of the playbook registers its result as.
+fn registered_names(playbook: &Playbook) -> BTreeSet<&str> {
+    playbook
+        .plays
+        .iter()
+        .flat_map(|play| play.tasks.iter().chain(&play.handlers))
+        .filter_map(|task| task.register.as_deref())
+        .collect()
+}
+
+/// Whether a task's `when` or parameters read one of `names`.
+fn reads_registered(renderer: &Renderer, task: &Task, names: &BTreeSet<&str>) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    let when = task.when.iter().map(|when| (when.as_str(), true));
+    let templates = task.templates().map(|text| (text, false));
+    when.chain(templates).any(|(text, expression)| {
+        renderer
+            .references(text, expression)
+            .iter()
+            .any(|reference| names.contains(reference.split('.').next().unwrap_or_default()))
+    })
 }
 
 #[cfg(test)]

@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, {}",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, {}",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
@@ -578,6 +578,39 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "site.yml:5:9: unknown key `mdoe`\n  help: allowed keys here: path, content, src, template, owner, group, mode, state"
+        );
+    }
+
+    #[test]
+    fn a_register_name_that_is_no_variable_is_located_with_the_fix() {
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      register: the-date\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "site.yml:4:17: register: `the-date` is not a variable name; use letters, digits and _, not starting with a digit"
+        );
+    }
+
+    #[test]
+    fn changed_when_and_failed_when_take_a_condition_or_a_list() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      register: out\n      changed_when: false\n      failed_when: [out.rc != 0, \"'x' in out.stdout\"]\n      ignore_errors: true\n",
+        )
+        .unwrap();
+        let task = &playbook.plays[0].tasks[0];
+        assert_eq!(task.register.as_deref(), Some("out"));
+        assert_eq!(task.changed_when, ["false"]);
+        assert_eq!(task.failed_when, ["out.rc != 0", "'x' in out.stdout"]);
+        assert!(task.ignore_errors);
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      changed_when: { a: 1 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("site.yml:4:21: invalid type: map, expected a condition (an expression or true/false) or a list of them"),
+            "{error}"
         );
     }
 

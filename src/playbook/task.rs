@@ -89,6 +89,15 @@ pub struct Task {
     pub become_user: Option<String>,
     /// Hide this task's details from output and reports.
     pub no_log: bool,
+    /// Keep this task's result, per host, as a variable of that name.
+    pub register: Option<String>,
+    /// Conditions (all must hold) that decide whether the task counts as changed,
+    /// evaluated with its registered result in scope.
+    pub changed_when: Vec<String>,
+    /// Conditions (all must hold) that decide whether the task counts as failed.
+    pub failed_when: Vec<String>,
+    /// A failure is reported as ignored and the host goes on.
+    pub ignore_errors: bool,
 }
 
 impl Task {
@@ -146,7 +155,18 @@ impl Task {
 }
 
 /// The keys a task may have besides its module.
-const TASK_KEYS: &[&str] = &["name", "notify", "when", "tags", "become_user", "no_log"];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "notify",
+    "when",
+    "tags",
+    "become_user",
+    "no_log",
+    "register",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+];
 
 enum TaskKey {
     Name,
@@ -155,6 +175,10 @@ enum TaskKey {
     Tags,
     BecomeUser,
     NoLog,
+    Register,
+    ChangedWhen,
+    FailedWhen,
+    IgnoreErrors,
     Module(&'static str),
 }
 
@@ -183,6 +207,10 @@ impl Visitor<'_> for TaskKeySeed {
             "tags" => TaskKey::Tags,
             "become_user" => TaskKey::BecomeUser,
             "no_log" => TaskKey::NoLog,
+            "register" => TaskKey::Register,
+            "changed_when" => TaskKey::ChangedWhen,
+            "failed_when" => TaskKey::FailedWhen,
+            "ignore_errors" => TaskKey::IgnoreErrors,
             _ => match MODULE_NAMES.iter().find(|module| **module == key) {
                 Some(module) => TaskKey::Module(module),
                 None => {
@@ -259,6 +287,10 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut module: Option<(ModuleKind, Raw)> = None;
         let mut become_user: Option<String> = None;
         let mut no_log: Option<bool> = None;
+        let mut register: Option<String> = None;
+        let mut changed_when: Option<Conditions> = None;
+        let mut failed_when: Option<Conditions> = None;
+        let mut ignore_errors: Option<bool> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -284,6 +316,22 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 TaskKey::NoLog => {
                     once(no_log.as_ref(), "no_log")?;
                     no_log = Some(map.next_value()?);
+                }
+                TaskKey::Register => {
+                    once(register.as_ref(), "register")?;
+                    register = Some(map.next_value::<VariableName>()?.0);
+                }
+                TaskKey::ChangedWhen => {
+                    once(changed_when.as_ref(), "changed_when")?;
+                    changed_when = Some(map.next_value()?);
+                }
+                TaskKey::FailedWhen => {
+                    once(failed_when.as_ref(), "failed_when")?;
+                    failed_when = Some(map.next_value()?);
+                }
+                TaskKey::IgnoreErrors => {
+                    once(ignore_errors.as_ref(), "ignore_errors")?;
+                    ignore_errors = Some(map.next_value()?);
                 }
                 TaskKey::Module(kind) => {
                     if let Some((first, _)) = &module {
@@ -317,6 +365,10 @@ impl<'de> Visitor<'de> for TaskVisitor {
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
             no_log: no_log.unwrap_or(false) || secret,
+            register,
+            changed_when: changed_when.map(|c| c.0).unwrap_or_default(),
+            failed_when: failed_when.map(|c| c.0).unwrap_or_default(),
+            ignore_errors: ignore_errors.unwrap_or(false),
         })
     }
 }
@@ -340,5 +392,69 @@ impl<'de> Deserialize<'de> for WhenValue {
             }
         }
         deserializer.deserialize_any(WhenVisitor)
+    }
+}
+
+/// Whether `name` can be a template variable: letters, digits and `_`, not starting
+/// with a digit.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `register:`'s value: a name templates can use.
+struct VariableName(String);
+
+impl<'de> Deserialize<'de> for VariableName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = VariableName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a variable name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<VariableName, E> {
+                if !is_variable_name(name) {
+                    return Err(E::custom(format_args!(
+                        "register: `{name}` is not a variable name; use letters, digits and _, not starting with a digit"
+                    )));
+                }
+                Ok(VariableName(name.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// `changed_when:` and `failed_when:` take a condition or a list of them (all must
+/// hold), each an expression or a plain boolean.
+struct Conditions(Vec<String>);
+
+impl<'de> Deserialize<'de> for Conditions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionsVisitor;
+        impl<'de> Visitor<'de> for ConditionsVisitor {
+            type Value = Conditions;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a condition (an expression or true/false) or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Conditions, E> {
+                Ok(Conditions(vec![value.to_owned()]))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Conditions, E> {
+                Ok(Conditions(vec![value.to_string()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Conditions, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<WhenValue>()? {
+                    items.push(item.0);
+                }
+                Ok(Conditions(items))
+            }
+        }
+        deserializer.deserialize_any(ConditionsVisitor)
     }
 }

@@ -1,0 +1,230 @@
+//! The playbook language on scripted hosts: `register`, `changed_when`, `failed_when`,
+//! `ignore_errors`, and what check mode says of output it cannot know.
+
+use super::*;
+
+#[test]
+fn a_registered_output_reaches_later_conditions_and_templates() {
+    let host = FakeHost::new().printing("cat /etc/release", "v2\n");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "cat /etc/release" }
+      register: release
+      changed_when: false
+    - file: { path: /etc/app.conf, content: "{{ release.stdout }} {{ release.stdout_lines | length }} {{ release.rc }}\n" }
+      when: release.rc == 0 and not release.changed
+    - file: { path: /etc/skipped.conf, content: x }
+      when: release.stdout == "v1"
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Ok, Status::Changed, Status::Skipped]
+    );
+    assert_eq!(content(&host, "/etc/app.conf").as_deref(), Some("v2 1 0\n"));
+}
+
+#[test]
+fn register_costs_no_read_for_tasks_that_do_not_read_it() {
+    let host = converged_host();
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: /etc/app.conf, content: "port=80\n" }
+      register: config
+    - file: { path: /etc/app.conf, content: "port=80\n" }
+      when: not config.changed
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ok, Status::Ok]);
+    assert_eq!(host.sent().len(), 1, "{:?}", host.sent());
+}
+
+#[test]
+fn a_task_rendered_from_a_registered_value_reads_its_facts_once_it_is_known() {
+    let host = FakeHost::new()
+        .printing("cat /etc/target", "/etc/b.conf")
+        .with_file("/etc/b.conf", "b\n", 0o644);
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "cat /etc/target" }
+      register: target
+      changed_when: false
+    - file: { path: "{{ target.stdout }}", content: "b\n" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ok, Status::Ok]);
+    // After the command (and the read under the lock its change took), one read for
+    // what the path needs.
+    let reads = host.reads();
+    assert_eq!(reads.len(), 3, "{:?}", host.sent());
+    assert!(!reads[0].contains(&FactKey::Paths(PathKey::Content("/etc/b.conf".into()))));
+    assert!(reads[2].contains(&FactKey::Paths(PathKey::Content("/etc/b.conf".into()))));
+}
+
+#[test]
+fn changed_when_decides_with_the_tasks_own_result() {
+    let host = FakeHost::new()
+        .printing("migrate", "applied 0 migrations\n")
+        .printing("seed", "seeded 3 rows\n");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "app migrate" }
+      register: migrate
+      changed_when: "'applied 0' not in migrate.stdout"
+    - command: { cmd: "app seed" }
+      register: seed
+      changed_when: ["seed.rc == 0", "'seeded' in seed.stdout"]
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ok, Status::Changed]);
+}
+
+#[test]
+fn failed_when_turns_an_exit_status_into_success_and_success_into_failure() {
+    let host = FakeHost::new()
+        .failing_on("grep -q")
+        .printing("cat /etc/motd", "ERROR: disk\n");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "grep -q app /etc/hosts" }
+      register: found
+      failed_when: found.rc not in [0, 1]
+      changed_when: false
+    - file: { path: /etc/found, content: "rc={{ found.rc }}" }
+    - command: { cmd: "cat /etc/motd" }
+      register: motd
+      failed_when: "'ERROR' in motd.stdout"
+    - file: { path: /etc/never, content: x }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Ok, Status::Changed, Status::Failed],
+        "{:?}",
+        run.tasks("web1")
+    );
+    assert_eq!(content(&host, "/etc/found").as_deref(), Some("rc=1"));
+    assert!(run.tasks("web1")[0].message.is_none());
+    assert_eq!(
+        run.tasks("web1")[2].message.as_deref(),
+        Some("failed_when holds: 'ERROR' in motd.stdout")
+    );
+    assert_eq!(run.stats("web1").failed, 1);
+}
+
+#[test]
+fn an_ignored_failure_is_reported_and_the_host_goes_on() {
+    let host = FakeHost::new().failing_on("false");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "false" }
+      register: broken
+      ignore_errors: true
+    - file: { path: /etc/after, content: "{{ broken.failed }} {{ broken.rc }}" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ignored, Status::Changed]);
+    assert!(run.tasks("web1")[0]
+        .message
+        .as_deref()
+        .is_some_and(|message| message.contains("exit status 1")));
+    assert_eq!(content(&host, "/etc/after").as_deref(), Some("True 1"));
+    let stats = run.stats("web1");
+    assert_eq!((stats.ok, stats.ignored, stats.failed), (2, 1, 0));
+}
+
+#[test]
+fn check_mode_never_guesses_a_commands_output() {
+    let playbook = r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "app version" }
+      register: version
+    - file: { path: /etc/changed, content: x }
+      when: version.changed
+    - file: { path: /etc/version, content: "{{ version.stdout }}" }
+    - file: { path: /etc/v2, content: x }
+      when: version.rc == 0
+    - command: { cmd: "app check" }
+      register: checked
+      changed_when: checked.rc != 0
+"#;
+    let run = on_one(playbook, &FakeHost::new(), check());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Changed,
+            Status::Pending,
+            Status::Pending,
+            Status::Pending
+        ]
+    );
+    assert_eq!(
+        run.tasks("web1")[2].message.as_deref(),
+        Some("it reads `version.stdout`, which check mode cannot know before the task that registers it has run")
+    );
+    assert_eq!(
+        run.tasks("web1")[4].message.as_deref(),
+        Some("its `changed_when` reads `checked.rc`, which check mode cannot know before the task that registers it has run")
+    );
+    // What apply does with the same playbook.
+    let host = FakeHost::new().printing("app version", "2.1\n");
+    let run = on_one(playbook, &host, apply());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Changed,
+            Status::Changed,
+            Status::Changed,
+            Status::Ok
+        ]
+    );
+    assert_eq!(content(&host, "/etc/version").as_deref(), Some("2.1"));
+}
+
+#[test]
+fn a_registered_result_is_seen_by_later_plays_on_the_same_host() {
+    let host = FakeHost::new().printing("hostname", "web-1\n");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: hostname }
+      register: name
+      changed_when: false
+- hosts: all
+  tasks:
+    - file: { path: /etc/name, content: "{{ name.stdout }}" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ok, Status::Changed]);
+    assert_eq!(content(&host, "/etc/name").as_deref(), Some("web-1"));
+}
