@@ -181,6 +181,9 @@ fn human_task(
     style: Style,
 ) {
     let _ = write!(out, "{}: [{host}]", style.status(task.status));
+    if let Some(item) = &task.item {
+        let _ = write!(out, " (item={})", escape_control(item));
+    }
     if let Some(message) = &task.message {
         let _ = write!(out, " {}", escape_control(message));
     }
@@ -341,6 +344,7 @@ mod tests {
             index: 0,
             handler: false,
             task: "sidekiq unit".into(),
+            item: None,
             module: "systemd_unit",
             status,
             changes: changes.iter().map(|c| (*c).to_owned()).collect(),
@@ -513,6 +517,31 @@ mod tests {
         );
         assert!(
             text.contains("db10 : ok=0  changed=0  unreachable=1  failed=0  skipped=0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn each_item_of_a_looped_task_has_its_own_line() {
+        let mut first = task(Status::Changed, &["create user deploy"]);
+        first.item = Some("deploy".into());
+        let mut second = task(Status::Ok, &[]);
+        second.item = Some("app".into());
+        let play = PlayOutcome {
+            play: "users".into(),
+            task_titles: vec!["sidekiq unit".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "web1".into(),
+                tasks: vec![first, second],
+            }],
+            rollout: None,
+        };
+        let text = human_play(&play, false, false, Style { enabled: false });
+        assert!(
+            text.contains(
+                "changed: [web1] (item=deploy)\n    create user deploy\nok: [web1] (item=app)\n"
+            ),
             "{text}"
         );
     }

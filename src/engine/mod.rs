@@ -15,6 +15,7 @@
 
 mod facts;
 mod host;
+mod loops;
 mod outcome;
 mod play_run;
 mod remote;

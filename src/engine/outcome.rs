@@ -45,6 +45,9 @@ pub struct TaskOutcome {
     pub index: usize,
     pub handler: bool,
     pub task: String,
+    /// A looped task's item (its `loop_control.label`, or the item itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
     pub module: &'static str,
     pub status: Status,
     pub changes: Vec<String>,
@@ -123,6 +126,7 @@ pub(super) fn outcome(
         index,
         handler,
         task: task.title(),
+        item: None,
         module: task.module.kind(),
         status,
         changes: Vec::new(),

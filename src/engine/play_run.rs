@@ -2,7 +2,7 @@
 //! task in turn (its `when`, its plan, check or apply under the host's lock), then the
 //! notified handlers. A unit is restarted at most once per run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,9 +11,11 @@ use converge_modules::fact::{FactKey, Touch, UnitRef};
 use converge_modules::DynModule;
 
 use super::facts::{content_paths, guessed_facts};
+use super::loops::{item_vars, Items, LoopItem};
 use super::outcome::{outcome, record, redact};
 use super::remote::transport_status;
 use super::render::{host_vars, render_task, RenderError};
+use super::results::Unknown;
 use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome, ABORTED};
 use crate::inventory::Vars;
 use crate::playbook::{Play, Task};
@@ -49,6 +51,8 @@ pub(super) struct PlayRun<'a> {
     /// What the last change of the current task printed (a `command`'s output, for
     /// `register`).
     pub(super) last_output: Option<Output>,
+    /// Each looped task's items, by slot, rendered once for this host (as `rendered`).
+    pub(super) looped: BTreeMap<usize, Items>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -75,6 +79,7 @@ impl<'a> PlayRun<'a> {
             notified: BTreeSet::new(),
             abort: None,
             last_output: None,
+            looped: BTreeMap::new(),
         }
     }
 
@@ -146,12 +151,14 @@ impl<'a> PlayRun<'a> {
                 return outcomes;
             }
             self.progress.task_started(index);
-            let result = self.run_task(index, false, task);
-            if result.status == Status::Changed {
+            let results = self.run_entry(index, false, task);
+            if results.iter().any(|r| r.status == Status::Changed) {
                 self.notified.extend(task.notify.iter().cloned());
             }
-            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
-            outcomes.push(result);
+            let failed = results
+                .iter()
+                .any(|r| matches!(r.status, Status::Failed | Status::Unreachable));
+            outcomes.extend(results);
             if failed {
                 self.fail_fast();
                 return outcomes;
@@ -161,12 +168,14 @@ impl<'a> PlayRun<'a> {
             if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
                 continue;
             }
-            let result = self.run_task(index, true, handler);
-            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
-            if result.status == Status::Changed {
+            let results = self.run_entry(index, true, handler);
+            let failed = results
+                .iter()
+                .any(|r| matches!(r.status, Status::Failed | Status::Unreachable));
+            if results.iter().any(|r| r.status == Status::Changed) {
                 self.notified.extend(handler.notify.iter().cloned());
             }
-            outcomes.push(result);
+            outcomes.extend(results);
             if failed {
                 self.fail_fast();
                 break;
@@ -237,10 +246,17 @@ impl<'a> PlayRun<'a> {
 
     /// The modules rendered so far, for the facts they will ask for.
     pub(super) fn expected(&self) -> impl Iterator<Item = &Arc<dyn DynModule>> {
+        let looped = self
+            .looped
+            .values()
+            .filter_map(|items| items.as_ref().ok())
+            .flatten()
+            .filter_map(|item| item.module.as_ref().ok());
         self.rendered
             .iter()
             .flatten()
             .filter_map(|r| r.as_ref().ok())
+            .chain(looped)
     }
 
     /// What the engine must know before `module` runs: whether its content is a secret,
@@ -288,10 +304,7 @@ impl<'a> PlayRun<'a> {
         }
         let mut keys = vec![FactKey::System];
         for (slot, task) in self.slots() {
-            if let Ok(module) = self.module(slot, task, &vars) {
-                self.note(task, &*module);
-                keys.extend(module.facts(&self.host.facts));
-            }
+            keys.extend(self.prepare(slot, task, &vars));
         }
         let modules: Vec<Arc<dyn DynModule>> = self.expected().cloned().collect();
         keys.extend(guessed_facts(&self.host.facts, &keys, &modules));
@@ -321,11 +334,27 @@ impl<'a> PlayRun<'a> {
         self.vars = None;
         let vars = self.vars()?;
         for (slot, task) in self.forget_changed(before, &vars) {
-            if let Ok(module) = self.module(slot, task, &vars) {
-                self.note(task, &*module);
-            }
+            self.prepare(slot, task, &vars);
         }
         Ok(())
+    }
+
+    /// Renders the task in `slot` for this host (each item of a looped one), notes
+    /// what the engine must know of it, and returns the facts it will ask for first.
+    fn prepare(&mut self, slot: usize, task: &'a Task, vars: &Vars) -> Vec<FactKey> {
+        let modules: Vec<Arc<dyn DynModule>> = if task.loop_over.is_some() {
+            self.items(slot, task, vars)
+                .map(|items| items.into_iter().filter_map(|i| i.module.ok()).collect())
+                .unwrap_or_default()
+        } else {
+            self.module(slot, task, vars).into_iter().collect()
+        };
+        let mut keys = Vec::new();
+        for module in modules {
+            self.note(task, &*module);
+            keys.extend(module.facts(&self.host.facts));
+        }
+        keys
     }
 
     /// Forgets the rendering of every task whose templates mention a variable that has
@@ -350,8 +379,13 @@ impl<'a> PlayRun<'a> {
             let mentions = task
                 .templates()
                 .any(|text| changed.iter().any(|name| text.contains(name.as_str())));
-            if mentions && self.rendered.get(slot).is_some_and(Option::is_some) {
-                self.rendered[slot] = None;
+            let rendered = self.rendered.get(slot).is_some_and(Option::is_some)
+                || self.looped.contains_key(&slot);
+            if mentions && rendered {
+                if let Some(rendering) = self.rendered.get_mut(slot) {
+                    *rendering = None;
+                }
+                self.looped.remove(&slot);
                 if slot >= tasks || task.selected(&self.options.tags) {
                     forgotten.push((slot, task));
                 }
@@ -360,12 +394,38 @@ impl<'a> PlayRun<'a> {
         forgotten
     }
 
-    pub(super) fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
+    /// Runs a task (each item of a looped one) or a handler; registers its result.
+    pub(super) fn run_entry(
+        &mut self,
+        index: usize,
+        handler: bool,
+        task: &Task,
+    ) -> Vec<TaskOutcome> {
         let slot = if handler {
             self.play.tasks.len() + index
         } else {
             index
         };
+        if task.loop_over.is_some() {
+            return self.run_loop(index, handler, slot, task);
+        }
+        let (result, value, unknown) = self.run_one(index, handler, slot, task, None);
+        if let Some(name) = &task.register {
+            self.register(name, value, unknown);
+        }
+        vec![result]
+    }
+
+    /// Runs a task, or one item of a looped task, as its user. Returns its outcome
+    /// and what it registers.
+    pub(super) fn run_one(
+        &mut self,
+        index: usize,
+        handler: bool,
+        slot: usize,
+        task: &Task,
+        item: Option<&LoopItem>,
+    ) -> (TaskOutcome, serde_json::Value, Option<Unknown>) {
         let started = Instant::now();
         let mut result = outcome(index, handler, task, Status::Ok, started);
         let play_identity = std::mem::replace(
@@ -375,25 +435,29 @@ impl<'a> PlayRun<'a> {
         let secret = task.no_log;
         self.hide_commands = secret;
         self.last_output = None;
-        let converged = self.converge_task(slot, task, &mut result);
+        let converged = self.converge_task(slot, task, item, &mut result);
         let output = self.last_output.take();
-        self.settle(task, &mut result, converged, output.as_ref());
+        let (value, unknown) = self.settle(task, item, &mut result, converged, output.as_ref());
         self.acting_as = play_identity;
         self.hide_commands = false;
         if secret {
             redact(&mut result);
         }
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        result
+        (result, value, unknown)
     }
 
     pub(super) fn converge_task(
         &mut self,
         slot: usize,
         task: &Task,
+        item: Option<&LoopItem>,
         result: &mut TaskOutcome,
     ) -> Result<Status, TaskError> {
-        let vars = self.vars()?;
+        let mut vars = self.vars()?;
+        if let Some(item) = item {
+            vars = item_vars(task, &vars, &item.value);
+        }
         if let Some(why) = self.pending_read(task) {
             result.message = Some(why);
             return Ok(Status::Pending);
@@ -404,7 +468,10 @@ impl<'a> PlayRun<'a> {
                 return Ok(Status::Skipped);
             }
         }
-        let module = self.module(slot, task, &vars)?;
+        let module = match item {
+            Some(item) => item.module.clone()?,
+            None => self.module(slot, task, &vars)?,
+        };
         self.read_missing(&*module)?;
         if task.no_log {
             let paths = content_paths(&*module, &self.host.facts);

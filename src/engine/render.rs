@@ -297,15 +297,19 @@ pub fn check_inputs(
                     modules.push(None);
                     continue;
                 }
-                let module = render_task(&renderer, task, &vars).map_err(|error| {
-                    input_error(match error {
-                        RenderError::Params(ParamFailure { at, message }) => {
-                            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
-                            format!("{at}task `{}`: {message}", task.title())
-                        }
-                        RenderError::Template(error) => error.to_string(),
-                    })
-                })?;
+                if task.loop_over.is_some() {
+                    // The play run renders each item; here each is only checked.
+                    let items = super::loops::render_items(&renderer, task, &vars)
+                        .map_err(|error| input_error(render_error_message(task, error)))?;
+                    for item in items {
+                        item.module
+                            .map_err(|error| input_error(render_error_message(task, error)))?;
+                    }
+                    modules.push(None);
+                    continue;
+                }
+                let module = render_task(&renderer, task, &vars)
+                    .map_err(|error| input_error(render_error_message(task, error)))?;
                 modules.push(Some(Ok(Arc::from(module))));
                 if let Some(when) = &task.when {
                     renderer
@@ -327,6 +331,17 @@ pub fn check_inputs(
         }
     }
     Ok(())
+}
+
+/// What the input check says of a task that cannot be rendered for a host.
+fn render_error_message(task: &Task, error: RenderError) -> String {
+    match error {
+        RenderError::Params(ParamFailure { at, message }) => {
+            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
+            format!("{at}task `{}`: {message}", task.title())
+        }
+        RenderError::Template(error) => error.to_string(),
+    }
 }
 
 /// Every name a task of the playbook registers its result as.

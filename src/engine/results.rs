@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::loops::{item_vars, LoopItem};
 use super::play_run::PlayRun;
 use super::{Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
@@ -136,16 +137,17 @@ impl PlayRun<'_> {
         .map(|reference| pending_message("it", &reference))
     }
 
-    /// Turns what converging a task gave into its outcome: `changed_when`,
-    /// `failed_when` and `ignore_errors` applied, the result registered, and the host
-    /// marked down when it failed.
+    /// Turns what converging a task (or an item of it) gave into its outcome:
+    /// `changed_when`, `failed_when` and `ignore_errors` applied, and the host marked
+    /// down when it failed. Returns what it registers.
     pub(super) fn settle(
         &mut self,
         task: &Task,
+        item: Option<&LoopItem>,
         result: &mut TaskOutcome,
         converged: Result<Status, TaskError>,
         output: Option<&Output>,
-    ) {
+    ) -> (Value, Option<Unknown>) {
         let (mut status, error) = match converged {
             Ok(status) => (status, None),
             Err(error) => {
@@ -171,7 +173,7 @@ impl PlayRun<'_> {
         let judged = matches!(status, Status::Ok | Status::Changed)
             || matches!(error, Some(TaskError::Remote { .. }));
         if judged && (!task.changed_when.is_empty() || !task.failed_when.is_empty()) {
-            match self.judge(task, status, result, own_unknown, output) {
+            match self.judge(task, item, status, result, own_unknown, output) {
                 Ok(Judged::Status(judged)) => {
                     if status != Status::Failed && judged == Status::Failed {
                         let conditions = task.failed_when.join(" and ");
@@ -202,14 +204,14 @@ impl PlayRun<'_> {
             self.host.down = Some(status);
         }
         result.status = status;
-        if let Some(name) = &task.register {
-            let unknown = match status {
-                Status::Pending => Some(Unknown::All),
-                _ => own_unknown,
-            };
-            let value = result_value(task, status, result.message.as_deref(), output);
-            self.register(name, value, unknown);
-        }
+        let unknown = match status {
+            Status::Pending => Some(Unknown::All),
+            _ => own_unknown,
+        };
+        (
+            result_value(task, status, result.message.as_deref(), output),
+            unknown,
+        )
     }
 
     /// Applies `changed_when` then `failed_when`, as Ansible does, with the task's
@@ -217,12 +219,16 @@ impl PlayRun<'_> {
     fn judge(
         &mut self,
         task: &Task,
+        item: Option<&LoopItem>,
         status: Status,
         result: &TaskOutcome,
         own_unknown: Option<Unknown>,
         output: Option<&Output>,
     ) -> Result<Judged, TaskError> {
         let mut vars = self.vars()?;
+        if let Some(item) = item {
+            vars = item_vars(task, &vars, &item.value);
+        }
         let mut unknown = self.host.unknown.clone();
         if let Some(name) = &task.register {
             vars.insert(

@@ -228,3 +228,149 @@ fn a_registered_result_is_seen_by_later_plays_on_the_same_host() {
     assert_eq!(run.statuses("web1"), [Status::Ok, Status::Changed]);
     assert_eq!(content(&host, "/etc/name").as_deref(), Some("web-1"));
 }
+
+// --- loop ----------------------------------------------------------------------------
+
+#[test]
+fn a_looped_task_runs_and_reports_each_item() {
+    let host = FakeHost::new().with_file("/etc/b.conf", "b\n", 0o644);
+    let run = on_one(
+        r#"
+- hosts: all
+  vars:
+    names: [a, b, c]
+  tasks:
+    - file: { path: "/etc/{{ item }}.conf", content: "{{ item }}\n" }
+      loop: "{{ names }}"
+      when: item != "c"
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Changed, Status::Ok, Status::Skipped]
+    );
+    let items: Vec<Option<&str>> = run
+        .tasks("web1")
+        .iter()
+        .map(|task| task.item.as_deref())
+        .collect();
+    assert_eq!(items, [Some("a"), Some("b"), Some("c")]);
+    assert_eq!(content(&host, "/etc/a.conf").as_deref(), Some("a\n"));
+    assert!(content(&host, "/etc/c.conf").is_none());
+}
+
+#[test]
+fn a_looped_task_with_nothing_to_change_joins_the_one_read() {
+    let host = FakeHost::new()
+        .with_file("/etc/a.conf", "a\n", 0o644)
+        .with_file("/etc/b.conf", "b\n", 0o644);
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: "/etc/{{ conf.name }}.conf", content: "{{ conf.text }}\n" }
+      loop:
+        - { name: a, text: a }
+        - { name: b, text: b }
+      loop_control: { loop_var: conf, label: "{{ conf.name }}" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ok, Status::Ok]);
+    assert_eq!(run.tasks("web1")[1].item.as_deref(), Some("b"));
+    assert_eq!(host.sent().len(), 1, "{:?}", host.sent());
+}
+
+#[test]
+fn a_registered_loop_holds_one_result_per_item() {
+    let host = FakeHost::new()
+        .printing("echo one", "1\n")
+        .printing("echo two", "2\n");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "echo {{ item }}" }
+      loop: [one, two]
+      register: echoed
+      changed_when: false
+    - file:
+        path: /etc/echoed
+        content: "{{ echoed.results | map(attribute='stdout') | join(',') }} {{ echoed.results[1].item }} {{ echoed.changed }}"
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Ok, Status::Ok, Status::Changed]
+    );
+    assert_eq!(
+        content(&host, "/etc/echoed").as_deref(),
+        Some("1,2 two False")
+    );
+}
+
+#[test]
+fn an_empty_loop_is_skipped() {
+    let run = on_one(
+        r#"
+- hosts: all
+  vars:
+    nothing: []
+  tasks:
+    - file: { path: "/etc/{{ item }}", content: x }
+      loop: "{{ nothing }}"
+"#,
+        &FakeHost::new(),
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Skipped]);
+    assert_eq!(run.tasks("web1")[0].message.as_deref(), Some("no items"));
+}
+
+#[test]
+fn a_failed_item_fails_its_host_after_the_other_items() {
+    let host = FakeHost::new().failing_on("b.conf");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: "/etc/{{ item }}.conf", content: x }
+      loop: [a, b, c]
+    - file: { path: /etc/after, content: x }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Changed, Status::Failed, Status::Changed]
+    );
+    assert!(content(&host, "/etc/after").is_none());
+}
+
+#[test]
+fn check_mode_loops_over_what_is_known_and_waits_on_what_is_not() {
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "ls /srv" }
+      register: listing
+    - file: { path: "/etc/{{ item }}", content: x }
+      loop: "{{ listing.stdout_lines }}"
+    - file: { path: "/etc/{{ item }}", content: x }
+      loop: [a]
+"#,
+        &FakeHost::new(),
+        check(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Changed, Status::Pending, Status::Changed]
+    );
+}

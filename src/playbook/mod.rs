@@ -563,7 +563,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, {}",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, {}",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
@@ -589,7 +589,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:4:17: register: `the-date` is not a variable name; use letters, digits and _, not starting with a digit"
+            "site.yml:4:17: `the-date` is not a variable name; use letters, digits and _, not starting with a digit"
         );
     }
 
@@ -610,6 +610,40 @@ mod tests {
         .unwrap_err();
         assert!(
             error.to_string().starts_with("site.yml:4:21: invalid type: map, expected a condition (an expression or true/false) or a list of them"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_loop_is_a_list_or_a_template_with_a_located_error_otherwise() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - file: { path: \"/etc/{{ f }}\" }\n      loop: [a, b]\n      loop_control: { loop_var: f, label: \"{{ f }}\" }\n",
+        )
+        .unwrap();
+        let task = &playbook.plays[0].tasks[0];
+        assert_eq!(task.loop_var, "f");
+        assert_eq!(task.loop_label.as_deref(), Some("{{ f }}"));
+        assert!(task.loop_over.is_some());
+        for (playbook, expected) in [
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: 5\n",
+                "site.yml:4:13: invalid type: integer `5`, expected a list, or a template that renders to one (loop: \"{{ users }}\")",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: [a]\n      loop_control: { loop_var: 2x }\n",
+                "site.yml:5:33: `2x` is not a variable name; use letters, digits and _, not starting with a digit",
+            ),
+        ] {
+            assert_eq!(parse(playbook).unwrap_err().to_string(), expected);
+        }
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: [a]\n      loop_control: { index_var: i }\n",
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:5:23: unknown key `index_var`"),
             "{error}"
         );
     }

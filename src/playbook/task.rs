@@ -98,6 +98,13 @@ pub struct Task {
     pub failed_when: Vec<String>,
     /// A failure is reported as ignored and the host goes on.
     pub ignore_errors: bool,
+    /// `loop`: the items the task runs once for (a list, or a template rendering to
+    /// one), rendered for each host.
+    pub loop_over: Option<Raw>,
+    /// The variable each item is (`loop_control.loop_var`; `item` by default).
+    pub loop_var: String,
+    /// How an item is shown (`loop_control.label`, a template).
+    pub loop_label: Option<String>,
 }
 
 impl Task {
@@ -130,7 +137,12 @@ impl Task {
             Some(ContentSource::Template { source, .. }) => Some(source.as_str()),
             _ => None,
         };
-        self.params.templates().chain(file)
+        let looped = self.loop_over.iter().flat_map(Raw::templates);
+        self.params
+            .templates()
+            .chain(file)
+            .chain(looped)
+            .chain(self.loop_label.as_deref())
     }
 
     /// The task's module with `params` (rendered for a host, or as written at load).
@@ -166,6 +178,8 @@ const TASK_KEYS: &[&str] = &[
     "changed_when",
     "failed_when",
     "ignore_errors",
+    "loop",
+    "loop_control",
 ];
 
 enum TaskKey {
@@ -179,6 +193,8 @@ enum TaskKey {
     ChangedWhen,
     FailedWhen,
     IgnoreErrors,
+    Loop,
+    LoopControl,
     Module(&'static str),
 }
 
@@ -211,6 +227,8 @@ impl Visitor<'_> for TaskKeySeed {
             "changed_when" => TaskKey::ChangedWhen,
             "failed_when" => TaskKey::FailedWhen,
             "ignore_errors" => TaskKey::IgnoreErrors,
+            "loop" => TaskKey::Loop,
+            "loop_control" => TaskKey::LoopControl,
             _ => match MODULE_NAMES.iter().find(|module| **module == key) {
                 Some(module) => TaskKey::Module(module),
                 None => {
@@ -291,6 +309,8 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut changed_when: Option<Conditions> = None;
         let mut failed_when: Option<Conditions> = None;
         let mut ignore_errors: Option<bool> = None;
+        let mut loop_over: Option<LoopValue> = None;
+        let mut loop_control: Option<LoopControl> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -333,6 +353,14 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(ignore_errors.as_ref(), "ignore_errors")?;
                     ignore_errors = Some(map.next_value()?);
                 }
+                TaskKey::Loop => {
+                    once(loop_over.as_ref(), "loop")?;
+                    loop_over = Some(map.next_value()?);
+                }
+                TaskKey::LoopControl => {
+                    once(loop_control.as_ref(), "loop_control")?;
+                    loop_control = Some(map.next_value()?);
+                }
                 TaskKey::Module(kind) => {
                     if let Some((first, _)) = &module {
                         return Err(de::Error::custom(format_args!(
@@ -369,6 +397,12 @@ impl<'de> Visitor<'de> for TaskVisitor {
             changed_when: changed_when.map(|c| c.0).unwrap_or_default(),
             failed_when: failed_when.map(|c| c.0).unwrap_or_default(),
             ignore_errors: ignore_errors.unwrap_or(false),
+            loop_over: loop_over.map(|l| l.0),
+            loop_var: loop_control
+                .as_ref()
+                .and_then(|c| c.loop_var.as_ref())
+                .map_or_else(|| "item".to_owned(), |v| v.0.clone()),
+            loop_label: loop_control.and_then(|c| c.label),
         })
     }
 }
@@ -405,7 +439,46 @@ pub fn is_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `register:`'s value: a name templates can use.
+/// `loop:`: a list, or a template that renders to one.
+struct LoopValue(Raw);
+
+impl<'de> Deserialize<'de> for LoopValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LoopVisitor;
+        impl<'de> Visitor<'de> for LoopVisitor {
+            type Value = LoopValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list, or a template that renders to one (loop: \"{{ users }}\")")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<LoopValue, E> {
+                if !crate::template::is_template(text) {
+                    return Err(E::invalid_value(de::Unexpected::Str(text), &self));
+                }
+                Ok(LoopValue(Raw::Str(text.to_owned())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LoopValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Raw>()? {
+                    items.push(item);
+                }
+                Ok(LoopValue(Raw::Seq(items)))
+            }
+        }
+        deserializer.deserialize_any(LoopVisitor)
+    }
+}
+
+/// `loop_control:`: the item's variable and how it is shown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoopControl {
+    #[serde(default)]
+    loop_var: Option<VariableName>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// `register:`'s and `loop_var:`'s value: a name templates can use.
 struct VariableName(String);
 
 impl<'de> Deserialize<'de> for VariableName {
@@ -419,7 +492,7 @@ impl<'de> Deserialize<'de> for VariableName {
             fn visit_str<E: de::Error>(self, name: &str) -> Result<VariableName, E> {
                 if !is_variable_name(name) {
                     return Err(E::custom(format_args!(
-                        "register: `{name}` is not a variable name; use letters, digits and _, not starting with a digit"
+                        "`{name}` is not a variable name; use letters, digits and _, not starting with a digit"
                     )));
                 }
                 Ok(VariableName(name.to_owned()))
