@@ -49,6 +49,8 @@ pub struct Summary {
     pub pending: usize,
     /// Failures `ignore_errors` let pass (also counted in `ok`).
     pub ignored: usize,
+    /// Failures a block's `rescue` took over.
+    pub rescued: usize,
 }
 
 impl Summary {
@@ -66,6 +68,7 @@ impl Summary {
             summary.skipped += host.skipped;
             summary.pending += host.pending;
             summary.ignored += host.ignored;
+            summary.rescued += host.rescued;
         }
         summary
     }
@@ -102,6 +105,7 @@ impl Style {
             Status::Unreachable => ("31", "unreachable"),
             Status::Pending => ("35", "pending"),
             Status::Ignored => ("36", "failed (ignored)"),
+            Status::Rescued => ("36", "failed (rescued)"),
         };
         self.paint(code, word)
     }
@@ -249,6 +253,9 @@ pub fn human_recap(hosts: &[HostStats], style: Style) -> String {
             let _ = write!(counts, "  pending={}", host.pending);
         }
         // Likewise, only runs with an ignored failure count them.
+        if host.rescued > 0 {
+            let _ = write!(counts, "  rescued={}", host.rescued);
+        }
         if host.ignored > 0 {
             let _ = write!(counts, "  ignored={}", host.ignored);
         }

@@ -105,7 +105,7 @@ impl PlayRun<'_> {
         let whole = |status: Status, message: String| {
             outcome(index, handler, task, status, started).with_message(message)
         };
-        let vars = match self.vars() {
+        let vars = match self.vars().and_then(|vars| self.scoped(task, &vars)) {
             Ok(vars) => vars,
             Err(error) => {
                 self.host.down = Some(Status::Failed);

@@ -14,6 +14,7 @@
 //! `outcome`.
 
 mod facts;
+mod flow;
 mod host;
 mod loops;
 mod outcome;
@@ -260,6 +261,7 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
                             stats.ok += 1;
                             stats.ignored += 1;
                         }
+                        Status::Rescued => stats.rescued += 1,
                         Status::Skipped => stats.skipped += 1,
                         Status::Unreachable => stats.unreachable += 1,
                         Status::Pending => stats.pending += 1,

@@ -22,6 +22,9 @@ pub enum Status {
     /// Failed, under `ignore_errors`: the host went on. Counted as `ok` and `ignored`,
     /// not as a failure (as Ansible counts).
     Ignored,
+    /// Failed inside a `block` whose `rescue` then ran: counted as `rescued`, not as a
+    /// failure (as Ansible counts).
+    Rescued,
     /// Check mode only: the task needs what an earlier planned change would provide,
     /// and what that change brings cannot be predicted (a package's units and users):
     /// not a failure, and counted as drift.
@@ -96,6 +99,8 @@ pub struct HostStats {
     pub pending: usize,
     /// Failed tasks whose failure `ignore_errors` let pass (also counted in `ok`).
     pub ignored: usize,
+    /// Failed tasks a block's `rescue` took over.
+    pub rescued: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }

@@ -11,12 +11,13 @@ use converge_modules::fact::{FactKey, Touch, UnitRef};
 use converge_modules::DynModule;
 
 use super::facts::{content_paths, guessed_facts};
+use super::flow::Flow;
 use super::loops::{item_vars, Items, LoopItem};
 use super::outcome::{outcome, record, redact};
 use super::remote::transport_status;
-use super::render::{host_vars, render_task, RenderError};
+use super::render::{host_vars, render_task, scope_vars, RenderError};
 use super::results::Unknown;
-use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome, ABORTED};
+use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::{Play, Task};
 use crate::progress::Progress;
@@ -85,10 +86,20 @@ impl<'a> PlayRun<'a> {
 
     /// The user a task's commands run as, when it differs from the login user.
     pub(super) fn identity(play: &Play, task: Option<&Task>, login: &str) -> Option<String> {
-        let wanted = task
-            .and_then(|task| task.become_user.clone())
-            .or_else(|| play.become_user.clone())
-            .or_else(|| play.become_root.then(|| "root".to_owned()))?;
+        let wanted = match task {
+            Some(task) if task.become_user.is_some() => task.become_user.clone(),
+            // `become: false` on the task (or its block) turns the play's off.
+            Some(task) if task.become_root == Some(false) => None,
+            Some(task) if task.become_root == Some(true) => Some(
+                play.become_user
+                    .clone()
+                    .unwrap_or_else(|| "root".to_owned()),
+            ),
+            _ => play
+                .become_user
+                .clone()
+                .or_else(|| play.become_root.then(|| "root".to_owned())),
+        }?;
         (wanted != login).then_some(wanted)
     }
 
@@ -135,34 +146,14 @@ impl<'a> PlayRun<'a> {
             // Anything else is about some fact: let each task read its own, so the
             // error is reported by the task it concerns.
         }
-        for (index, task) in self.play.tasks.iter().enumerate() {
-            if !task.selected(&self.options.tags) {
-                continue;
-            }
-            if interrupted() {
-                return outcomes;
-            }
-            if self.aborted() {
-                self.host.down = Some(Status::Skipped);
-                outcomes.push(
-                    outcome(index, false, task, Status::Skipped, Instant::now())
-                        .with_message(ABORTED.to_owned()),
-                );
-                return outcomes;
-            }
-            self.progress.task_started(index);
-            let results = self.run_entry(index, false, task);
-            if results.iter().any(|r| r.status == Status::Changed) {
-                self.notified.extend(task.notify.iter().cloned());
-            }
-            let failed = results
-                .iter()
-                .any(|r| matches!(r.status, Status::Failed | Status::Unreachable));
-            outcomes.extend(results);
-            if failed {
+        let play: &'a Play = self.play;
+        match self.run_nodes(&play.body, &mut outcomes) {
+            Flow::Go => {}
+            Flow::Failed => {
                 self.fail_fast();
                 return outcomes;
             }
+            Flow::Stop => return outcomes,
         }
         for (index, handler) in self.play.handlers.iter().enumerate() {
             if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
@@ -211,6 +202,9 @@ impl<'a> PlayRun<'a> {
             if !(self.notified.contains(&title) || task.notify.contains(&title)) {
                 continue;
             }
+            let Ok(vars) = self.scoped(handler, &vars) else {
+                continue;
+            };
             if let Ok(module) = self.module(tasks + index, handler, &vars) {
                 restarts.extend(module.restarts());
             }
@@ -339,9 +333,20 @@ impl<'a> PlayRun<'a> {
         Ok(())
     }
 
+    /// `vars` with the task's (and its blocks') own `vars` over them.
+    pub(super) fn scoped(&self, task: &Task, vars: &Vars) -> Result<Vars, TemplateError> {
+        scope_vars(&self.renderer, task, vars, |name| {
+            self.options.extra_vars.contains_key(name) || self.host.registered.contains_key(name)
+        })
+    }
+
     /// Renders the task in `slot` for this host (each item of a looped one), notes
     /// what the engine must know of it, and returns the facts it will ask for first.
     fn prepare(&mut self, slot: usize, task: &'a Task, vars: &Vars) -> Vec<FactKey> {
+        let Ok(vars) = &self.scoped(task, vars) else {
+            // The task reports it when it runs.
+            return Vec::new();
+        };
         let modules: Vec<Arc<dyn DynModule>> = if task.loop_over.is_some() {
             self.items(slot, task, vars)
                 .map(|items| items.into_iter().filter_map(|i| i.module.ok()).collect())
@@ -454,13 +459,14 @@ impl<'a> PlayRun<'a> {
         item: Option<&LoopItem>,
         result: &mut TaskOutcome,
     ) -> Result<Status, TaskError> {
-        let mut vars = self.vars()?;
-        if let Some(item) = item {
-            vars = item_vars(task, &vars, &item.value);
-        }
         if let Some(why) = self.pending_read(task) {
             result.message = Some(why);
             return Ok(Status::Pending);
+        }
+        let vars = self.vars()?;
+        let mut vars = self.scoped(task, &vars)?;
+        if let Some(item) = item {
+            vars = item_vars(task, &vars, &item.value);
         }
         if let Some(when) = &task.when {
             let origin = format!("the `when` of task `{}`", task.title());

@@ -129,6 +129,26 @@ pub(super) fn host_vars(
     Ok(vars)
 }
 
+/// `vars` with the task's own `vars` (and its blocks') rendered over them, in order;
+/// the names `keep` holds stay as they are (`-e` values, and registered ones, win).
+pub(super) fn scope_vars(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &Vars,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vars, TemplateError> {
+    let mut scoped = vars.clone();
+    for (key, value) in &task.vars {
+        if keep(key) {
+            continue;
+        }
+        let origin = format!("variable `{key}` of task `{}`", task.title());
+        let rendered = renderer.render_json(value, &scoped, &origin)?;
+        scoped.insert(key.clone(), rendered);
+    }
+    Ok(scoped)
+}
+
 /// Renders a task's parameters for one host and makes them the module's typed ones.
 /// For a `no_log` task the error names the task and the parameter, never a value (see
 /// [`hidden`]).
@@ -297,6 +317,10 @@ pub fn check_inputs(
                     modules.push(None);
                     continue;
                 }
+                let vars = scope_vars(&renderer, task, &vars, |name| {
+                    options.extra_vars.contains_key(name)
+                })
+                .map_err(|error| input_error(error.to_string()))?;
                 if task.loop_over.is_some() {
                     // The play run renders each item; here each is only checked.
                     let items = super::loops::render_items(&renderer, task, &vars)

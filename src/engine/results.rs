@@ -225,7 +225,8 @@ impl PlayRun<'_> {
         own_unknown: Option<Unknown>,
         output: Option<&Output>,
     ) -> Result<Judged, TaskError> {
-        let mut vars = self.vars()?;
+        let vars = self.vars()?;
+        let mut vars = self.scoped(task, &vars)?;
         if let Some(item) = item {
             vars = item_vars(task, &vars, &item.value);
         }

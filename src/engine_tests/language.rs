@@ -374,3 +374,140 @@ fn check_mode_loops_over_what_is_known_and_waits_on_what_is_not() {
         [Status::Changed, Status::Pending, Status::Changed]
     );
 }
+
+// --- block, rescue, always ------------------------------------------------------------
+
+const GUARDED: &str = r#"
+- hosts: all
+  tasks:
+    - block:
+        - file: { path: /etc/a, content: a }
+        - file: { path: /etc/b, content: b }
+        - file: { path: /etc/c, content: c }
+      rescue:
+        - file: { path: /etc/rescued, content: "failed={{ broken.failed }}" }
+      always:
+        - file: { path: /etc/always, content: x }
+    - file: { path: /etc/after, content: x }
+"#;
+
+#[test]
+fn rescue_runs_when_a_block_task_fails_and_the_host_goes_on() {
+    let host = FakeHost::new().failing_on("/etc b");
+    let playbook = GUARDED.replace("content: b }", "content: b }\n          register: broken");
+    let run = on_one(&playbook, &host, apply());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Rescued,
+            Status::Changed,
+            Status::Changed,
+            Status::Changed
+        ],
+        "{:?}",
+        run.tasks("web1")
+    );
+    assert!(content(&host, "/etc/c").is_none());
+    assert_eq!(
+        content(&host, "/etc/rescued").as_deref(),
+        Some("failed=True")
+    );
+    let stats = run.stats("web1");
+    assert_eq!((stats.failed, stats.rescued), (0, 1));
+}
+
+#[test]
+fn always_runs_after_a_block_that_succeeded_and_rescue_does_not() {
+    let host = FakeHost::new();
+    let playbook = GUARDED.replace("failed={{ broken.failed }}", "x");
+    let run = on_one(&playbook, &host, apply());
+    assert_eq!(run.statuses("web1"), [Status::Changed; 5]);
+    assert!(content(&host, "/etc/rescued").is_none());
+    assert!(content(&host, "/etc/always").is_some());
+}
+
+#[test]
+fn a_failure_no_rescue_takes_runs_always_then_stops_the_host() {
+    let host = FakeHost::new().failing_on("/etc b");
+    let playbook = GUARDED.replace(
+        "      rescue:\n        - file: { path: /etc/rescued, content: \"failed={{ broken.failed }}\" }\n",
+        "",
+    );
+    let run = on_one(&playbook, &host, apply());
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Changed, Status::Failed, Status::Changed]
+    );
+    assert!(content(&host, "/etc/always").is_some());
+    assert!(content(&host, "/etc/after").is_none());
+    assert_eq!(run.stats("web1").failed, 1);
+}
+
+#[test]
+fn a_failing_rescue_fails_the_host_after_always() {
+    let host = FakeHost::new().failing_on("/etc b").failing_on("rescued");
+    let playbook = GUARDED.replace("failed={{ broken.failed }}", "x");
+    let run = on_one(&playbook, &host, apply());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Rescued,
+            Status::Failed,
+            Status::Changed
+        ]
+    );
+    assert!(content(&host, "/etc/after").is_none());
+}
+
+#[test]
+fn nested_blocks_rescue_at_the_nearest_rescue_and_inherit_when_and_vars() {
+    let host = FakeHost::new().failing_on("/etc inner");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - block:
+        - block:
+            - file: { path: /etc/inner, content: x }
+          rescue:
+            - file: { path: "/etc/{{ name }}", content: x }
+              vars: { name: "{{ prefix }}-rescued" }
+        - file: { path: /etc/skipped, content: x }
+          when: false
+      vars: { prefix: outer }
+      when: inventory_hostname == "web1"
+      rescue:
+        - file: { path: /etc/never, content: x }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Rescued, Status::Changed, Status::Skipped]
+    );
+    assert!(content(&host, "/etc/outer-rescued").is_some());
+    assert!(content(&host, "/etc/never").is_none());
+}
+
+#[test]
+fn a_blocks_become_user_runs_its_tasks_as_that_user() {
+    let host = FakeHost::new();
+    on_one(
+        r#"
+- hosts: all
+  tasks:
+    - block:
+        - command: { cmd: "whoami" }
+      become_user: deploy
+"#,
+        &host,
+        apply(),
+    );
+    assert!(host.sent().iter().any(|sent| matches!(
+        sent,
+        Sent::Apply { sudo: Some(user), .. } if user == "deploy"
+    )));
+}

@@ -7,6 +7,7 @@
 //! variables (see `params`). Files named by `src` and `template` are read at load time,
 //! so a missing one is reported before any host is contacted.
 
+mod blocks;
 pub mod params;
 mod task;
 
@@ -18,8 +19,9 @@ use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
+pub use blocks::Node;
 pub use params::{ParamsError, Raw, Stage, Step};
-pub use task::{Location, Origin, Task};
+pub use task::{Entry, Location, Origin, Task};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +130,16 @@ pub struct Play {
     pub any_errors_fatal: bool,
     #[serde(default)]
     pub vars: Vars,
-    #[serde(default)]
+    /// The tasks as written: tasks and blocks (see `body` and `tasks`).
+    #[serde(default, rename = "tasks")]
+    entries: Vec<Entry>,
+    /// Every task, blocks' included, in the order written: what reads, renderings and
+    /// reports address by index.
+    #[serde(skip)]
     pub tasks: Vec<Task>,
+    /// The tasks' tree (blocks with their rescue and always), over `tasks`.
+    #[serde(skip)]
+    pub body: Vec<Node>,
     #[serde(default)]
     pub handlers: Vec<Task>,
 }
@@ -237,19 +247,22 @@ impl Playbook {
         };
         let text: Arc<str> = Arc::from(text);
         for (index, play) in playbook.plays.iter_mut().enumerate() {
-            for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
-                for (position, task) in tasks.iter_mut().enumerate() {
-                    task.no_log |= play.no_log;
-                    task.origin = Origin {
-                        file: path.to_owned(),
-                        text: Arc::clone(&text),
-                        task: vec![
-                            Step::Index(index),
-                            Step::Key(list.to_owned()),
-                            Step::Index(position),
-                        ],
-                    };
-                }
+            let entries = std::mem::take(&mut play.entries);
+            let at = [Step::Index(index), Step::Key("tasks".to_owned())];
+            play.body = blocks::flatten(entries, &at, path, &text, &mut play.tasks);
+            for (position, handler) in play.handlers.iter_mut().enumerate() {
+                handler.origin = Origin {
+                    file: path.to_owned(),
+                    text: Arc::clone(&text),
+                    task: vec![
+                        Step::Index(index),
+                        Step::Key("handlers".to_owned()),
+                        Step::Index(position),
+                    ],
+                };
+            }
+            for task in play.tasks.iter_mut().chain(&mut play.handlers) {
+                task.no_log |= play.no_log;
             }
         }
         playbook.check_params()?;
@@ -563,7 +576,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, {}",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, {}",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
@@ -646,6 +659,70 @@ mod tests {
                 .starts_with("site.yml:5:23: unknown key `index_var`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_blocks_tasks_inherit_its_when_tags_become_and_vars() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - block:\n        - file: { path: /a }\n          when: \"{{ b }}\"\n          vars: { x: task }\n        - block:\n            - file: { path: /b }\n          become: false\n          tags: [inner]\n      rescue:\n        - file: { path: /c }\n      always:\n        - file: { path: /d }\n          become_user: app\n      when: a\n      tags: outer\n      become: true\n      vars: { x: block, y: block }\n    - file: { path: /e }\n",
+        )
+        .unwrap();
+        let play = &playbook.plays[0];
+        let paths: Vec<String> = play.tasks.iter().map(Task::title).collect();
+        assert_eq!(
+            paths,
+            ["file /a", "file /b", "file /c", "file /d", "file /e"]
+        );
+        let [first, inner, rescue, always, after] = &play.tasks[..] else {
+            panic!("five tasks")
+        };
+        assert_eq!(first.when.as_deref(), Some("(a) and (b)"));
+        assert_eq!(inner.when.as_deref(), Some("a"));
+        assert_eq!(after.when, None);
+        assert_eq!(first.tags, ["outer"]);
+        assert_eq!(inner.tags, ["outer", "inner"]);
+        assert_eq!(
+            (first.become_root, inner.become_root),
+            (Some(true), Some(false))
+        );
+        assert_eq!(always.become_user.as_deref(), Some("app"));
+        assert_eq!(first.vars["x"], "task");
+        assert_eq!(rescue.vars["x"], "block");
+        assert!(after.vars.is_empty());
+        assert!(
+            matches!(&play.body[..], [Node::Block { block, rescue, always }, Node::Task(4)]
+            if block.len() == 2 && rescue.len() == 1 && always.len() == 1)
+        );
+        // Errors point into the block.
+        let error =
+            parse("- hosts: app\n  tasks:\n    - block:\n        - file: { path: /a, mdoe: x }\n")
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:4:29: unknown key `mdoe`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn what_belongs_on_a_task_is_refused_on_a_block_with_the_fix() {
+        for (playbook, expected) in [
+            (
+                "- hosts: app\n  tasks:\n    - block: []\n      register: r\n",
+                "site.yml:3:7: `register` belongs on a task, not on a block: put it on the tasks inside the block",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - block: []\n      file: { path: /x }\n",
+                "site.yml:3:7: a block holds tasks, not a module: move `file` into a task under `block`",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      rescue: []\n",
+                "site.yml:3:7: `rescue` and `always` go with `block`: put the tasks they guard under `block`",
+            ),
+        ] {
+            assert_eq!(parse(playbook).unwrap_err().to_string(), expected);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::{ContentSource, ParamsError, Raw, Stage, Step};
+use crate::inventory::Vars;
 use crate::yaml;
 
 /// Which module a task uses.
@@ -105,6 +106,34 @@ pub struct Task {
     pub loop_var: String,
     /// How an item is shown (`loop_control.label`, a template).
     pub loop_label: Option<String>,
+    /// `become` on the task (or the blocks around it): `Some(false)` turns off the
+    /// play's.
+    pub become_root: Option<bool>,
+    /// The task's own `vars` and its blocks' (the innermost winning), rendered for each
+    /// host over the play's variables.
+    pub vars: Vars,
+}
+
+/// An entry of a play's `tasks`: a task, or a block of them.
+#[derive(Debug)]
+pub enum Entry {
+    Task(Box<Task>),
+    Block(Box<Block>),
+}
+
+/// `block`, with its `rescue` and `always`, and what its tasks inherit.
+#[derive(Debug, Default)]
+pub struct Block {
+    /// The tasks under `block:`.
+    pub tasks: Vec<Entry>,
+    pub rescue: Vec<Entry>,
+    pub always: Vec<Entry>,
+    pub when: Option<String>,
+    pub tags: Vec<String>,
+    pub become_root: Option<bool>,
+    pub become_user: Option<String>,
+    pub vars: Vars,
+    pub no_log: Option<bool>,
 }
 
 impl Task {
@@ -138,11 +167,13 @@ impl Task {
             _ => None,
         };
         let looped = self.loop_over.iter().flat_map(Raw::templates);
+        let vars = self.vars.values().flat_map(json_strings);
         self.params
             .templates()
             .chain(file)
             .chain(looped)
             .chain(self.loop_label.as_deref())
+            .chain(vars)
     }
 
     /// The task's module with `params` (rendered for a host, or as written at load).
@@ -180,6 +211,11 @@ const TASK_KEYS: &[&str] = &[
     "ignore_errors",
     "loop",
     "loop_control",
+    "become",
+    "vars",
+    "block",
+    "rescue",
+    "always",
 ];
 
 enum TaskKey {
@@ -195,6 +231,11 @@ enum TaskKey {
     IgnoreErrors,
     Loop,
     LoopControl,
+    Become,
+    Vars,
+    Block,
+    Rescue,
+    Always,
     Module(&'static str),
 }
 
@@ -229,6 +270,11 @@ impl Visitor<'_> for TaskKeySeed {
             "ignore_errors" => TaskKey::IgnoreErrors,
             "loop" => TaskKey::Loop,
             "loop_control" => TaskKey::LoopControl,
+            "become" => TaskKey::Become,
+            "vars" => TaskKey::Vars,
+            "block" => TaskKey::Block,
+            "rescue" => TaskKey::Rescue,
+            "always" => TaskKey::Always,
             _ => match MODULE_NAMES.iter().find(|module| **module == key) {
                 Some(module) => TaskKey::Module(module),
                 None => {
@@ -278,6 +324,17 @@ impl<'de> Deserialize<'de> for StringOrList {
 
 impl<'de> Deserialize<'de> for Task {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_map(TaskVisitor)? {
+            Entry::Task(task) => Ok(*task),
+            Entry::Block(_) => Err(de::Error::custom(
+                "a block is not allowed here: handlers are single tasks",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(TaskVisitor)
     }
 }
@@ -285,13 +342,14 @@ impl<'de> Deserialize<'de> for Task {
 struct TaskVisitor;
 
 impl<'de> Visitor<'de> for TaskVisitor {
-    type Value = Task;
+    type Value = Entry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a task (a mapping with one module key)")
+        f.write_str("a task (a mapping with one module key) or a block")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Task, A::Error> {
+    #[allow(clippy::too_many_lines)]
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         fn once<T, E: de::Error>(slot: Option<&T>, key: &str) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::custom(format_args!("duplicate field `{key}`")));
@@ -311,6 +369,11 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut ignore_errors: Option<bool> = None;
         let mut loop_over: Option<LoopValue> = None;
         let mut loop_control: Option<LoopControl> = None;
+        let mut become_root: Option<bool> = None;
+        let mut vars: Option<Vars> = None;
+        let mut block: Option<Vec<Entry>> = None;
+        let mut rescue: Option<Vec<Entry>> = None;
+        let mut always: Option<Vec<Entry>> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -361,6 +424,26 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(loop_control.as_ref(), "loop_control")?;
                     loop_control = Some(map.next_value()?);
                 }
+                TaskKey::Become => {
+                    once(become_root.as_ref(), "become")?;
+                    become_root = Some(map.next_value()?);
+                }
+                TaskKey::Vars => {
+                    once(vars.as_ref(), "vars")?;
+                    vars = Some(map.next_value()?);
+                }
+                TaskKey::Block => {
+                    once(block.as_ref(), "block")?;
+                    block = Some(map.next_value()?);
+                }
+                TaskKey::Rescue => {
+                    once(rescue.as_ref(), "rescue")?;
+                    rescue = Some(map.next_value()?);
+                }
+                TaskKey::Always => {
+                    once(always.as_ref(), "always")?;
+                    always = Some(map.next_value()?);
+                }
                 TaskKey::Module(kind) => {
                     if let Some((first, _)) = &module {
                         return Err(de::Error::custom(format_args!(
@@ -372,6 +455,46 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 }
             }
         }
+        if let Some(block) = block {
+            let task_only = [
+                ("notify", notify.is_some()),
+                ("register", register.is_some()),
+                ("changed_when", changed_when.is_some()),
+                ("failed_when", failed_when.is_some()),
+                ("ignore_errors", ignore_errors.is_some()),
+                ("loop", loop_over.is_some()),
+                ("loop_control", loop_control.is_some()),
+            ];
+            if let Some((key, _)) = task_only.iter().find(|(_, given)| *given) {
+                return Err(de::Error::custom(format_args!(
+                    "`{key}` belongs on a task, not on a block: put it on the tasks inside the block"
+                )));
+            }
+            if let Some((kind, _)) = module {
+                return Err(de::Error::custom(format_args!(
+                    "a block holds tasks, not a module: move `{}` into a task under `block`",
+                    kind.kind()
+                )));
+            }
+            // A block's name is for the reader: only tasks are reported.
+            let _ = name;
+            return Ok(Entry::Block(Box::new(Block {
+                tasks: block,
+                rescue: rescue.unwrap_or_default(),
+                always: always.unwrap_or_default(),
+                when,
+                tags: tags.map(|t| t.0).unwrap_or_default(),
+                become_root,
+                become_user,
+                vars: vars.unwrap_or_default(),
+                no_log,
+            })));
+        }
+        if rescue.is_some() || always.is_some() {
+            return Err(de::Error::custom(
+                "`rescue` and `always` go with `block`: put the tasks they guard under `block`",
+            ));
+        }
         let Some((module, params)) = module else {
             return Err(de::Error::custom(format_args!(
                 "this task has no module; give it exactly one of: {}",
@@ -382,7 +505,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let secret = secret_params(module.kind())
             .iter()
             .any(|param| params.get(param).is_some());
-        Ok(Task {
+        Ok(Entry::Task(Box::new(Task {
             name,
             module,
             params,
@@ -403,7 +526,9 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 .and_then(|c| c.loop_var.as_ref())
                 .map_or_else(|| "item".to_owned(), |v| v.0.clone()),
             loop_label: loop_control.and_then(|c| c.label),
-        })
+            become_root,
+            vars: vars.unwrap_or_default(),
+        })))
     }
 }
 
@@ -529,5 +654,15 @@ impl<'de> Deserialize<'de> for Conditions {
             }
         }
         deserializer.deserialize_any(ConditionsVisitor)
+    }
+}
+
+/// Every string inside a JSON value.
+fn json_strings(value: &serde_json::Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match value {
+        serde_json::Value::String(text) => Box::new(std::iter::once(text.as_str())),
+        serde_json::Value::Array(items) => Box::new(items.iter().flat_map(json_strings)),
+        serde_json::Value::Object(map) => Box::new(map.values().flat_map(json_strings)),
+        _ => Box::new(std::iter::empty()),
     }
 }
