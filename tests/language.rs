@@ -137,3 +137,67 @@ fn register_loop_block_and_ignore_errors_on_a_real_host() {
         assert!(again.contains(&ok.to_owned()), "{ok} in {again:?}");
     }
 }
+
+const ACTIONS: &str = r#"
+- hosts: app
+  tasks:
+    - name: facts
+      set_fact: { marker: "/srv/actions/{{ inventory_hostname }}" }
+    - name: sane
+      assert: { that: "'/srv/actions/' in marker", success_msg: "marker {{ marker }}" }
+    - name: workspace
+      directory: { path: /srv/actions }
+    - name: mark
+      file: { path: "{{ marker }}", content: "x\n" }
+      notify: count
+    - meta: flush_handlers
+    - name: counted before this task
+      command: { cmd: "cat /srv/actions/count" }
+      register: count
+      changed_when: false
+    - name: once
+      file: { path: /srv/actions/once, content: "{{ count.stdout }}\n" }
+      run_once: true
+  handlers:
+    - name: count
+      command: { cmd: "echo handled > /srv/actions/count" }
+"#;
+
+#[test]
+fn set_fact_assert_flush_handlers_and_run_once_on_real_hosts() {
+    let Some(fleet) = Fleet::boot(2) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [first, second] = fleet.hosts() else {
+        panic!()
+    };
+    let path = fleet.dir().join("actions.yml");
+    std::fs::write(&path, ACTIONS).unwrap();
+    let (code, report) = converge_json(&fleet, &[path.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        statuses(&report, &first.name),
+        [
+            "facts: ok",
+            "sane: ok",
+            "workspace: changed",
+            "mark: changed",
+            "count: changed",
+            "counted before this task: ok",
+            "once: changed",
+        ]
+    );
+    assert_eq!(
+        statuses(&report, &second.name).last().map(String::as_str),
+        Some("once: skipped")
+    );
+    assert_eq!(first.ssh_ok("cat /srv/actions/once"), "handled");
+    assert_eq!(
+        second.ssh_ok("test -e /srv/actions/once && echo yes || echo no"),
+        "no"
+    );
+    assert_eq!(
+        second.ssh_ok(&format!("cat /srv/actions/{}", second.name)),
+        "x"
+    );
+}

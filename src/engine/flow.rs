@@ -58,6 +58,13 @@ impl<'a> PlayRun<'a> {
             );
             return Flow::Stop;
         }
+        if matches!(task.module.kind(), "meta" | "flush_handlers") {
+            return self.flush(outcomes);
+        }
+        if let Some(skipped) = self.not_once(index, task) {
+            outcomes.push(skipped);
+            return Flow::Go;
+        }
         self.progress.task_started(index);
         let results = self.run_entry(index, false, task);
         if results.iter().any(|r| r.status == Status::Changed) {

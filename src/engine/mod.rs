@@ -13,6 +13,7 @@
 //! commands in `remote`, templates and parameters in `render`, what happened in
 //! `outcome`.
 
+mod actions;
 mod facts;
 mod flow;
 mod host;
@@ -93,6 +94,9 @@ enum TaskError {
     /// Another run holds the host's lock (the lock's own words).
     #[error("{0}")]
     Locked(String),
+    /// An action failed (`assert`, `fail`): its message.
+    #[error("{0}")]
+    Action(String),
 }
 
 /// Runs one play on the given hosts (indices into `hosts`), `forks` at a time.
@@ -165,11 +169,14 @@ pub fn run_play(
             }
             continue;
         }
+        // `run_once` tasks run on the batch's first host.
+        let first_host = batch.first().map(|host| host.name.clone());
         let batch_results: Vec<HostPlay> = pool.install(|| {
             batch
                 .par_iter_mut()
                 .map(|host| {
                     let mut run = PlayRun::new(play, host, options, &progress);
+                    run.first_host.clone_from(&first_host);
                     if play.any_errors_fatal {
                         run.abort = Some(&abort);
                     }

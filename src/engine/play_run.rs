@@ -17,7 +17,7 @@ use super::outcome::{outcome, record, redact};
 use super::remote::transport_status;
 use super::render::{host_vars, render_task, scope_vars, RenderError};
 use super::results::Unknown;
-use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome};
+use super::{HostLock, HostRun, Options, Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::{Play, Task};
 use crate::progress::Progress;
@@ -54,6 +54,8 @@ pub(super) struct PlayRun<'a> {
     pub(super) last_output: Option<Output>,
     /// Each looped task's items, by slot, rendered once for this host (as `rendered`).
     pub(super) looped: BTreeMap<usize, Items>,
+    /// The first host of the play's batch: where `run_once` tasks run.
+    pub(super) first_host: Option<String>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -81,6 +83,7 @@ impl<'a> PlayRun<'a> {
             abort: None,
             last_output: None,
             looped: BTreeMap::new(),
+            first_host: None,
         }
     }
 
@@ -155,22 +158,8 @@ impl<'a> PlayRun<'a> {
             }
             Flow::Stop => return outcomes,
         }
-        for (index, handler) in self.play.handlers.iter().enumerate() {
-            if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
-                continue;
-            }
-            let results = self.run_entry(index, true, handler);
-            let failed = results
-                .iter()
-                .any(|r| matches!(r.status, Status::Failed | Status::Unreachable));
-            if results.iter().any(|r| r.status == Status::Changed) {
-                self.notified.extend(handler.notify.iter().cloned());
-            }
-            outcomes.extend(results);
-            if failed {
-                self.fail_fast();
-                break;
-            }
+        if self.flush(&mut outcomes) == Flow::Failed {
+            self.fail_fast();
         }
         outcomes
     }
@@ -343,6 +332,9 @@ impl<'a> PlayRun<'a> {
     /// Renders the task in `slot` for this host (each item of a looped one), notes
     /// what the engine must know of it, and returns the facts it will ask for first.
     fn prepare(&mut self, slot: usize, task: &'a Task, vars: &Vars) -> Vec<FactKey> {
+        if task.module.is_action() {
+            return Vec::new();
+        }
         let Ok(vars) = &self.scoped(task, vars) else {
             // The task reports it when it runs.
             return Vec::new();
@@ -415,6 +407,9 @@ impl<'a> PlayRun<'a> {
             return self.run_loop(index, handler, slot, task);
         }
         let (result, value, unknown) = self.run_one(index, handler, slot, task, None);
+        if result.status == Status::Pending && task.module.kind() == "set_fact" {
+            self.unknown_facts(task);
+        }
         if let Some(name) = &task.register {
             self.register(name, value, unknown);
         }
@@ -473,6 +468,9 @@ impl<'a> PlayRun<'a> {
             if !self.renderer.condition(when, &vars, &origin)? {
                 return Ok(Status::Skipped);
             }
+        }
+        if task.module.is_action() {
+            return self.act(task, &vars, result);
         }
         let module = match item {
             Some(item) => item.module.clone()?,

@@ -313,7 +313,7 @@ pub fn check_inputs(
             let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
             for task in play.tasks.iter().chain(&play.handlers) {
                 // What a task reads of a registered result is known once it runs.
-                if reads_registered(&renderer, task, &registered) {
+                if task.module.is_action() || reads_registered(&renderer, task, &registered) {
                     modules.push(None);
                     continue;
                 }
@@ -368,14 +368,21 @@ fn render_error_message(task: &Task, error: RenderError) -> String {
     }
 }
 
-/// Every name a task of the playbook registers its result as.
+/// Every name a task of the playbook registers its result as, or sets with
+/// `set_fact`.
 fn registered_names(playbook: &Playbook) -> BTreeSet<&str> {
-    playbook
+    let mut names = BTreeSet::new();
+    for task in playbook
         .plays
         .iter()
         .flat_map(|play| play.tasks.iter().chain(&play.handlers))
-        .filter_map(|task| task.register.as_deref())
-        .collect()
+    {
+        names.extend(task.register.as_deref());
+        if let Ok(playbook::actions::Action::SetFact(facts)) = playbook::actions::action(task) {
+            names.extend(facts.into_iter().map(|(name, _)| name));
+        }
+    }
+    names
 }
 
 /// Whether a task's `when` or parameters read one of `names`.

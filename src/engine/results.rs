@@ -104,7 +104,7 @@ fn pending_message(what: &str, reference: &str) -> String {
 }
 
 /// Evaluates conditions that must all hold.
-fn all_hold(
+pub(super) fn all_hold(
     renderer: &Renderer,
     conditions: &[String],
     vars: &Vars,

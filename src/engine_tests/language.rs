@@ -511,3 +511,167 @@ fn a_blocks_become_user_runs_its_tasks_as_that_user() {
         Sent::Apply { sudo: Some(user), .. } if user == "deploy"
     )));
 }
+
+// --- set_fact, debug, assert, fail, flush_handlers, run_once ---------------------------
+
+#[test]
+fn set_fact_debug_and_assert_work_on_variables_without_a_command() {
+    let host = FakeHost::new();
+    let run = on_one(
+        r#"
+- hosts: all
+  vars:
+    workers: 3
+  tasks:
+    - set_fact:
+        threads: "{{ workers * 2 }}"
+        queues: [default, mailers]
+    - debug: { msg: "{{ threads }} threads for {{ queues | join(',') }}" }
+    - debug: { var: queues }
+    - assert:
+        that: [threads == 6, "'mailers' in queues"]
+        success_msg: "sized"
+    - file: { path: /etc/threads, content: "t={{ threads }}" }
+      when: threads > 5
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Ok,
+            Status::Ok,
+            Status::Ok,
+            Status::Ok,
+            Status::Changed
+        ]
+    );
+    let messages: Vec<Option<&str>> = run
+        .tasks("web1")
+        .iter()
+        .map(|task| task.message.as_deref())
+        .collect();
+    assert_eq!(
+        messages[..4],
+        [
+            None,
+            Some("6 threads for default,mailers"),
+            Some(r#"queues = ["default","mailers"]"#),
+            Some("sized")
+        ]
+    );
+    assert_eq!(content(&host, "/etc/threads").as_deref(), Some("t=6"));
+    // The only command was the one read.
+    assert_eq!(applies(&host), 1);
+}
+
+#[test]
+fn a_failed_assert_and_fail_stop_the_host_with_their_message() {
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - assert: { that: "1 == 2", fail_msg: "numbers are off on {{ inventory_hostname }}" }
+      ignore_errors: true
+    - fail: { msg: stop here }
+    - file: { path: /etc/never, content: x }
+"#,
+        &FakeHost::new(),
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Ignored, Status::Failed]);
+    assert_eq!(
+        run.tasks("web1")[0].message.as_deref(),
+        Some("numbers are off on web1")
+    );
+    assert_eq!(run.tasks("web1")[1].message.as_deref(), Some("stop here"));
+}
+
+#[test]
+fn flush_handlers_runs_the_notified_handlers_before_the_next_task() {
+    let host = FakeHost::new();
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: /etc/a.conf, content: a }
+      notify: restart a
+    - meta: flush_handlers
+    - file: { path: /etc/b.conf, content: b }
+      notify: restart a
+    - flush_handlers: true
+    - file: { path: /etc/c.conf, content: c }
+  handlers:
+    - name: restart a
+      command: { cmd: "restart-a" }
+"#,
+        &host,
+        apply(),
+    );
+    let order: Vec<String> = run
+        .tasks("web1")
+        .iter()
+        .map(|task| task.task.clone())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "file /etc/a.conf",
+            "restart a",
+            "file /etc/b.conf",
+            "restart a",
+            "file /etc/c.conf"
+        ]
+    );
+}
+
+#[test]
+fn run_once_runs_on_the_first_host_only() {
+    let (first, second) = (FakeHost::new(), FakeHost::new());
+    let run = converge(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "migrate" }
+      run_once: true
+"#,
+        &[("web1", &first), ("web2", &second)],
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert_eq!(run.statuses("web2"), [Status::Skipped]);
+    assert_eq!(
+        run.tasks("web2")[0].message.as_deref(),
+        Some("run_once: runs on web1 only")
+    );
+    assert_eq!(applies(&second), 0);
+}
+
+#[test]
+fn check_mode_waits_on_unknown_output_in_assert_debug_and_set_fact() {
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - command: { cmd: "app version" }
+      register: version
+    - set_fact: { major: "{{ version.stdout.split('.')[0] }}" }
+    - debug: { var: major }
+    - assert: { that: version.rc == 0 }
+    - debug: { msg: "{{ version.changed }}" }
+"#,
+        &FakeHost::new(),
+        check(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Pending,
+            Status::Pending,
+            Status::Pending,
+            Status::Ok
+        ]
+    );
+}

@@ -7,6 +7,7 @@
 //! variables (see `params`). Files named by `src` and `template` are read at load time,
 //! so a missing one is reported before any host is contacted.
 
+pub mod actions;
 mod blocks;
 pub mod params;
 mod task;
@@ -283,6 +284,19 @@ impl Playbook {
             .flat_map(|play| play.tasks.iter().chain(&play.handlers))
         {
             let kind = task.module.kind();
+            if task.module.is_action() {
+                if let Err(message) = actions::check(task) {
+                    let at = task.origin.locate(kind, Some(&[]));
+                    return Err(PlaybookError::Yaml(YamlError {
+                        file: at.file,
+                        line: at.line,
+                        column: at.column,
+                        message,
+                        help: None,
+                    }));
+                }
+                continue;
+            }
             let checked =
                 params::check_at_load(&task.params, |params| task.typed(params, Stage::Load));
             let module = match checked {
@@ -338,6 +352,9 @@ impl Playbook {
         let (playbook, dir) = (self.path.clone(), self.dir.clone());
         for play in &mut self.plays {
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
+                if task.module.is_action() {
+                    continue;
+                }
                 let title = task.title();
                 let params = &mut task.params;
                 let sources: Vec<&str> = ["content", "src", "template"]
@@ -576,7 +593,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, {}",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, {}, set_fact, debug, assert, fail, meta, flush_handlers",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
@@ -723,6 +740,36 @@ mod tests {
         ] {
             assert_eq!(parse(playbook).unwrap_err().to_string(), expected);
         }
+    }
+
+    #[test]
+    fn actions_are_checked_at_load_with_the_fix() {
+        for (task, expected) in [
+            (
+                "debug: { msg: a, var: b }",
+                "site.yml:3:14: debug takes exactly one of `msg` and `var`",
+            ),
+            (
+                "assert: { fail_msg: x }",
+                "site.yml:3:15: assert needs `that`: a condition or a list of them",
+            ),
+            (
+                "set_fact: { 2x: 1 }",
+                "site.yml:3:17: set_fact: `2x` is not a variable name; use letters, digits and _, not starting with a digit",
+            ),
+            (
+                "meta: refresh_inventory",
+                "site.yml:3:13: meta: only `meta: flush_handlers` is supported",
+            ),
+            (
+                "fail: { message: x }",
+                "site.yml:3:13: unknown key `message` of fail; allowed: msg",
+            ),
+        ] {
+            let error = parse(&format!("- hosts: app\n  tasks:\n    - {task}\n")).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{task}");
+        }
+        assert!(parse("- hosts: app\n  tasks:\n    - fail:\n    - flush_handlers: true\n").is_ok());
     }
 
     #[test]

@@ -23,7 +23,24 @@ impl ModuleKind {
     pub fn kind(self) -> &'static str {
         self.0
     }
+
+    /// Whether this is one of the engine's own actions ([`ACTIONS`]), which never
+    /// touch a host, rather than a module.
+    pub fn is_action(self) -> bool {
+        ACTIONS.contains(&self.0)
+    }
 }
+
+/// What a task may do instead of a module: the engine's own actions, on variables and
+/// the run's flow (see `engine::actions`).
+pub const ACTIONS: &[&str] = &[
+    "set_fact",
+    "debug",
+    "assert",
+    "fail",
+    "meta",
+    "flush_handlers",
+];
 
 /// Where a playbook's value is written: its file, and the text to find it in again
 /// (see [`yaml::locate`]), only when an error needs its line and column.
@@ -112,6 +129,8 @@ pub struct Task {
     /// The task's own `vars` and its blocks' (the innermost winning), rendered for each
     /// host over the play's variables.
     pub vars: Vars,
+    /// Run on the first host of the play's batch only.
+    pub run_once: bool,
 }
 
 /// An entry of a play's `tasks`: a task, or a block of them.
@@ -216,6 +235,7 @@ const TASK_KEYS: &[&str] = &[
     "block",
     "rescue",
     "always",
+    "run_once",
 ];
 
 enum TaskKey {
@@ -236,6 +256,7 @@ enum TaskKey {
     Block,
     Rescue,
     Always,
+    RunOnce,
     Module(&'static str),
 }
 
@@ -275,7 +296,12 @@ impl Visitor<'_> for TaskKeySeed {
             "block" => TaskKey::Block,
             "rescue" => TaskKey::Rescue,
             "always" => TaskKey::Always,
-            _ => match MODULE_NAMES.iter().find(|module| **module == key) {
+            "run_once" => TaskKey::RunOnce,
+            _ => match MODULE_NAMES
+                .iter()
+                .chain(ACTIONS)
+                .find(|module| **module == key)
+            {
                 Some(module) => TaskKey::Module(module),
                 None => {
                     return Err(E::custom(format_args!(
@@ -283,6 +309,7 @@ impl Visitor<'_> for TaskKeySeed {
                         TASK_KEYS
                             .iter()
                             .chain(MODULE_NAMES)
+                            .chain(ACTIONS)
                             .map(|k| format!("`{k}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
@@ -374,6 +401,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut block: Option<Vec<Entry>> = None;
         let mut rescue: Option<Vec<Entry>> = None;
         let mut always: Option<Vec<Entry>> = None;
+        let mut run_once: Option<bool> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -440,6 +468,10 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(rescue.as_ref(), "rescue")?;
                     rescue = Some(map.next_value()?);
                 }
+                TaskKey::RunOnce => {
+                    once(run_once.as_ref(), "run_once")?;
+                    run_once = Some(map.next_value()?);
+                }
                 TaskKey::Always => {
                     once(always.as_ref(), "always")?;
                     always = Some(map.next_value()?);
@@ -464,6 +496,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 ("ignore_errors", ignore_errors.is_some()),
                 ("loop", loop_over.is_some()),
                 ("loop_control", loop_control.is_some()),
+                ("run_once", run_once.is_some()),
             ];
             if let Some((key, _)) = task_only.iter().find(|(_, given)| *given) {
                 return Err(de::Error::custom(format_args!(
@@ -498,7 +531,12 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let Some((module, params)) = module else {
             return Err(de::Error::custom(format_args!(
                 "this task has no module; give it exactly one of: {}",
-                MODULE_NAMES.join(", ")
+                MODULE_NAMES
+                    .iter()
+                    .chain(ACTIONS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         // A secret parameter (a password hash) implies no_log: no `no_log: false` shows it.
@@ -528,6 +566,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
             loop_label: loop_control.and_then(|c| c.label),
             become_root,
             vars: vars.unwrap_or_default(),
+            run_once: run_once.unwrap_or(false),
         })))
     }
 }
