@@ -10,16 +10,11 @@ use serde_json::Value;
 use super::flow::Flow;
 use super::outcome::outcome;
 use super::play_run::PlayRun;
-use super::results::{all_hold, unknown_read, Unknown};
+use super::results::{all_hold, pending_message as pending, unknown_read, Unknown};
 use super::{interrupted, Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::actions::{action, Action};
 use crate::playbook::Task;
-
-/// Why an action is pending: it reads what check mode cannot know.
-fn pending(what: &str, reference: &str) -> String {
-    format!("{what} reads `{reference}`, which check mode cannot know before the task that registers it has run")
-}
 
 impl<'a> PlayRun<'a> {
     /// Carries out a task's action with `vars` (its `when` held).

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::outcome::outcome;
 use super::play_run::PlayRun;
 use super::render::{render_task, RenderError};
-use super::results::{unknown_read, Unknown};
+use super::results::{pending_message, unknown_read, Unknown};
 use super::{interrupted, Status, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::Task;
@@ -118,7 +118,7 @@ impl PlayRun<'_> {
             .flat_map(|raw| raw.templates())
             .map(|text| (text, false));
         if let Some(reference) = unknown_read(&self.renderer, &self.host.unknown, texts) {
-            let message = format!("its `loop` reads `{reference}`, which check mode cannot know before the task that registers it has run");
+            let message = pending_message("its `loop`", &reference);
             self.register_loop(task, Vec::new(), &[], Some(Unknown::All));
             return vec![whole(Status::Pending, message)];
         }

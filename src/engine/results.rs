@@ -99,7 +99,7 @@ pub(super) fn unknown_read<'t>(
 }
 
 /// Why a task waits: what it reads is an earlier task's output, unknown in check mode.
-fn pending_message(what: &str, reference: &str) -> String {
+pub(super) fn pending_message(what: &str, reference: &str) -> String {
     format!("{what} reads `{reference}`, which check mode cannot know before the task that registers it has run")
 }
 
