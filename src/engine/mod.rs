@@ -256,8 +256,8 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
                 .flat_map(|play| &play.hosts)
                 .filter(|h| h.host == host.name)
             {
-                for task in &outcome.tasks {
-                    match task.status {
+                for status in counted(&outcome.tasks) {
+                    match status {
                         Status::Ok => stats.ok += 1,
                         Status::Changed => {
                             stats.ok += 1;
@@ -278,6 +278,41 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
             stats
         })
         .collect()
+}
+
+/// The status each task counts with in the recap: a looped task's items count as one
+/// task (as Ansible counts), with the status that says most about them (a failure,
+/// then a rescue, an ignored failure, pending, changed, ok; skipped when all were).
+fn counted(tasks: &[TaskOutcome]) -> Vec<Status> {
+    let weight = |status: Status| match status {
+        Status::Unreachable => 8,
+        Status::Failed => 7,
+        Status::Rescued => 6,
+        Status::Ignored => 5,
+        Status::Pending => 4,
+        Status::Changed => 3,
+        Status::Ok => 2,
+        Status::Skipped => 1,
+    };
+    let mut statuses: Vec<Status> = Vec::with_capacity(tasks.len());
+    let mut previous: Option<&TaskOutcome> = None;
+    for task in tasks {
+        let same_loop = previous.is_some_and(|before| {
+            before.item.is_some()
+                && task.item.is_some()
+                && (before.index, before.handler) == (task.index, task.handler)
+        });
+        match statuses.last_mut() {
+            Some(last) if same_loop => {
+                if weight(task.status) > weight(*last) {
+                    *last = task.status;
+                }
+            }
+            _ => statuses.push(task.status),
+        }
+        previous = Some(task);
+    }
+    statuses
 }
 
 /// Why a host's remaining tasks were skipped under `any_errors_fatal`.

@@ -259,6 +259,9 @@ fn a_looped_task_runs_and_reports_each_item() {
     assert_eq!(items, [Some("a"), Some("b"), Some("c")]);
     assert_eq!(content(&host, "/etc/a.conf").as_deref(), Some("a\n"));
     assert!(content(&host, "/etc/c.conf").is_none());
+    // The recap counts the task once, as changed.
+    let stats = run.stats("web1");
+    assert_eq!((stats.ok, stats.changed, stats.skipped), (1, 1, 0));
 }
 
 #[test]
