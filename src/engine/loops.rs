@@ -146,7 +146,12 @@ impl PlayRun<'_> {
             }
             let (mut result, mut value, item_unknown) =
                 self.run_one(index, handler, slot, task, Some(item));
-            result.item = Some(label(&self.renderer, task, &vars, &item.value));
+            // An item may be the secret itself.
+            result.item = Some(if task.no_log {
+                "(hidden: no_log)".to_owned()
+            } else {
+                label(&self.renderer, task, &vars, &item.value)
+            });
             value["item"] = item.value.clone();
             unknown = unknown.max(item_unknown.map(|u| u == Unknown::All));
             results.push(value);

@@ -265,6 +265,24 @@ fn a_looped_task_runs_and_reports_each_item() {
 }
 
 #[test]
+fn a_no_log_loop_hides_its_items() {
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: "/etc/{{ item }}", content: x }
+      loop: [s3cret]
+      no_log: true
+"#,
+        &FakeHost::new(),
+        apply(),
+    );
+    let task = run.tasks("web1")[0];
+    assert_eq!(task.item.as_deref(), Some("(hidden: no_log)"));
+    assert!(!format!("{task:?}").contains("s3cret"), "{task:?}");
+}
+
+#[test]
 fn a_looped_task_with_nothing_to_change_joins_the_one_read() {
     let host = FakeHost::new()
         .with_file("/etc/a.conf", "a\n", 0o644)
