@@ -281,14 +281,16 @@ impl PlayRun<'_> {
             Some(kind) => self.host.unknown.insert(name.to_owned(), kind),
             None => self.host.unknown.remove(name),
         };
+        // The variables as the play's tasks were rendered with them, before this value.
+        let before = self.vars();
         self.host.registered.insert(name.to_owned(), value.clone());
         // `-e` values win over registered ones, as over every other variable.
+        let Ok(before) = before else {
+            return;
+        };
         if self.options.extra_vars.contains_key(name) {
             return;
         }
-        let Ok(before) = self.vars() else {
-            return;
-        };
         let mut now = before.clone();
         now.insert(name.to_owned(), value);
         self.forget_changed(&before, &now);
