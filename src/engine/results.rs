@@ -242,7 +242,9 @@ impl PlayRun<'_> {
             };
         }
         let title = task.title();
-        let mut changed = status == Status::Changed;
+        // A failed task that made changes (a command that ran) changed the host.
+        let mut changed =
+            status == Status::Changed || (status == Status::Failed && !result.changes.is_empty());
         let mut failed = status == Status::Failed;
         for (key, conditions, verdict) in [
             ("changed_when", &task.changed_when, &mut changed),

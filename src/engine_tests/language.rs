@@ -109,6 +109,8 @@ fn failed_when_turns_an_exit_status_into_success_and_success_into_failure() {
       failed_when: found.rc not in [0, 1]
       changed_when: false
     - file: { path: /etc/found, content: "rc={{ found.rc }}" }
+    - command: { cmd: "grep -q other /etc/hosts" }
+      failed_when: false
     - command: { cmd: "cat /etc/motd" }
       register: motd
       failed_when: "'ERROR' in motd.stdout"
@@ -119,14 +121,14 @@ fn failed_when_turns_an_exit_status_into_success_and_success_into_failure() {
     );
     assert_eq!(
         run.statuses("web1"),
-        [Status::Ok, Status::Changed, Status::Failed],
+        [Status::Ok, Status::Changed, Status::Changed, Status::Failed],
         "{:?}",
         run.tasks("web1")
     );
     assert_eq!(content(&host, "/etc/found").as_deref(), Some("rc=1"));
     assert!(run.tasks("web1")[0].message.is_none());
     assert_eq!(
-        run.tasks("web1")[2].message.as_deref(),
+        run.tasks("web1")[3].message.as_deref(),
         Some("failed_when holds: 'ERROR' in motd.stdout")
     );
     assert_eq!(run.stats("web1").failed, 1);

@@ -179,7 +179,8 @@ impl Task {
         }
     }
 
-    /// Every template in the task: its parameters' and its `template` file's.
+    /// Every template in the task: its parameters', its `template` file's, its `loop`'s
+    /// and label's, and its `vars`'.
     pub fn templates(&self) -> impl Iterator<Item = &str> {
         let file = match &self.source {
             Some(ContentSource::Template { source, .. }) => Some(source.as_str()),
