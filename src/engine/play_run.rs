@@ -90,9 +90,10 @@ impl<'a> PlayRun<'a> {
     /// The user a task's commands run as, when it differs from the login user.
     pub(super) fn identity(play: &Play, task: Option<&Task>, login: &str) -> Option<String> {
         let wanted = match task {
-            Some(task) if task.become_user.is_some() => task.become_user.clone(),
-            // `become: false` on the task (or its block) turns the play's off.
+            // `become: false` on the task (or its block) turns become off, whoever
+            // `become_user` names.
             Some(task) if task.become_root == Some(false) => None,
+            Some(task) if task.become_user.is_some() => task.become_user.clone(),
             Some(task) if task.become_root == Some(true) => Some(
                 play.become_user
                     .clone()

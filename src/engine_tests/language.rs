@@ -698,3 +698,31 @@ fn check_mode_waits_on_unknown_output_in_assert_debug_and_set_fact() {
         ]
     );
 }
+
+#[test]
+fn become_false_on_a_task_turns_off_the_become_of_its_block_and_play() {
+    let host = FakeHost::new();
+    on_one(
+        r#"
+- hosts: all
+  become_user: deploy
+  tasks:
+    - block:
+        - command: { cmd: "as-app" }
+        - command: { cmd: "as-login" }
+          become: false
+      become_user: app
+"#,
+        &host,
+        apply(),
+    );
+    let sudo: Vec<Option<String>> = host
+        .sent()
+        .into_iter()
+        .filter_map(|sent| match sent {
+            Sent::Apply { sudo, .. } => Some(sudo),
+            Sent::Read { .. } => None,
+        })
+        .collect();
+    assert_eq!(sudo, [Some("app".to_owned()), None]);
+}
