@@ -6,6 +6,7 @@
 //! `results`, one result per item (with its `item`), and `changed`, `failed`,
 //! `skipped` over all of them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use converge_modules::DynModule;
@@ -105,7 +106,10 @@ impl PlayRun<'_> {
         let whole = |status: Status, message: String| {
             outcome(index, handler, task, status, started).with_message(message)
         };
-        let vars = match self.vars().and_then(|vars| self.scoped(task, &vars)) {
+        let scoped = self
+            .vars()
+            .and_then(|vars| self.scoped(task, &vars).map(Cow::into_owned));
+        let vars = match scoped {
             Ok(vars) => vars,
             Err(error) => {
                 self.host.down = Some(Status::Failed);

@@ -2,6 +2,7 @@
 //! task in turn (its `when`, its plan, check or apply under the host's lock), then the
 //! notified handlers. A unit is restarted at most once per run.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -324,7 +325,11 @@ impl<'a> PlayRun<'a> {
     }
 
     /// `vars` with the task's (and its blocks') own `vars` over them.
-    pub(super) fn scoped(&self, task: &Task, vars: &Vars) -> Result<Vars, TemplateError> {
+    pub(super) fn scoped<'v>(
+        &self,
+        task: &Task,
+        vars: &'v Vars,
+    ) -> Result<Cow<'v, Vars>, TemplateError> {
         scope_vars(&self.renderer, task, vars, |name| {
             self.options.extra_vars.contains_key(name) || self.host.registered.contains_key(name)
         })
@@ -460,7 +465,7 @@ impl<'a> PlayRun<'a> {
             return Ok(Status::Pending);
         }
         let vars = self.vars()?;
-        let mut vars = self.scoped(task, &vars)?;
+        let mut vars = self.scoped(task, &vars)?.into_owned();
         if let Some(item) = item {
             vars = item_vars(task, &vars, &item.value);
         }

@@ -2,6 +2,7 @@
 //! parameters rendered and made typed (with errors that point at the playbook and hide
 //! `no_log` values), and the up-front check of every task for every host.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -131,12 +132,15 @@ pub(super) fn host_vars(
 
 /// `vars` with the task's own `vars` (and its blocks') rendered over them, in order;
 /// the names `keep` holds stay as they are (`-e` values, and registered ones, win).
-pub(super) fn scope_vars(
+pub(super) fn scope_vars<'v>(
     renderer: &Renderer,
     task: &Task,
-    vars: &Vars,
+    vars: &'v Vars,
     keep: impl Fn(&str) -> bool,
-) -> Result<Vars, TemplateError> {
+) -> Result<Cow<'v, Vars>, TemplateError> {
+    if task.vars.is_empty() {
+        return Ok(Cow::Borrowed(vars));
+    }
     let mut scoped = vars.clone();
     for (key, value) in &task.vars {
         if keep(key) {
@@ -146,7 +150,7 @@ pub(super) fn scope_vars(
         let rendered = renderer.render_json(value, &scoped, &origin)?;
         scoped.insert(key.clone(), rendered);
     }
-    Ok(scoped)
+    Ok(Cow::Owned(scoped))
 }
 
 /// Renders a task's parameters for one host and makes them the module's typed ones.

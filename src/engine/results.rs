@@ -226,7 +226,7 @@ impl PlayRun<'_> {
         output: Option<&Output>,
     ) -> Result<Judged, TaskError> {
         let vars = self.vars()?;
-        let mut vars = self.scoped(task, &vars)?;
+        let mut vars = self.scoped(task, &vars)?.into_owned();
         if let Some(item) = item {
             vars = item_vars(task, &vars, &item.value);
         }
