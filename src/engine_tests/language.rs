@@ -529,10 +529,7 @@ fn a_blocks_become_user_runs_its_tasks_as_that_user() {
         &host,
         apply(),
     );
-    assert!(host.sent().iter().any(|sent| matches!(
-        sent,
-        Sent::Apply { sudo: Some(user), .. } if user == "deploy"
-    )));
+    assert_eq!(sudo_users(&host), [Some("deploy".to_owned())]);
 }
 
 // --- set_fact, debug, assert, fail, flush_handlers, run_once ---------------------------
@@ -716,13 +713,5 @@ fn become_false_on_a_task_turns_off_the_become_of_its_block_and_play() {
         &host,
         apply(),
     );
-    let sudo: Vec<Option<String>> = host
-        .sent()
-        .into_iter()
-        .filter_map(|sent| match sent {
-            Sent::Apply { sudo, .. } => Some(sudo),
-            Sent::Read { .. } => None,
-        })
-        .collect();
-    assert_eq!(sudo, [Some("app".to_owned()), None]);
+    assert_eq!(sudo_users(&host), [Some("app".to_owned()), None]);
 }
