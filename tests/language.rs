@@ -1,7 +1,8 @@
 //! The playbook language on a real host: `register` and `changed_when`/`failed_when`
 //! on real command output, `loop` with one report entry per item, `block` with
 //! `rescue` and `always`, `ignore_errors`, and check mode waiting (`pending`) on the
-//! output of a command it does not run.
+//! output of a command it does not run; the engine's actions, and `run_once` sharing
+//! its result with the other host.
 
 mod fleet;
 mod support;
@@ -158,6 +159,13 @@ const ACTIONS: &str = r#"
     - name: once
       file: { path: /srv/actions/once, content: "{{ count.stdout }}\n" }
       run_once: true
+    - name: leader
+      command: { cmd: "hostname" }
+      register: leader
+      run_once: true
+      changed_when: false
+    - name: follow
+      file: { path: /srv/actions/leader, content: "{{ leader.stdout }}\n" }
   handlers:
     - name: count
       command: { cmd: "echo handled > /srv/actions/count" }
@@ -185,12 +193,19 @@ fn set_fact_assert_flush_handlers_and_run_once_on_real_hosts() {
             "count: changed",
             "counted before this task: ok",
             "once: changed",
+            "leader: ok",
+            "follow: changed",
         ]
     );
     assert_eq!(
-        statuses(&report, &second.name).last().map(String::as_str),
-        Some("once: skipped")
+        statuses(&report, &second.name)[6..],
+        ["once: skipped", "leader: skipped", "follow: changed"]
     );
+    // The second host got the first's registered result.
+    let leader = first.ssh_ok("hostname");
+    for host in [first, second] {
+        assert_eq!(host.ssh_ok("cat /srv/actions/leader"), leader);
+    }
     assert_eq!(first.ssh_ok("cat /srv/actions/once"), "handled");
     assert_eq!(
         second.ssh_ok("test -e /srv/actions/once && echo yes || echo no"),

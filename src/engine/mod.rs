@@ -18,6 +18,7 @@ mod facts;
 mod flow;
 mod host;
 mod loops;
+mod once;
 mod outcome;
 mod play_run;
 mod remote;
@@ -171,24 +172,27 @@ pub fn run_play(
         }
         // `run_once` tasks run on the batch's first host.
         let first_host = batch.first().map(|host| host.name.clone());
-        let batch_results: Vec<HostPlay> = pool.install(|| {
-            batch
-                .par_iter_mut()
-                .map(|host| {
-                    let mut run = PlayRun::new(play, host, options, &progress);
-                    run.first_host.clone_from(&first_host);
-                    if play.any_errors_fatal {
-                        run.abort = Some(&abort);
-                    }
-                    let tasks = run.run();
-                    progress.host_done();
-                    HostPlay {
-                        host: host.name.clone(),
-                        tasks,
-                    }
-                })
-                .collect()
-        });
+        let abort_on = play.any_errors_fatal.then_some(&abort);
+        let batch_results: Vec<HostPlay> = if once::shares_once(play) {
+            once::run_in_phases(play, batch, options, &progress, abort_on, pool)
+        } else {
+            pool.install(|| {
+                batch
+                    .par_iter_mut()
+                    .map(|host| {
+                        let mut run = PlayRun::new(play, host, options, &progress);
+                        run.first_host.clone_from(&first_host);
+                        run.abort = abort_on;
+                        let tasks = run.run();
+                        progress.host_done();
+                        HostPlay {
+                            host: host.name.clone(),
+                            tasks,
+                        }
+                    })
+                    .collect()
+            })
+        };
         let failed = batch_results
             .iter()
             .filter(|host| {

@@ -110,13 +110,25 @@ impl<'a> PlayRun<'a> {
 
     pub(super) fn run(mut self) -> Vec<TaskOutcome> {
         let mut outcomes = Vec::new();
+        if !self.start(&mut outcomes) {
+            return outcomes;
+        }
+        let play: &'a Play = self.play;
+        let flow = self.run_nodes(&play.body, &mut outcomes);
+        self.finish(flow, &mut outcomes);
+        outcomes
+    }
+
+    /// Connects and reads what the play's tasks need first. Returns whether the host
+    /// goes on to its tasks (when not, the outcome that says why is in `outcomes`).
+    pub(super) fn start(&mut self, outcomes: &mut Vec<TaskOutcome>) -> bool {
         let first_task = self
             .play
             .tasks
             .iter()
             .position(|task| task.selected(&self.options.tags));
         let Some(first_task) = first_task else {
-            return outcomes;
+            return false;
         };
         if self.host.transport.is_none() {
             let started = Instant::now();
@@ -129,7 +141,7 @@ impl<'a> PlayRun<'a> {
                         outcome(first_task, false, task, Status::Unreachable, started)
                             .with_message(error.to_string()),
                     );
-                    return outcomes;
+                    return false;
                 }
             }
         }
@@ -146,24 +158,26 @@ impl<'a> PlayRun<'a> {
                     outcome(first_task, false, task, status, Instant::now())
                         .with_message(error.to_string()),
                 );
-                return outcomes;
+                return false;
             }
             // Anything else is about some fact: let each task read its own, so the
             // error is reported by the task it concerns.
         }
-        let play: &'a Play = self.play;
-        match self.run_nodes(&play.body, &mut outcomes) {
-            Flow::Go => {}
-            Flow::Failed => {
-                self.fail_fast();
-                return outcomes;
+        true
+    }
+
+    /// After the play's tasks: the notified handlers, unless the host failed or the run
+    /// stopped.
+    pub(super) fn finish(&mut self, flow: Flow, outcomes: &mut Vec<TaskOutcome>) {
+        match flow {
+            Flow::Go => {
+                if self.flush(outcomes) == Flow::Failed {
+                    self.fail_fast();
+                }
             }
-            Flow::Stop => return outcomes,
+            Flow::Failed => self.fail_fast(),
+            Flow::Stop => {}
         }
-        if self.flush(&mut outcomes) == Flow::Failed {
-            self.fail_fast();
-        }
-        outcomes
     }
 
     /// Whether another host's failure stopped the play (`any_errors_fatal`).

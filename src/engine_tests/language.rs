@@ -647,25 +647,74 @@ fn flush_handlers_runs_the_notified_handlers_before_the_next_task() {
 }
 
 #[test]
-fn run_once_runs_on_the_first_host_only() {
-    let (first, second) = (FakeHost::new(), FakeHost::new());
+fn run_once_runs_on_the_first_host_and_shares_its_result() {
+    let (first, second, third) = (
+        FakeHost::new().printing("make-token", "t0k3n\n"),
+        FakeHost::new(),
+        FakeHost::new(),
+    );
     let run = converge(
         r#"
 - hosts: all
   tasks:
+    - file: { path: /etc/before, content: x }
+    - command: { cmd: "make-token" }
+      register: token
+      run_once: true
+    - file: { path: /etc/token, content: "{{ token.stdout }}" }
+    - block:
+        - command: { cmd: "migrate" }
+          run_once: true
+"#,
+        &[("web1", &first), ("web2", &second), ("web3", &third)],
+        apply(),
+    );
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Changed,
+            Status::Changed,
+            Status::Changed
+        ]
+    );
+    for (name, host) in [("web2", &second), ("web3", &third)] {
+        assert_eq!(
+            run.statuses(name),
+            [
+                Status::Changed,
+                Status::Skipped,
+                Status::Changed,
+                Status::Skipped
+            ]
+        );
+        assert_eq!(
+            run.tasks(name)[1].message.as_deref(),
+            Some("run_once: ran on web1")
+        );
+        assert_eq!(content(host, "/etc/token").as_deref(), Some("t0k3n"));
+        assert!(!host.applied().iter().any(|argv| argv
+            .iter()
+            .any(|word| word.contains("make-token") || word == "migrate")));
+    }
+}
+
+#[test]
+fn run_once_moves_to_the_next_host_when_the_first_failed() {
+    let (first, second) = (FakeHost::new().failing_on("/etc before"), FakeHost::new());
+    let run = converge(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: /etc/before, content: x }
     - command: { cmd: "migrate" }
       run_once: true
 "#,
         &[("web1", &first), ("web2", &second)],
         apply(),
     );
-    assert_eq!(run.statuses("web1"), [Status::Changed]);
-    assert_eq!(run.statuses("web2"), [Status::Skipped]);
-    assert_eq!(
-        run.tasks("web2")[0].message.as_deref(),
-        Some("run_once: runs on web1 only")
-    );
-    assert_eq!(applies(&second), 0);
+    assert_eq!(run.statuses("web1"), [Status::Failed]);
+    assert_eq!(run.statuses("web2"), [Status::Changed, Status::Changed]);
 }
 
 #[test]
