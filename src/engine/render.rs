@@ -325,6 +325,22 @@ pub fn check_inputs(
                     options.extra_vars.contains_key(name)
                 })
                 .map_err(|error| input_error(error.to_string()))?;
+                let check_when = |vars: &Vars| -> Result<(), InputError> {
+                    let Some(when) = &task.when else {
+                        return Ok(());
+                    };
+                    let origin = format!("the `when` of task `{}`", task.title());
+                    renderer
+                        .condition(when, vars, &origin)
+                        .map(|_| ())
+                        .map_err(|error| {
+                            input_error(if task.no_log {
+                                hidden_vars_error(&error)
+                            } else {
+                                error.to_string()
+                            })
+                        })
+                };
                 if task.loop_over.is_some() {
                     // The play run renders each item; here each is only checked.
                     let items = super::loops::render_items(&renderer, task, &vars)
@@ -332,6 +348,7 @@ pub fn check_inputs(
                     for item in items {
                         item.module
                             .map_err(|error| input_error(render_error_message(task, error)))?;
+                        check_when(&super::loops::item_vars(task, &vars, &item.value))?;
                     }
                     modules.push(None);
                     continue;
@@ -339,21 +356,7 @@ pub fn check_inputs(
                 let module = render_task(&renderer, task, &vars)
                     .map_err(|error| input_error(render_error_message(task, error)))?;
                 modules.push(Some(Ok(Arc::from(module))));
-                if let Some(when) = &task.when {
-                    renderer
-                        .condition(
-                            when,
-                            &vars,
-                            &format!("the `when` of task `{}`", task.title()),
-                        )
-                        .map_err(|error| {
-                            input_error(if task.no_log {
-                                hidden_vars_error(&error)
-                            } else {
-                                error.to_string()
-                            })
-                        })?;
-                }
+                check_when(&vars)?;
             }
             host.keep_checked(play, Rendered { vars, modules });
         }
@@ -575,6 +578,37 @@ mod tests {
         assert!(run.rendered[0].is_none());
         assert!(run.rendered[1].is_some() && run.rendered[2].is_some());
         assert!(run.host.take_checked(play).is_none(), "taken once");
+    }
+
+    #[test]
+    fn the_input_check_renders_each_item_and_its_when_and_leaves_registered_values_out() {
+        let check = |tasks: &str| {
+            let playbook = Playbook::parse(
+                &format!("- hosts: app\n  tasks:\n{tasks}"),
+                std::path::Path::new("site.yml"),
+            )
+            .unwrap();
+            check_inputs(
+                &playbook,
+                &[(0, vec![0])],
+                &[host(Vars::new())],
+                &Options::default(),
+            )
+            .map_err(|error| error.message)
+        };
+        assert_eq!(
+            check("    - file: { path: \"/etc/{{ item }}\" }\n      loop: [a, b]\n      when: item == 'a' and flag\n"),
+            Err("undefined variable `flag` in the `when` of task `file /etc/{{ item }}`".to_owned())
+        );
+        assert_eq!(
+            check("    - file: { path: \"/etc/{{ item.name }}\" }\n      loop: [a]\n"),
+            Err("template error in task `file /etc/{{ item.name }}`: undefined value".to_owned())
+        );
+        assert!(check("    - command: { cmd: date }\n      register: out\n    - file: { path: \"/etc/{{ out.stdout }}\" }\n      when: out.rc == 0\n").is_ok());
+        assert!(
+            check("    - set_fact: { name: x }\n    - file: { path: \"/etc/{{ name }}\" }\n")
+                .is_ok()
+        );
     }
 
     #[test]
