@@ -150,6 +150,31 @@ impl Renderer {
         Ok(value.is_true())
     }
 
+    /// What a template (or, with `expression`, a `when:`-style condition) reads: each
+    /// variable, with the attributes looked up on it (`out.rc`), as far as the text
+    /// shows. A subscript (`out['rc']`) or a filter on the variable reads all of it.
+    pub fn references(&self, text: &str, expression: bool) -> HashSet<String> {
+        if expression {
+            let trimmed = text.trim();
+            let bare = trimmed
+                .strip_prefix("{{")
+                .and_then(|rest| rest.strip_suffix("}}"))
+                .unwrap_or(trimmed);
+            return self
+                .env
+                .compile_expression(bare.trim())
+                .map(|compiled| compiled.undeclared_variables(true))
+                .unwrap_or_default();
+        }
+        if !is_template(text) {
+            return HashSet::new();
+        }
+        self.env
+            .template_from_str(text)
+            .map(|template| template.undeclared_variables(true))
+            .unwrap_or_default()
+    }
+
     /// The value of one expression; an undefined one is an error naming the variable.
     fn evaluate(&self, bare: &str, vars: &Vars, origin: &str) -> Result<Value, TemplateError> {
         let compiled = self

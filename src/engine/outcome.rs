@@ -19,6 +19,12 @@ pub enum Status {
     Failed,
     Skipped,
     Unreachable,
+    /// Failed, under `ignore_errors`: the host went on. Counted as `ok` and `ignored`,
+    /// not as a failure (as Ansible counts).
+    Ignored,
+    /// Failed inside a `block` whose `rescue` then ran: counted as `rescued`, not as a
+    /// failure (as Ansible counts).
+    Rescued,
     /// Check mode only: the task needs what an earlier planned change would provide,
     /// and what that change brings cannot be predicted (a package's units and users):
     /// not a failure, and counted as drift.
@@ -42,6 +48,9 @@ pub struct TaskOutcome {
     pub index: usize,
     pub handler: bool,
     pub task: String,
+    /// A looped task's item (its `loop_control.label`, or the item itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
     pub module: &'static str,
     pub status: Status,
     pub changes: Vec<String>,
@@ -88,6 +97,10 @@ pub struct HostStats {
     pub unreachable: usize,
     /// Tasks pending on an earlier planned change (check mode).
     pub pending: usize,
+    /// Failed tasks whose failure `ignore_errors` let pass (also counted in `ok`).
+    pub ignored: usize,
+    /// Failed tasks a block's `rescue` took over.
+    pub rescued: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }
@@ -118,6 +131,7 @@ pub(super) fn outcome(
         index,
         handler,
         task: task.title(),
+        item: None,
         module: task.module.kind(),
         status,
         changes: Vec::new(),
