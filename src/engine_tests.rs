@@ -61,6 +61,8 @@ struct Mode {
     check: bool,
     extra_vars: Vars,
     tags: Vec<String>,
+    /// Every host's inventory variables.
+    inventory_vars: Vars,
 }
 
 fn apply() -> Mode {
@@ -78,12 +80,17 @@ fn check() -> Mode {
 /// checked first, plays in order, locks given back, counts per host.
 fn converge(playbook: &str, hosts: &[(&str, &FakeHost)], mode: Mode) -> Run {
     let playbook = Playbook::parse(playbook, Path::new("site.yml")).expect("the playbook parses");
+    converge_playbook(&playbook, hosts, mode)
+}
+
+/// Runs a loaded playbook as [`converge`] does.
+fn converge_playbook(playbook: &Playbook, hosts: &[(&str, &FakeHost)], mode: Mode) -> Run {
     let names: Vec<&str> = hosts.iter().map(|(name, _)| *name).collect();
     let inventory = Inventory::from_host_list(&names.join(",")).expect("host names are valid");
     let Cast {
         hosts: mut runs,
         plays,
-    } = run::cast(&playbook, &inventory, |host| {
+    } = run::cast(playbook, &inventory, |host| {
         let (name, fake) = hosts
             .iter()
             .find(|(name, _)| *name == host.name)
@@ -91,7 +98,7 @@ fn converge(playbook: &str, hosts: &[(&str, &FakeHost)], mode: Mode) -> Run {
         Ok::<_, Infallible>(HostRun::new(
             (*name).to_owned(),
             fake.target(name),
-            Vars::new(),
+            mode.inventory_vars.clone(),
         ))
     })
     .unwrap_or_else(|never| match never {});
@@ -102,7 +109,7 @@ fn converge(playbook: &str, hosts: &[(&str, &FakeHost)], mode: Mode) -> Run {
         extra_vars: mode.extra_vars,
         ..Options::default()
     };
-    engine::check_inputs(&playbook, &plays, &runs, &options).expect("the input is valid");
+    engine::check_inputs(playbook, &plays, &runs, &options).expect("the input is valid");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.forks)
         .build()
@@ -932,3 +939,4 @@ fn a_task_pending_on_a_command_in_check_mode_fails_in_apply_when_the_command_did
 
 // Logic on results, loops and blocks.
 mod language;
+mod roles;

@@ -112,7 +112,7 @@ impl<'a> PlayRun<'a> {
     pub(super) fn flush(&mut self, outcomes: &mut Vec<TaskOutcome>) -> Flow {
         let play: &'a crate::playbook::Play = self.play;
         for (index, handler) in play.handlers.iter().enumerate() {
-            if !self.notified.contains(&handler.title()) {
+            if !self.notified.contains(&handler.handler_id()) {
                 continue;
             }
             if interrupted() || self.aborted() {

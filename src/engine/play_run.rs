@@ -203,8 +203,8 @@ impl<'a> PlayRun<'a> {
         let tasks = play.tasks.len();
         let mut restarts = BTreeSet::new();
         for (index, handler) in play.handlers.iter().enumerate() {
-            let title = handler.title();
-            if !(self.notified.contains(&title) || task.notify.contains(&title)) {
+            let id = handler.handler_id();
+            if !(self.notified.contains(&id) || task.notify.contains(&id)) {
                 continue;
             }
             let Ok(vars) = self.scoped(handler, &vars) else {

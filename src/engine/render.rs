@@ -130,18 +130,33 @@ pub(super) fn host_vars(
     Ok(vars)
 }
 
-/// `vars` with the task's own `vars` (and its blocks') rendered over them, in order;
-/// the names `keep` holds stay as they are (`-e` values, and registered ones, win).
+/// `vars` with the task's own `vars` (and its blocks' and role's) rendered over them, in
+/// order, and its role's `defaults` under everything; the names `keep` holds stay as
+/// they are (`-e` values, and registered ones, win).
 pub(super) fn scope_vars<'v>(
     renderer: &Renderer,
     task: &Task,
     vars: &'v Vars,
     keep: impl Fn(&str) -> bool,
 ) -> Result<Cow<'v, Vars>, TemplateError> {
-    if task.vars.is_empty() {
+    // Defaults no other variable sets: they may use the role's parameters, and the
+    // parameters them, so they are rendered before (where they can be) and after.
+    let defaults: Vec<_> = task
+        .role
+        .iter()
+        .flat_map(|role| &role.defaults)
+        .filter(|(key, _)| !vars.contains_key(*key) && !task.vars.contains_key(*key))
+        .collect();
+    if task.vars.is_empty() && defaults.is_empty() {
         return Ok(Cow::Borrowed(vars));
     }
     let mut scoped = vars.clone();
+    for (key, value) in &defaults {
+        let origin = format!("default `{key}` of task `{}`", task.title());
+        if let Ok(rendered) = renderer.render_json(value, &scoped, &origin) {
+            scoped.insert((*key).clone(), rendered);
+        }
+    }
     for (key, value) in &task.vars {
         if keep(key) {
             continue;
@@ -149,6 +164,11 @@ pub(super) fn scope_vars<'v>(
         let origin = format!("variable `{key}` of task `{}`", task.title());
         let rendered = renderer.render_json(value, &scoped, &origin)?;
         scoped.insert(key.clone(), rendered);
+    }
+    for (key, value) in &defaults {
+        let origin = format!("default `{key}` of task `{}`", task.title());
+        let rendered = renderer.render_json(value, &scoped, &origin)?;
+        scoped.insert((*key).clone(), rendered);
     }
     Ok(Cow::Owned(scoped))
 }

@@ -5,14 +5,20 @@
 //! What a block gives its tasks is settled here: its `when` joins theirs (all must
 //! hold, evaluated per task, as Ansible does), its `tags` add to theirs, its `become`,
 //! `become_user` and `vars` are theirs unless a task (or an inner block) says
-//! otherwise, and its `no_log` hides them.
+//! otherwise, and its `no_log` hides them. Imports (`import_tasks`, `include_tasks`,
+//! `import_role`, `include_role`) are read here too and give their tasks the same.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::task::{Block, Entry};
-use super::{Origin, Step, Task};
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+
+use super::roles::RoleCall;
+use super::task::{Block, Entry, Import, RoleRef};
+use super::{Origin, PlaybookError, Raw, Step, Task};
 use crate::inventory::Vars;
+use crate::yaml::{self, YamlError};
 
 /// A play's tasks as written: each a task (by index into the play's flat list) or a
 /// block.
@@ -26,92 +32,274 @@ pub enum Node {
     },
 }
 
-/// What the blocks around a task give it.
+/// What the blocks, imports and roles around a task give it.
 #[derive(Debug, Clone, Default)]
-struct Inherited {
-    when: Vec<String>,
-    tags: Vec<String>,
-    become_root: Option<bool>,
-    become_user: Option<String>,
-    vars: Vars,
-    no_log: bool,
+pub(super) struct Inherited {
+    pub(super) when: Vec<String>,
+    pub(super) tags: Vec<String>,
+    pub(super) become_root: Option<bool>,
+    pub(super) become_user: Option<String>,
+    pub(super) vars: Vars,
+    pub(super) no_log: bool,
+    pub(super) role: Option<Arc<RoleRef>>,
+    /// How many imports and role dependencies deep.
+    pub(super) depth: usize,
 }
 
-/// Flattens `entries` (written at `path` in `file`) into `tasks`; returns their tree.
-pub(super) fn flatten(
-    entries: Vec<Entry>,
-    path: &[Step],
-    file: &Path,
-    text: &Arc<str>,
-    tasks: &mut Vec<Task>,
-) -> Vec<Node> {
-    flatten_within(entries, path, file, text, &Inherited::default(), tasks)
+/// How deep imports and role dependencies may nest (a file importing itself stops
+/// here).
+pub(super) const MAX_DEPTH: usize = 32;
+
+/// A file being read: where it is and its text, to point errors into it.
+#[derive(Debug, Clone)]
+pub(super) struct Source {
+    pub(super) file: PathBuf,
+    pub(super) text: Arc<str>,
 }
 
-fn flatten_within(
-    entries: Vec<Entry>,
-    path: &[Step],
-    file: &Path,
-    text: &Arc<str>,
-    inherited: &Inherited,
-    tasks: &mut Vec<Task>,
-) -> Vec<Node> {
-    let mut nodes = Vec::with_capacity(entries.len());
-    for (position, entry) in entries.into_iter().enumerate() {
-        let mut here = path.to_vec();
-        here.push(Step::Index(position));
-        match entry {
-            Entry::Task(task) => {
-                let mut task = *task;
-                task.origin = Origin {
-                    file: file.to_owned(),
-                    text: Arc::clone(text),
-                    task: here,
-                };
-                inherit(&mut task, inherited);
-                nodes.push(Node::Task(tasks.len()));
-                tasks.push(task);
-            }
-            Entry::Block(block) => {
-                let Block {
-                    tasks: block,
-                    rescue,
-                    always,
-                    when,
-                    tags,
-                    become_root,
-                    become_user,
-                    vars,
-                    no_log,
-                } = *block;
-                let mut inner = inherited.clone();
-                inner.when.extend(when);
-                inner.tags.extend(tags);
-                inner.become_root = become_root.or(inner.become_root);
-                inner.become_user = become_user.or(inner.become_user);
-                inner.vars.extend(vars);
-                inner.no_log |= no_log.unwrap_or(false);
-                let mut part = |key: &str, entries: Vec<Entry>| {
-                    let mut at = here.clone();
-                    at.push(Step::Key(key.to_owned()));
-                    flatten_within(entries, &at, file, text, &inner, tasks)
-                };
-                let block = part("block", block);
-                let rescue = part("rescue", rescue);
-                let always = part("always", always);
-                nodes.push(Node::Block {
-                    block,
-                    rescue,
-                    always,
-                });
-            }
+impl Source {
+    /// Reads `file`; `None` when it does not exist.
+    pub(super) fn read(file: &Path) -> Result<Option<Source>, PlaybookError> {
+        match std::fs::read_to_string(file) {
+            Ok(text) => Ok(Some(Source {
+                file: file.to_owned(),
+                text: Arc::from(text),
+            })),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(PlaybookError::Read {
+                path: file.to_owned(),
+                source,
+            }),
         }
     }
-    nodes
+
+    /// The file's YAML document as a `T`; an empty file is `T`'s default.
+    pub(super) fn parse<T: DeserializeOwned + Default>(&self) -> Result<T, PlaybookError> {
+        if self.text.trim().is_empty() {
+            return Ok(T::default());
+        }
+        Ok(yaml::from_str(&self.text, &self.file)?)
+    }
+
+    /// An error at `path` in this file, with the fix.
+    pub(super) fn error(
+        &self,
+        path: &[Step],
+        message: String,
+        help: Option<String>,
+    ) -> PlaybookError {
+        let (line, column) = yaml::locate(&self.text, path).unwrap_or((0, 0));
+        PlaybookError::Yaml(YamlError {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+            help,
+        })
+    }
+}
+
+/// A play's tasks and handlers as they are loaded, its roles' and imports' included.
+#[derive(Debug)]
+pub(super) struct Loader<'l> {
+    /// The playbook's directory: roles are looked up in `roles/` there.
+    pub(super) playbook_dir: &'l Path,
+    pub(super) tasks: Vec<Task>,
+    pub(super) handlers: Vec<Task>,
+    /// The role instances loaded so far (a role with the same parameters runs once).
+    pub(super) seen: Vec<String>,
+    pub(super) instances: usize,
+}
+
+impl Loader<'_> {
+    /// Flattens `entries` (written at `path` in `source`) into `self.tasks`; returns
+    /// their tree.
+    pub(super) fn entries(
+        &mut self,
+        entries: Vec<Entry>,
+        path: &[Step],
+        source: &Source,
+        inherited: &Inherited,
+    ) -> Result<Vec<Node>, PlaybookError> {
+        let mut nodes = Vec::with_capacity(entries.len());
+        for (position, entry) in entries.into_iter().enumerate() {
+            let mut here = path.to_vec();
+            here.push(Step::Index(position));
+            match entry {
+                Entry::Task(task) => {
+                    let mut task = *task;
+                    task.origin = Origin {
+                        file: source.file.clone(),
+                        text: Arc::clone(&source.text),
+                        task: here,
+                    };
+                    inherit(&mut task, inherited);
+                    nodes.push(Node::Task(self.tasks.len()));
+                    self.tasks.push(task);
+                }
+                Entry::Block(block) => {
+                    let Block {
+                        tasks: block,
+                        rescue,
+                        always,
+                        when,
+                        tags,
+                        become_root,
+                        become_user,
+                        vars,
+                        no_log,
+                    } = *block;
+                    let inner =
+                        inherited.within(when, tags, become_root, become_user, vars, no_log);
+                    let mut part = |key: &str, entries: Vec<Entry>| {
+                        let mut at = here.clone();
+                        at.push(Step::Key(key.to_owned()));
+                        self.entries(entries, &at, source, &inner)
+                    };
+                    let block = part("block", block)?;
+                    let rescue = part("rescue", rescue)?;
+                    let always = part("always", always)?;
+                    nodes.push(Node::Block {
+                        block,
+                        rescue,
+                        always,
+                    });
+                }
+                Entry::Import(import) => {
+                    nodes.extend(self.import(*import, &here, source, inherited)?);
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// The tasks an `import_tasks`/`include_tasks` or `import_role`/`include_role`
+    /// (written at `here` in `source`) brings in, each inheriting its keys.
+    fn import(
+        &mut self,
+        import: Import,
+        here: &[Step],
+        source: &Source,
+        inherited: &Inherited,
+    ) -> Result<Vec<Node>, PlaybookError> {
+        let mut at_key = here.to_vec();
+        at_key.push(Step::Key(import.kind.to_owned()));
+        if inherited.depth >= MAX_DEPTH {
+            return Err(source.error(
+                &at_key,
+                format!("imports nest more than {MAX_DEPTH} deep"),
+                Some("a file imports itself, directly or through others".to_owned()),
+            ));
+        }
+        let mut inner = inherited.within(
+            import.when,
+            import.tags,
+            import.become_root,
+            import.become_user,
+            IndexMap::new(),
+            import.no_log,
+        );
+        inner.depth += 1;
+        if import.kind.ends_with("_role") {
+            let call = RoleCall {
+                name: import.target,
+                vars: import.vars,
+                when: None,
+                tags: Vec::new(),
+            };
+            return self.role(&call, import.tasks_from.as_deref(), source, &at_key, &inner);
+        }
+        inner.vars.extend(import.vars);
+        let file = self.tasks_file(&import.target, source, inherited, &at_key)?;
+        let items = match import.loop_over {
+            None => vec![None],
+            Some(Raw::Seq(items)) => items.iter().map(|item| Some(item.to_json())).collect(),
+            Some(_) => {
+                let mut at_loop = here.to_vec();
+                at_loop.push(Step::Key("loop".to_owned()));
+                return Err(source.error(
+                    &at_loop,
+                    "the `loop` of `include_tasks` must be a list written out".to_owned(),
+                    Some("the included file is read before any host is contacted: list the items, or put the loop on the tasks inside the file".to_owned()),
+                ));
+            }
+        };
+        let mut nodes = Vec::new();
+        for item in items {
+            let mut scope = inner.clone();
+            if let Some(item) = item {
+                scope.vars.insert(import.loop_var.clone(), item);
+            }
+            let entries: Vec<Entry> = file.parse()?;
+            nodes.extend(self.entries(entries, &[], &file, &scope)?);
+        }
+        Ok(nodes)
+    }
+
+    /// The tasks file `name` names, imported at `at` in `source`: beside the importing
+    /// file, then in its role's `tasks/`, then beside the playbook.
+    fn tasks_file(
+        &self,
+        name: &str,
+        source: &Source,
+        inherited: &Inherited,
+        at: &[Step],
+    ) -> Result<Source, PlaybookError> {
+        let mut candidates = Vec::new();
+        if let Some(dir) = source.file.parent() {
+            candidates.push(dir.join(name));
+        }
+        if let Some(role) = &inherited.role {
+            candidates.push(role.dir.join("tasks").join(name));
+        }
+        candidates.push(self.playbook_dir.join(name));
+        candidates.dedup();
+        for candidate in candidates.iter().filter(|c| c.is_file()) {
+            if let Some(file) = Source::read(candidate)? {
+                return Ok(file);
+            }
+        }
+        Err(source.error(
+            at,
+            format!("tasks file `{name}` not found"),
+            Some(format!("looked for {}", joined(&candidates))),
+        ))
+    }
+}
+
+/// Paths, joined with "and" for a message.
+pub(super) fn joined(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+impl Inherited {
+    /// What the tasks inside a block, import or role with these keys inherit.
+    pub(super) fn within(
+        &self,
+        when: Option<String>,
+        tags: Vec<String>,
+        become_root: Option<bool>,
+        become_user: Option<String>,
+        vars: Vars,
+        no_log: Option<bool>,
+    ) -> Inherited {
+        let mut inner = self.clone();
+        inner.when.extend(when);
+        inner.tags.extend(tags);
+        inner.become_root = become_root.or(inner.become_root);
+        inner.become_user = become_user.or(inner.become_user);
+        inner.vars.extend(vars);
+        inner.no_log |= no_log.unwrap_or(false);
+        inner
+    }
 }
 
 /// Gives `task` what its blocks give it.
-fn inherit(task: &mut Task, inherited: &Inherited) {
+pub(super) fn inherit(task: &mut Task, inherited: &Inherited) {
     let conditions: Vec<&str> = inherited
         .when
         .iter()
@@ -141,6 +329,9 @@ fn inherit(task: &mut Task, inherited: &Inherited) {
     vars.extend(std::mem::take(&mut task.vars));
     task.vars = vars;
     task.no_log |= inherited.no_log;
+    if task.role.is_none() {
+        task.role.clone_from(&inherited.role);
+    }
 }
 
 /// A condition without the `{{ }}` it may be written in.

@@ -10,6 +10,7 @@
 pub mod actions;
 mod blocks;
 pub mod params;
+mod roles;
 mod task;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
 pub use blocks::Node;
 pub use params::{ParamsError, Raw, Stage, Step};
+pub use roles::RoleCall;
 pub use task::{Entry, Location, Origin, Task};
 
 /// A playbook that could not be loaded.
@@ -131,6 +133,9 @@ pub struct Play {
     pub any_errors_fatal: bool,
     #[serde(default)]
     pub vars: Vars,
+    /// Roles, whose tasks run before the play's own (see `roles`).
+    #[serde(default)]
+    pub roles: Vec<RoleCall>,
     /// The tasks as written: tasks and blocks (see `body` and `tasks`).
     #[serde(default, rename = "tasks")]
     entries: Vec<Entry>,
@@ -246,15 +251,30 @@ impl Playbook {
             dir,
             plays,
         };
-        let text: Arc<str> = Arc::from(text);
+        let source = blocks::Source {
+            file: path.to_owned(),
+            text: Arc::from(text),
+        };
+        let dir = playbook.dir.clone();
         for (index, play) in playbook.plays.iter_mut().enumerate() {
+            let mut loader = blocks::Loader {
+                playbook_dir: &dir,
+                tasks: Vec::new(),
+                handlers: Vec::new(),
+                seen: Vec::new(),
+                instances: 0,
+            };
+            let at = [Step::Index(index), Step::Key("roles".to_owned())];
+            let mut body = loader.roles(&play.roles, &at, &source)?;
             let entries = std::mem::take(&mut play.entries);
             let at = [Step::Index(index), Step::Key("tasks".to_owned())];
-            play.body = blocks::flatten(entries, &at, path, &text, &mut play.tasks);
+            body.extend(loader.entries(entries, &at, &source, &blocks::Inherited::default())?);
+            play.body = body;
+            play.tasks = loader.tasks;
             for (position, handler) in play.handlers.iter_mut().enumerate() {
                 handler.origin = Origin {
                     file: path.to_owned(),
-                    text: Arc::clone(&text),
+                    text: Arc::clone(&source.text),
                     task: vec![
                         Step::Index(index),
                         Step::Key("handlers".to_owned()),
@@ -262,12 +282,17 @@ impl Playbook {
                     ],
                 };
             }
+            // A role's handlers come first, as Ansible lists them.
+            let own = std::mem::take(&mut play.handlers);
+            play.handlers = loader.handlers;
+            play.handlers.extend(own);
             for task in play.tasks.iter_mut().chain(&mut play.handlers) {
                 task.no_log |= play.no_log;
             }
         }
         playbook.check_params()?;
         playbook.resolve_sources()?;
+        playbook.resolve_handlers()?;
         playbook.check_handlers()?;
         Ok(playbook)
     }
@@ -402,7 +427,13 @@ impl Playbook {
                     };
                     let kind = task.module.kind();
                     let tree = kind == "copy";
-                    let candidates = vec![dir.join(subdir).join(&name), dir.join(&name)];
+                    // A role's task finds its files in the role first.
+                    let mut candidates = Vec::new();
+                    if let Some(role) = &task.role {
+                        candidates.push(role.dir.join(subdir).join(&name));
+                        candidates.push(role.dir.join(&name));
+                    }
+                    candidates.extend([dir.join(subdir).join(&name), dir.join(&name)]);
                     let Some(found) = candidates
                         .iter()
                         .find(|candidate| {
@@ -445,12 +476,18 @@ impl Playbook {
         Ok(())
     }
 
-    fn check_handlers(&self) -> Result<(), PlaybookError> {
-        for play in &self.plays {
-            let handler_names: Vec<String> = play.handlers.iter().map(Task::title).collect();
+    /// Resolves each `notify` to the handlers it names (see [`notified`]), refusing a
+    /// name no handler has.
+    fn resolve_handlers(&mut self) -> Result<(), PlaybookError> {
+        for play in &mut self.plays {
+            let mut resolved = Vec::new();
             for task in play.tasks.iter().chain(play.handlers.iter()) {
-                for handler in &task.notify {
-                    if !handler_names.contains(handler) {
+                let mut ids = Vec::new();
+                for name in &task.notify {
+                    let found = notified(task, name, &play.handlers);
+                    if found.is_empty() {
+                        let handler_names: Vec<String> =
+                            play.handlers.iter().map(Task::title).collect();
                         let known = if handler_names.is_empty() {
                             String::new()
                         } else {
@@ -459,13 +496,34 @@ impl Playbook {
                         return Err(PlaybookError::UnknownHandler {
                             playbook: self.path.clone(),
                             task: task.title(),
-                            handler: handler.clone(),
+                            handler: name.clone(),
                             play: play.title(),
                             known,
                         });
                     }
+                    ids.extend(
+                        found
+                            .into_iter()
+                            .filter(|id| !ids.contains(id))
+                            .collect::<Vec<_>>(),
+                    );
                 }
+                resolved.push(ids);
             }
+            for (task, ids) in play
+                .tasks
+                .iter_mut()
+                .chain(&mut play.handlers)
+                .zip(resolved)
+            {
+                task.notify = ids;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_handlers(&self) -> Result<(), PlaybookError> {
+        for play in &self.plays {
             let users = play.become_user.iter().chain(
                 play.tasks
                     .iter()
@@ -502,6 +560,37 @@ impl Playbook {
         }
         Ok(())
     }
+}
+
+/// The handlers (by [`Task::handler_id`]) that `task` notifies with `name`: its own role
+/// instance's handler of that name first (two instances of a role each restart their
+/// own), else every handler titled so, with or without its role's name (`restart
+/// sidekiq` or `sidekiq : restart sidekiq`).
+fn notified(task: &Task, name: &str, handlers: &[Task]) -> Vec<String> {
+    let instance = |t: &Task| t.role.as_ref().map(|role| role.instance);
+    let named = |handler: &&Task| handler.own_title() == name || handler.title() == name;
+    let own: Vec<String> = handlers
+        .iter()
+        .filter(|handler| instance(task).is_some() && instance(handler) == instance(task))
+        .filter(named)
+        .map(Task::handler_id)
+        .collect();
+    if !own.is_empty() {
+        return own;
+    }
+    let exact: Vec<String> = handlers
+        .iter()
+        .filter(|handler| handler.title() == name)
+        .map(Task::handler_id)
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    handlers
+        .iter()
+        .filter(named)
+        .map(Task::handler_id)
+        .collect()
 }
 
 /// What a parameter error of a task says: for a `no_log` task, the parameter and never
@@ -580,7 +669,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, roles, tasks, handlers"
         );
     }
 
@@ -593,7 +682,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, {}, set_fact, debug, assert, fail, meta, flush_handlers",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, tasks_from, import_tasks, include_tasks, import_role, include_role, {}, set_fact, debug, assert, fail, meta, flush_handlers",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );

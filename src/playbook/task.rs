@@ -131,6 +131,19 @@ pub struct Task {
     pub vars: Vars,
     /// Run on the first host of the play's batch only.
     pub run_once: bool,
+    /// The role instance the task (or handler) comes from.
+    pub role: Option<Arc<RoleRef>>,
+}
+
+/// One instance of a role in a play: its name (titles say `NAME : task`), which
+/// instance it is (a handler is notified within its own instance first), where its
+/// files are, and its `defaults` (below every other variable).
+#[derive(Debug, Default)]
+pub struct RoleRef {
+    pub name: String,
+    pub instance: usize,
+    pub dir: PathBuf,
+    pub defaults: Vars,
 }
 
 /// An entry of a play's `tasks`: a task, or a block of them.
@@ -138,7 +151,37 @@ pub struct Task {
 pub enum Entry {
     Task(Box<Task>),
     Block(Box<Block>),
+    Import(Box<Import>),
 }
+
+/// `import_tasks`/`include_tasks` (a file of tasks) or `import_role`/`include_role`
+/// (a role's tasks), with what its tasks inherit.
+#[derive(Debug)]
+pub struct Import {
+    /// The key it was written with (`import_tasks`, `include_role`, ...).
+    pub kind: &'static str,
+    /// The file (for tasks) or the role's name.
+    pub target: String,
+    /// `tasks_from` of a role: the tasks file instead of `main.yml`.
+    pub tasks_from: Option<String>,
+    pub when: Option<String>,
+    pub tags: Vec<String>,
+    pub vars: Vars,
+    pub become_root: Option<bool>,
+    pub become_user: Option<String>,
+    pub no_log: Option<bool>,
+    /// `include_tasks`' `loop`: the tasks once per item.
+    pub loop_over: Option<Raw>,
+    pub loop_var: String,
+}
+
+/// The keys that import tasks or roles, in place of a module.
+pub const IMPORTS: &[&str] = &[
+    "import_tasks",
+    "include_tasks",
+    "import_role",
+    "include_role",
+];
 
 /// `block`, with its `rescue` and `always`, and what its tasks inherit.
 #[derive(Debug, Default)]
@@ -158,6 +201,23 @@ pub struct Block {
 impl Task {
     /// The name shown in output: the task's `name`, or the module and what it manages.
     pub fn title(&self) -> String {
+        match &self.role {
+            Some(role) => format!("{} : {}", role.name, self.own_title()),
+            None => self.own_title(),
+        }
+    }
+
+    /// What a handler is notified by: its title, and for a role's handler, which
+    /// instance of the role it belongs to (two instances each restart their own).
+    pub fn handler_id(&self) -> String {
+        match &self.role {
+            Some(role) => format!("{} (instance {})", self.title(), role.instance),
+            None => self.title(),
+        }
+    }
+
+    /// The title without the role's name.
+    pub fn own_title(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
         }
@@ -188,12 +248,17 @@ impl Task {
         };
         let looped = self.loop_over.iter().flat_map(Raw::templates);
         let vars = self.vars.values().flat_map(json_strings);
+        let defaults = self
+            .role
+            .iter()
+            .flat_map(|role| role.defaults.values().flat_map(json_strings));
         self.params
             .templates()
             .chain(file)
             .chain(looped)
             .chain(self.loop_label.as_deref())
             .chain(vars)
+            .chain(defaults)
     }
 
     /// The task's module with `params` (rendered for a host, or as written at load).
@@ -237,6 +302,7 @@ const TASK_KEYS: &[&str] = &[
     "rescue",
     "always",
     "run_once",
+    "tasks_from",
 ];
 
 enum TaskKey {
@@ -258,6 +324,8 @@ enum TaskKey {
     Rescue,
     Always,
     RunOnce,
+    TasksFrom,
+    Import(&'static str),
     Module(&'static str),
 }
 
@@ -298,6 +366,10 @@ impl Visitor<'_> for TaskKeySeed {
             "rescue" => TaskKey::Rescue,
             "always" => TaskKey::Always,
             "run_once" => TaskKey::RunOnce,
+            "tasks_from" => TaskKey::TasksFrom,
+            _ if IMPORTS.contains(&key) => {
+                TaskKey::Import(IMPORTS.iter().find(|k| **k == key).expect("listed"))
+            }
             _ => match MODULE_NAMES
                 .iter()
                 .chain(ACTIONS)
@@ -309,6 +381,7 @@ impl Visitor<'_> for TaskKeySeed {
                         "unknown field `{key}`, expected one of {}",
                         TASK_KEYS
                             .iter()
+                            .chain(IMPORTS)
                             .chain(MODULE_NAMES)
                             .chain(ACTIONS)
                             .map(|k| format!("`{k}`"))
@@ -322,7 +395,7 @@ impl Visitor<'_> for TaskKeySeed {
 }
 
 /// A string or a list of strings (`notify`, `tags`).
-struct StringOrList(Vec<String>);
+pub(super) struct StringOrList(pub(super) Vec<String>);
 
 impl<'de> Deserialize<'de> for StringOrList {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -354,8 +427,8 @@ impl<'de> Deserialize<'de> for Task {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match deserializer.deserialize_map(TaskVisitor)? {
             Entry::Task(task) => Ok(*task),
-            Entry::Block(_) => Err(de::Error::custom(
-                "a block is not allowed here: handlers are single tasks",
+            Entry::Block(_) | Entry::Import(_) => Err(de::Error::custom(
+                "a block or import is not allowed here: handlers are single tasks",
             )),
         }
     }
@@ -403,6 +476,8 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut rescue: Option<Vec<Entry>> = None;
         let mut always: Option<Vec<Entry>> = None;
         let mut run_once: Option<bool> = None;
+        let mut tasks_from: Option<String> = None;
+        let mut import: Option<(&'static str, Raw)> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -473,6 +548,18 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(run_once.as_ref(), "run_once")?;
                     run_once = Some(map.next_value()?);
                 }
+                TaskKey::TasksFrom => {
+                    once(tasks_from.as_ref(), "tasks_from")?;
+                    tasks_from = Some(map.next_value()?);
+                }
+                TaskKey::Import(kind) => {
+                    if let Some((first, _)) = &import {
+                        return Err(de::Error::custom(format_args!(
+                            "this task has `{first}` and `{kind}`; split it into two tasks"
+                        )));
+                    }
+                    import = Some((kind, map.next_value()?));
+                }
                 TaskKey::Always => {
                     once(always.as_ref(), "always")?;
                     always = Some(map.next_value()?);
@@ -487,6 +574,41 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     module = Some((ModuleKind(kind), map.next_value()?));
                 }
             }
+        }
+        if let Some((kind, value)) = import {
+            return import_entry(
+                kind,
+                value,
+                ImportKeys {
+                    module: module.map(|(module, _)| module.kind()),
+                    others: [
+                        ("block", block.is_some()),
+                        ("notify", notify.is_some()),
+                        ("register", register.is_some()),
+                        ("changed_when", changed_when.is_some()),
+                        ("failed_when", failed_when.is_some()),
+                        ("ignore_errors", ignore_errors.is_some()),
+                        ("run_once", run_once.is_some()),
+                    ],
+                    tasks_from,
+                    when,
+                    tags: tags.map(|t| t.0).unwrap_or_default(),
+                    vars: vars.unwrap_or_default(),
+                    become_root,
+                    become_user,
+                    no_log,
+                    loop_over: loop_over.map(|l| l.0),
+                    loop_var: loop_control
+                        .as_ref()
+                        .and_then(|c| c.loop_var.as_ref())
+                        .map_or_else(|| "item".to_owned(), |v| v.0.clone()),
+                },
+            );
+        }
+        if tasks_from.is_some() {
+            return Err(de::Error::custom(
+                "`tasks_from` goes with `import_role` or `include_role`",
+            ));
         }
         if let Some(block) = block {
             let task_only = [
@@ -568,12 +690,95 @@ impl<'de> Visitor<'de> for TaskVisitor {
             become_root,
             vars: vars.unwrap_or_default(),
             run_once: run_once.unwrap_or(false),
+            role: None,
         })))
     }
 }
 
+/// What an import task was written with besides its import key.
+struct ImportKeys {
+    module: Option<&'static str>,
+    /// Task keys that make no sense on an import, and whether each was given.
+    others: [(&'static str, bool); 7],
+    tasks_from: Option<String>,
+    when: Option<String>,
+    tags: Vec<String>,
+    vars: Vars,
+    become_root: Option<bool>,
+    become_user: Option<String>,
+    no_log: Option<bool>,
+    loop_over: Option<Raw>,
+    loop_var: String,
+}
+
+/// An import task: `import_tasks: FILE`, or `import_role: {name: ROLE, tasks_from}`.
+fn import_entry<E: de::Error>(
+    kind: &'static str,
+    value: Raw,
+    keys: ImportKeys,
+) -> Result<Entry, E> {
+    if let Some(module) = keys.module {
+        return Err(E::custom(format_args!(
+            "this task has `{kind}` and `{module}`; split it into two tasks"
+        )));
+    }
+    if let Some((key, _)) = keys.others.iter().find(|(_, given)| *given) {
+        return Err(E::custom(format_args!(
+            "`{key}` belongs on a task, not on `{kind}`: put it on the tasks it brings in"
+        )));
+    }
+    if keys.loop_over.is_some() && kind != "include_tasks" {
+        return Err(E::custom(format_args!(
+            "`loop` is for `include_tasks`, which runs its tasks once per item; `{kind}` is not looped"
+        )));
+    }
+    let role = kind.ends_with("_role");
+    let mut tasks_from = keys.tasks_from;
+    let target = match value {
+        Raw::Str(target) if !role => target,
+        Raw::Map(entries) if role => {
+            let mut name = None;
+            for (key, value) in entries {
+                match (key.as_str(), value) {
+                    ("name", Raw::Str(value)) => name = Some(value),
+                    ("tasks_from", Raw::Str(value)) => tasks_from = Some(value),
+                    (key, _) => {
+                        return Err(E::custom(format_args!(
+                            "`{kind}` takes `name` and `tasks_from` (strings); `{key}` is not one of them"
+                        )))
+                    }
+                }
+            }
+            name.ok_or_else(|| E::custom(format_args!("`{kind}` needs `name`: the role")))?
+        }
+        _ if role => {
+            return Err(E::custom(format_args!(
+                "`{kind}` takes a mapping: {kind}: {{ name: ROLE }}"
+            )))
+        }
+        _ => {
+            return Err(E::custom(format_args!(
+                "`{kind}` takes the file's path: {kind}: FILE.yml"
+            )))
+        }
+    };
+    Ok(Entry::Import(Box::new(Import {
+        kind,
+        target,
+        tasks_from,
+        when: keys.when,
+        tags: keys.tags,
+        vars: keys.vars,
+        become_root: keys.become_root,
+        become_user: keys.become_user,
+        no_log: keys.no_log,
+        loop_over: keys.loop_over,
+        loop_var: keys.loop_var,
+    })))
+}
+
 /// `when:` takes an expression string or a plain boolean.
-struct WhenValue(String);
+pub(super) struct WhenValue(pub(super) String);
 
 impl<'de> Deserialize<'de> for WhenValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
