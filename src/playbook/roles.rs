@@ -162,7 +162,7 @@ impl Loader<'_> {
                 nodes.extend(self.role(dependency, None, &meta, &at, &scope)?);
             }
         }
-        let defaults: Vars = read_vars(&dir.join("defaults/main.yml"))?;
+        let defaults = self.defaults(&dir, 0)?;
         let mut scope = outer;
         scope.vars = read_vars(&dir.join("vars/main.yml"))?;
         scope.vars.extend(inherited.vars.clone());
@@ -203,6 +203,29 @@ impl Loader<'_> {
             }
         }
         Ok(nodes)
+    }
+
+    /// The role's `defaults/main.yml` over those of its dependencies (as Ansible
+    /// shows a dependency's defaults to the role that needs it).
+    fn defaults(&self, dir: &Path, depth: usize) -> Result<Vars, PlaybookError> {
+        let mut defaults = Vars::new();
+        if let Some(meta) = Source::read(&dir.join("meta/main.yml"))? {
+            let Meta { dependencies } = meta.parse()?;
+            for (position, dependency) in dependencies.iter().enumerate() {
+                let at = [Step::Key("dependencies".to_owned()), Step::Index(position)];
+                let found = self.role_dir(&dependency.name, &meta, &at)?;
+                if depth >= MAX_DEPTH {
+                    return Err(meta.error(
+                        &at,
+                        format!("roles depend on each other more than {MAX_DEPTH} deep"),
+                        Some("a role depends on itself, directly or through others".to_owned()),
+                    ));
+                }
+                defaults.extend(self.defaults(&found, depth + 1)?);
+            }
+        }
+        defaults.extend(read_vars(&dir.join("defaults/main.yml"))?);
+        Ok(defaults)
     }
 
     /// Where the role `name` (named at `at` in `source`) is: `roles/NAME` beside the

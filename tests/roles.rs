@@ -1,0 +1,136 @@
+//! Roles on real hosts: `playbooks/sidekiq-instances.yml` applies
+//! `playbooks/roles/sidekiq` twice in one play (`default` and `mailers`): both units
+//! run, the deploy user may control both and nothing else, `--check` on a fresh host
+//! predicts exactly what apply does, and a second run changes nothing in one command
+//! per host. The same role in user scope runs both in deploy's own manager.
+
+mod fleet;
+mod support;
+
+use fleet::{Fleet, TestHost, SUDO, VISUDO};
+use support::{changes_on, converge_json, inventory, stat, text};
+
+const INSTANCES: &str = "playbooks/sidekiq-instances.yml";
+
+fn assert_instances_run(host: &TestHost) {
+    for instance in ["default", "mailers"] {
+        let unit = format!("sidekiq-{instance}.service");
+        assert_eq!(
+            host.ssh_ok(&format!("systemctl is-active {unit}")),
+            "active"
+        );
+        assert_eq!(
+            host.ssh_ok(&format!("systemctl is-enabled {unit}")),
+            "enabled"
+        );
+        assert_eq!(
+            host.ssh_ok(&format!("systemctl show -P User {unit}")),
+            "deploy"
+        );
+    }
+    let units = host.ssh_ok("cat /etc/systemd/system/sidekiq-default.service /etc/systemd/system/sidekiq-mailers.service");
+    assert!(
+        units.contains("Description=sidekiq default (default)"),
+        "{units}"
+    );
+    assert!(
+        units.contains("Description=sidekiq mailers (mailers)"),
+        "{units}"
+    );
+    assert!(host.ssh_ok(&format!("{VISUDO} -c")).contains("parsed OK"));
+}
+
+fn assert_deploy_controls_exactly_both(host: &TestHost) {
+    for allowed in [
+        "/bin/systemctl restart sidekiq-default",
+        "systemctl restart sidekiq-mailers.service",
+        "systemctl status sidekiq-mailers.service",
+    ] {
+        host.ssh_ok(&format!(
+            "runuser -u deploy -- {SUDO} -n {allowed} >/dev/null"
+        ));
+    }
+    for forbidden in [
+        "systemctl restart ssh",
+        "systemctl restart sidekiq-other",
+        "systemctl kill sidekiq-default",
+        "id",
+    ] {
+        let output = host.ssh(&format!("runuser -u deploy -- {SUDO} -n {forbidden}"));
+        assert!(
+            !output.status.success(),
+            "deploy could run `{forbidden}` on {}",
+            host.name
+        );
+    }
+}
+
+#[test]
+fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
+    let Some(fleet) = Fleet::boot(2) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+
+    let (code, predicted) = converge_json(&fleet, &[INSTANCES, "-i", inventory, "--check"]);
+    assert_eq!(code, 2, "{predicted:#}");
+    let (code, applied) = converge_json(&fleet, &[INSTANCES, "-i", inventory]);
+    assert_eq!(code, 0, "{applied:#}");
+    for host in fleet.hosts() {
+        let changes = changes_on(&applied, &host.name);
+        assert_eq!(changes_on(&predicted, &host.name), changes);
+        for expected in [
+            "app : application user: create user deploy",
+            "sidekiq : system unit: start sidekiq-default.service",
+            "sidekiq : system unit: start sidekiq-mailers.service",
+            "sidekiq : let the application user control this instance: create /etc/sudoers.d/sidekiq-default (validated with visudo)",
+            "sidekiq : let the application user control this instance: create /etc/sudoers.d/sidekiq-mailers (validated with visudo)",
+        ] {
+            assert!(changes.iter().any(|c| c == expected), "{expected}: {changes:#?}");
+        }
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| c.starts_with("app : application user"))
+                .count(),
+            1,
+            "the dependency ran once: {changes:#?}"
+        );
+        assert_instances_run(host);
+        assert_deploy_controls_exactly_both(host);
+    }
+
+    let (code, again) = converge_json(&fleet, &[INSTANCES, "-i", inventory]);
+    assert_eq!(code, 0, "{again:#}");
+    for host in fleet.hosts() {
+        assert_eq!(changes_on(&again, &host.name), Vec::<String>::new());
+        assert_eq!(stat(&again, &host.name, "changed"), 0);
+        assert_eq!(stat(&again, &host.name, "commands"), 1, "{again:#}");
+    }
+    let output = fleet.converge(&[INSTANCES, "-i", inventory, "--check"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+}
+
+#[test]
+fn the_role_in_user_scope_runs_both_in_deploys_manager() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let args = [INSTANCES, "-i", inventory, "-e", "sidekiq_scope=user"];
+    let (code, report) = converge_json(&fleet, &args);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(host.ssh_ok("loginctl show-user deploy -P Linger"), "yes");
+    for instance in ["default", "mailers"] {
+        let active = host.ssh_ok(&format!(
+            "runuser -u deploy -- env XDG_RUNTIME_DIR=/run/user/$(id -u deploy) systemctl --user is-active sidekiq-{instance}.service"
+        ));
+        assert_eq!(active, "active", "{instance}");
+    }
+    assert!(!host
+        .ssh("test -e /etc/sudoers.d/sidekiq-default")
+        .status
+        .success());
+    let (code, again) = converge_json(&fleet, &args);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(stat(&again, &host.name, "changed"), 0, "{again:#}");
+}
