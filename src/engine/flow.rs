@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use super::outcome::outcome;
 use super::play_run::PlayRun;
+use super::results::{pending_message, unknown_read, Unknown};
 use super::{interrupted, Status, TaskOutcome, ABORTED};
-use crate::playbook::Node;
+use crate::playbook::{Each, Node};
 
 /// How a run of tasks ended on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,9 @@ impl<'a> PlayRun<'a> {
                     rescue,
                     always,
                 } => self.run_block(block, rescue, always, outcomes),
+                Node::Include { when, each, body } => {
+                    self.run_include(when.as_deref(), each.as_ref(), body, outcomes)
+                }
             };
             if flow != Flow::Go {
                 return flow;
@@ -81,6 +85,149 @@ impl<'a> PlayRun<'a> {
         }
     }
 
+    /// Runs an include: its tasks once (or once per item of its `loop`, rendered now)
+    /// when its `when` holds, decided before any of them runs (with the variables its
+    /// first task sees); otherwise each is skipped.
+    fn run_include(
+        &mut self,
+        when: Option<&str>,
+        each: Option<&Each>,
+        body: &'a [Node],
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Flow {
+        let mut indices = Vec::new();
+        task_indices(body, &mut indices);
+        let Some(&first) = indices.first() else {
+            return Flow::Go;
+        };
+        let Some(each) = each else {
+            return self.run_included(when, body, &indices, outcomes);
+        };
+        let task = &self.play.tasks[first];
+        if let Some(reference) = unknown_read(
+            &self.renderer,
+            &self.host.unknown,
+            each.over.templates().map(|text| (text, false)),
+        ) {
+            self.skip_included(
+                &indices,
+                Status::Pending,
+                Some(&pending_message("the include's `loop`", &reference)),
+                outcomes,
+            );
+            return Flow::Go;
+        }
+        let origin = format!("the `loop` of the include of task `{}`", task.title());
+        let items = self.vars().and_then(|vars| {
+            let vars = self.scoped(task, &vars)?;
+            each.over.render(&self.renderer, &vars, &origin)
+        });
+        let items = match items.map(|items| items.to_json()) {
+            Ok(serde_json::Value::Array(items)) => items,
+            Ok(other) => {
+                let message = format!("{origin} renders to {other}, not a list");
+                return self.fail_include(first, message, outcomes);
+            }
+            Err(error) => return self.fail_include(first, error.to_string(), outcomes),
+        };
+        let mut flow = Flow::Go;
+        for item in items {
+            self.included.insert(each.var.clone(), item);
+            self.forget_renderings(&indices);
+            flow = self.run_included(when, body, &indices, outcomes);
+            if flow != Flow::Go {
+                break;
+            }
+        }
+        self.included.shift_remove(&each.var);
+        self.forget_renderings(&indices);
+        flow
+    }
+
+    /// Runs an include's tasks (for one item) if its `when` holds.
+    fn run_included(
+        &mut self,
+        when: Option<&str>,
+        body: &'a [Node],
+        indices: &[usize],
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Flow {
+        let Some(when) = when else {
+            return self.run_nodes(body, outcomes);
+        };
+        let play = self.play;
+        let task = &play.tasks[indices[0]];
+        if let Some(reference) = unknown_read(&self.renderer, &self.host.unknown, [(when, true)]) {
+            // Check mode cannot know what the condition reads: nothing in it is known.
+            for index in indices {
+                if let Some(name) = &play.tasks[*index].register {
+                    self.host.unknown.insert(name.clone(), Unknown::All);
+                }
+            }
+            let message = pending_message("the include's `when`", &reference);
+            self.skip_included(indices, Status::Pending, Some(&message), outcomes);
+            return Flow::Go;
+        }
+        let origin = format!("the `when` of the include of task `{}`", task.title());
+        let holds = self.vars().and_then(|vars| {
+            let vars = self.scoped(task, &vars)?;
+            self.renderer.condition(when, &vars, &origin)
+        });
+        match holds {
+            Ok(true) => self.run_nodes(body, outcomes),
+            Ok(false) => {
+                self.skip_included(indices, Status::Skipped, None, outcomes);
+                Flow::Go
+            }
+            Err(error) => self.fail_include(indices[0], error.to_string(), outcomes),
+        }
+    }
+
+    /// Reports each selected task of an include that does not run with `status`.
+    fn skip_included(
+        &self,
+        indices: &[usize],
+        status: Status,
+        message: Option<&str>,
+        outcomes: &mut Vec<TaskOutcome>,
+    ) {
+        for &index in indices {
+            let task = &self.play.tasks[index];
+            if task.selected(&self.options.tags) {
+                let skipped = outcome(index, false, task, status, Instant::now());
+                outcomes.push(match message {
+                    Some(message) => skipped.with_message(message.to_owned()),
+                    None => skipped,
+                });
+            }
+        }
+    }
+
+    /// An include whose `when` or `loop` cannot be rendered fails on its first task.
+    fn fail_include(
+        &mut self,
+        first: usize,
+        message: String,
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Flow {
+        self.host.down = Some(Status::Failed);
+        let task = &self.play.tasks[first];
+        outcomes.push(
+            outcome(first, false, task, Status::Failed, Instant::now()).with_message(message),
+        );
+        Flow::Failed
+    }
+
+    /// Forgets the tasks' renderings, made with another item of their include.
+    fn forget_renderings(&mut self, indices: &[usize]) {
+        for &index in indices {
+            if let Some(rendered) = self.rendered.get_mut(index) {
+                *rendered = None;
+            }
+            self.looped.remove(&index);
+        }
+    }
+
     /// Runs a block, then its rescue if a task of it failed, then its always.
     fn run_block(
         &mut self,
@@ -115,6 +262,25 @@ impl<'a> PlayRun<'a> {
             (Flow::Stop, _) | (_, Flow::Stop) => Flow::Stop,
             (Flow::Failed, _) | (_, Flow::Failed) => Flow::Failed,
             (Flow::Go, Flow::Go) => Flow::Go,
+        }
+    }
+}
+
+/// The play's tasks under `nodes`, in order.
+fn task_indices(nodes: &[Node], indices: &mut Vec<usize>) {
+    for node in nodes {
+        match node {
+            Node::Task(index) => indices.push(*index),
+            Node::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                for part in [block, rescue, always] {
+                    task_indices(part, indices);
+                }
+            }
+            Node::Include { body, .. } => task_indices(body, indices),
         }
     }
 }

@@ -57,6 +57,8 @@ pub(super) struct PlayRun<'a> {
     pub(super) looped: BTreeMap<usize, Items>,
     /// The first host of the play's batch: where `run_once` tasks run.
     pub(super) first_host: Option<String>,
+    /// The items of the `include_tasks` loops being run, by loop variable.
+    pub(super) included: Vars,
 }
 
 impl<'a> PlayRun<'a> {
@@ -85,6 +87,7 @@ impl<'a> PlayRun<'a> {
             last_output: None,
             looped: BTreeMap::new(),
             first_host: None,
+            included: Vars::new(),
         }
     }
 
@@ -344,9 +347,16 @@ impl<'a> PlayRun<'a> {
         task: &Task,
         vars: &'v Vars,
     ) -> Result<Cow<'v, Vars>, TemplateError> {
-        scope_vars(&self.renderer, task, vars, |name| {
+        let keep = |name: &str| {
             self.options.extra_vars.contains_key(name) || self.host.registered.contains_key(name)
-        })
+        };
+        if task.include_loop.is_none() || self.included.is_empty() {
+            return scope_vars(&self.renderer, task, vars, keep);
+        }
+        let mut with_items = vars.clone();
+        with_items.extend(self.included.iter().map(|(k, v)| (k.clone(), v.clone())));
+        scope_vars(&self.renderer, task, &with_items, keep)
+            .map(|vars| Cow::Owned(vars.into_owned()))
     }
 
     /// Renders the task in `slot` for this host (each item of a looped one), notes

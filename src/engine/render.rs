@@ -337,7 +337,10 @@ pub fn check_inputs(
             let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
             for task in play.tasks.iter().chain(&play.handlers) {
                 // What a task reads of a registered result is known once it runs.
-                if task.module.is_action() || reads_registered(&renderer, task, &registered) {
+                if task.module.is_action()
+                    || task.include_loop.is_some()
+                    || reads_registered(&renderer, task, &registered)
+                {
                     modules.push(None);
                     continue;
                 }

@@ -308,3 +308,81 @@ fn role_and_import_errors_are_located_with_the_fix() {
         "t.yml:1:21: unknown key `mdoe`"
     );
 }
+
+#[test]
+fn an_includes_when_is_decided_once_and_an_imports_for_each_task() {
+    let files = [
+        (
+            "flip.yml",
+            "- set_fact: { go: false }\n- file: { path: \"/etc/{{ kind }}\", content: x }\n",
+        ),
+        (
+            "site.yml",
+            "- hosts: all\n  vars: { go: true }\n  tasks:\n    - include_tasks: flip.yml\n      vars: { kind: included }\n      when: go\n    - set_fact: { go: true }\n    - import_tasks: flip.yml\n      vars: { kind: imported }\n      when: go\n",
+        ),
+    ];
+    let host = FakeHost::new();
+    let run = run_project(&files, &host, apply());
+    assert!(content(&host, "/etc/included").is_some());
+    assert!(content(&host, "/etc/imported").is_none());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Ok,
+            Status::Changed,
+            Status::Ok,
+            Status::Ok,
+            Status::Skipped
+        ]
+    );
+}
+
+#[test]
+fn include_tasks_loops_over_a_template_rendered_on_the_host() {
+    let files = [
+        (
+            "queue.yml",
+            "- file: { path: \"/etc/queue-{{ queue }}\", content: \"{{ queue }} of {{ queues | length }}\" }\n- debug: { msg: \"{{ queue }}\" }\n",
+        ),
+        (
+            "site.yml",
+            "- hosts: all\n  vars: { queues: [default, mailers, slow] }\n  tasks:\n    - include_tasks: queue.yml\n      loop: \"{{ queues }}\"\n      loop_control: { loop_var: queue }\n      when: queue != 'slow'\n",
+        ),
+    ];
+    let host = FakeHost::new();
+    let run = run_project(&files, &host, apply());
+    assert_eq!(
+        content(&host, "/etc/queue-default").as_deref(),
+        Some("default of 3")
+    );
+    assert_eq!(
+        content(&host, "/etc/queue-mailers").as_deref(),
+        Some("mailers of 3")
+    );
+    assert!(content(&host, "/etc/queue-slow").is_none());
+    assert_eq!(
+        run.statuses("web1"),
+        [
+            Status::Changed,
+            Status::Ok,
+            Status::Changed,
+            Status::Ok,
+            Status::Skipped,
+            Status::Skipped
+        ]
+    );
+    let messages: Vec<Option<&str>> = run
+        .tasks("web1")
+        .iter()
+        .map(|task| task.message.as_deref())
+        .collect();
+    assert_eq!(messages[1], Some("default"));
+    assert_eq!(messages[3], Some("mailers"));
+    // A second run changes nothing.
+    let again = run_project(&files, &host, apply());
+    assert!(!again.statuses("web1").contains(&Status::Changed));
+    // Check mode on a fresh host predicts the same.
+    let fresh = FakeHost::new();
+    let predicted = run_project(&files, &fresh, check());
+    assert_eq!(predicted.changes("web1"), run.changes("web1"));
+}

@@ -30,6 +30,22 @@ pub enum Node {
         rescue: Vec<Node>,
         always: Vec<Node>,
     },
+    /// `include_tasks`/`include_role` with a `when`: decided once, before its tasks
+    /// run, with the variables its first task sees (as Ansible decides an include).
+    /// With `each`, an `include_tasks` looping over a template: its tasks once per
+    /// item, the items rendered on the host when the include is reached.
+    Include {
+        when: Option<String>,
+        each: Option<Each>,
+        body: Vec<Node>,
+    },
+}
+
+/// The `loop` of an `include_tasks` that only the host can render.
+#[derive(Debug, Clone)]
+pub struct Each {
+    pub over: Raw,
+    pub var: String,
 }
 
 /// What the blocks, imports and roles around a task give it.
@@ -44,6 +60,8 @@ pub(super) struct Inherited {
     pub(super) role: Option<Arc<RoleRef>>,
     /// How many imports and role dependencies deep.
     pub(super) depth: usize,
+    /// The loop variable of an `include_tasks` around, looping over a template.
+    pub(super) include_loop: Option<String>,
 }
 
 /// How deep imports and role dependencies may nest (a file importing itself stops
@@ -191,8 +209,24 @@ impl Loader<'_> {
                 Some("a file imports itself, directly or through others".to_owned()),
             ));
         }
+        // An import's `when` is each task's; an include's is decided once (see
+        // `Node::Include`).
+        let dynamic = import.kind.starts_with("include_");
+        let (when, once) = if dynamic {
+            (None, import.when)
+        } else {
+            (import.when, None)
+        };
+        let decided_once = |nodes: Vec<Node>| match &once {
+            Some(when) if !nodes.is_empty() => vec![Node::Include {
+                when: Some(when.clone()),
+                each: None,
+                body: nodes,
+            }],
+            _ => nodes,
+        };
         let mut inner = inherited.within(
-            import.when,
+            when,
             import.tags,
             import.become_root,
             import.become_user,
@@ -207,21 +241,28 @@ impl Loader<'_> {
                 when: None,
                 tags: Vec::new(),
             };
-            return self.role(&call, import.tasks_from.as_deref(), source, &at_key, &inner);
+            let nodes = self.role(&call, import.tasks_from.as_deref(), source, &at_key, &inner)?;
+            return Ok(decided_once(nodes));
         }
         inner.vars.extend(import.vars);
         let file = self.tasks_file(&import.target, source, inherited, &at_key)?;
         let items = match import.loop_over {
             None => vec![None],
             Some(Raw::Seq(items)) => items.iter().map(|item| Some(item.to_json())).collect(),
-            Some(_) => {
-                let mut at_loop = here.to_vec();
-                at_loop.push(Step::Key("loop".to_owned()));
-                return Err(source.error(
-                    &at_loop,
-                    "the `loop` of `include_tasks` must be a list written out".to_owned(),
-                    Some("the included file is read before any host is contacted: list the items, or put the loop on the tasks inside the file".to_owned()),
-                ));
+            Some(over) => {
+                // Rendered on each host when the include is reached (see `Node::Include`).
+                let mut scope = inner.clone();
+                scope.include_loop = Some(import.loop_var.clone());
+                let entries: Vec<Entry> = file.parse()?;
+                let body = self.entries(entries, &[], &file, &scope)?;
+                return Ok(vec![Node::Include {
+                    when: once,
+                    each: Some(Each {
+                        over,
+                        var: import.loop_var,
+                    }),
+                    body,
+                }]);
             }
         };
         let mut nodes = Vec::new();
@@ -231,7 +272,7 @@ impl Loader<'_> {
                 scope.vars.insert(import.loop_var.clone(), item);
             }
             let entries: Vec<Entry> = file.parse()?;
-            nodes.extend(self.entries(entries, &[], &file, &scope)?);
+            nodes.extend(decided_once(self.entries(entries, &[], &file, &scope)?));
         }
         Ok(nodes)
     }
@@ -331,6 +372,9 @@ pub(super) fn inherit(task: &mut Task, inherited: &Inherited) {
     task.no_log |= inherited.no_log;
     if task.role.is_none() {
         task.role.clone_from(&inherited.role);
+    }
+    if task.include_loop.is_none() {
+        task.include_loop.clone_from(&inherited.include_loop);
     }
 }
 

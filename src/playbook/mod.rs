@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
-pub use blocks::Node;
+pub use blocks::{Each, Node};
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use roles::RoleCall;
 pub use task::{Entry, Location, Origin, Task};

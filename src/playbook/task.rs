@@ -133,6 +133,9 @@ pub struct Task {
     pub run_once: bool,
     /// The role instance the task (or handler) comes from.
     pub role: Option<Arc<RoleRef>>,
+    /// The loop variable of the `include_tasks` around it that loops over a template:
+    /// the task is rendered for each item on the host, not checked before the run.
+    pub include_loop: Option<String>,
 }
 
 /// One instance of a role in a play: its name (titles say `NAME : task`), which
@@ -691,6 +694,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
             vars: vars.unwrap_or_default(),
             run_once: run_once.unwrap_or(false),
             role: None,
+            include_loop: None,
         })))
     }
 }
