@@ -197,7 +197,7 @@ fn role_when_and_tags_apply_to_its_tasks() {
         ("roles/r/tasks/main.yml", "- file: { path: \"/etc/{{ what }}\", content: x }\n"),
         (
             "site.yml",
-            "- hosts: all\n  roles:\n    - { role: r, what: on, when: \"what == 'on'\", tags: [web] }\n    - { role: r, what: off, when: false }\n    - { role: r, what: untagged }\n",
+            "- hosts: all\n  roles:\n    - { role: r, what: on, when: \"what == 'on'\", tags: [web] }\n    - { role: r, what: off, when: false }\n    - { role: r, what: untagged }\n    - { role: r, what: as-app, become_user: app, tags: web }\n",
         ),
     ];
     let host = FakeHost::new();
@@ -208,6 +208,7 @@ fn role_when_and_tags_apply_to_its_tasks() {
     assert!(content(&host, "/etc/off").is_none());
     assert!(content(&host, "/etc/untagged").is_none());
     assert_eq!(run.statuses("web1")[0], Status::Changed);
+    assert_eq!(sudo_users(&host), [None, Some("app".to_owned())]);
 }
 
 #[test]

@@ -238,8 +238,7 @@ impl Loader<'_> {
             let call = RoleCall {
                 name: import.target,
                 vars: import.vars,
-                when: None,
-                tags: Vec::new(),
+                ..RoleCall::default()
             };
             let nodes = self.role(&call, import.tasks_from.as_deref(), source, &at_key, &inner)?;
             return Ok(decided_once(nodes));

@@ -29,6 +29,9 @@ pub struct RoleCall {
     pub vars: Vars,
     pub when: Option<String>,
     pub tags: Vec<String>,
+    /// `become` and `become_user` for the role's tasks and handlers, as a block's.
+    pub become_root: Option<bool>,
+    pub become_user: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RoleCall {
@@ -63,6 +66,8 @@ impl<'de> Visitor<'de> for RoleCallVisitor {
                 "vars" => call.vars.extend(map.next_value::<Vars>()?),
                 "when" => call.when = Some(map.next_value::<WhenValue>()?.0),
                 "tags" => call.tags = map.next_value::<StringOrList>()?.0,
+                "become" => call.become_root = Some(map.next_value()?),
+                "become_user" => call.become_user = Some(map.next_value()?),
                 _ if is_variable_name(&key) => {
                     let value = map.next_value()?;
                     params.insert(key, value);
@@ -144,8 +149,8 @@ impl Loader<'_> {
         let mut outer = inherited.within(
             call.when.clone(),
             call.tags.clone(),
-            None,
-            None,
+            call.become_root,
+            call.become_user.clone(),
             Vars::new(),
             None,
         );
