@@ -249,11 +249,16 @@ fn import_role_runs_a_roles_tasks_from_another_file() {
         ("roles/r/tasks/setup.yml", "- file: { path: \"/etc/setup-{{ who }}\", content: x }\n"),
         (
             "site.yml",
-            "- hosts: all\n  tasks:\n    - import_role: { name: r, tasks_from: setup }\n      vars: { who: me }\n    - include_role: { name: r, tasks_from: setup.yml }\n",
+            "- hosts: all\n  tasks:\n    - import_role: { name: r, tasks_from: setup }\n      vars: { who: me }\n    - include_role: { name: r, tasks_from: setup.yml }\n    - import_role: { name: r, tasks_from: setup }\n      vars: { who: me }\n",
         ),
     ];
     let host = FakeHost::new();
-    run_project(&files, &host, apply());
+    let run = run_project(&files, &host, apply());
+    // Imported twice with the same parameters, the role runs twice, as in Ansible.
+    assert_eq!(
+        run.statuses("web1"),
+        [Status::Changed, Status::Changed, Status::Ok]
+    );
     assert!(content(&host, "/etc/setup-me").is_some());
     assert!(content(&host, "/etc/setup-default").is_some());
 }

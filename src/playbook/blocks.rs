@@ -240,7 +240,14 @@ impl Loader<'_> {
                 vars: import.vars,
                 ..RoleCall::default()
             };
-            let nodes = self.role(&call, import.tasks_from.as_deref(), source, &at_key, &inner)?;
+            let nodes = self.role(
+                &call,
+                import.tasks_from.as_deref(),
+                false,
+                source,
+                &at_key,
+                &inner,
+            )?;
             return Ok(decided_once(nodes));
         }
         inner.vars.extend(import.vars);

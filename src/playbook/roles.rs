@@ -109,18 +109,20 @@ impl Loader<'_> {
         for (position, call) in calls.iter().enumerate() {
             let mut at = roles.to_vec();
             at.push(Step::Index(position));
-            nodes.extend(self.role(call, None, source, &at, &Inherited::default())?);
+            nodes.extend(self.role(call, None, true, source, &at, &Inherited::default())?);
         }
         Ok(nodes)
     }
 
     /// Loads one instance of the role `call` names (written at `at` in `source`),
-    /// after its dependencies, unless one with the same parameters was loaded already;
-    /// `tasks_from` picks another tasks file than `main.yml`.
+    /// after its dependencies, unless `once` (`roles:` and dependencies, not imports) and
+    /// one with the same parameters was loaded already; `tasks_from` picks another tasks
+    /// file than `main.yml`.
     pub(super) fn role(
         &mut self,
         call: &RoleCall,
         tasks_from: Option<&str>,
+        once: bool,
         source: &Source,
         at: &[Step],
         inherited: &Inherited,
@@ -135,7 +137,7 @@ impl Loader<'_> {
             tasks_from,
             inherited.when,
         );
-        if self.seen.contains(&key) {
+        if once && self.seen.contains(&key) {
             return Ok(Vec::new());
         }
         self.seen.push(key);
@@ -164,7 +166,7 @@ impl Loader<'_> {
                 let mut scope = outer.clone();
                 scope.role = None;
                 scope.vars = Vars::new();
-                nodes.extend(self.role(dependency, None, &meta, &at, &scope)?);
+                nodes.extend(self.role(dependency, None, true, &meta, &at, &scope)?);
             }
         }
         let defaults = self.defaults(&dir, 0)?;
