@@ -2,7 +2,9 @@
 //! `playbooks/roles/sidekiq` twice in one play (`default` and `mailers`): both units
 //! run, the deploy user may control both and nothing else, `--check` on a fresh host
 //! predicts exactly what apply does, and a second run changes nothing in one command
-//! per host. The same role in user scope runs both in deploy's own manager.
+//! per host; `--list-tasks` names each role task's role. The same role in user scope
+//! runs both in deploy's own manager. `import_tasks` and an `include_tasks` looping
+//! over a template converge, are predicted by `--check`, and hold.
 
 mod fleet;
 mod support;
@@ -108,6 +110,61 @@ fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
     }
     let output = fleet.converge(&[INSTANCES, "-i", inventory, "--check"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // The listing shows each role task with its role's name.
+    let output = fleet.converge(&[INSTANCES, "-i", inventory, "--list-tasks"]);
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        listing.matches("    sidekiq : system unit\n").count(),
+        2,
+        "{listing}"
+    );
+    assert!(
+        listing.contains("    app : application user\n"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn included_tasks_loop_over_a_template_and_imported_ones_converge_on_a_real_host() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let dir = fleet.dir().join("reuse");
+    std::fs::create_dir_all(dir.join("tasks")).unwrap();
+    std::fs::write(
+        dir.join("tasks/queue.yml"),
+        "- file: { path: \"/etc/queues/{{ queue }}\", content: \"{{ queue }}\\n\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tasks/base.yml"),
+        "- directory: { path: /etc/queues }\n",
+    )
+    .unwrap();
+    let site = dir.join("site.yml");
+    std::fs::write(
+        &site,
+        "- hosts: app\n  vars: { queues: [default, mailers, slow] }\n  tasks:\n    - import_tasks: tasks/base.yml\n    - include_tasks: tasks/queue.yml\n      loop: \"{{ queues }}\"\n      loop_control: { loop_var: queue }\n      when: queue != 'slow'\n",
+    )
+    .unwrap();
+    let site = site.to_str().unwrap();
+    let (code, predicted) = converge_json(&fleet, &[site, "-i", inventory, "--check"]);
+    assert_eq!(code, 2, "{predicted:#}");
+    let (code, applied) = converge_json(&fleet, &[site, "-i", inventory]);
+    assert_eq!(code, 0, "{applied:#}");
+    assert_eq!(
+        changes_on(&predicted, &host.name),
+        changes_on(&applied, &host.name)
+    );
+    assert_eq!(
+        host.ssh_ok("ls /etc/queues | tr '\\n' ' '"),
+        "default mailers"
+    );
+    let (code, again) = converge_json(&fleet, &[site, "-i", inventory]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(stat(&again, &host.name, "changed"), 0, "{again:#}");
 }
 
 #[test]
