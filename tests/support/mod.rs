@@ -305,6 +305,21 @@ pub fn stat(report: &Value, host: &str, field: &str) -> u64 {
         .unwrap()
 }
 
+/// Asserts that `user` on `host` may run none of `commands` through sudo.
+pub fn assert_sudo_refuses(host: &TestHost, user: &str, commands: &[&str]) {
+    for forbidden in commands {
+        let output = host.ssh(&format!(
+            "runuser -u {user} -- {} -n {forbidden}",
+            crate::fleet::SUDO
+        ));
+        assert!(
+            !output.status.success(),
+            "{user} could run `{forbidden}` on {}",
+            host.name
+        );
+    }
+}
+
 /// Copies a local file to `remote` on `host` (as root) with `mode`.
 pub fn push(fleet: &Fleet, host: &TestHost, local: &Path, remote: &str, mode: &str) {
     let key = fleet.home().join(".ssh/id_ed25519");
