@@ -100,6 +100,8 @@ pub struct Task {
     /// Where the task is written.
     pub origin: Origin,
     pub source: Option<ContentSource>,
+    /// The handlers it notifies: by name as written, then, once the playbook is
+    /// loaded, by [`Task::handler_id`] (see `Playbook::resolve_handlers`).
     pub notify: Vec<String>,
     pub when: Option<String>,
     pub tags: Vec<String>,
