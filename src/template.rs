@@ -1,5 +1,6 @@
 //! Template rendering: `{{ var }}` in playbook strings, `template:` files, and `when:`
-//! expressions, with minijinja (Jinja syntax, as Ansible users know it).
+//! expressions, with minijinja (Jinja syntax, as Ansible users know it), Python's
+//! methods on values, and the filters Ansible adds (see [`filters`]).
 //!
 //! Undefined variables are errors, never empty strings: a typo in a variable name must
 //! not silently write a unit file with a blank `ExecStart=`. The error names the
@@ -14,6 +15,8 @@ use std::collections::{BTreeSet, HashSet};
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::inventory::Vars;
+
+mod filters;
 
 /// Instructions one render (or one `when:` evaluation) may execute. A unit file looping
 /// over a thousand items uses a few tens of thousands.
@@ -55,6 +58,10 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(RECURSION_LIMIT);
+        // `dict.items()`, `text.startswith(..)` and the other Python methods templates
+        // written for Ansible call.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        filters::add_to(&mut env);
         Renderer { env }
     }
 
