@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::cli::{Cli, ConnectionArg, Format};
 use crate::engine::{self, HostRun, Options};
 use crate::inventory::{Inventory, InventoryError, InventoryHost, Vars};
-use crate::playbook::{Playbook, PlaybookError};
+use crate::playbook::{self, Playbook, PlaybookError};
 use crate::report::{self, RunReport, Style, Summary};
 use crate::transport::{self, Connection, TargetSettings};
 use crate::{exit_status, history, listing, metrics, rollout, ssh_config};
@@ -31,8 +31,10 @@ pub enum InputError {
     Task(#[from] engine::InputError),
     #[error(transparent)]
     SshConfig(#[from] ssh_config::SshConfigError),
-    #[error("-e {argument:?}: expected KEY=VALUE")]
+    #[error("-e {argument:?}: expected KEY=VALUE, @FILE or a mapping ({{\"key\": \"value\"}})")]
     ExtraVar { argument: String },
+    #[error("-e: {0}")]
+    ExtraVarsFile(#[from] playbook::VarsFileError),
 }
 
 /// The hosts a playbook runs on and which of them each play runs on.
@@ -80,9 +82,22 @@ pub fn cast<E>(
     Ok(Cast { hosts, plays })
 }
 
+/// `-e` arguments, later ones winning: `KEY=VALUE` (a string), `@FILE` (a YAML or JSON
+/// mapping, relative to the working directory) or an inline mapping (`{"a": [1]}`,
+/// YAML or JSON), whose values keep their types.
 fn parse_extra_vars(arguments: &[String]) -> Result<Vars, InputError> {
     let mut vars = Vars::new();
     for argument in arguments {
+        if let Some(file) = argument.strip_prefix('@') {
+            vars.extend(playbook::read_vars_file(std::path::Path::new(file))?);
+            continue;
+        }
+        if argument.trim_start().starts_with('{') {
+            let parsed = playbook::parse_vars(argument, std::path::Path::new("-e"))
+                .map_err(playbook::VarsFileError::Yaml)?;
+            vars.extend(parsed);
+            continue;
+        }
         let Some((key, value)) = argument.split_once('=').filter(|(key, _)| !key.is_empty()) else {
             return Err(InputError::ExtraVar {
                 argument: argument.clone(),
@@ -336,5 +351,42 @@ mod tests {
     fn extra_vars_need_a_key() {
         assert!(parse_extra_vars(&["=x".into()]).is_err());
         assert_eq!(parse_extra_vars(&["a=b=c".into()]).unwrap()["a"], "b=c");
+    }
+
+    #[test]
+    fn extra_vars_come_from_files_and_mappings_with_their_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.yml");
+        std::fs::write(&file, "workers: 2\ngroups: [a, b]\nname: one\n").unwrap();
+        let vars = parse_extra_vars(&[
+            format!("@{}", file.display()),
+            r#"{"name": "two", "on": true}"#.into(),
+            "workers=3".into(),
+        ])
+        .unwrap();
+        assert_eq!(vars["groups"], serde_json::json!(["a", "b"]));
+        assert_eq!(vars["name"], "two", "later arguments win");
+        assert_eq!(vars["on"], true);
+        assert_eq!(vars["workers"], "3");
+
+        std::fs::write(&file, "a: 1\nb: [\n").unwrap();
+        let error = parse_extra_vars(&[format!("@{}", file.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("-e: {}:3:1: ", file.display())),
+            "{error}"
+        );
+        let error = parse_extra_vars(&["@/nonexistent/vars.yml".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("-e: cannot read variables file /nonexistent/vars.yml:"),
+            "{error}"
+        );
+        let error = parse_extra_vars(&["{a: [1}".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("-e: -e:1:"), "{error}");
     }
 }

@@ -66,6 +66,12 @@ pub enum PlaybookError {
         play: String,
         source: converge_modules::names::InvalidName,
     },
+    #[error("{playbook}: play `{play}`: vars_files: {source}")]
+    VarsFile {
+        playbook: PathBuf,
+        play: String,
+        source: Box<VarsFileError>,
+    },
     #[error("{playbook}: play `{play}`: {problem}")]
     Rollout {
         playbook: PathBuf,
@@ -128,10 +134,60 @@ pub struct Play {
     pub any_errors_fatal: bool,
     #[serde(default)]
     pub vars: Vars,
+    /// YAML files of variables, relative to the playbook; later files win, and all win
+    /// over `vars`. A path may be a template, read for each host.
+    #[serde(default)]
+    pub vars_files: Vec<String>,
+    /// `vars_files`, read at load when the path is not a template.
+    #[serde(skip)]
+    pub vars_from_files: Vec<VarsFile>,
+    /// The directory of the playbook file this play is written in: `vars_files`,
+    /// `src` and `template` are found from here.
+    #[serde(skip)]
+    pub dir: PathBuf,
     #[serde(default)]
     pub tasks: Vec<Task>,
     #[serde(default)]
     pub handlers: Vec<Task>,
+}
+
+/// One `vars_files` entry.
+#[derive(Debug, Clone)]
+pub enum VarsFile {
+    /// Read when the playbook was loaded.
+    Read(Vars),
+    /// A templated path, rendered and read for each host.
+    Templated(String),
+}
+
+/// A file of variables (`vars_files`, `-e @FILE`) that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsFileError {
+    #[error("cannot read variables file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Yaml(#[from] YamlError),
+}
+
+/// Reads a YAML mapping of variables; an empty file has none. A bad one is an error
+/// at its line and column.
+pub fn read_vars_file(path: &Path) -> Result<Vars, VarsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| VarsFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_vars(&text, path).map_err(VarsFileError::Yaml)
+}
+
+/// Parses YAML (or JSON) text read from `origin` as a mapping of variables.
+pub fn parse_vars(text: &str, origin: &Path) -> Result<Vars, YamlError> {
+    if text.trim().is_empty() {
+        return Ok(Vars::new());
+    }
+    yaml::from_str(text, origin)
 }
 
 impl Play {
@@ -252,10 +308,37 @@ impl Playbook {
                 }
             }
         }
+        for play in &mut playbook.plays {
+            play.dir.clone_from(&playbook.dir);
+        }
+        playbook.read_vars_files()?;
         playbook.check_params()?;
         playbook.resolve_sources()?;
         playbook.check_handlers()?;
         Ok(playbook)
+    }
+
+    /// Reads every play's `vars_files` whose path is not a template.
+    fn read_vars_files(&mut self) -> Result<(), PlaybookError> {
+        for play in &mut self.plays {
+            let mut read = Vec::with_capacity(play.vars_files.len());
+            for name in &play.vars_files {
+                if crate::template::is_template(name) {
+                    read.push(VarsFile::Templated(name.clone()));
+                    continue;
+                }
+                let vars = read_vars_file(&play.dir.join(name)).map_err(|source| {
+                    PlaybookError::VarsFile {
+                        playbook: self.path.clone(),
+                        play: play.title(),
+                        source: Box::new(source),
+                    }
+                })?;
+                read.push(VarsFile::Read(vars));
+            }
+            play.vars_from_files = read;
+        }
+        Ok(())
     }
 
     /// Checks every task's parameters as far as they can be without variables: keys and
@@ -550,7 +633,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, vars_files, tasks, handlers"
         );
     }
 
