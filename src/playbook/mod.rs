@@ -66,6 +66,10 @@ pub enum PlaybookError {
         play: String,
         source: converge_modules::names::InvalidName,
     },
+    #[error("{playbook}: import_playbook: {problem}")]
+    Import { playbook: PathBuf, problem: String },
+    #[error("{playbook}: import_playbook: playbooks import each other: {chain}")]
+    ImportCycle { playbook: PathBuf, chain: String },
     #[error("{playbook}: play `{play}`: vars_files: {source}")]
     VarsFile {
         playbook: PathBuf,
@@ -141,8 +145,12 @@ pub struct Play {
     /// `vars_files`, read at load when the path is not a template.
     #[serde(skip)]
     pub vars_from_files: Vec<VarsFile>,
-    /// The directory of the playbook file this play is written in: `vars_files`,
-    /// `src` and `template` are found from here.
+    /// The playbook file this play is written in (an imported one for the plays of
+    /// `import_playbook`), named in errors.
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// The directory of that file: `vars_files`, `src` and `template` are found from
+    /// here.
     #[serde(skip)]
     pub dir: PathBuf,
     #[serde(default)]
@@ -264,6 +272,176 @@ impl SourceTree {
     }
 }
 
+/// The directory a playbook file's relative names are found from.
+fn directory_of(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned()
+}
+
+/// How deep `import_playbook` may nest.
+const MAX_IMPORT_DEPTH: usize = 32;
+
+/// One entry of a playbook's list: a play, or `import_playbook: FILE`.
+enum Entry {
+    Play(Box<Play>),
+    Import(String),
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+    type Value = Entry;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a play (a mapping with `hosts`) or `import_playbook: FILE`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+        use serde::de::Error as _;
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(A::Error::missing_field("hosts"));
+        };
+        if first == "import_playbook" {
+            let name: String = map.next_value()?;
+            if let Some(other) = map.next_key::<String>()? {
+                return Err(A::Error::custom(format!(
+                    "unknown key `{other}` beside import_playbook: an import has no other keys"
+                )));
+            }
+            return Ok(Entry::Import(name));
+        }
+        let rest = FirstKeyThen {
+            first: Some(first),
+            map,
+        };
+        Play::deserialize(serde::de::value::MapAccessDeserializer::new(rest))
+            .map(|play| Entry::Play(Box::new(play)))
+    }
+}
+
+/// A map whose first key was already read: yields it again, then the rest.
+struct FirstKeyThen<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for FirstKeyThen<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(first) => seed
+                .deserialize(serde::de::IntoDeserializer::into_deserializer(first))
+                .map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// The plays of playbook text read from `path`, with those of the playbooks it
+/// imports in their place. `chain` holds the files being read, outermost first.
+fn parse_plays(
+    text: &str,
+    path: &Path,
+    chain: &mut Vec<PathBuf>,
+) -> Result<Vec<Play>, PlaybookError> {
+    let entries: Vec<Entry> = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        yaml::from_str(text, path)?
+    };
+    let dir = directory_of(path);
+    let shared: Arc<str> = Arc::from(text);
+    let mut plays = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let mut play = match entry {
+            Entry::Play(play) => *play,
+            Entry::Import(name) => {
+                plays.extend(import(path, &dir, &name, chain)?);
+                continue;
+            }
+        };
+        path.clone_into(&mut play.file);
+        play.dir.clone_from(&dir);
+        for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
+            for (position, task) in tasks.iter_mut().enumerate() {
+                task.no_log |= play.no_log;
+                task.origin = Origin {
+                    file: path.to_owned(),
+                    text: Arc::clone(&shared),
+                    task: vec![
+                        Step::Index(index),
+                        Step::Key(list.to_owned()),
+                        Step::Index(position),
+                    ],
+                };
+            }
+        }
+        plays.push(play);
+    }
+    Ok(plays)
+}
+
+/// The plays of the playbook `name`, imported by `path` (whose directory is `dir`).
+fn import(
+    path: &Path,
+    dir: &Path,
+    name: &str,
+    chain: &mut Vec<PathBuf>,
+) -> Result<Vec<Play>, PlaybookError> {
+    let problem = |problem: String| PlaybookError::Import {
+        playbook: path.to_owned(),
+        problem,
+    };
+    if crate::template::is_template(name) {
+        return Err(problem(format!(
+            "`{name}`: the name of an imported playbook cannot be a template"
+        )));
+    }
+    let target = dir.join(name);
+    let text = std::fs::read_to_string(&target)
+        .map_err(|error| problem(format!("cannot read {}: {error}", target.display())))?;
+    let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+    if let Some(start) = chain.iter().position(|seen| *seen == canonical) {
+        let names: Vec<String> = chain[start..]
+            .iter()
+            .chain([&canonical])
+            .map(|file| file.display().to_string())
+            .collect();
+        return Err(PlaybookError::ImportCycle {
+            playbook: path.to_owned(),
+            chain: names.join(" -> "),
+        });
+    }
+    if chain.len() >= MAX_IMPORT_DEPTH {
+        return Err(problem(format!(
+            "playbooks import each other more than {MAX_IMPORT_DEPTH} deep"
+        )));
+    }
+    chain.push(canonical);
+    let plays = parse_plays(&text, &target, chain)?;
+    chain.pop();
+    Ok(plays)
+}
+
 impl Playbook {
     /// Reads and validates the playbook at `path`.
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
@@ -276,41 +454,13 @@ impl Playbook {
 
     /// Parses playbook text that was read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Playbook, PlaybookError> {
-        let plays: Vec<Play> = if text.trim().is_empty() {
-            Vec::new()
-        } else {
-            yaml::from_str(text, path)?
-        };
-        let dir = path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
+        let mut chain = vec![path.canonicalize().unwrap_or_else(|_| path.to_owned())];
+        let plays = parse_plays(text, path, &mut chain)?;
         let mut playbook = Playbook {
             path: path.to_owned(),
-            dir,
+            dir: directory_of(path),
             plays,
         };
-        let text: Arc<str> = Arc::from(text);
-        for (index, play) in playbook.plays.iter_mut().enumerate() {
-            for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
-                for (position, task) in tasks.iter_mut().enumerate() {
-                    task.no_log |= play.no_log;
-                    task.origin = Origin {
-                        file: path.to_owned(),
-                        text: Arc::clone(&text),
-                        task: vec![
-                            Step::Index(index),
-                            Step::Key(list.to_owned()),
-                            Step::Index(position),
-                        ],
-                    };
-                }
-            }
-        }
-        for play in &mut playbook.plays {
-            play.dir.clone_from(&playbook.dir);
-        }
         playbook.read_vars_files()?;
         playbook.check_params()?;
         playbook.resolve_sources()?;
@@ -329,7 +479,7 @@ impl Playbook {
                 }
                 let vars = read_vars_file(&play.dir.join(name)).map_err(|source| {
                     PlaybookError::VarsFile {
-                        playbook: self.path.clone(),
+                        playbook: play.file.clone(),
                         play: play.title(),
                         source: Box::new(source),
                     }
@@ -405,8 +555,8 @@ impl Playbook {
     }
 
     fn resolve_sources(&mut self) -> Result<(), PlaybookError> {
-        let (playbook, dir) = (self.path.clone(), self.dir.clone());
         for play in &mut self.plays {
+            let (playbook, dir) = (play.file.clone(), play.dir.clone());
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
                 let title = task.title();
                 let params = &mut task.params;
@@ -510,7 +660,7 @@ impl Playbook {
                             format!(" (handlers: {})", handler_names.join(", "))
                         };
                         return Err(PlaybookError::UnknownHandler {
-                            playbook: self.path.clone(),
+                            playbook: play.file.clone(),
                             task: task.title(),
                             handler: handler.clone(),
                             play: play.title(),
@@ -528,7 +678,7 @@ impl Playbook {
             for user in users {
                 converge_modules::names::user(user).map_err(|source| {
                     PlaybookError::BecomeUser {
-                        playbook: self.path.clone(),
+                        playbook: play.file.clone(),
                         play: play.title(),
                         source,
                     }
@@ -547,7 +697,7 @@ impl Playbook {
             };
             if let Some(problem) = problem {
                 return Err(PlaybookError::Rollout {
-                    playbook: self.path.clone(),
+                    playbook: play.file.clone(),
                     play: play.title(),
                     problem,
                 });
@@ -626,6 +776,82 @@ mod tests {
         assert!(tasks[0].no_log);
         assert_eq!(tasks[0].title(), "user");
         assert!(!tasks[1].no_log);
+    }
+
+    #[test]
+    fn an_imported_playbook_brings_its_plays_and_finds_files_from_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir_all(sub.join("templates")).unwrap();
+        std::fs::create_dir_all(sub.join("vars")).unwrap();
+        std::fs::write(sub.join("templates/app.conf.j2"), "port={{ port }}\n").unwrap();
+        std::fs::write(sub.join("vars/app.yml"), "port: 80\n").unwrap();
+        std::fs::write(
+            sub.join("app.yml"),
+            "- hosts: app\n  vars_files: [vars/app.yml]\n  tasks:\n    - file: { path: /etc/app.conf, template: app.conf.j2 }\n",
+        )
+        .unwrap();
+        let site = dir.path().join("site.yml");
+        let playbook = Playbook::parse(
+            "- hosts: db\n  tasks: []\n- import_playbook: sub/app.yml\n- hosts: web\n  tasks: []\n",
+            &site,
+        )
+        .unwrap();
+        let hosts: Vec<&str> = playbook.plays.iter().map(|p| p.hosts.as_str()).collect();
+        assert_eq!(hosts, ["db", "app", "web"]);
+        let imported = &playbook.plays[1];
+        assert_eq!(imported.file, sub.join("app.yml"));
+        assert!(matches!(
+            &imported.tasks[0].source,
+            Some(ContentSource::Template { path, .. }) if *path == sub.join("templates/app.conf.j2")
+        ));
+        assert_eq!(imported.tasks[0].origin.file, sub.join("app.yml"));
+
+        // A bad task in the imported file is located in that file.
+        std::fs::write(
+            sub.join("app.yml"),
+            "- hosts: app\n  tasks:\n    - file: { path: /x, nope: 1 }\n",
+        )
+        .unwrap();
+        let error = Playbook::parse("- import_playbook: sub/app.yml\n", &site)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("{}:3:", sub.join("app.yml").display())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn playbooks_importing_each_other_are_an_error_naming_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yml"), dir.path().join("b.yml"));
+        std::fs::write(&a, "- import_playbook: b.yml\n").unwrap();
+        std::fs::write(&b, "- hosts: x\n  tasks: []\n- import_playbook: a.yml\n").unwrap();
+        let error = Playbook::load(&a).unwrap_err().to_string();
+        let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
+        assert_eq!(
+            error,
+            format!(
+                "{}: import_playbook: playbooks import each other: {} -> {} -> {}",
+                dir.path().join("b.yml").display(),
+                a.display(),
+                b.display(),
+                a.display()
+            )
+        );
+        std::fs::write(&b, "- import_playbook: missing.yml\n").unwrap();
+        let error = Playbook::load(&dir.path().join("b.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("import_playbook: cannot read "), "{error}");
+        let error = parse("- import_playbook: x.yml\n  hosts: app\n").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:1:3: unknown key `hosts` beside import_playbook"),
+            "{error}"
+        );
     }
 
     #[test]
