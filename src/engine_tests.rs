@@ -197,6 +197,44 @@ fn the_one_read_holds_every_tasks_facts() {
 }
 
 #[test]
+fn gathered_facts_join_the_one_read_and_reach_templates_unless_turned_off() {
+    let host = FakeHost::new();
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file:
+        path: /etc/m.conf
+        content: "{{ converge_architecture }}/{{ converge_cpu_count }}/{{ converge_memory_mb }}/{{ converge_os_family }}\n"
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(host.reads()[0].contains(&FactKey::Machine));
+    assert_eq!(
+        content(&host, "/etc/m.conf").as_deref(),
+        Some("x86_64/2/2048/debian\n")
+    );
+
+    let host = FakeHost::new();
+    let run = on_one(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: { path: /etc/m.conf, content: \"m\\n\" }\n",
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(
+        !host
+            .reads()
+            .iter()
+            .flatten()
+            .any(|key| *key == FactKey::Machine),
+        "not read"
+    );
+}
+
+#[test]
 fn a_run_with_nothing_to_change_never_takes_the_lock() {
     let host = converged_host();
     on_one(ONE_FILE, &host, apply());

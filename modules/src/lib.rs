@@ -57,7 +57,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use change::Cmd;
-pub use fact::{FactStore, FactUnavailable, Sudo, SystemInfo};
+pub use fact::{FactStore, FactUnavailable, MachineInfo, Sudo, SystemInfo};
 
 /// What a module plans to do on one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

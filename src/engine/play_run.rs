@@ -283,6 +283,9 @@ impl<'a> PlayRun<'a> {
             self.forget_changed(&checked.vars, &vars);
         }
         let mut keys = vec![FactKey::System];
+        if self.play.gather_facts {
+            keys.push(FactKey::Machine);
+        }
         for (slot, task) in self.slots() {
             if let Ok(module) = self.module(slot, task, &vars) {
                 self.note(task, &*module);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use converge_modules::{DynModule, ParamError, Sudo, SystemInfo};
+use converge_modules::{DynModule, MachineInfo, ParamError, Sudo, SystemInfo};
 
 use super::{HostRun, Options, TaskError};
 use crate::inventory::Vars;
@@ -106,6 +106,9 @@ pub(super) fn host_vars(
             .systemd_version
             .map_or(serde_json::Value::Null, Into::into),
     );
+    if play.gather_facts {
+        insert_machine_facts(&mut vars, host);
+    }
     // Play vars, then vars_files, then `-e`; play vars and vars_files (written by the
     // playbook's author) are templates, rendered once every source is in, so one can
     // use any other, whatever order they are written in. `-e` values and inventory
@@ -166,6 +169,47 @@ pub(super) fn host_vars(
     }
     renderer.resolve(&mut vars, &templated, &origin)?;
     Ok(vars)
+}
+
+/// The facts of `gather_facts`; before the host is read (when every task is rendered
+/// up front), stand-ins: `unknown`, none and empty.
+fn insert_machine_facts(vars: &mut Vars, host: &HostRun) {
+    let machine = host
+        .facts
+        .machine()
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| MachineInfo {
+            architecture: "unknown".to_owned(),
+            os_family: "unknown".to_owned(),
+            ..MachineInfo::default()
+        });
+    let optional = |value: Option<String>| value.map_or(serde_json::Value::Null, Into::into);
+    for (name, value) in [
+        ("converge_architecture", machine.architecture.into()),
+        (
+            "converge_cpu_count",
+            machine
+                .cpu_count
+                .map_or(serde_json::Value::Null, Into::into),
+        ),
+        (
+            "converge_memory_mb",
+            machine
+                .memory_mb
+                .map_or(serde_json::Value::Null, Into::into),
+        ),
+        ("converge_kernel", machine.kernel.into()),
+        ("converge_os_family", machine.os_family.into()),
+        ("converge_os_codename", machine.os_codename.into()),
+        (
+            "converge_default_interface",
+            optional(machine.default_interface),
+        ),
+        ("converge_default_ipv4", optional(machine.default_ipv4)),
+    ] {
+        vars.insert(name.to_owned(), value);
+    }
 }
 
 /// Renders a task's parameters for one host and makes them the module's typed ones.

@@ -136,6 +136,10 @@ pub struct Play {
     /// start no further task, and no later batch runs.
     #[serde(default)]
     pub any_errors_fatal: bool,
+    /// Read the host's hardware and network facts (`converge_architecture`, ...) in
+    /// the batched read; `false` leaves them undefined.
+    #[serde(default = "gather_facts_default")]
+    pub gather_facts: bool,
     #[serde(default)]
     pub vars: Vars,
     /// YAML files of variables, relative to the playbook; later files win, and all win
@@ -157,6 +161,10 @@ pub struct Play {
     pub tasks: Vec<Task>,
     #[serde(default)]
     pub handlers: Vec<Task>,
+}
+
+fn gather_facts_default() -> bool {
+    true
 }
 
 /// One `vars_files` entry.
@@ -859,7 +867,7 @@ mod tests {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, vars_files, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, gather_facts, vars, vars_files, tasks, handlers"
         );
     }
 

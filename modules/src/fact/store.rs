@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Fact, FactKey, GroupInfo, Manager, PathState, SystemInfo, UnitRef, UnitState, UserInfo,
+    Fact, FactKey, GroupInfo, MachineInfo, Manager, PathState, SystemInfo, UnitRef, UnitState,
+    UserInfo,
 };
 use crate::accounts::{AccountFact, AccountKey};
 use crate::commands::{CommandFact, CommandKey};
@@ -158,7 +159,9 @@ impl FactStore {
             Touch::Units(manager) => self
                 .facts
                 .retain(|key, _| !matches!(key, FactKey::Systemd(SystemdKey::Unit(unit)) if unit.manager == *manager)),
-            Touch::Everything => self.facts.retain(|key, _| *key == FactKey::System),
+            Touch::Everything => self
+                .facts
+                .retain(|key, _| matches!(key, FactKey::System | FactKey::Machine)),
         }
     }
 
@@ -236,6 +239,16 @@ impl FactStore {
             Some(Fact::System(info)) => Ok(info),
             _ => Err(FactUnavailable::NotRead {
                 key: FactKey::System.to_string(),
+            }),
+        }
+    }
+
+    /// Hardware and network facts, when the play gathers them.
+    pub fn machine(&self) -> Result<&MachineInfo, FactUnavailable> {
+        match self.facts.get(&FactKey::Machine) {
+            Some(Fact::Machine(info)) => Ok(info),
+            _ => Err(FactUnavailable::NotRead {
+                key: FactKey::Machine.to_string(),
             }),
         }
     }
