@@ -98,7 +98,7 @@ fn converge(playbook: &str, hosts: &[(&str, &FakeHost)], mode: Mode) -> Run {
     let options = Options {
         check: mode.check,
         forks: 4,
-        tags: mode.tags,
+        tags: crate::playbook::TagFilter::only(mode.tags),
         extra_vars: mode.extra_vars,
         ..Options::default()
     };

@@ -7,14 +7,13 @@
 //! list, so a host's connection and facts carry over from one play to the next.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
 use crate::cli::{Cli, ConnectionArg, Format};
 use crate::engine::{self, HostRun, Options};
 use crate::inventory::{Inventory, InventoryError, InventoryHost, Vars};
-use crate::playbook::{self, Playbook, PlaybookError};
+use crate::playbook::{self, NoSuchTask, Playbook, PlaybookError, TagFilter};
 use crate::report::{self, RunReport, Style, Summary};
 use crate::transport::{self, Connection, TargetSettings};
 use crate::{exit_status, history, listing, metrics, rollout, ssh_config};
@@ -35,6 +34,8 @@ pub enum InputError {
     ExtraVar { argument: String },
     #[error("-e: {0}")]
     ExtraVarsFile(#[from] playbook::VarsFileError),
+    #[error(transparent)]
+    StartAt(#[from] NoSuchTask),
 }
 
 /// The hosts a playbook runs on and which of them each play runs on.
@@ -124,7 +125,14 @@ fn load_inventory(cli: &Cli, playbook: &Playbook) -> Result<Inventory, Inventory
 pub fn run(cli: &Cli) -> Result<u8, InputError> {
     let started = Instant::now();
     let started_ms = history::time::now_ms();
-    let playbook = Playbook::load(&cli.playbook)?;
+    let mut playbook = Playbook::load(&cli.playbook)?;
+    if let Some(name) = &cli.start_at_task {
+        playbook.start_at_task(name)?;
+    }
+    let tags = TagFilter {
+        only: cli.tags.clone(),
+        skip: cli.skip_tags.clone(),
+    };
     let mut inventory = load_inventory(cli, &playbook)?;
     if let Some(limit) = &cli.limit {
         inventory.limit(limit)?;
@@ -143,27 +151,24 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
         Ok::<_, InputError>(HostRun::new(host.name.clone(), target, host.vars.clone()))
     })?;
 
-    if (cli.list_hosts || cli.list_tasks) && cli.format == Format::Json {
-        let listing = listing::json(
-            &playbook,
-            &plays,
-            &hosts,
-            cli.list_hosts,
-            cli.list_tasks,
-            &cli.tags,
-        );
-        println!("{listing}");
-        return Ok(EXIT_CONVERGED);
-    }
     if cli.list_hosts || cli.list_tasks {
-        print!("{}", human_listing(cli, &playbook, &plays, &hosts));
+        let asked = listing::Asked {
+            hosts: cli.list_hosts,
+            tasks: cli.list_tasks,
+        };
+        let listing = listing::listing(&playbook, &plays, &hosts, asked, &tags);
+        if cli.format == Format::Json {
+            println!("{}", listing::json(&listing));
+        } else {
+            print!("{}", listing::human(&listing));
+        }
         return Ok(EXIT_CONVERGED);
     }
 
     let options = Options {
         check: cli.check,
         forks: cli.forks.map_or(hosts.len().clamp(1, 64), usize::from),
-        tags: cli.tags.clone(),
+        tags,
         extra_vars: parse_extra_vars(&cli.extra_vars)?,
         verbose: cli.verbose,
         lock_wait: cli.lock_wait,
@@ -252,43 +257,6 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
 
 /// `--list-hosts` and `--list-tasks` for people: each play, its hosts and the tasks
 /// `--tags` selects.
-fn human_listing(
-    cli: &Cli,
-    playbook: &Playbook,
-    plays: &[(usize, Vec<usize>)],
-    hosts: &[HostRun],
-) -> String {
-    let mut out = String::new();
-    for (index, members) in plays {
-        let play = &playbook.plays[*index];
-        let _ = writeln!(
-            out,
-            "play #{} ({}): {}",
-            index + 1,
-            play.hosts,
-            play.title()
-        );
-        if cli.list_hosts {
-            let _ = writeln!(out, "  hosts ({}):", members.len());
-            for &member in members {
-                let _ = writeln!(out, "    {}", hosts[member].name);
-            }
-        }
-        if cli.list_tasks {
-            out.push_str("  tasks:\n");
-            for task in play.tasks.iter().filter(|task| task.selected(&cli.tags)) {
-                let tags = if task.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!("  tags: [{}]", task.tags.join(", "))
-                };
-                let _ = writeln!(out, "    {}{tags}", task.title());
-            }
-        }
-    }
-    out
-}
-
 /// Prints the JSON report (`--format json`) and writes it where the command line asks
 /// (`--report`, `--history`, `--metrics`). Returns whether every write succeeded; each
 /// failure is reported on stderr.

@@ -42,7 +42,10 @@ fn gathered_facts_agree_with_the_host() {
     assert_eq!(facts["family"], own[4], "Debian is its own family: {facts}");
     assert_eq!(facts["codename"], own[5], "{facts}");
     assert_eq!(facts["os"], "debian");
-    assert!(facts["systemd"].as_u64().is_some_and(|v| v >= 252), "{facts}");
+    assert!(
+        facts["systemd"].as_u64().is_some_and(|v| v >= 252),
+        "{facts}"
+    );
     // The default route, as the host's own `ip` sees it (none on an isolated host).
     let route = host.ssh_ok("ip -4 -o route get 1.1.1.1 2>/dev/null || true");
     match route.split_whitespace().skip_while(|w| *w != "src").nth(1) {

@@ -557,7 +557,7 @@ mod tests {
         .unwrap();
         let mut hosts = vec![host(Vars::new())];
         let options = Options {
-            tags: vec!["always".into(), "b".into()],
+            tags: crate::playbook::TagFilter::only(vec!["always".into(), "b".into()]),
             ..Options::default()
         };
         check_inputs(&playbook, &[(0, vec![0])], &hosts, &options).unwrap();

@@ -8,6 +8,7 @@
 //! so a missing one is reported before any host is contacted.
 
 pub mod params;
+mod selection;
 mod task;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
 pub use params::{ParamsError, Raw, Stage, Step};
+pub use selection::{NoSuchTask, TagFilter};
 pub use task::{Location, Origin, Task};
 
 /// A playbook that could not be loaded.
@@ -999,8 +1001,8 @@ mod tests {
         let playbook =
             parse("- hosts: app\n  tasks:\n    - file: { path: /x }\n      tags: [a]\n").unwrap();
         let task = &playbook.plays[0].tasks[0];
-        assert!(task.selected(&[]));
-        assert!(task.selected(&["a".into()]));
-        assert!(!task.selected(&["b".into()]));
+        assert!(task.selected(&TagFilter::default()));
+        assert!(task.selected(&TagFilter::only(vec!["a".into()])));
+        assert!(!task.selected(&TagFilter::only(vec!["b".into()])));
     }
 }
