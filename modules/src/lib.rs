@@ -32,6 +32,7 @@ pub mod packages;
 pub mod paths;
 pub mod sudo;
 pub mod systemd;
+pub mod waits;
 
 registry! {
     Paths(paths) => [file::File, directory::Directory, copy::Copy, lineinfile::LineInFile, blockinfile::BlockInFile],
@@ -41,6 +42,7 @@ registry! {
     Commands(commands) => [command::Command],
     Links(links) => [link::Link],
     Packages(packages) => [package::Package],
+    Waits(waits) => [wait_for::WaitFor],
 }
 
 // The modules and helpers by their short names, as the rest of converge knows them.

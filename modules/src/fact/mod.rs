@@ -45,6 +45,11 @@ pub trait DomainKey: fmt::Display {
     fn output_is_secret(&self) -> bool {
         false
     }
+    /// Whether this fact may change under any change on the host (a port a restarted
+    /// service listens on): forgotten after every change, so it is read again.
+    fn volatile(&self) -> bool {
+        false
+    }
 }
 
 /// A probe's output could not be understood.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Fact, FactKey, GroupInfo, MachineInfo, Manager, PathState, SystemInfo, UnitRef, UnitState,
-    UserInfo,
+    DomainKey, Fact, FactKey, GroupInfo, MachineInfo, Manager, PathState, SystemInfo, UnitRef,
+    UnitState, UserInfo,
 };
 use crate::accounts::{AccountFact, AccountKey};
 use crate::commands::{CommandFact, CommandKey};
@@ -142,6 +142,8 @@ impl FactStore {
 
     /// Forgets what a change made stale, so it is read again before it is used.
     pub fn forget(&mut self, touch: &Touch) {
+        self.facts
+            .retain(|key, _| !key.domain().is_some_and(DomainKey::volatile));
         match touch {
             Touch::Key(key) => {
                 self.facts.remove(key);
