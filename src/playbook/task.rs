@@ -137,7 +137,7 @@ impl Task {
         })
     }
 
-    /// Whether the task runs under `--tags` and `--skip-tags` (see [`TagFilter`]).
+    /// Whether the task runs under `--tags` and `--skip-tags` (see [`TagFilter`](super::TagFilter)).
     pub fn selected(&self, filter: &super::TagFilter) -> bool {
         filter.selects(&self.tags)
     }
