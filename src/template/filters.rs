@@ -53,7 +53,38 @@ fn failure(message: impl Into<String>) -> Error {
 }
 
 fn json(value: &Value) -> Result<Json, Error> {
+    if holds_undefined(value, 0) {
+        // A mapping or list built from an undefined variable would otherwise be
+        // written with `null` in its place.
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "a value inside is undefined",
+        ));
+    }
     serde_json::to_value(value).map_err(|error| failure(format!("not data: {error}")))
+}
+
+/// Whether `value` is undefined or holds an undefined value; nesting deeper than the
+/// template engine's recursion limit is not looked into.
+fn holds_undefined(value: &Value, depth: usize) -> bool {
+    use minijinja::value::ValueKind;
+    if depth > super::RECURSION_LIMIT {
+        return false;
+    }
+    match value.kind() {
+        ValueKind::Undefined => true,
+        ValueKind::Seq => value
+            .try_iter()
+            .is_ok_and(|mut items| items.any(|item| holds_undefined(&item, depth + 1))),
+        ValueKind::Map => value.try_iter().is_ok_and(|mut keys| {
+            keys.any(|key| {
+                value
+                    .get_item(&key)
+                    .is_ok_and(|item| holds_undefined(&item, depth + 1))
+            })
+        }),
+        _ => false,
+    }
 }
 
 /// Python's `json.dumps` layout (`", "` and `": "` between items), as Ansible's
@@ -621,6 +652,15 @@ mod tests {
         // minijinja keeps a mapping's keys sorted.
         assert_eq!(render("{{ data | to_json }}"), r#"{"a": "x", "b": [1, 2]}"#);
         assert_eq!(render("{{ 'é' | to_json }}"), "\"é\"");
+    }
+
+    #[test]
+    fn an_undefined_variable_inside_a_value_is_an_error_not_null() {
+        assert_eq!(
+            error("{{ {'a': [nope]} | to_json }}"),
+            "undefined variable `nope` in t"
+        );
+        assert_eq!(render("{{ {'a': [none]} | to_json }}"), r#"{"a": [null]}"#);
     }
 
     #[test]
