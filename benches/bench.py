@@ -20,6 +20,7 @@ counts them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -79,6 +80,8 @@ DRIFT = "systemctl stop sidekiq.service && rm /etc/sudoers.d/sidekiq"
 DRIFTED = dict(CONVERGED, system_active="inactive", sudoers="missing")
 # What the floor runs on each host: one command that reads state.
 FLOOR_COMMAND = "systemctl show -p ActiveState,UnitFileState,NeedDaemonReload sidekiq.service"
+# What the first-converge floor runs on each fresh host: the scenario's changes by hand.
+FIRST_FLOOR_SCRIPT = BENCHES / "floor" / "first-converge.sh"
 
 
 def log(message: str) -> None:
@@ -125,10 +128,78 @@ class Host:
     process: subprocess.Popen | None = None
 
 
+class Link:
+    """An emulated network link between the tools and the hosts.
+
+    The hosts boot in a network namespace of their own, reached through a veth pair.
+    Every packet in and out of the hosts' end is held back for half the round trip by
+    benches/delay (through iptables' NFQUEUE, in that namespace only: the machine's
+    kernel has no `netem`). Only the harness's own namespace and addresses are used."""
+
+    ADDRESS = "10.203.0.2"
+    PEER = "10.203.0.1"
+    QUEUE = "7"
+
+    def __init__(self, round_trip_ms: float, delay: Path):
+        self.round_trip_ms = round_trip_ms
+        self.delay = delay
+        self.name = f"cvb{os.getpid()}"
+        self.netns = Path("/run/netns") / self.name
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Link:
+        outer, inner = f"{self.name}a", f"{self.name}b"
+        inside = ["ip", "netns", "exec", self.name]
+        queue = ["-j", "NFQUEUE", "--queue-num", self.QUEUE]
+        try:
+            for argv in [
+                ["ip", "netns", "add", self.name],
+                ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
+                 "netns", self.name],
+                ["ip", "addr", "add", f"{self.PEER}/24", "dev", outer],
+                ["ip", "link", "set", outer, "up"],
+                ["ip", "-n", self.name, "link", "set", "lo", "up"],
+                ["ip", "-n", self.name, "addr", "add", f"{self.ADDRESS}/24", "dev", inner],
+                ["ip", "-n", self.name, "link", "set", inner, "up"],
+            ]:  # fmt: skip
+                subprocess.run(argv, check=True, capture_output=True, text=True)
+            delay_us = str(round(self.round_trip_ms * 500))
+            self.process = subprocess.Popen(
+                [*inside, str(self.delay), "--queue", self.QUEUE, "--delay-us", delay_us],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            if self.process.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{self.delay} did not start")
+            for argv in [
+                [*inside, "iptables-legacy", "-A", "INPUT", "-i", inner, *queue],
+                [*inside, "iptables-legacy", "-A", "OUTPUT", "-o", inner, *queue],
+            ]:
+                subprocess.run(argv, check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as error:
+            self.__exit__()
+            raise RuntimeError(f"{' '.join(error.cmd)}: {error.stderr.strip()}") from error
+        except BaseException:
+            self.__exit__()
+            raise
+        log(f"hosts behind a link of {self.round_trip_ms:g} ms round trip ({self.name})")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "link", "del", f"{self.name}a"], capture_output=True)
+
+
 class Fleet:
     """N booted hosts and a HOME whose ~/.ssh logs in to them (strict host keys)."""
 
-    def __init__(self, n: int, image: Path, key: Path, workdir: Path):
+    def __init__(self, n: int, image: Path, key: Path, workdir: Path, link: Link | None = None):
+        self.link = link
+        # Where the hosts' sshd listen: loopback, or the far end of the emulated link.
+        self.address = link.ADDRESS if link else "127.0.0.1"
         self.image = image
         self.dir = Path(tempfile.mkdtemp(prefix=f"fleet{n}-", dir=workdir))
         self.home = self.dir / "home"
@@ -175,7 +246,7 @@ class Fleet:
     def _launch(self, name: str) -> Host:
         port = free_port()
         conf = self.dir / f"{name}.port.conf"
-        conf.write_text(f"Port {port}\nListenAddress 127.0.0.1\n")
+        conf.write_text(f"Port {port}\nListenAddress {self.address}\n")
         console = open(self.dir / f"{name}.log", "wb")
         argv = [
             "setpriv", "--pdeathsig", "TERM",
@@ -184,6 +255,8 @@ class Fleet:
             f"--machine={name}", f"--hostname={name}",
             f"--bind-ro={conf}:/etc/ssh/sshd_config.d/port.conf",
         ]  # fmt: skip
+        if self.link:
+            argv.append(f"--network-namespace-path={self.link.netns}")
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT
         )
@@ -208,7 +281,7 @@ class Fleet:
             pub = self.image / f"etc/ssh/ssh_host_{kind}_key.pub"
             if pub.exists():
                 keys.append(" ".join(pub.read_text().split()[:2]))
-        lines = [f"[127.0.0.1]:{h.port} {k}" for h in self.hosts for k in keys]
+        lines = [f"[{self.address}]:{h.port} {k}" for h in self.hosts for k in keys]
         (self.home / ".ssh/known_hosts").write_text("\n".join(lines) + "\n")
 
     def ssh(
@@ -223,7 +296,7 @@ class Fleet:
             argv += ["-o", f"UserKnownHostsFile={self.home / '.ssh/known_hosts'}"]
         else:
             argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-        argv += ["root@127.0.0.1", command]
+        argv += [f"root@{self.address}", command]
         env = dict(os.environ, HOME=str(self.home))
         env.pop("SSH_AUTH_SOCK", None)
         return subprocess.run(
@@ -505,7 +578,7 @@ def write_converge_inventory(fleet: Fleet, path: Path, aliases: int = 0) -> Path
     for i in range(count):
         host = fleet.hosts[i % len(fleet.hosts)]
         name = f"{host.name}a{i}" if aliases else host.name
-        lines.append(f"        {name}: {{ host: 127.0.0.1, port: {host.port} }}")
+        lines.append(f"        {name}: {{ host: {fleet.address}, port: {host.port} }}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -516,7 +589,9 @@ class Ansible(Tool):
     def __init__(self, fleet: Fleet, args: argparse.Namespace):
         super().__init__(fleet, args)
         inventory = ["[bench]"]
-        inventory += [f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port}" for h in fleet.hosts]
+        inventory += [
+            f"{h.name} ansible_host={fleet.address} ansible_port={h.port}" for h in fleet.hosts
+        ]
         inventory += [
             "[bench:vars]",
             "ansible_user=root",
@@ -563,7 +638,7 @@ class Pyinfra(Tool):
             (
                 h.name,
                 {
-                    "ssh_hostname": "127.0.0.1",
+                    "ssh_hostname": fleet.address,
                     "ssh_port": h.port,
                     "ssh_user": "root",
                     "ssh_key": str(fleet.key),
@@ -608,9 +683,9 @@ class Pyinfra(Tool):
         return changed, 1 if run.code else 0
 
 
-def floor_run(fleet: Fleet, args: argparse.Namespace) -> Run:
-    targets = [f"127.0.0.1:{h.port}" for h in fleet.hosts]
-    argv = [str(args.floor), "--key", str(fleet.key), "--command", FLOOR_COMMAND, *targets]
+def floor_run(fleet: Fleet, args: argparse.Namespace, command: str = FLOOR_COMMAND) -> Run:
+    targets = [f"{fleet.address}:{h.port}" for h in fleet.hosts]
+    argv = [str(args.floor), "--key", str(fleet.key), "--command", command, *targets]
     idle = wait_quiet(args)
     run = measure(argv, dict(os.environ), REPO)
     run.idle = idle
@@ -650,9 +725,9 @@ def expect_run(run: Run, tool: str, phase: str, changed: str) -> None:
 
 def scenario(tool_class: type[Tool], n: int, args: argparse.Namespace) -> dict:
     """First converge, no-change runs, --check after a drift, on n fresh hosts."""
-    with Fleet(n, args.image, args.key, args.workdir) as fleet:
+    with Fleet(n, args.image, args.key, args.workdir, args.link) as fleet:
         tool = tool_class(fleet, args)
-        result: dict = {"tool": tool.name, "n": n}
+        result: dict = {"tool": tool.name, "n": n, "round_trip_ms": round_trip(args)}
         first = tool.run(check=False)
         expect_run(first, tool.name, "first", "some")
         fleet.expect(CONVERGED, f"{tool.name} converged every host")
@@ -674,7 +749,19 @@ def scenario(tool_class: type[Tool], n: int, args: argparse.Namespace) -> dict:
                 run = floor_run(fleet, args)
                 expect_run(run, "floor", "read", "none")
                 result["floor"].append(record(run))
-        return result
+    if result["tool"] == "converge":
+        # The first-converge floor needs hosts as fresh as the tools had them.
+        with Fleet(n, args.image, args.key, args.workdir, args.link) as fresh:
+            run = floor_run(fresh, args, FIRST_FLOOR_SCRIPT.read_text())
+            expect_run(run, "floor", "first", "none")
+            fresh.expect(CONVERGED, "the first-converge floor converged every host")
+            result["floor_first"] = [record(run)]
+    return result
+
+
+def round_trip(args: argparse.Namespace) -> float:
+    """The emulated link's round trip in milliseconds; 0 on loopback."""
+    return args.link.round_trip_ms if args.link else 0
 
 
 def record(run: Run) -> dict:
@@ -706,7 +793,7 @@ def file_playbook(count: int, path: Path) -> Path:
 def resources(n: int, counts: list[int], args: argparse.Namespace) -> list[dict]:
     """No-change cost of a playbook with many resources, in remote commands and time."""
     out = []
-    with Fleet(n, args.image, args.key, args.workdir) as fleet:
+    with Fleet(n, args.image, args.key, args.workdir, args.link) as fleet:
         for count in counts:
             tool = Converge(fleet, args, file_playbook(count, fleet.dir / f"files-{count}.yml"))
             expect_run(tool.run(check=False), "converge", f"{count} files first", "some")
@@ -722,7 +809,7 @@ def resources(n: int, counts: list[int], args: argparse.Namespace) -> list[dict]
 def aliases(n: int, counts: list[int], args: argparse.Namespace) -> list[dict]:
     """converge against many inventory hosts that are aliases of n booted hosts."""
     out = []
-    with Fleet(n, args.image, args.key, args.workdir) as fleet:
+    with Fleet(n, args.image, args.key, args.workdir, args.link) as fleet:
         tool = Converge(fleet, args)
         expect_run(tool.run(check=False), "converge", "first", "some")
         for count in counts:
@@ -757,9 +844,9 @@ PHASES = (
 )
 
 
-def phase_figures(results: dict, n: int, phase: str) -> tuple[dict, dict, list]:
+def phase_figures(results: dict, n: int, rtt: float, phase: str) -> tuple[dict, dict, list]:
     """Median wall time and peak RSS (MiB) per tool (and the floor), and idle shares."""
-    by = {(r["tool"], r["n"]): r for r in results["scenario"]}
+    by = {(r["tool"], r["n"]): r for r in results["scenario"] if row_rtt(r) == rtt}
     wall: dict[str, float] = {}
     rss: dict[str, float] = {}
     idles: list[float] = []
@@ -769,8 +856,9 @@ def phase_figures(results: dict, n: int, phase: str) -> tuple[dict, dict, list]:
             wall[tool] = median(r[phase])
             rss[tool] = peak(r[phase])
             idles += [x.get("idle", 0) for x in r[phase]]
-    floor = by.get(("converge", n), {}).get("floor")
-    if phase == "nochange" and floor:
+    floor_runs = {"nochange": "floor", "first": "floor_first"}.get(phase, "")
+    floor = by.get(("converge", n), {}).get(floor_runs)
+    if floor:
         wall["floor"] = median(floor)
         rss["floor"] = peak(floor)
     return wall, rss, idles
@@ -795,9 +883,11 @@ def table(results: dict) -> str:
         "| floor | CPU idle before (min) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n in sorted({r["n"] for r in results["scenario"]}):
+    for rtt, n in sorted({(row_rtt(r), r["n"]) for r in results["scenario"]}):
         for phase, label in PHASES:
-            wall, rss, idles = phase_figures(results, n, phase)
+            wall, rss, idles = phase_figures(results, n, rtt, phase)
+            if rtt:
+                label = f"{label}, {rtt:g} ms round trip"
             quiet = f"{min(idles):.0%}" if idles else "–"
             rows.append(
                 f"| {n} | {label} | {secs(wall, 'converge')} | {secs(wall, 'ansible')} "
@@ -811,7 +901,7 @@ def table(results: dict) -> str:
     commands = {
         r["n"]: sorted({c for run in r["nochange"] for c in run["commands"]})
         for r in results["scenario"]
-        if r["tool"] == "converge"
+        if r["tool"] == "converge" and not row_rtt(r)
     }
     if commands:
         text += "\nconverge's remote commands per host, no change: " + ", ".join(
@@ -854,13 +944,17 @@ def table(results: dict) -> str:
     return text
 
 
+def row_rtt(row: dict) -> float:
+    return row.get("round_trip_ms", 0)
+
+
 def merged(results: list[dict]) -> dict:
     """Several runs' results as one: a later file's row replaces an earlier one's."""
     scenario: dict = {}
     out: dict = {}
     for result in results:
         for row in result["scenario"]:
-            scenario[(row["tool"], row["n"])] = row
+            scenario[(row["tool"], row["n"], row_rtt(row))] = row
         for key in ("resources", "aliases"):
             if result.get(key):
                 out[key] = result[key]
@@ -892,6 +986,7 @@ def machine(args: argparse.Namespace) -> dict:
         "pyinfra": output([python, "-c", version, "pyinfra"]),
         "openssh": output(["ssh", "-V"]),
         "python": output([python, "--version"]),
+        "round_trip_ms": round_trip(args),
     }
 
 
@@ -906,6 +1001,7 @@ def main() -> int:
     parser.add_argument("--aliases-hosts", type=int, default=10)
     parser.add_argument("--converge", type=Path)
     parser.add_argument("--floor", type=Path)
+    parser.add_argument("--delay", type=Path, help="benches/delay's binary (for --latency)")
     parser.add_argument("--venv", type=Path)
     parser.add_argument("--image", type=Path)
     parser.add_argument("--key", type=Path)
@@ -916,6 +1012,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=120, help="longest wait for it, in seconds"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0,
+        help="round trip in ms of an emulated link to the hosts (0: loopback)",
     )
     parser.add_argument(
         "--table-only",
@@ -937,6 +1039,16 @@ def main() -> int:
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        args.link = None
+        if args.latency > 0:
+            if args.delay is None:
+                parser.error("--latency needs --delay")
+            args.link = stack.enter_context(Link(args.latency, args.delay))
+        return run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> int:
     classes = {"converge": Converge, "ansible": Ansible, "pyinfra": Pyinfra}
     results: dict = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -3,7 +3,8 @@
 # in-process floor. docs/PERFORMANCE.md explains the method and records the figures.
 #
 #   benches/run.sh [--hosts 1,10,30,50] [--tools converge,ansible,pyinfra] [--repeat 3]
-#                  [--resources 10,200] [--aliases 100,250,500] [--aliases-hosts 10] ...
+#                  [--resources 10,200] [--aliases 100,250,500] [--aliases-hosts 10]
+#                  [--latency MS] ...
 #
 # Needs root (the hosts are systemd-nspawn containers, like the integration tests').
 # Builds what it needs: converge (release), the floor (benches/floor), the hosts' image
@@ -42,6 +43,13 @@ fi
 log "floor"
 CARGO_TARGET_DIR=$bench/floor-target cargo build --release --quiet \
     --manifest-path benches/floor/Cargo.toml
+log "delay"
+CARGO_TARGET_DIR=$bench/delay-target cargo build --release --quiet \
+    --manifest-path benches/delay/Cargo.toml
+if ! command -v iptables-legacy >/dev/null; then
+    log "iptables (for --latency)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null
+fi
 
 venv=$bench/venv
 if ! "$venv/bin/python" -c "
@@ -67,6 +75,7 @@ log "converge $("$converge" --version 2>/dev/null || echo "?") at $(git rev-pars
 exec python3 benches/bench.py \
     --converge "$converge" \
     --floor "$bench/floor-target/release/converge-floor" \
+    --delay "$bench/delay-target/release/converge-delay" \
     --venv "$venv" \
     --image target/converge-fleet/bench \
     --key target/converge-fleet/base.key \

@@ -150,6 +150,17 @@ fn applies(host: &FakeHost) -> usize {
         .count()
 }
 
+/// Whom sudo ran each change command as (`None`: the login user), in order.
+fn sudo_users(host: &FakeHost) -> Vec<Option<String>> {
+    host.sent()
+        .into_iter()
+        .filter_map(|sent| match sent {
+            Sent::Apply { sudo, .. } => Some(sudo),
+            Sent::Read { .. } => None,
+        })
+        .collect()
+}
+
 fn converged_host() -> FakeHost {
     FakeHost::new().with_file("/etc/app.conf", "port=80\n", 0o644)
 }
@@ -848,15 +859,7 @@ fn become_runs_changes_through_sudo_and_reads_as_the_login() {
         apply(),
     );
     assert_eq!(run.statuses("web1"), [Status::Changed]);
-    let sudo: Vec<Option<String>> = host
-        .sent()
-        .into_iter()
-        .filter_map(|sent| match sent {
-            Sent::Apply { sudo, .. } => Some(sudo),
-            Sent::Read { .. } => None,
-        })
-        .collect();
-    assert_eq!(sudo, [Some("root".to_owned())]);
+    assert_eq!(sudo_users(&host), [Some("root".to_owned())]);
     assert_eq!(
         content(&host, "/etc/app.conf").as_deref(),
         Some("port=80\n")
@@ -964,3 +967,6 @@ fn a_task_pending_on_a_command_in_check_mode_fails_in_apply_when_the_command_did
     );
     assert_eq!(apply_run.stats("web1").pending, 0);
 }
+
+// Logic on results, loops and blocks.
+mod language;

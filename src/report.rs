@@ -47,6 +47,10 @@ pub struct Summary {
     pub unreachable: usize,
     pub skipped: usize,
     pub pending: usize,
+    /// Failures `ignore_errors` let pass (also counted in `ok`).
+    pub ignored: usize,
+    /// Failures a block's `rescue` took over.
+    pub rescued: usize,
 }
 
 impl Summary {
@@ -63,6 +67,8 @@ impl Summary {
             summary.unreachable += host.unreachable;
             summary.skipped += host.skipped;
             summary.pending += host.pending;
+            summary.ignored += host.ignored;
+            summary.rescued += host.rescued;
         }
         summary
     }
@@ -98,6 +104,8 @@ impl Style {
             Status::Skipped => ("36", "skipped"),
             Status::Unreachable => ("31", "unreachable"),
             Status::Pending => ("35", "pending"),
+            Status::Ignored => ("36", "failed (ignored)"),
+            Status::Rescued => ("36", "failed (rescued)"),
         };
         self.paint(code, word)
     }
@@ -177,6 +185,9 @@ fn human_task(
     style: Style,
 ) {
     let _ = write!(out, "{}: [{host}]", style.status(task.status));
+    if let Some(item) = &task.item {
+        let _ = write!(out, " (item={})", escape_control(item));
+    }
     if let Some(message) = &task.message {
         let _ = write!(out, " {}", escape_control(message));
     }
@@ -240,6 +251,13 @@ pub fn human_recap(hosts: &[HostStats], style: Style) -> String {
         // Only check mode has pending tasks: other recaps keep their shape.
         if host.pending > 0 {
             let _ = write!(counts, "  pending={}", host.pending);
+        }
+        // Likewise, only runs with an ignored failure count them.
+        if host.rescued > 0 {
+            let _ = write!(counts, "  rescued={}", host.rescued);
+        }
+        if host.ignored > 0 {
+            let _ = write!(counts, "  ignored={}", host.ignored);
         }
         let code = if host.failed + host.unreachable > 0 {
             "31"
@@ -333,6 +351,7 @@ mod tests {
             index: 0,
             handler: false,
             task: "sidekiq unit".into(),
+            item: None,
             module: "systemd_unit",
             status,
             changes: changes.iter().map(|c| (*c).to_owned()).collect(),
@@ -505,6 +524,49 @@ mod tests {
         );
         assert!(
             text.contains("db10 : ok=0  changed=0  unreachable=1  failed=0  skipped=0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn each_item_of_a_looped_task_has_its_own_line() {
+        let mut first = task(Status::Changed, &["create user deploy"]);
+        first.item = Some("deploy".into());
+        let mut second = task(Status::Ok, &[]);
+        second.item = Some("app".into());
+        let play = PlayOutcome {
+            play: "users".into(),
+            task_titles: vec!["sidekiq unit".into()],
+            handler_titles: vec![],
+            hosts: vec![HostPlay {
+                host: "web1".into(),
+                tasks: vec![first, second],
+            }],
+            rollout: None,
+        };
+        let text = human_play(&play, false, false, Style { enabled: false });
+        assert!(
+            text.contains(
+                "changed: [web1] (item=deploy)\n    create user deploy\nok: [web1] (item=app)\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recap_counts_ignored_failures_only_when_there_are_some() {
+        let hosts = vec![HostStats {
+            host: "app1".into(),
+            ok: 2,
+            ignored: 1,
+            ..HostStats::default()
+        }];
+        let text = human_recap(&hosts, Style { enabled: false });
+        assert!(
+            text.contains(
+                "app1 : ok=2  changed=0  unreachable=0  failed=0  skipped=0  ignored=1
+"
+            ),
             "{text}"
         );
     }

@@ -178,7 +178,7 @@ impl Renderer {
         resolution.stack.push(name.to_owned());
         let value = vars.get(name).cloned().unwrap_or_default();
         let mut used = BTreeSet::new();
-        self.references(&value, &mut used);
+        self.variables_used(&value, &mut used);
         for other in &used {
             self.resolve_one(other, vars, resolution)?;
         }
@@ -189,8 +189,8 @@ impl Renderer {
         Ok(())
     }
 
-    /// The variables the templates inside `value` use.
-    pub fn references(&self, value: &serde_json::Value, used: &mut BTreeSet<String>) {
+    /// The variables (top-level names) the templates inside `value` use.
+    pub fn variables_used(&self, value: &serde_json::Value, used: &mut BTreeSet<String>) {
         match value {
             serde_json::Value::String(text) if is_template(text) => {
                 // A template that does not compile is reported when it is rendered.
@@ -200,12 +200,12 @@ impl Renderer {
             }
             serde_json::Value::Array(items) => {
                 for item in items {
-                    self.references(item, used);
+                    self.variables_used(item, used);
                 }
             }
             serde_json::Value::Object(map) => {
                 for item in map.values() {
-                    self.references(item, used);
+                    self.variables_used(item, used);
                 }
             }
             _ => {}
@@ -255,6 +255,31 @@ impl Renderer {
             ));
         }
         Ok(value.is_true())
+    }
+
+    /// What a template (or, with `expression`, a `when:`-style condition) reads: each
+    /// variable, with the attributes looked up on it (`out.rc`), as far as the text
+    /// shows. A subscript (`out['rc']`) or a filter on the variable reads all of it.
+    pub fn references(&self, text: &str, expression: bool) -> HashSet<String> {
+        if expression {
+            let trimmed = text.trim();
+            let bare = trimmed
+                .strip_prefix("{{")
+                .and_then(|rest| rest.strip_suffix("}}"))
+                .unwrap_or(trimmed);
+            return self
+                .env
+                .compile_expression(bare.trim())
+                .map(|compiled| compiled.undeclared_variables(true))
+                .unwrap_or_default();
+        }
+        if !is_template(text) {
+            return HashSet::new();
+        }
+        self.env
+            .template_from_str(text)
+            .map(|template| template.undeclared_variables(true))
+            .unwrap_or_default()
     }
 
     /// The value of one expression; an undefined one is an error naming the variable.

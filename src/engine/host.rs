@@ -1,7 +1,7 @@
 //! A host as the engine sees it for a whole run: its connection, facts, lock and the
 //! nonce that marks the parts of its batched commands' output.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, PoisonError};
 
@@ -9,6 +9,7 @@ use converge_modules::fact::UnitRef;
 use converge_modules::FactStore;
 
 use super::render::Rendered;
+use super::results::Unknown;
 use super::Status;
 use crate::inventory::Vars;
 use crate::playbook::Play;
@@ -43,6 +44,11 @@ pub struct HostRun {
     /// The tasks the up-front input check rendered for this host, per play: the play's
     /// run takes them over instead of rendering them again (see `check_inputs`).
     pub(super) checked: Mutex<Vec<(PlayKey, Rendered)>>,
+    /// Results the host's tasks registered (`register:`), seen by later tasks and
+    /// plays on this host.
+    pub(super) registered: Vars,
+    /// In check mode, what is not known of those results (see `results`).
+    pub(super) unknown: BTreeMap<String, Unknown>,
 }
 
 /// A play of the playbook, which is borrowed for the whole run: its address.
@@ -91,6 +97,8 @@ impl HostRun {
             secret_paths: BTreeSet::new(),
             restarted: BTreeSet::new(),
             checked: Mutex::new(Vec::new()),
+            registered: Vars::new(),
+            unknown: BTreeMap::new(),
         }
     }
 }

@@ -13,12 +13,17 @@
 //! commands in `remote`, templates and parameters in `render`, what happened in
 //! `outcome`.
 
+mod actions;
 mod facts;
+mod flow;
 mod host;
+mod loops;
+mod once;
 mod outcome;
 mod play_run;
 mod remote;
 mod render;
+mod results;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +95,9 @@ enum TaskError {
     /// Another run holds the host's lock (the lock's own words).
     #[error("{0}")]
     Locked(String),
+    /// An action failed (`assert`, `fail`): its message.
+    #[error("{0}")]
+    Action(String),
 }
 
 /// Runs one play on the given hosts (indices into `hosts`), `forks` at a time.
@@ -162,23 +170,29 @@ pub fn run_play(
             }
             continue;
         }
-        let batch_results: Vec<HostPlay> = pool.install(|| {
-            batch
-                .par_iter_mut()
-                .map(|host| {
-                    let mut run = PlayRun::new(play, host, options, &progress);
-                    if play.any_errors_fatal {
-                        run.abort = Some(&abort);
-                    }
-                    let tasks = run.run();
-                    progress.host_done();
-                    HostPlay {
-                        host: host.name.clone(),
-                        tasks,
-                    }
-                })
-                .collect()
-        });
+        // `run_once` tasks run on the batch's first host.
+        let first_host = batch.first().map(|host| host.name.clone());
+        let abort_on = play.any_errors_fatal.then_some(&abort);
+        let batch_results: Vec<HostPlay> = if once::shares_once(play) {
+            once::run_in_phases(play, batch, options, &progress, abort_on, pool)
+        } else {
+            pool.install(|| {
+                batch
+                    .par_iter_mut()
+                    .map(|host| {
+                        let mut run = PlayRun::new(play, host, options, &progress);
+                        run.first_host.clone_from(&first_host);
+                        run.abort = abort_on;
+                        let tasks = run.run();
+                        progress.host_done();
+                        HostPlay {
+                            host: host.name.clone(),
+                            tasks,
+                        }
+                    })
+                    .collect()
+            })
+        };
         let failed = batch_results
             .iter()
             .filter(|host| {
@@ -246,14 +260,19 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
                 .flat_map(|play| &play.hosts)
                 .filter(|h| h.host == host.name)
             {
-                for task in &outcome.tasks {
-                    match task.status {
+                for status in counted(&outcome.tasks) {
+                    match status {
                         Status::Ok => stats.ok += 1,
                         Status::Changed => {
                             stats.ok += 1;
                             stats.changed += 1;
                         }
                         Status::Failed => stats.failed += 1,
+                        Status::Ignored => {
+                            stats.ok += 1;
+                            stats.ignored += 1;
+                        }
+                        Status::Rescued => stats.rescued += 1,
                         Status::Skipped => stats.skipped += 1,
                         Status::Unreachable => stats.unreachable += 1,
                         Status::Pending => stats.pending += 1,
@@ -263,6 +282,41 @@ pub fn stats(hosts: &[HostRun], plays: &[PlayOutcome]) -> Vec<HostStats> {
             stats
         })
         .collect()
+}
+
+/// The status each task counts with in the recap: a looped task's items count as one
+/// task (as Ansible counts), with the status that says most about them (a failure,
+/// then a rescue, an ignored failure, pending, changed, ok; skipped when all were).
+fn counted(tasks: &[TaskOutcome]) -> Vec<Status> {
+    let weight = |status: Status| match status {
+        Status::Unreachable => 8,
+        Status::Failed => 7,
+        Status::Rescued => 6,
+        Status::Ignored => 5,
+        Status::Pending => 4,
+        Status::Changed => 3,
+        Status::Ok => 2,
+        Status::Skipped => 1,
+    };
+    let mut statuses: Vec<Status> = Vec::with_capacity(tasks.len());
+    let mut previous: Option<&TaskOutcome> = None;
+    for task in tasks {
+        let same_loop = previous.is_some_and(|before| {
+            before.item.is_some()
+                && task.item.is_some()
+                && (before.index, before.handler) == (task.index, task.handler)
+        });
+        match statuses.last_mut() {
+            Some(last) if same_loop => {
+                if weight(task.status) > weight(*last) {
+                    *last = task.status;
+                }
+            }
+            _ => statuses.push(task.status),
+        }
+        previous = Some(task);
+    }
+    statuses
 }
 
 /// Why a host's remaining tasks were skipped under `any_errors_fatal`.

@@ -19,6 +19,12 @@ pub enum Status {
     Failed,
     Skipped,
     Unreachable,
+    /// Failed, under `ignore_errors`: the host went on. Counted as `ok` and `ignored`,
+    /// not as a failure (as Ansible counts).
+    Ignored,
+    /// Failed inside a `block` whose `rescue` then ran: counted as `rescued`, not as a
+    /// failure (as Ansible counts).
+    Rescued,
     /// Check mode only: the task needs what an earlier planned change would provide,
     /// and what that change brings cannot be predicted (a package's units and users):
     /// not a failure, and counted as drift.
@@ -42,6 +48,9 @@ pub struct TaskOutcome {
     pub index: usize,
     pub handler: bool,
     pub task: String,
+    /// A looped task's item (its `loop_control.label`, or the item itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
     pub module: &'static str,
     pub status: Status,
     pub changes: Vec<String>,
@@ -88,6 +97,10 @@ pub struct HostStats {
     pub unreachable: usize,
     /// Tasks pending on an earlier planned change (check mode).
     pub pending: usize,
+    /// Failed tasks whose failure `ignore_errors` let pass (also counted in `ok`).
+    pub ignored: usize,
+    /// Failed tasks a block's `rescue` took over.
+    pub rescued: usize,
     /// Remote commands run on the host.
     pub commands: usize,
 }
@@ -118,6 +131,7 @@ pub(super) fn outcome(
         index,
         handler,
         task: task.title(),
+        item: None,
         module: task.module.kind(),
         status,
         changes: Vec::new(),
@@ -141,25 +155,91 @@ pub(super) fn record(result: &mut TaskOutcome, change: &Change, secret_paths: &B
             ));
             return;
         }
-        let text = |bytes: &[u8]| std::str::from_utf8(bytes).ok().map(str::to_owned);
-        let before = content.before.map(text);
-        match (before, text(content.after)) {
-            (before @ (None | Some(Some(_))), Some(after)) => result.diffs.push(FileDiff {
-                path: content.path.to_owned(),
-                before: before.flatten(),
-                after,
-            }),
-            // A line diff of bytes that are not text would be noise, or mangle them.
-            _ => result
+        if looks_binary(content.after) || content.before.is_some_and(looks_binary) {
+            // A line diff of bytes that are not text would be noise.
+            result
                 .notes
-                .push(format!("binary files differ: {}", content.path)),
+                .push(format!("binary files differ: {}", content.path));
+            return;
         }
+        // Text with a few bytes that are not UTF-8 (a Latin-1 comment in a config
+        // file) still gets its diff; those bytes show as U+FFFD there, and only there.
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        result.diffs.push(FileDiff {
+            path: content.path.to_owned(),
+            before: content.before.map(text),
+            after: text(content.after),
+        });
     }
+}
+
+/// Whether a file's bytes are binary rather than text: a NUL byte among the first
+/// 8000, as git decides.
+fn looks_binary(bytes: &[u8]) -> bool {
+    bytes.iter().take(8000).any(|&byte| byte == 0)
 }
 
 impl TaskOutcome {
     pub(super) fn with_message(mut self, message: String) -> Self {
         self.message = Some(message);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use converge_modules::change::FileWrite;
+    use converge_modules::paths::PathChange;
+
+    use super::*;
+
+    fn recorded(before: Option<&[u8]>, after: &[u8]) -> TaskOutcome {
+        let task = crate::playbook::Playbook::parse(
+            "- hosts: all\n  tasks:\n    - file: { path: /etc/a, content: x }\n",
+            std::path::Path::new("site.yml"),
+        )
+        .unwrap()
+        .plays
+        .remove(0)
+        .tasks
+        .remove(0);
+        let mut result = outcome(0, false, &task, Status::Changed, Instant::now());
+        let change = Change::Paths(PathChange::WriteFile(FileWrite {
+            path: "/etc/a".to_owned(),
+            content: after.to_vec(),
+            before: before.map(<[u8]>::to_vec),
+            owner: None,
+            group: None,
+            mode: 0o644,
+            validator: None,
+            secret: false,
+        }));
+        record(&mut result, &change, &BTreeSet::new());
+        result
+    }
+
+    #[test]
+    fn text_with_bytes_that_are_not_utf8_keeps_its_diff() {
+        let result = recorded(Some(b"# caf\xe9\nPort 22\n"), b"# caf\xe9\nPort 2222\n");
+        assert_eq!(result.diffs.len(), 1, "{result:?}");
+        assert_eq!(
+            result.diffs[0].before.as_deref(),
+            Some("# caf\u{fffd}\nPort 22\n")
+        );
+        assert_eq!(result.diffs[0].after, "# caf\u{fffd}\nPort 2222\n");
+        assert!(result.notes.is_empty());
+    }
+
+    #[test]
+    fn binary_content_on_either_side_is_a_note() {
+        for (before, after) in [
+            (Some(&b"\x7fELF\x00"[..]), &b"text\n"[..]),
+            (Some(&b"text\n"[..]), &b"\x7fELF\x00"[..]),
+            (None, &b"\x00\x01"[..]),
+        ] {
+            let result = recorded(before, after);
+            assert!(result.diffs.is_empty(), "{result:?}");
+            assert_eq!(result.notes, ["binary files differ: /etc/a"]);
+        }
     }
 }

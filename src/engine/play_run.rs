@@ -2,7 +2,8 @@
 //! task in turn (its `when`, its plan, check or apply under the host's lock), then the
 //! notified handlers. A unit is restarted at most once per run.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,16 +12,19 @@ use converge_modules::fact::{FactKey, Touch, UnitRef};
 use converge_modules::DynModule;
 
 use super::facts::{content_paths, guessed_facts};
+use super::flow::Flow;
+use super::loops::{item_vars, Items, LoopItem};
 use super::outcome::{outcome, record, redact};
 use super::remote::transport_status;
-use super::render::{host_vars, render_task, RenderError};
-use super::{interrupted, HostLock, HostRun, Options, Status, TaskError, TaskOutcome, ABORTED};
+use super::render::{host_vars, render_task, scope_vars, RenderError};
+use super::results::Unknown;
+use super::{HostLock, HostRun, Options, Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::{Play, Task};
 use crate::progress::Progress;
 use crate::restarts;
 use crate::template::{Renderer, TemplateError};
-use crate::transport;
+use crate::transport::{self, Output};
 
 /// One play on one host.
 pub(super) struct PlayRun<'a> {
@@ -46,6 +50,13 @@ pub(super) struct PlayRun<'a> {
     pub(super) notified: BTreeSet<String>,
     /// Set by the first failure of a host when the play has `any_errors_fatal`.
     pub(super) abort: Option<&'a AtomicBool>,
+    /// What the last change of the current task printed (a `command`'s output, for
+    /// `register`).
+    pub(super) last_output: Option<Output>,
+    /// Each looped task's items, by slot, rendered once for this host (as `rendered`).
+    pub(super) looped: BTreeMap<usize, Items>,
+    /// The first host of the play's batch: where `run_once` tasks run.
+    pub(super) first_host: Option<String>,
 }
 
 impl<'a> PlayRun<'a> {
@@ -71,27 +82,53 @@ impl<'a> PlayRun<'a> {
             rendered: Vec::new(),
             notified: BTreeSet::new(),
             abort: None,
+            last_output: None,
+            looped: BTreeMap::new(),
+            first_host: None,
         }
     }
 
     /// The user a task's commands run as, when it differs from the login user.
     pub(super) fn identity(play: &Play, task: Option<&Task>, login: &str) -> Option<String> {
-        let wanted = task
-            .and_then(|task| task.become_user.clone())
-            .or_else(|| play.become_user.clone())
-            .or_else(|| play.become_root.then(|| "root".to_owned()))?;
+        let wanted = match task {
+            // `become: false` on the task (or its block) turns become off, whoever
+            // `become_user` names.
+            Some(task) if task.become_root == Some(false) => None,
+            Some(task) if task.become_user.is_some() => task.become_user.clone(),
+            Some(task) if task.become_root == Some(true) => Some(
+                play.become_user
+                    .clone()
+                    .unwrap_or_else(|| "root".to_owned()),
+            ),
+            _ => play
+                .become_user
+                .clone()
+                .or_else(|| play.become_root.then(|| "root".to_owned())),
+        }?;
         (wanted != login).then_some(wanted)
     }
 
     pub(super) fn run(mut self) -> Vec<TaskOutcome> {
         let mut outcomes = Vec::new();
+        if !self.start(&mut outcomes) {
+            return outcomes;
+        }
+        let play: &'a Play = self.play;
+        let flow = self.run_nodes(&play.body, &mut outcomes);
+        self.finish(flow, &mut outcomes);
+        outcomes
+    }
+
+    /// Connects and reads what the play's tasks need first. Returns whether the host
+    /// goes on to its tasks (when not, the outcome that says why is in `outcomes`).
+    pub(super) fn start(&mut self, outcomes: &mut Vec<TaskOutcome>) -> bool {
         let first_task = self
             .play
             .tasks
             .iter()
             .position(|task| task.selected(&self.options.tags));
         let Some(first_task) = first_task else {
-            return outcomes;
+            return false;
         };
         if self.host.transport.is_none() {
             let started = Instant::now();
@@ -104,7 +141,7 @@ impl<'a> PlayRun<'a> {
                         outcome(first_task, false, task, Status::Unreachable, started)
                             .with_message(error.to_string()),
                     );
-                    return outcomes;
+                    return false;
                 }
             }
         }
@@ -121,54 +158,26 @@ impl<'a> PlayRun<'a> {
                     outcome(first_task, false, task, status, Instant::now())
                         .with_message(error.to_string()),
                 );
-                return outcomes;
+                return false;
             }
             // Anything else is about some fact: let each task read its own, so the
             // error is reported by the task it concerns.
         }
-        for (index, task) in self.play.tasks.iter().enumerate() {
-            if !task.selected(&self.options.tags) {
-                continue;
+        true
+    }
+
+    /// After the play's tasks: the notified handlers, unless the host failed or the run
+    /// stopped.
+    pub(super) fn finish(&mut self, flow: Flow, outcomes: &mut Vec<TaskOutcome>) {
+        match flow {
+            Flow::Go => {
+                if self.flush(outcomes) == Flow::Failed {
+                    self.fail_fast();
+                }
             }
-            if interrupted() {
-                return outcomes;
-            }
-            if self.aborted() {
-                self.host.down = Some(Status::Skipped);
-                outcomes.push(
-                    outcome(index, false, task, Status::Skipped, Instant::now())
-                        .with_message(ABORTED.to_owned()),
-                );
-                return outcomes;
-            }
-            self.progress.task_started(index);
-            let result = self.run_task(index, false, task);
-            if result.status == Status::Changed {
-                self.notified.extend(task.notify.iter().cloned());
-            }
-            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
-            outcomes.push(result);
-            if failed {
-                self.fail_fast();
-                return outcomes;
-            }
+            Flow::Failed => self.fail_fast(),
+            Flow::Stop => {}
         }
-        for (index, handler) in self.play.handlers.iter().enumerate() {
-            if !self.notified.contains(&handler.title()) || interrupted() || self.aborted() {
-                continue;
-            }
-            let result = self.run_task(index, true, handler);
-            let failed = matches!(result.status, Status::Failed | Status::Unreachable);
-            if result.status == Status::Changed {
-                self.notified.extend(handler.notify.iter().cloned());
-            }
-            outcomes.push(result);
-            if failed {
-                self.fail_fast();
-                break;
-            }
-        }
-        outcomes
     }
 
     /// Whether another host's failure stopped the play (`any_errors_fatal`).
@@ -198,6 +207,9 @@ impl<'a> PlayRun<'a> {
             if !(self.notified.contains(&title) || task.notify.contains(&title)) {
                 continue;
             }
+            let Ok(vars) = self.scoped(handler, &vars) else {
+                continue;
+            };
             if let Ok(module) = self.module(tasks + index, handler, &vars) {
                 restarts.extend(module.restarts());
             }
@@ -233,10 +245,17 @@ impl<'a> PlayRun<'a> {
 
     /// The modules rendered so far, for the facts they will ask for.
     pub(super) fn expected(&self) -> impl Iterator<Item = &Arc<dyn DynModule>> {
+        let looped = self
+            .looped
+            .values()
+            .filter_map(|items| items.as_ref().ok())
+            .flatten()
+            .filter_map(|item| item.module.as_ref().ok());
         self.rendered
             .iter()
             .flatten()
             .filter_map(|r| r.as_ref().ok())
+            .chain(looped)
     }
 
     /// What the engine must know before `module` runs: whether its content is a secret,
@@ -287,10 +306,7 @@ impl<'a> PlayRun<'a> {
             keys.push(FactKey::Machine);
         }
         for (slot, task) in self.slots() {
-            if let Ok(module) = self.module(slot, task, &vars) {
-                self.note(task, &*module);
-                keys.extend(module.facts(&self.host.facts));
-            }
+            keys.extend(self.prepare(slot, task, &vars));
         }
         let modules: Vec<Arc<dyn DynModule>> = self.expected().cloned().collect();
         keys.extend(guessed_facts(&self.host.facts, &keys, &modules));
@@ -320,11 +336,45 @@ impl<'a> PlayRun<'a> {
         self.vars = None;
         let vars = self.vars()?;
         for (slot, task) in self.forget_changed(before, &vars) {
-            if let Ok(module) = self.module(slot, task, &vars) {
-                self.note(task, &*module);
-            }
+            self.prepare(slot, task, &vars);
         }
         Ok(())
+    }
+
+    /// `vars` with the task's (and its blocks') own `vars` over them.
+    pub(super) fn scoped<'v>(
+        &self,
+        task: &Task,
+        vars: &'v Vars,
+    ) -> Result<Cow<'v, Vars>, TemplateError> {
+        scope_vars(&self.renderer, task, vars, |name| {
+            self.options.extra_vars.contains_key(name) || self.host.registered.contains_key(name)
+        })
+    }
+
+    /// Renders the task in `slot` for this host (each item of a looped one), notes
+    /// what the engine must know of it, and returns the facts it will ask for first.
+    fn prepare(&mut self, slot: usize, task: &'a Task, vars: &Vars) -> Vec<FactKey> {
+        if task.module.is_action() {
+            return Vec::new();
+        }
+        let Ok(vars) = &self.scoped(task, vars) else {
+            // The task reports it when it runs.
+            return Vec::new();
+        };
+        let modules: Vec<Arc<dyn DynModule>> = if task.loop_over.is_some() {
+            self.items(slot, task, vars)
+                .map(|items| items.into_iter().filter_map(|i| i.module.ok()).collect())
+                .unwrap_or_default()
+        } else {
+            self.module(slot, task, vars).into_iter().collect()
+        };
+        let mut keys = Vec::new();
+        for module in modules {
+            self.note(task, &*module);
+            keys.extend(module.facts(&self.host.facts));
+        }
+        keys
     }
 
     /// Forgets the rendering of every task whose templates mention a variable that has
@@ -349,8 +399,13 @@ impl<'a> PlayRun<'a> {
             let mentions = task
                 .templates()
                 .any(|text| changed.iter().any(|name| text.contains(name.as_str())));
-            if mentions && self.rendered.get(slot).is_some_and(Option::is_some) {
-                self.rendered[slot] = None;
+            let rendered = self.rendered.get(slot).is_some_and(Option::is_some)
+                || self.looped.contains_key(&slot);
+            if mentions && rendered {
+                if let Some(rendering) = self.rendered.get_mut(slot) {
+                    *rendering = None;
+                }
+                self.looped.remove(&slot);
                 if slot >= tasks || task.selected(&self.options.tags) {
                     forgotten.push((slot, task));
                 }
@@ -359,12 +414,41 @@ impl<'a> PlayRun<'a> {
         forgotten
     }
 
-    pub(super) fn run_task(&mut self, index: usize, handler: bool, task: &Task) -> TaskOutcome {
+    /// Runs a task (each item of a looped one) or a handler; registers its result.
+    pub(super) fn run_entry(
+        &mut self,
+        index: usize,
+        handler: bool,
+        task: &Task,
+    ) -> Vec<TaskOutcome> {
         let slot = if handler {
             self.play.tasks.len() + index
         } else {
             index
         };
+        if task.loop_over.is_some() {
+            return self.run_loop(index, handler, slot, task);
+        }
+        let (result, value, unknown) = self.run_one(index, handler, slot, task, None);
+        if result.status == Status::Pending && task.module.kind() == "set_fact" {
+            self.unknown_facts(task);
+        }
+        if let Some(name) = &task.register {
+            self.register(name, value, unknown);
+        }
+        vec![result]
+    }
+
+    /// Runs a task, or one item of a looped task, as its user. Returns its outcome
+    /// and what it registers.
+    pub(super) fn run_one(
+        &mut self,
+        index: usize,
+        handler: bool,
+        slot: usize,
+        task: &Task,
+        item: Option<&LoopItem>,
+    ) -> (TaskOutcome, serde_json::Value, Option<Unknown>) {
         let started = Instant::now();
         let mut result = outcome(index, handler, task, Status::Ok, started);
         let play_identity = std::mem::replace(
@@ -373,41 +457,48 @@ impl<'a> PlayRun<'a> {
         );
         let secret = task.no_log;
         self.hide_commands = secret;
-        match self.converge_task(slot, task, &mut result) {
-            Ok(status) => result.status = status,
-            Err(error) => {
-                result.status = if let TaskError::Transport(error) = &error {
-                    transport_status(error)
-                } else {
-                    Status::Failed
-                };
-                self.host.down = Some(result.status);
-                result.message = Some(error.to_string());
-            }
-        }
+        self.last_output = None;
+        let converged = self.converge_task(slot, task, item, &mut result);
+        let output = self.last_output.take();
+        let (value, unknown) = self.settle(task, item, &mut result, converged, output.as_ref());
         self.acting_as = play_identity;
         self.hide_commands = false;
         if secret {
             redact(&mut result);
         }
         result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        result
+        (result, value, unknown)
     }
 
     pub(super) fn converge_task(
         &mut self,
         slot: usize,
         task: &Task,
+        item: Option<&LoopItem>,
         result: &mut TaskOutcome,
     ) -> Result<Status, TaskError> {
+        if let Some(why) = self.pending_read(task) {
+            result.message = Some(why);
+            return Ok(Status::Pending);
+        }
         let vars = self.vars()?;
+        let mut vars = self.scoped(task, &vars)?.into_owned();
+        if let Some(item) = item {
+            vars = item_vars(task, &vars, &item.value);
+        }
         if let Some(when) = &task.when {
             let origin = format!("the `when` of task `{}`", task.title());
             if !self.renderer.condition(when, &vars, &origin)? {
                 return Ok(Status::Skipped);
             }
         }
-        let module = self.module(slot, task, &vars)?;
+        if task.module.is_action() {
+            return self.act(task, &vars, result);
+        }
+        let module = match item {
+            Some(item) => item.module.clone()?,
+            None => self.module(slot, task, &vars)?,
+        };
         self.read_missing(&*module)?;
         if task.no_log {
             let paths = content_paths(&*module, &self.host.facts);

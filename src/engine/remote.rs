@@ -60,6 +60,7 @@ impl PlayRun<'_> {
             }
         };
         for (change, output) in changes.iter().zip(&outputs) {
+            self.last_output = Some(output.clone());
             for touch in change.touches() {
                 self.host.facts.forget(&touch);
             }

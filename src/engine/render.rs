@@ -2,6 +2,8 @@
 //! parameters rendered and made typed (with errors that point at the playbook and hide
 //! `no_log` values), and the up-front check of every task for every host.
 
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use converge_modules::{DynModule, MachineInfo, ParamError, Sudo, SystemInfo};
@@ -147,7 +149,7 @@ pub(super) fn host_vars(
         // Only what the path uses is rendered here: the other variables may need
         // the files' own.
         let mut needed = std::collections::BTreeSet::new();
-        renderer.references(&serde_json::Value::String(name.clone()), &mut needed);
+        renderer.variables_used(&serde_json::Value::String(name.clone()), &mut needed);
         let needed: Vec<String> = needed.into_iter().collect();
         let mut known = vars.clone();
         renderer.resolve_needed(&mut known, &templated, &needed, &origin)?;
@@ -168,6 +170,12 @@ pub(super) fn host_vars(
         }
     }
     renderer.resolve(&mut vars, &templated, &origin)?;
+    // What the host's tasks registered wins over play vars, and `-e` over it.
+    for (name, value) in &host.registered {
+        if !options.extra_vars.contains_key(name) {
+            vars.insert(name.clone(), value.clone());
+        }
+    }
     Ok(vars)
 }
 
@@ -210,6 +218,29 @@ fn insert_machine_facts(vars: &mut Vars, host: &HostRun) {
     ] {
         vars.insert(name.to_owned(), value);
     }
+}
+
+/// `vars` with the task's own `vars` (and its blocks') rendered over them, in order;
+/// the names `keep` holds stay as they are (`-e` values, and registered ones, win).
+pub(super) fn scope_vars<'v>(
+    renderer: &Renderer,
+    task: &Task,
+    vars: &'v Vars,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Cow<'v, Vars>, TemplateError> {
+    if task.vars.is_empty() {
+        return Ok(Cow::Borrowed(vars));
+    }
+    let mut scoped = vars.clone();
+    for (key, value) in &task.vars {
+        if keep(key) {
+            continue;
+        }
+        let origin = format!("variable `{key}` of task `{}`", task.title());
+        let rendered = renderer.value_json(value, &scoped, &origin)?;
+        scoped.insert(key.clone(), rendered);
+    }
+    Ok(Cow::Owned(scoped))
 }
 
 /// Renders a task's parameters for one host and makes them the module's typed ones.
@@ -358,6 +389,7 @@ pub fn check_inputs(
     options: &Options,
 ) -> Result<(), InputError> {
     let renderer = Renderer::new();
+    let registered = registered_names(playbook);
     for (play_index, members) in plays {
         let play = &playbook.plays[*play_index];
         for &member in members {
@@ -376,36 +408,95 @@ pub fn check_inputs(
             })?;
             let mut modules = Vec::with_capacity(play.tasks.len() + play.handlers.len());
             for task in play.tasks.iter().chain(&play.handlers) {
-                let module = render_task(&renderer, task, &vars).map_err(|error| {
-                    input_error(match error {
-                        RenderError::Params(ParamFailure { at, message }) => {
-                            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
-                            format!("{at}task `{}`: {message}", task.title())
-                        }
-                        RenderError::Template(error) => error.to_string(),
-                    })
-                })?;
-                modules.push(Some(Ok(Arc::from(module))));
-                if let Some(when) = &task.when {
+                // What a task reads of a registered result is known once it runs.
+                if task.module.is_action() || reads_registered(&renderer, task, &registered) {
+                    modules.push(None);
+                    continue;
+                }
+                let vars = scope_vars(&renderer, task, &vars, |name| {
+                    options.extra_vars.contains_key(name)
+                })
+                .map_err(|error| input_error(error.to_string()))?;
+                let check_when = |vars: &Vars| -> Result<(), InputError> {
+                    let Some(when) = &task.when else {
+                        return Ok(());
+                    };
+                    let origin = format!("the `when` of task `{}`", task.title());
                     renderer
-                        .condition(
-                            when,
-                            &vars,
-                            &format!("the `when` of task `{}`", task.title()),
-                        )
+                        .condition(when, vars, &origin)
+                        .map(|_| ())
                         .map_err(|error| {
                             input_error(if task.no_log {
                                 hidden_vars_error(&error)
                             } else {
                                 error.to_string()
                             })
-                        })?;
+                        })
+                };
+                if task.loop_over.is_some() {
+                    // The play run renders each item; here each is only checked.
+                    let items = super::loops::render_items(&renderer, task, &vars)
+                        .map_err(|error| input_error(render_error_message(task, error)))?;
+                    for item in items {
+                        item.module
+                            .map_err(|error| input_error(render_error_message(task, error)))?;
+                        check_when(&super::loops::item_vars(task, &vars, &item.value))?;
+                    }
+                    modules.push(None);
+                    continue;
                 }
+                let module = render_task(&renderer, task, &vars)
+                    .map_err(|error| input_error(render_error_message(task, error)))?;
+                modules.push(Some(Ok(Arc::from(module))));
+                check_when(&vars)?;
             }
             host.keep_checked(play, Rendered { vars, modules });
         }
     }
     Ok(())
+}
+
+/// What the input check says of a task that cannot be rendered for a host.
+fn render_error_message(task: &Task, error: RenderError) -> String {
+    match error {
+        RenderError::Params(ParamFailure { at, message }) => {
+            let at = at.map(|at| format!("{at}: ")).unwrap_or_default();
+            format!("{at}task `{}`: {message}", task.title())
+        }
+        RenderError::Template(error) => error.to_string(),
+    }
+}
+
+/// Every name a task of the playbook registers its result as, or sets with
+/// `set_fact`.
+fn registered_names(playbook: &Playbook) -> BTreeSet<&str> {
+    let mut names = BTreeSet::new();
+    for task in playbook
+        .plays
+        .iter()
+        .flat_map(|play| play.tasks.iter().chain(&play.handlers))
+    {
+        names.extend(task.register.as_deref());
+        if let Ok(playbook::actions::Action::SetFact(facts)) = playbook::actions::action(task) {
+            names.extend(facts.into_iter().map(|(name, _)| name));
+        }
+    }
+    names
+}
+
+/// Whether a task's `when` or parameters read one of `names`.
+fn reads_registered(renderer: &Renderer, task: &Task, names: &BTreeSet<&str>) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    let when = task.when.iter().map(|when| (when.as_str(), true));
+    let templates = task.templates().map(|text| (text, false));
+    when.chain(templates).any(|(text, expression)| {
+        renderer
+            .references(text, expression)
+            .iter()
+            .any(|reference| names.contains(reference.split('.').next().unwrap_or_default()))
+    })
 }
 
 #[cfg(test)]
@@ -657,6 +748,37 @@ mod tests {
                 file.display()
             )),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_input_check_renders_each_item_and_its_when_and_leaves_registered_values_out() {
+        let check = |tasks: &str| {
+            let playbook = Playbook::parse(
+                &format!("- hosts: app\n  tasks:\n{tasks}"),
+                std::path::Path::new("site.yml"),
+            )
+            .unwrap();
+            check_inputs(
+                &playbook,
+                &[(0, vec![0])],
+                &[host(Vars::new())],
+                &Options::default(),
+            )
+            .map_err(|error| error.message)
+        };
+        assert_eq!(
+            check("    - file: { path: \"/etc/{{ item }}\" }\n      loop: [a, b]\n      when: item == 'a' and flag\n"),
+            Err("undefined variable `flag` in the `when` of task `file /etc/{{ item }}`".to_owned())
+        );
+        assert_eq!(
+            check("    - file: { path: \"/etc/{{ item.name }}\" }\n      loop: [a]\n"),
+            Err("template error in task `file /etc/{{ item.name }}`: undefined value".to_owned())
+        );
+        assert!(check("    - command: { cmd: date }\n      register: out\n    - file: { path: \"/etc/{{ out.stdout }}\" }\n      when: out.rc == 0\n").is_ok());
+        assert!(
+            check("    - set_fact: { name: x }\n    - file: { path: \"/etc/{{ name }}\" }\n")
+                .is_ok()
         );
     }
 

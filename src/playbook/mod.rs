@@ -7,6 +7,8 @@
 //! variables (see `params`). Files named by `src` and `template` are read at load time,
 //! so a missing one is reported before any host is contacted.
 
+pub mod actions;
+mod blocks;
 pub mod params;
 mod selection;
 mod task;
@@ -19,9 +21,10 @@ use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
+pub use blocks::Node;
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use selection::{NoSuchTask, TagFilter};
-pub use task::{Location, Origin, Task};
+pub use task::{Entry, Location, Origin, Task};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +162,16 @@ pub struct Play {
     /// here.
     #[serde(skip)]
     pub dir: PathBuf,
-    #[serde(default)]
+    /// The tasks as written: tasks and blocks (see `body` and `tasks`).
+    #[serde(default, rename = "tasks")]
+    entries: Vec<Entry>,
+    /// Every task, blocks' included, in the order written: what reads, renderings and
+    /// reports address by index.
+    #[serde(skip)]
     pub tasks: Vec<Task>,
+    /// The tasks' tree (blocks with their rescue and always), over `tasks`.
+    #[serde(skip)]
+    pub body: Vec<Node>,
     #[serde(default)]
     pub handlers: Vec<Task>,
 }
@@ -294,12 +305,12 @@ fn directory_of(path: &Path) -> PathBuf {
 const MAX_IMPORT_DEPTH: usize = 32;
 
 /// One entry of a playbook's list: a play, or `import_playbook: FILE`.
-enum Entry {
+enum PlaybookEntry {
     Play(Box<Play>),
     Import(String),
 }
 
-impl<'de> Deserialize<'de> for Entry {
+impl<'de> Deserialize<'de> for PlaybookEntry {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(EntryVisitor)
     }
@@ -308,13 +319,16 @@ impl<'de> Deserialize<'de> for Entry {
 struct EntryVisitor;
 
 impl<'de> serde::de::Visitor<'de> for EntryVisitor {
-    type Value = Entry;
+    type Value = PlaybookEntry;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a play (a mapping with `hosts`) or `import_playbook: FILE`")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<PlaybookEntry, A::Error> {
         use serde::de::Error as _;
         let Some(first) = map.next_key::<String>()? else {
             return Err(A::Error::missing_field("hosts"));
@@ -326,14 +340,14 @@ impl<'de> serde::de::Visitor<'de> for EntryVisitor {
                     "unknown key `{other}` beside import_playbook: an import has no other keys"
                 )));
             }
-            return Ok(Entry::Import(name));
+            return Ok(PlaybookEntry::Import(name));
         }
         let rest = FirstKeyThen {
             first: Some(first),
             map,
         };
         Play::deserialize(serde::de::value::MapAccessDeserializer::new(rest))
-            .map(|play| Entry::Play(Box::new(play)))
+            .map(|play| PlaybookEntry::Play(Box::new(play)))
     }
 }
 
@@ -373,7 +387,7 @@ fn parse_plays(
     path: &Path,
     chain: &mut Vec<PathBuf>,
 ) -> Result<Vec<Play>, PlaybookError> {
-    let entries: Vec<Entry> = if text.trim().is_empty() {
+    let entries: Vec<PlaybookEntry> = if text.trim().is_empty() {
         Vec::new()
     } else {
         yaml::from_str(text, path)?
@@ -383,27 +397,30 @@ fn parse_plays(
     let mut plays = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
         let mut play = match entry {
-            Entry::Play(play) => *play,
-            Entry::Import(name) => {
+            PlaybookEntry::Play(play) => *play,
+            PlaybookEntry::Import(name) => {
                 plays.extend(import(path, &dir, &name, chain)?);
                 continue;
             }
         };
         path.clone_into(&mut play.file);
         play.dir.clone_from(&dir);
-        for (list, tasks) in [("tasks", &mut play.tasks), ("handlers", &mut play.handlers)] {
-            for (position, task) in tasks.iter_mut().enumerate() {
-                task.no_log |= play.no_log;
-                task.origin = Origin {
-                    file: path.to_owned(),
-                    text: Arc::clone(&shared),
-                    task: vec![
-                        Step::Index(index),
-                        Step::Key(list.to_owned()),
-                        Step::Index(position),
-                    ],
-                };
-            }
+        let entries = std::mem::take(&mut play.entries);
+        let at = [Step::Index(index), Step::Key("tasks".to_owned())];
+        play.body = blocks::flatten(entries, &at, path, &shared, &mut play.tasks);
+        for (position, handler) in play.handlers.iter_mut().enumerate() {
+            handler.origin = Origin {
+                file: path.to_owned(),
+                text: Arc::clone(&shared),
+                task: vec![
+                    Step::Index(index),
+                    Step::Key("handlers".to_owned()),
+                    Step::Index(position),
+                ],
+            };
+        }
+        for task in play.tasks.iter_mut().chain(&mut play.handlers) {
+            task.no_log |= play.no_log;
         }
         plays.push(play);
     }
@@ -513,6 +530,19 @@ impl Playbook {
             .flat_map(|play| play.tasks.iter().chain(&play.handlers))
         {
             let kind = task.module.kind();
+            if task.module.is_action() {
+                if let Err(message) = actions::check(task) {
+                    let at = task.origin.locate(kind, Some(&[]));
+                    return Err(PlaybookError::Yaml(YamlError {
+                        file: at.file,
+                        line: at.line,
+                        column: at.column,
+                        message,
+                        help: None,
+                    }));
+                }
+                continue;
+            }
             let checked =
                 params::check_at_load(&task.params, |params| task.typed(params, Stage::Load));
             let module = match checked {
@@ -568,6 +598,9 @@ impl Playbook {
         for play in &mut self.plays {
             let (playbook, dir) = (play.file.clone(), play.dir.clone());
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
+                if task.module.is_action() {
+                    continue;
+                }
                 let title = task.title();
                 let params = &mut task.params;
                 let sources: Vec<&str> = ["content", "src", "template"]
@@ -882,7 +915,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, {}",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, {}, set_fact, debug, assert, fail, meta, flush_handlers",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
@@ -898,6 +931,167 @@ mod tests {
             error.to_string(),
             "site.yml:5:9: unknown key `mdoe`\n  help: allowed keys here: path, content, src, template, owner, group, mode, state"
         );
+    }
+
+    #[test]
+    fn a_register_name_that_is_no_variable_is_located_with_the_fix() {
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      register: the-date\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "site.yml:4:17: `the-date` is not a variable name; use letters, digits and _, not starting with a digit"
+        );
+    }
+
+    #[test]
+    fn changed_when_and_failed_when_take_a_condition_or_a_list() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      register: out\n      changed_when: false\n      failed_when: [out.rc != 0, \"'x' in out.stdout\"]\n      ignore_errors: true\n",
+        )
+        .unwrap();
+        let task = &playbook.plays[0].tasks[0];
+        assert_eq!(task.register.as_deref(), Some("out"));
+        assert_eq!(task.changed_when, ["false"]);
+        assert_eq!(task.failed_when, ["out.rc != 0", "'x' in out.stdout"]);
+        assert!(task.ignore_errors);
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - command: { cmd: date }\n      changed_when: { a: 1 }\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().starts_with("site.yml:4:21: invalid type: map, expected a condition (an expression or true/false) or a list of them"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_loop_is_a_list_or_a_template_with_a_located_error_otherwise() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - file: { path: \"/etc/{{ f }}\" }\n      loop: [a, b]\n      loop_control: { loop_var: f, label: \"{{ f }}\" }\n",
+        )
+        .unwrap();
+        let task = &playbook.plays[0].tasks[0];
+        assert_eq!(task.loop_var, "f");
+        assert_eq!(task.loop_label.as_deref(), Some("{{ f }}"));
+        assert!(task.loop_over.is_some());
+        for (playbook, expected) in [
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: 5\n",
+                "site.yml:4:13: invalid type: integer `5`, expected a list, or a template that renders to one (loop: \"{{ users }}\")",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: [a]\n      loop_control: { loop_var: 2x }\n",
+                "site.yml:5:33: `2x` is not a variable name; use letters, digits and _, not starting with a digit",
+            ),
+        ] {
+            assert_eq!(parse(playbook).unwrap_err().to_string(), expected);
+        }
+        let error = parse(
+            "- hosts: app\n  tasks:\n    - file: { path: /x }\n      loop: [a]\n      loop_control: { index_var: i }\n",
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:5:23: unknown key `index_var`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_blocks_tasks_inherit_its_when_tags_become_and_vars() {
+        let playbook = parse(
+            "- hosts: app\n  tasks:\n    - block:\n        - file: { path: /a }\n          when: \"{{ b }}\"\n          vars: { x: task }\n        - block:\n            - file: { path: /b }\n          become: false\n          tags: [inner]\n      rescue:\n        - file: { path: /c }\n      always:\n        - file: { path: /d }\n          become_user: app\n      when: a\n      tags: outer\n      become: true\n      vars: { x: block, y: block }\n    - file: { path: /e }\n",
+        )
+        .unwrap();
+        let play = &playbook.plays[0];
+        let paths: Vec<String> = play.tasks.iter().map(Task::title).collect();
+        assert_eq!(
+            paths,
+            ["file /a", "file /b", "file /c", "file /d", "file /e"]
+        );
+        let [first, inner, rescue, always, after] = &play.tasks[..] else {
+            panic!("five tasks")
+        };
+        assert_eq!(first.when.as_deref(), Some("(a) and (b)"));
+        assert_eq!(inner.when.as_deref(), Some("a"));
+        assert_eq!(after.when, None);
+        assert_eq!(first.tags, ["outer"]);
+        assert_eq!(inner.tags, ["outer", "inner"]);
+        assert_eq!(
+            (first.become_root, inner.become_root),
+            (Some(true), Some(false))
+        );
+        assert_eq!(always.become_user.as_deref(), Some("app"));
+        assert_eq!(first.vars["x"], "task");
+        assert_eq!(rescue.vars["x"], "block");
+        assert!(after.vars.is_empty());
+        assert!(
+            matches!(&play.body[..], [Node::Block { block, rescue, always }, Node::Task(4)]
+            if block.len() == 2 && rescue.len() == 1 && always.len() == 1)
+        );
+        // Errors point into the block.
+        let error =
+            parse("- hosts: app\n  tasks:\n    - block:\n        - file: { path: /a, mdoe: x }\n")
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:4:29: unknown key `mdoe`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn what_belongs_on_a_task_is_refused_on_a_block_with_the_fix() {
+        for (playbook, expected) in [
+            (
+                "- hosts: app\n  tasks:\n    - block: []\n      register: r\n",
+                "site.yml:3:7: `register` belongs on a task, not on a block: put it on the tasks inside the block",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - block: []\n      file: { path: /x }\n",
+                "site.yml:3:7: a block holds tasks, not a module: move `file` into a task under `block`",
+            ),
+            (
+                "- hosts: app\n  tasks:\n    - file: { path: /x }\n      rescue: []\n",
+                "site.yml:3:7: `rescue` and `always` go with `block`: put the tasks they guard under `block`",
+            ),
+        ] {
+            assert_eq!(parse(playbook).unwrap_err().to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn actions_are_checked_at_load_with_the_fix() {
+        for (task, expected) in [
+            (
+                "debug: { msg: a, var: b }",
+                "site.yml:3:14: debug takes exactly one of `msg` and `var`",
+            ),
+            (
+                "assert: { fail_msg: x }",
+                "site.yml:3:15: assert needs `that`: a condition or a list of them",
+            ),
+            (
+                "set_fact: { 2x: 1 }",
+                "site.yml:3:17: set_fact: `2x` is not a variable name; use letters, digits and _, not starting with a digit",
+            ),
+            (
+                "meta: refresh_inventory",
+                "site.yml:3:13: meta: only `meta: flush_handlers` is supported",
+            ),
+            (
+                "fail: { message: x }",
+                "site.yml:3:13: unknown key `message` of fail; allowed: msg",
+            ),
+        ] {
+            let error = parse(&format!("- hosts: app\n  tasks:\n    - {task}\n")).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{task}");
+        }
+        assert!(parse("- hosts: app\n  tasks:\n    - fail:\n    - flush_handlers: true\n").is_ok());
     }
 
     #[test]

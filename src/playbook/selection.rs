@@ -1,7 +1,7 @@
 //! Which tasks a run selects: `--tags` and `--skip-tags` with Ansible's special tags,
 //! and `--start-at-task`.
 
-use super::Playbook;
+use super::{Node, Playbook};
 
 /// The tags a run asks for (`--tags`) and leaves out (`--skip-tags`).
 ///
@@ -69,9 +69,40 @@ impl Playbook {
             });
         };
         self.plays.drain(..play);
-        self.plays[0].tasks.drain(..task);
+        let first = &mut self.plays[0];
+        first.tasks.drain(..task);
+        first.body = after(std::mem::take(&mut first.body), task);
         Ok(())
     }
+}
+
+/// The tree of `nodes` without the tasks before `start` (by index into the play's
+/// flat list), the others' indices moved down by `start`; a block left with nothing
+/// goes.
+fn after(nodes: Vec<Node>, start: usize) -> Vec<Node> {
+    nodes
+        .into_iter()
+        .filter_map(|node| match node {
+            Node::Task(index) => index.checked_sub(start).map(Node::Task),
+            Node::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                let (block, rescue, always) = (
+                    after(block, start),
+                    after(rescue, start),
+                    after(always, start),
+                );
+                let empty = block.is_empty() && rescue.is_empty() && always.is_empty();
+                (!empty).then_some(Node::Block {
+                    block,
+                    rescue,
+                    always,
+                })
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -124,7 +155,7 @@ mod tests {
 
     #[test]
     fn starting_at_a_task_drops_what_comes_before_it() {
-        let text = "- hosts: a\n  tasks:\n    - name: one\n      file: { path: /1 }\n- hosts: b\n  tasks:\n    - name: two\n      file: { path: /2 }\n    - name: three\n      file: { path: /3 }\n  handlers:\n    - name: h\n      file: { path: /h }\n";
+        let text = "- hosts: a\n  tasks:\n    - name: one\n      file: { path: /1 }\n- hosts: b\n  tasks:\n    - name: two\n      file: { path: /2 }\n    - block:\n        - name: in block\n          file: { path: /b }\n        - name: three\n          file: { path: /3 }\n      always:\n        - name: four\n          file: { path: /4 }\n  handlers:\n    - name: h\n      file: { path: /h }\n";
         let mut playbook = Playbook::parse(text, std::path::Path::new("site.yml")).unwrap();
         playbook.start_at_task("three").unwrap();
         assert_eq!(playbook.plays.len(), 1);
@@ -134,11 +165,16 @@ mod tests {
             .iter()
             .map(crate::playbook::Task::title)
             .collect();
-        assert_eq!(names, ["three"]);
+        assert_eq!(names, ["three", "four"]);
+        let Node::Block { block, always, .. } = &playbook.plays[0].body[0] else {
+            panic!("{:?}", playbook.plays[0].body);
+        };
+        assert!(matches!(block[..], [Node::Task(0)]));
+        assert!(matches!(always[..], [Node::Task(1)]));
         assert_eq!(playbook.plays[0].handlers.len(), 1);
         assert_eq!(
-            playbook.start_at_task("four").unwrap_err().to_string(),
-            "--start-at-task: no task is named `four`"
+            playbook.start_at_task("five").unwrap_err().to_string(),
+            "--start-at-task: no task is named `five`"
         );
     }
 }

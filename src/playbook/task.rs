@@ -11,6 +11,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::{ContentSource, ParamsError, Raw, Stage, Step};
+use crate::inventory::Vars;
 use crate::yaml;
 
 /// Which module a task uses.
@@ -22,7 +23,24 @@ impl ModuleKind {
     pub fn kind(self) -> &'static str {
         self.0
     }
+
+    /// Whether this is one of the engine's own actions ([`ACTIONS`]), which never
+    /// touch a host, rather than a module.
+    pub fn is_action(self) -> bool {
+        ACTIONS.contains(&self.0)
+    }
 }
+
+/// What a task may do instead of a module: the engine's own actions, on variables and
+/// the run's flow (see `engine::actions`).
+pub const ACTIONS: &[&str] = &[
+    "set_fact",
+    "debug",
+    "assert",
+    "fail",
+    "meta",
+    "flush_handlers",
+];
 
 /// Where a playbook's value is written: its file, and the text to find it in again
 /// (see [`yaml::locate`]), only when an error needs its line and column.
@@ -89,6 +107,52 @@ pub struct Task {
     pub become_user: Option<String>,
     /// Hide this task's details from output and reports.
     pub no_log: bool,
+    /// Keep this task's result, per host, as a variable of that name.
+    pub register: Option<String>,
+    /// Conditions (all must hold) that decide whether the task counts as changed,
+    /// evaluated with its registered result in scope.
+    pub changed_when: Vec<String>,
+    /// Conditions (all must hold) that decide whether the task counts as failed.
+    pub failed_when: Vec<String>,
+    /// A failure is reported as ignored and the host goes on.
+    pub ignore_errors: bool,
+    /// `loop`: the items the task runs once for (a list, or a template rendering to
+    /// one), rendered for each host.
+    pub loop_over: Option<Raw>,
+    /// The variable each item is (`loop_control.loop_var`; `item` by default).
+    pub loop_var: String,
+    /// How an item is shown (`loop_control.label`, a template).
+    pub loop_label: Option<String>,
+    /// `become` on the task (or the blocks around it): `Some(false)` turns off the
+    /// play's.
+    pub become_root: Option<bool>,
+    /// The task's own `vars` and its blocks' (the innermost winning), rendered for each
+    /// host over the play's variables.
+    pub vars: Vars,
+    /// Run on the first host of the play's batch only.
+    pub run_once: bool,
+}
+
+/// An entry of a play's `tasks`: a task, or a block of them.
+#[derive(Debug)]
+pub enum Entry {
+    Task(Box<Task>),
+    Block(Box<Block>),
+}
+
+/// `block`, with its `rescue` and `always`, and what its tasks inherit.
+#[derive(Debug, Default)]
+pub struct Block {
+    /// The tasks under `block:`.
+    pub tasks: Vec<Entry>,
+    pub rescue: Vec<Entry>,
+    pub always: Vec<Entry>,
+    pub when: Option<String>,
+    pub tags: Vec<String>,
+    pub become_root: Option<bool>,
+    pub become_user: Option<String>,
+    pub vars: Vars,
+    pub no_log: Option<bool>,
 }
 
 impl Task {
@@ -115,13 +179,21 @@ impl Task {
         }
     }
 
-    /// Every template in the task: its parameters' and its `template` file's.
+    /// Every template in the task: its parameters', its `template` file's, its `loop`'s
+    /// and label's, and its `vars`'.
     pub fn templates(&self) -> impl Iterator<Item = &str> {
         let file = match &self.source {
             Some(ContentSource::Template { source, .. }) => Some(source.as_str()),
             _ => None,
         };
-        self.params.templates().chain(file)
+        let looped = self.loop_over.iter().flat_map(Raw::templates);
+        let vars = self.vars.values().flat_map(json_strings);
+        self.params
+            .templates()
+            .chain(file)
+            .chain(looped)
+            .chain(self.loop_label.as_deref())
+            .chain(vars)
     }
 
     /// The task's module with `params` (rendered for a host, or as written at load).
@@ -144,7 +216,26 @@ impl Task {
 }
 
 /// The keys a task may have besides its module.
-const TASK_KEYS: &[&str] = &["name", "notify", "when", "tags", "become_user", "no_log"];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "notify",
+    "when",
+    "tags",
+    "become_user",
+    "no_log",
+    "register",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "loop",
+    "loop_control",
+    "become",
+    "vars",
+    "block",
+    "rescue",
+    "always",
+    "run_once",
+];
 
 enum TaskKey {
     Name,
@@ -153,6 +244,18 @@ enum TaskKey {
     Tags,
     BecomeUser,
     NoLog,
+    Register,
+    ChangedWhen,
+    FailedWhen,
+    IgnoreErrors,
+    Loop,
+    LoopControl,
+    Become,
+    Vars,
+    Block,
+    Rescue,
+    Always,
+    RunOnce,
     Module(&'static str),
 }
 
@@ -181,7 +284,23 @@ impl Visitor<'_> for TaskKeySeed {
             "tags" => TaskKey::Tags,
             "become_user" => TaskKey::BecomeUser,
             "no_log" => TaskKey::NoLog,
-            _ => match MODULE_NAMES.iter().find(|module| **module == key) {
+            "register" => TaskKey::Register,
+            "changed_when" => TaskKey::ChangedWhen,
+            "failed_when" => TaskKey::FailedWhen,
+            "ignore_errors" => TaskKey::IgnoreErrors,
+            "loop" => TaskKey::Loop,
+            "loop_control" => TaskKey::LoopControl,
+            "become" => TaskKey::Become,
+            "vars" => TaskKey::Vars,
+            "block" => TaskKey::Block,
+            "rescue" => TaskKey::Rescue,
+            "always" => TaskKey::Always,
+            "run_once" => TaskKey::RunOnce,
+            _ => match MODULE_NAMES
+                .iter()
+                .chain(ACTIONS)
+                .find(|module| **module == key)
+            {
                 Some(module) => TaskKey::Module(module),
                 None => {
                     return Err(E::custom(format_args!(
@@ -189,6 +308,7 @@ impl Visitor<'_> for TaskKeySeed {
                         TASK_KEYS
                             .iter()
                             .chain(MODULE_NAMES)
+                            .chain(ACTIONS)
                             .map(|k| format!("`{k}`"))
                             .collect::<Vec<_>>()
                             .join(", ")
@@ -230,6 +350,17 @@ impl<'de> Deserialize<'de> for StringOrList {
 
 impl<'de> Deserialize<'de> for Task {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match deserializer.deserialize_map(TaskVisitor)? {
+            Entry::Task(task) => Ok(*task),
+            Entry::Block(_) => Err(de::Error::custom(
+                "a block is not allowed here: handlers are single tasks",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(TaskVisitor)
     }
 }
@@ -237,13 +368,14 @@ impl<'de> Deserialize<'de> for Task {
 struct TaskVisitor;
 
 impl<'de> Visitor<'de> for TaskVisitor {
-    type Value = Task;
+    type Value = Entry;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a task (a mapping with one module key)")
+        f.write_str("a task (a mapping with one module key) or a block")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Task, A::Error> {
+    #[allow(clippy::too_many_lines)]
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
         fn once<T, E: de::Error>(slot: Option<&T>, key: &str) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::custom(format_args!("duplicate field `{key}`")));
@@ -257,6 +389,18 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut module: Option<(ModuleKind, Raw)> = None;
         let mut become_user: Option<String> = None;
         let mut no_log: Option<bool> = None;
+        let mut register: Option<String> = None;
+        let mut changed_when: Option<Conditions> = None;
+        let mut failed_when: Option<Conditions> = None;
+        let mut ignore_errors: Option<bool> = None;
+        let mut loop_over: Option<LoopValue> = None;
+        let mut loop_control: Option<LoopControl> = None;
+        let mut become_root: Option<bool> = None;
+        let mut vars: Option<Vars> = None;
+        let mut block: Option<Vec<Entry>> = None;
+        let mut rescue: Option<Vec<Entry>> = None;
+        let mut always: Option<Vec<Entry>> = None;
+        let mut run_once: Option<bool> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
                 TaskKey::Name => {
@@ -283,6 +427,54 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(no_log.as_ref(), "no_log")?;
                     no_log = Some(map.next_value()?);
                 }
+                TaskKey::Register => {
+                    once(register.as_ref(), "register")?;
+                    register = Some(map.next_value::<VariableName>()?.0);
+                }
+                TaskKey::ChangedWhen => {
+                    once(changed_when.as_ref(), "changed_when")?;
+                    changed_when = Some(map.next_value()?);
+                }
+                TaskKey::FailedWhen => {
+                    once(failed_when.as_ref(), "failed_when")?;
+                    failed_when = Some(map.next_value()?);
+                }
+                TaskKey::IgnoreErrors => {
+                    once(ignore_errors.as_ref(), "ignore_errors")?;
+                    ignore_errors = Some(map.next_value()?);
+                }
+                TaskKey::Loop => {
+                    once(loop_over.as_ref(), "loop")?;
+                    loop_over = Some(map.next_value()?);
+                }
+                TaskKey::LoopControl => {
+                    once(loop_control.as_ref(), "loop_control")?;
+                    loop_control = Some(map.next_value()?);
+                }
+                TaskKey::Become => {
+                    once(become_root.as_ref(), "become")?;
+                    become_root = Some(map.next_value()?);
+                }
+                TaskKey::Vars => {
+                    once(vars.as_ref(), "vars")?;
+                    vars = Some(map.next_value()?);
+                }
+                TaskKey::Block => {
+                    once(block.as_ref(), "block")?;
+                    block = Some(map.next_value()?);
+                }
+                TaskKey::Rescue => {
+                    once(rescue.as_ref(), "rescue")?;
+                    rescue = Some(map.next_value()?);
+                }
+                TaskKey::RunOnce => {
+                    once(run_once.as_ref(), "run_once")?;
+                    run_once = Some(map.next_value()?);
+                }
+                TaskKey::Always => {
+                    once(always.as_ref(), "always")?;
+                    always = Some(map.next_value()?);
+                }
                 TaskKey::Module(kind) => {
                     if let Some((first, _)) = &module {
                         return Err(de::Error::custom(format_args!(
@@ -294,17 +486,63 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 }
             }
         }
+        if let Some(block) = block {
+            let task_only = [
+                ("notify", notify.is_some()),
+                ("register", register.is_some()),
+                ("changed_when", changed_when.is_some()),
+                ("failed_when", failed_when.is_some()),
+                ("ignore_errors", ignore_errors.is_some()),
+                ("loop", loop_over.is_some()),
+                ("loop_control", loop_control.is_some()),
+                ("run_once", run_once.is_some()),
+            ];
+            if let Some((key, _)) = task_only.iter().find(|(_, given)| *given) {
+                return Err(de::Error::custom(format_args!(
+                    "`{key}` belongs on a task, not on a block: put it on the tasks inside the block"
+                )));
+            }
+            if let Some((kind, _)) = module {
+                return Err(de::Error::custom(format_args!(
+                    "a block holds tasks, not a module: move `{}` into a task under `block`",
+                    kind.kind()
+                )));
+            }
+            // A block's name is for the reader: only tasks are reported.
+            let _ = name;
+            return Ok(Entry::Block(Box::new(Block {
+                tasks: block,
+                rescue: rescue.unwrap_or_default(),
+                always: always.unwrap_or_default(),
+                when,
+                tags: tags.map(|t| t.0).unwrap_or_default(),
+                become_root,
+                become_user,
+                vars: vars.unwrap_or_default(),
+                no_log,
+            })));
+        }
+        if rescue.is_some() || always.is_some() {
+            return Err(de::Error::custom(
+                "`rescue` and `always` go with `block`: put the tasks they guard under `block`",
+            ));
+        }
         let Some((module, params)) = module else {
             return Err(de::Error::custom(format_args!(
                 "this task has no module; give it exactly one of: {}",
-                MODULE_NAMES.join(", ")
+                MODULE_NAMES
+                    .iter()
+                    .chain(ACTIONS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         // A secret parameter (a password hash) implies no_log: no `no_log: false` shows it.
         let secret = secret_params(module.kind())
             .iter()
             .any(|param| params.get(param).is_some());
-        Ok(Task {
+        Ok(Entry::Task(Box::new(Task {
             name,
             module,
             params,
@@ -315,7 +553,20 @@ impl<'de> Visitor<'de> for TaskVisitor {
             tags: tags.map(|t| t.0).unwrap_or_default(),
             become_user,
             no_log: no_log.unwrap_or(false) || secret,
-        })
+            register,
+            changed_when: changed_when.map(|c| c.0).unwrap_or_default(),
+            failed_when: failed_when.map(|c| c.0).unwrap_or_default(),
+            ignore_errors: ignore_errors.unwrap_or(false),
+            loop_over: loop_over.map(|l| l.0),
+            loop_var: loop_control
+                .as_ref()
+                .and_then(|c| c.loop_var.as_ref())
+                .map_or_else(|| "item".to_owned(), |v| v.0.clone()),
+            loop_label: loop_control.and_then(|c| c.label),
+            become_root,
+            vars: vars.unwrap_or_default(),
+            run_once: run_once.unwrap_or(false),
+        })))
     }
 }
 
@@ -338,5 +589,118 @@ impl<'de> Deserialize<'de> for WhenValue {
             }
         }
         deserializer.deserialize_any(WhenVisitor)
+    }
+}
+
+/// Whether `name` can be a template variable: letters, digits and `_`, not starting
+/// with a digit.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `loop:`: a list, or a template that renders to one.
+struct LoopValue(Raw);
+
+impl<'de> Deserialize<'de> for LoopValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LoopVisitor;
+        impl<'de> Visitor<'de> for LoopVisitor {
+            type Value = LoopValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list, or a template that renders to one (loop: \"{{ users }}\")")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<LoopValue, E> {
+                if !crate::template::is_template(text) {
+                    return Err(E::invalid_value(de::Unexpected::Str(text), &self));
+                }
+                Ok(LoopValue(Raw::Str(text.to_owned())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LoopValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Raw>()? {
+                    items.push(item);
+                }
+                Ok(LoopValue(Raw::Seq(items)))
+            }
+        }
+        deserializer.deserialize_any(LoopVisitor)
+    }
+}
+
+/// `loop_control:`: the item's variable and how it is shown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoopControl {
+    #[serde(default)]
+    loop_var: Option<VariableName>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+/// `register:`'s and `loop_var:`'s value: a name templates can use.
+struct VariableName(String);
+
+impl<'de> Deserialize<'de> for VariableName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = VariableName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a variable name")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<VariableName, E> {
+                if !is_variable_name(name) {
+                    return Err(E::custom(format_args!(
+                        "`{name}` is not a variable name; use letters, digits and _, not starting with a digit"
+                    )));
+                }
+                Ok(VariableName(name.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// `changed_when:` and `failed_when:` take a condition or a list of them (all must
+/// hold), each an expression or a plain boolean.
+struct Conditions(Vec<String>);
+
+impl<'de> Deserialize<'de> for Conditions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConditionsVisitor;
+        impl<'de> Visitor<'de> for ConditionsVisitor {
+            type Value = Conditions;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a condition (an expression or true/false) or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Conditions, E> {
+                Ok(Conditions(vec![value.to_owned()]))
+            }
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<Conditions, E> {
+                Ok(Conditions(vec![value.to_string()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Conditions, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<WhenValue>()? {
+                    items.push(item.0);
+                }
+                Ok(Conditions(items))
+            }
+        }
+        deserializer.deserialize_any(ConditionsVisitor)
+    }
+}
+
+/// Every string inside a JSON value.
+fn json_strings(value: &serde_json::Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match value {
+        serde_json::Value::String(text) => Box::new(std::iter::once(text.as_str())),
+        serde_json::Value::Array(items) => Box::new(items.iter().flat_map(json_strings)),
+        serde_json::Value::Object(map) => Box::new(map.values().flat_map(json_strings)),
+        _ => Box::new(std::iter::empty()),
     }
 }

@@ -90,6 +90,9 @@ pub struct Model {
     /// Commands (argv words joined by spaces) containing one of these fail with
     /// status 1.
     pub failing: Vec<String>,
+    /// Commands (argv words joined by spaces) containing a key print its value on
+    /// stdout.
+    pub printing: BTreeMap<String, String>,
     /// Another run holds the host's lock: taking it fails, naming this holder.
     pub locked_by: Option<String>,
     /// The connection cannot be opened.
@@ -198,6 +201,14 @@ impl FakeHost {
         self.model()
             .packages
             .insert(name.to_owned(), version.to_owned());
+        self
+    }
+
+    /// Makes every command containing `pattern` print `stdout`.
+    pub fn printing(self, pattern: &str, stdout: &str) -> Self {
+        self.model()
+            .printing
+            .insert(pattern.to_owned(), stdout.to_owned());
         self
     }
 
@@ -465,6 +476,12 @@ impl Model {
             }
             let input = if takes_stdin { stdin } else { &[] };
             let (status, stderr) = self.apply(&argv, input);
+            let joined = argv.join(" ");
+            for (pattern, stdout) in &self.printing {
+                if joined.contains(pattern.as_str()) {
+                    output.stdout.extend_from_slice(stdout.as_bytes());
+                }
+            }
             commands.push(argv);
             output.stderr.extend_from_slice(stderr.as_bytes());
             if status != 0 {
