@@ -50,9 +50,22 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     assert_eq!(
         tasks,
         [
+            (
+                "redis and sidekiq, redis configured before it first starts",
+                "package"
+            ),
+            ("redis listens on its socket only", "lineinfile"),
+            ("redis socket", "lineinfile"),
+            ("redis socket for the redis group only", "lineinfile"),
+            ("redis memory limit", "lineinfile"),
+            ("redis file limit", "systemd_dropin"),
+            ("redis running", "service"),
             ("deploy user", "user"),
+            ("deploy may use redis's socket", "user"),
             ("application directory", "directory"),
-            ("current release", "directory"),
+            ("releases", "directory"),
+            ("release", "copy"),
+            ("current release", "link"),
             ("sidekiq environment", "file"),
             ("sidekiq unit", "systemd_unit"),
             ("let deploy control sidekiq", "sudoers"),
