@@ -111,9 +111,9 @@ fn sockets_of(host: &TestHost, pid: &str) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Proves that the Sidekiq process `sidekiq_pid` is connected to the host's Redis (a
-/// client Redis lists is the other end of a socket Sidekiq holds) and processes a job.
-fn assert_sidekiq_works(host: &TestHost, sidekiq_pid: &str) {
+/// How many of the clients Redis lists are connections of the process `sidekiq_pid` (a
+/// client whose socket's other end the process holds), and the client list.
+fn sidekiq_clients(host: &TestHost, sidekiq_pid: &str) -> (usize, String) {
     let redis_pid = host.ssh_ok("systemctl show -p MainPID --value redis-server");
     // Redis's end of each client connection: its file descriptor, in CLIENT LIST.
     let clients = host.ssh_ok(&format!("redis-cli -s {SOCKET} CLIENT LIST"));
@@ -145,10 +145,34 @@ fn assert_sidekiq_works(host: &TestHost, sidekiq_pid: &str) {
                 .is_some_and(|peer| sidekiq_sockets.contains(peer))
         })
         .count();
-    assert!(
-        connected > 0,
-        "no client of Redis is Sidekiq (pid {sidekiq_pid}) on {}:\n{clients}",
-        host.name
+    (connected, clients)
+}
+
+/// Waits, at most a minute, until `done` says yes; `what` names it for the failure.
+fn poll(what: &str, mut done: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match done() {
+            Ok(()) => return,
+            Err(state) => assert!(Instant::now() < deadline, "{what}: {state}"),
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Proves that the Sidekiq process `sidekiq_pid` is connected to the host's Redis and
+/// processes a job. (The apply's last handler restarted Redis: Sidekiq may still be
+/// connecting again, so both are waited for, boundedly.)
+fn assert_sidekiq_works(host: &TestHost, sidekiq_pid: &str) {
+    poll(
+        &format!(
+            "no client of Redis is Sidekiq (pid {sidekiq_pid}) on {}",
+            host.name
+        ),
+        || match sidekiq_clients(host, sidekiq_pid) {
+            (0, clients) => Err(clients),
+            _ => Ok(()),
+        },
     );
 
     // A job pushed as any Sidekiq client pushes it: the worker records its process ID.
@@ -156,19 +180,14 @@ fn assert_sidekiq_works(host: &TestHost, sidekiq_pid: &str) {
     host.ssh_ok(&format!(
         "redis-cli -s {SOCKET} LPUSH queue:default '{job}' >/dev/null"
     ));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    poll(&format!("the job did not run on {}", host.name), || {
         let marker = host.ssh_ok(&format!("redis-cli -s {SOCKET} GET marker:packaged"));
         if marker == sidekiq_pid {
-            break;
+            Ok(())
+        } else {
+            Err(format!("marker {marker:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "the job did not run on {} (marker {marker:?})",
-            host.name
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
+    });
 }
 
 #[test]
