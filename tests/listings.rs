@@ -50,9 +50,22 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     assert_eq!(
         tasks,
         [
+            (
+                "redis and sidekiq, redis configured before it first starts",
+                "package"
+            ),
+            ("redis listens on its socket only", "lineinfile"),
+            ("redis socket", "lineinfile"),
+            ("redis socket for the redis group only", "lineinfile"),
+            ("redis memory limit", "lineinfile"),
+            ("redis file limit", "systemd_dropin"),
+            ("redis running", "service"),
             ("deploy user", "user"),
+            ("deploy may use redis's socket", "user"),
             ("application directory", "directory"),
-            ("current release", "directory"),
+            ("releases", "directory"),
+            ("release", "copy"),
+            ("current release", "link"),
             ("sidekiq environment", "file"),
             ("sidekiq unit", "systemd_unit"),
             ("let deploy control sidekiq", "sudoers"),
@@ -104,13 +117,16 @@ fn listings_show_handlers_and_honour_skip_tags_and_start_at_task() {
     let listing: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         listing["plays"][0]["handlers"],
-        json!([{"name": "restart sidekiq", "module": "service", "tags": []}])
+        json!([
+            {"name": "restart redis", "module": "service", "tags": []},
+            {"name": "restart sidekiq", "module": "service", "tags": []}
+        ])
     );
 
     let (code, text) = list(&[&base[..], &["--list-tasks"]].concat());
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("  handlers:\n    restart sidekiq\n"),
+        text.contains("  handlers:\n    restart redis\n    restart sidekiq\n"),
         "{text}"
     );
 
