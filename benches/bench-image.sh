@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) the root filesystem the benchmark hosts boot from: the test hosts' base
-# image (scripts/base-image.sh) plus python3, which Ansible's modules need on the host
-# (converge and pyinfra do not need it; every tool is measured against the same image),
+# image (scripts/base-image.sh) plus python3 and python3-apt, which Ansible's modules
+# need on the host (its apt module, python3-apt; converge and pyinfra need neither;
+# every tool is measured against the same image),
 # and an sshd that accepts many logins at once (MaxStartups), for the controller run
 # whose hundreds of inventory hosts are aliases of a few booted ones.
 #
@@ -27,7 +28,7 @@ log() { printf 'bench-image: %s\n' "$*" >&2; }
 }
 
 "$repo_root/scripts/base-image.sh" "$base"
-recipe="$(cat "$base/etc/converge-base-image") + python3 + MaxStartups=512"
+recipe="$(cat "$base/etc/converge-base-image") + python3 + python3-apt + MaxStartups=512"
 
 exec 9>"$dir.lock"
 flock 9
@@ -39,14 +40,14 @@ rm -rf --one-file-system "$dir".building.*
 work=$(mktemp -d "$dir.building.XXXXXX")
 # shellcheck disable=SC2064 # expand $work now
 trap "rm -rf --one-file-system '$work'" EXIT
-log "copying $base and installing python3 (about a minute)"
+log "copying $base and installing python3 and python3-apt (about a minute)"
 cp -a "$base/." "$work/"
 # Not booted: systemd-nspawn only gives apt-get a /proc and the machine's network.
 systemd-nspawn --quiet --register=no --keep-unit --machine=converge-bench-image \
     --directory "$work" --pipe \
     sh -c 'export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq &&
-        apt-get install -y -qq --no-install-recommends python3 >/dev/null &&
+        apt-get install -y -qq --no-install-recommends python3 python3-apt >/dev/null &&
         apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/*.log' </dev/null >&2
 printf 'MaxStartups 512:30:1024\n' >"$work/etc/ssh/sshd_config.d/bench.conf"
 printf '%s\n' "$recipe" >"$work/$stamp_rel"

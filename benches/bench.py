@@ -63,6 +63,7 @@ test -f /var/lib/systemd/linger/deploy && echo linger=yes || echo linger=no
 as_deploy() { runuser -u deploy -- env XDG_RUNTIME_DIR=/run/user/$uid systemctl --user "$@"; }
 echo user_active=$(as_deploy is-active sidekiq-low.service 2>/dev/null)
 echo user_enabled=$(as_deploy is-enabled sidekiq-low.service 2>/dev/null)
+echo package=$(dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | tr ' ' _)
 """
 CONVERGED = {
     "user": "ok",
@@ -74,6 +75,7 @@ CONVERGED = {
     "linger": "yes",
     "user_active": "active",
     "user_enabled": "enabled",
+    "package": "install_ok_installed",
 }
 # The drift made before --check, and how it must still look afterwards.
 DRIFT = "systemctl stop sidekiq.service && rm /etc/sudoers.d/sidekiq"

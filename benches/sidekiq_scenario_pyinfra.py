@@ -10,7 +10,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Users
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 APP_ROOT = "/opt/app"
 
@@ -45,6 +45,8 @@ SUDOERS = (
     "/bin/systemctl stop sidekiq.service, /bin/systemctl restart sidekiq.service, "
     "/bin/systemctl status sidekiq.service\n"
 )
+
+apt.packages(name="ssh server", packages=["openssh-server"])
 
 server.user(name="deploy user", user="deploy", shell="/bin/bash", create_home=True)
 

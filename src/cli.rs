@@ -48,8 +48,17 @@ pub struct Cli {
     #[arg(short = 't', long, value_name = "T1,T2", value_delimiter = ',')]
     pub tags: Vec<String>,
 
-    /// Set a variable (highest precedence); may be repeated.
-    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    /// Skip tasks with one of these tags (even `always` ones, when named).
+    #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+
+    /// Start at the first task with this name: earlier plays and tasks do not run.
+    #[arg(long, value_name = "NAME")]
+    pub start_at_task: Option<String>,
+
+    /// Set a variable (highest precedence): KEY=VALUE (a string), @FILE (YAML or JSON),
+    /// or a YAML or JSON mapping; may be repeated.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE|@FILE|{..}")]
     pub extra_vars: Vec<String>,
 
     /// Output format on stdout.
@@ -89,7 +98,7 @@ pub struct Cli {
     #[arg(long)]
     pub list_hosts: bool,
 
-    /// List the tasks of each play, then exit.
+    /// List the tasks and handlers of each play, then exit.
     #[arg(long)]
     pub list_tasks: bool,
 

@@ -105,7 +105,7 @@ fn converge_playbook(playbook: &Playbook, hosts: &[(&str, &FakeHost)], mode: Mod
     let options = Options {
         check: mode.check,
         forks: 4,
-        tags: mode.tags,
+        tags: crate::playbook::TagFilter::only(mode.tags),
         extra_vars: mode.extra_vars,
         ..Options::default()
     };
@@ -212,6 +212,44 @@ fn the_one_read_holds_every_tasks_facts() {
     ] {
         assert!(reads[0].contains(&key), "{key} missing from {:?}", reads[0]);
     }
+}
+
+#[test]
+fn gathered_facts_join_the_one_read_and_reach_templates_unless_turned_off() {
+    let host = FakeHost::new();
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file:
+        path: /etc/m.conf
+        content: "{{ converge_architecture }}/{{ converge_cpu_count }}/{{ converge_memory_mb }}/{{ converge_os_family }}\n"
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(host.reads()[0].contains(&FactKey::Machine));
+    assert_eq!(
+        content(&host, "/etc/m.conf").as_deref(),
+        Some("x86_64/2/2048/debian\n")
+    );
+
+    let host = FakeHost::new();
+    let run = on_one(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - file: { path: /etc/m.conf, content: \"m\\n\" }\n",
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(
+        !host
+            .reads()
+            .iter()
+            .flatten()
+            .any(|key| *key == FactKey::Machine),
+        "not read"
+    );
 }
 
 #[test]

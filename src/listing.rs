@@ -1,10 +1,13 @@
-//! `--list-hosts` and `--list-tasks` with `--format json`: what each play would run on
-//! and run, as one JSON document, without contacting any host.
+//! `--list-hosts` and `--list-tasks`: what each play would run on and run, without
+//! contacting any host, as text or (with `--format json`) as one JSON document. Both
+//! are made from one [`Listing`], so they always list the same things.
+
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use crate::engine::HostRun;
-use crate::playbook::Playbook;
+use crate::playbook::{Playbook, TagFilter, Task};
 
 /// The listing document.
 #[derive(Debug, Serialize)]
@@ -13,7 +16,7 @@ pub struct Listing {
     pub plays: Vec<PlayListing>,
 }
 
-/// One play: its host pattern and, as asked, its hosts and tasks.
+/// One play: its host pattern and, as asked, its hosts, tasks and handlers.
 #[derive(Debug, Serialize)]
 pub struct PlayListing {
     /// 1-based, as the human listing numbers plays.
@@ -22,28 +25,53 @@ pub struct PlayListing {
     pub pattern: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<Vec<String>>,
+    /// The tasks `--tags` and `--skip-tags` select.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskListing>>,
+    /// Every handler: tags do not filter handlers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handlers: Option<Vec<TaskListing>>,
 }
 
-/// A task selected by `--tags`.
+/// One task or handler.
 #[derive(Debug, Serialize)]
 pub struct TaskListing {
     pub name: String,
     pub module: &'static str,
     pub tags: Vec<String>,
+    /// The role the task comes from; shown as `ROLE : NAME`, as Ansible lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl TaskListing {
+    fn of(task: &Task) -> Self {
+        TaskListing {
+            name: task.title(),
+            module: task.module.kind(),
+            tags: task.tags.clone(),
+            // The hook for roles: a task that knows its role names it here.
+            role: None,
+        }
+    }
+}
+
+/// What is listed.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub hosts: bool,
+    pub tasks: bool,
 }
 
 /// The listing of `plays` (play index, member indices into `hosts`).
-pub fn json(
+pub fn listing(
     playbook: &Playbook,
     plays: &[(usize, Vec<usize>)],
     hosts: &[HostRun],
-    list_hosts: bool,
-    list_tasks: bool,
-    tags: &[String],
-) -> String {
-    let listing = Listing {
+    asked: Asked,
+    tags: &TagFilter,
+) -> Listing {
+    Listing {
         playbook: playbook.path.display().to_string(),
         plays: plays
             .iter()
@@ -53,22 +81,60 @@ pub fn json(
                     play: index + 1,
                     name: play.title(),
                     pattern: play.hosts.clone(),
-                    hosts: list_hosts
+                    hosts: asked
+                        .hosts
                         .then(|| members.iter().map(|&m| hosts[m].name.clone()).collect()),
-                    tasks: list_tasks.then(|| {
+                    tasks: asked.tasks.then(|| {
                         play.tasks
                             .iter()
                             .filter(|task| task.selected(tags))
-                            .map(|task| TaskListing {
-                                name: task.title(),
-                                module: task.module.kind(),
-                                tags: task.tags.clone(),
-                            })
+                            .map(TaskListing::of)
                             .collect()
                     }),
+                    handlers: asked
+                        .tasks
+                        .then(|| play.handlers.iter().map(TaskListing::of).collect()),
                 }
             })
             .collect(),
-    };
-    serde_json::to_string_pretty(&listing).expect("the listing serializes")
+    }
+}
+
+/// The listing as one JSON document.
+pub fn json(listing: &Listing) -> String {
+    serde_json::to_string_pretty(listing).expect("the listing serializes")
+}
+
+/// The listing as text, one play after the other.
+pub fn human(listing: &Listing) -> String {
+    let mut out = String::new();
+    for play in &listing.plays {
+        let _ = writeln!(out, "play #{} ({}): {}", play.play, play.pattern, play.name);
+        if let Some(hosts) = &play.hosts {
+            let _ = writeln!(out, "  hosts ({}):", hosts.len());
+            for host in hosts {
+                let _ = writeln!(out, "    {host}");
+            }
+        }
+        for (title, tasks) in [("tasks", &play.tasks), ("handlers", &play.handlers)] {
+            let Some(tasks) = tasks else { continue };
+            if title == "handlers" && tasks.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "  {title}:");
+            for task in tasks {
+                let role = task
+                    .role
+                    .as_ref()
+                    .map_or_else(String::new, |role| format!("{role} : "));
+                let tags = if task.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  tags: [{}]", task.tags.join(", "))
+                };
+                let _ = writeln!(out, "    {role}{}{tags}", task.name);
+            }
+        }
+    }
+    out
 }

@@ -7,14 +7,13 @@
 //! list, so a host's connection and facts carry over from one play to the next.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
 use crate::cli::{Cli, ConnectionArg, Format};
 use crate::engine::{self, HostRun, Options};
 use crate::inventory::{Inventory, InventoryError, InventoryHost, Vars};
-use crate::playbook::{Playbook, PlaybookError};
+use crate::playbook::{self, NoSuchTask, Playbook, PlaybookError, TagFilter};
 use crate::report::{self, RunReport, Style, Summary};
 use crate::transport::{self, Connection, TargetSettings};
 use crate::{exit_status, history, listing, metrics, rollout, ssh_config};
@@ -31,8 +30,12 @@ pub enum InputError {
     Task(#[from] engine::InputError),
     #[error(transparent)]
     SshConfig(#[from] ssh_config::SshConfigError),
-    #[error("-e {argument:?}: expected KEY=VALUE")]
+    #[error("-e {argument:?}: expected KEY=VALUE, @FILE or a mapping ({{\"key\": \"value\"}})")]
     ExtraVar { argument: String },
+    #[error("-e: {0}")]
+    ExtraVarsFile(#[from] playbook::VarsFileError),
+    #[error(transparent)]
+    StartAt(#[from] NoSuchTask),
 }
 
 /// The hosts a playbook runs on and which of them each play runs on.
@@ -80,9 +83,22 @@ pub fn cast<E>(
     Ok(Cast { hosts, plays })
 }
 
+/// `-e` arguments, later ones winning: `KEY=VALUE` (a string), `@FILE` (a YAML or JSON
+/// mapping, relative to the working directory) or an inline mapping (`{"a": [1]}`,
+/// YAML or JSON), whose values keep their types.
 fn parse_extra_vars(arguments: &[String]) -> Result<Vars, InputError> {
     let mut vars = Vars::new();
     for argument in arguments {
+        if let Some(file) = argument.strip_prefix('@') {
+            vars.extend(playbook::read_vars_file(std::path::Path::new(file))?);
+            continue;
+        }
+        if argument.trim_start().starts_with('{') {
+            let parsed = playbook::parse_vars(argument, std::path::Path::new("-e"))
+                .map_err(playbook::VarsFileError::Yaml)?;
+            vars.extend(parsed);
+            continue;
+        }
         let Some((key, value)) = argument.split_once('=').filter(|(key, _)| !key.is_empty()) else {
             return Err(InputError::ExtraVar {
                 argument: argument.clone(),
@@ -109,7 +125,14 @@ fn load_inventory(cli: &Cli, playbook: &Playbook) -> Result<Inventory, Inventory
 pub fn run(cli: &Cli) -> Result<u8, InputError> {
     let started = Instant::now();
     let started_ms = history::time::now_ms();
-    let playbook = Playbook::load(&cli.playbook)?;
+    let mut playbook = Playbook::load(&cli.playbook)?;
+    if let Some(name) = &cli.start_at_task {
+        playbook.start_at_task(name)?;
+    }
+    let tags = TagFilter {
+        only: cli.tags.clone(),
+        skip: cli.skip_tags.clone(),
+    };
     let mut inventory = load_inventory(cli, &playbook)?;
     if let Some(limit) = &cli.limit {
         inventory.limit(limit)?;
@@ -128,27 +151,24 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
         Ok::<_, InputError>(HostRun::new(host.name.clone(), target, host.vars.clone()))
     })?;
 
-    if (cli.list_hosts || cli.list_tasks) && cli.format == Format::Json {
-        let listing = listing::json(
-            &playbook,
-            &plays,
-            &hosts,
-            cli.list_hosts,
-            cli.list_tasks,
-            &cli.tags,
-        );
-        println!("{listing}");
-        return Ok(EXIT_CONVERGED);
-    }
     if cli.list_hosts || cli.list_tasks {
-        print!("{}", human_listing(cli, &playbook, &plays, &hosts));
+        let asked = listing::Asked {
+            hosts: cli.list_hosts,
+            tasks: cli.list_tasks,
+        };
+        let listing = listing::listing(&playbook, &plays, &hosts, asked, &tags);
+        if cli.format == Format::Json {
+            println!("{}", listing::json(&listing));
+        } else {
+            print!("{}", listing::human(&listing));
+        }
         return Ok(EXIT_CONVERGED);
     }
 
     let options = Options {
         check: cli.check,
         forks: cli.forks.map_or(hosts.len().clamp(1, 64), usize::from),
-        tags: cli.tags.clone(),
+        tags,
         extra_vars: parse_extra_vars(&cli.extra_vars)?,
         verbose: cli.verbose,
         lock_wait: cli.lock_wait,
@@ -237,43 +257,6 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
 
 /// `--list-hosts` and `--list-tasks` for people: each play, its hosts and the tasks
 /// `--tags` selects.
-fn human_listing(
-    cli: &Cli,
-    playbook: &Playbook,
-    plays: &[(usize, Vec<usize>)],
-    hosts: &[HostRun],
-) -> String {
-    let mut out = String::new();
-    for (index, members) in plays {
-        let play = &playbook.plays[*index];
-        let _ = writeln!(
-            out,
-            "play #{} ({}): {}",
-            index + 1,
-            play.hosts,
-            play.title()
-        );
-        if cli.list_hosts {
-            let _ = writeln!(out, "  hosts ({}):", members.len());
-            for &member in members {
-                let _ = writeln!(out, "    {}", hosts[member].name);
-            }
-        }
-        if cli.list_tasks {
-            out.push_str("  tasks:\n");
-            for task in play.tasks.iter().filter(|task| task.selected(&cli.tags)) {
-                let tags = if task.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!("  tags: [{}]", task.tags.join(", "))
-                };
-                let _ = writeln!(out, "    {}{tags}", task.title());
-            }
-        }
-    }
-    out
-}
-
 /// Prints the JSON report (`--format json`) and writes it where the command line asks
 /// (`--report`, `--history`, `--metrics`). Returns whether every write succeeded; each
 /// failure is reported on stderr.
@@ -336,5 +319,42 @@ mod tests {
     fn extra_vars_need_a_key() {
         assert!(parse_extra_vars(&["=x".into()]).is_err());
         assert_eq!(parse_extra_vars(&["a=b=c".into()]).unwrap()["a"], "b=c");
+    }
+
+    #[test]
+    fn extra_vars_come_from_files_and_mappings_with_their_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vars.yml");
+        std::fs::write(&file, "workers: 2\ngroups: [a, b]\nname: one\n").unwrap();
+        let vars = parse_extra_vars(&[
+            format!("@{}", file.display()),
+            r#"{"name": "two", "on": true}"#.into(),
+            "workers=3".into(),
+        ])
+        .unwrap();
+        assert_eq!(vars["groups"], serde_json::json!(["a", "b"]));
+        assert_eq!(vars["name"], "two", "later arguments win");
+        assert_eq!(vars["on"], true);
+        assert_eq!(vars["workers"], "3");
+
+        std::fs::write(&file, "a: 1\nb: [\n").unwrap();
+        let error = parse_extra_vars(&[format!("@{}", file.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("-e: {}:3:1: ", file.display())),
+            "{error}"
+        );
+        let error = parse_extra_vars(&["@/nonexistent/vars.yml".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("-e: cannot read variables file /nonexistent/vars.yml:"),
+            "{error}"
+        );
+        let error = parse_extra_vars(&["{a: [1}".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("-e: -e:1:"), "{error}");
     }
 }

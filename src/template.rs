@@ -1,5 +1,6 @@
 //! Template rendering: `{{ var }}` in playbook strings, `template:` files, and `when:`
-//! expressions, with minijinja (Jinja syntax, as Ansible users know it).
+//! expressions, with minijinja (Jinja syntax, as Ansible users know it), Python's
+//! methods on values, and the filters Ansible adds (see [`filters`]).
 //!
 //! Undefined variables are errors, never empty strings: a typo in a variable name must
 //! not silently write a unit file with a blank `ExecStart=`. The error names the
@@ -15,6 +16,8 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 use crate::inventory::Vars;
 
+mod filters;
+
 /// Instructions one render (or one `when:` evaluation) may execute. A unit file looping
 /// over a thousand items uses a few tens of thousands.
 pub const FUEL: u64 = 1_000_000;
@@ -29,6 +32,9 @@ pub enum TemplateError {
     Undefined { name: String, origin: String },
     #[error("template error in {origin}: {message}")]
     Invalid { origin: String, message: String },
+    /// Variables that need themselves to be rendered: `chain` is `a -> b -> a`.
+    #[error("{origin} is defined through itself: {chain}")]
+    Cycle { origin: String, chain: String },
 }
 
 /// Renders strings and expressions against a set of variables.
@@ -55,6 +61,10 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(RECURSION_LIMIT);
+        // `dict.items()`, `text.startswith(..)` and the other Python methods templates
+        // written for Ansible call.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        filters::add_to(&mut env);
         Renderer { env }
     }
 
@@ -79,30 +89,127 @@ impl Renderer {
             })
     }
 
-    /// Renders every string inside a JSON value.
-    pub fn render_json(
+    /// Renders every string inside a JSON value as [`Renderer::value`] does, so a
+    /// string that is one whole `{{ expression }}` keeps the expression's type.
+    pub fn value_json(
         &self,
         value: &serde_json::Value,
         vars: &Vars,
         origin: &str,
     ) -> Result<serde_json::Value, TemplateError> {
         Ok(match value {
-            serde_json::Value::String(text) => {
-                serde_json::Value::String(self.render(text, vars, origin)?)
-            }
+            serde_json::Value::String(text) => self.value(text, vars, origin)?,
             serde_json::Value::Array(items) => serde_json::Value::Array(
                 items
                     .iter()
-                    .map(|item| self.render_json(item, vars, origin))
+                    .map(|item| self.value_json(item, vars, origin))
                     .collect::<Result<_, _>>()?,
             ),
             serde_json::Value::Object(map) => serde_json::Value::Object(
                 map.iter()
-                    .map(|(key, item)| Ok((key.clone(), self.render_json(item, vars, origin)?)))
+                    .map(|(key, item)| Ok((key.clone(), self.value_json(item, vars, origin)?)))
                     .collect::<Result<_, TemplateError>>()?,
             ),
             other => other.clone(),
         })
+    }
+
+    /// Renders the variables `names` of `vars` in place, lazily: a variable another
+    /// one uses is rendered first, whatever order they were written in, and each once.
+    /// Variables not in `names` are data, never rendered. A variable that needs itself,
+    /// directly or through others, is an error naming the chain; so is a chain deeper
+    /// than [`RECURSION_LIMIT`]. `origin` names a variable in errors.
+    pub fn resolve(
+        &self,
+        vars: &mut Vars,
+        names: &[String],
+        origin: &dyn Fn(&str) -> String,
+    ) -> Result<(), TemplateError> {
+        self.resolve_needed(vars, names, names, origin)
+    }
+
+    /// As [`Renderer::resolve`], but renders only the variables of `names` that
+    /// `needed` names or that they use.
+    pub fn resolve_needed(
+        &self,
+        vars: &mut Vars,
+        names: &[String],
+        needed: &[String],
+        origin: &dyn Fn(&str) -> String,
+    ) -> Result<(), TemplateError> {
+        let mut resolution = Resolution {
+            pending: names
+                .iter()
+                .filter(|name| vars.get(*name).is_some_and(holds_template))
+                .cloned()
+                .collect(),
+            stack: Vec::new(),
+            origin,
+        };
+        for name in needed {
+            self.resolve_one(name, vars, &mut resolution)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_one(
+        &self,
+        name: &str,
+        vars: &mut Vars,
+        resolution: &mut Resolution<'_>,
+    ) -> Result<(), TemplateError> {
+        if !resolution.pending.contains(name) {
+            return Ok(());
+        }
+        if let Some(start) = resolution.stack.iter().position(|seen| seen == name) {
+            let mut chain = resolution.stack[start..].to_vec();
+            chain.push(name.to_owned());
+            return Err(TemplateError::Cycle {
+                origin: (resolution.origin)(name),
+                chain: chain.join(" -> "),
+            });
+        }
+        if resolution.stack.len() >= RECURSION_LIMIT {
+            return Err(TemplateError::Invalid {
+                origin: (resolution.origin)(name),
+                message: format!("variables built from variables more than {RECURSION_LIMIT} deep"),
+            });
+        }
+        resolution.stack.push(name.to_owned());
+        let value = vars.get(name).cloned().unwrap_or_default();
+        let mut used = BTreeSet::new();
+        self.variables_used(&value, &mut used);
+        for other in &used {
+            self.resolve_one(other, vars, resolution)?;
+        }
+        let rendered = self.value_json(&value, vars, &(resolution.origin)(name))?;
+        vars.insert(name.to_owned(), rendered);
+        resolution.stack.pop();
+        resolution.pending.remove(name);
+        Ok(())
+    }
+
+    /// The variables (top-level names) the templates inside `value` use.
+    pub fn variables_used(&self, value: &serde_json::Value, used: &mut BTreeSet<String>) {
+        match value {
+            serde_json::Value::String(text) if is_template(text) => {
+                // A template that does not compile is reported when it is rendered.
+                if let Ok(template) = self.env.template_from_str(text) {
+                    used.extend(template.undeclared_variables(false));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    self.variables_used(item, used);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for item in map.values() {
+                    self.variables_used(item, used);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Renders a parameter value: a string that is one whole `{{ expression }}` becomes
@@ -206,6 +313,25 @@ impl Renderer {
             });
         }
         Ok(value)
+    }
+}
+
+/// The state of one [`Renderer::resolve`].
+struct Resolution<'a> {
+    /// Templated variables not rendered yet.
+    pending: HashSet<String>,
+    /// The variables being rendered, each needing the next.
+    stack: Vec<String>,
+    origin: &'a dyn Fn(&str) -> String,
+}
+
+/// Whether any string inside `value` is a template.
+pub fn holds_template(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => is_template(text),
+        serde_json::Value::Array(items) => items.iter().any(holds_template),
+        serde_json::Value::Object(map) => map.values().any(holds_template),
+        _ => false,
     }
 }
 
@@ -364,8 +490,8 @@ mod tests {
     fn json_values_render_deeply() {
         let value = json!({"path": "{{ app_root }}/x", "list": ["{{ workers }}"], "n": 1});
         assert_eq!(
-            Renderer::new().render_json(&value, &vars(), "t").unwrap(),
-            json!({"path": "/opt/app/current/x", "list": ["2"], "n": 1})
+            Renderer::new().value_json(&value, &vars(), "t").unwrap(),
+            json!({"path": "/opt/app/current/x", "list": [2], "n": 1})
         );
     }
 

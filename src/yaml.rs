@@ -63,6 +63,11 @@ pub fn from_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, YamlE
     serde_yaml::from_str(text).map_err(|error| explain(&error, file))
 }
 
+/// Writes `value` as a YAML document (the `to_yaml` filter).
+pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(value)
+}
+
 /// Refuses `text` when a collection in it nests deeper than [`MAX_NESTING`], naming
 /// where; in time linear in the length of the text.
 pub fn check_nesting(text: &str, file: &Path) -> Result<(), YamlError> {

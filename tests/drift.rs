@@ -9,31 +9,24 @@ mod support;
 
 use fleet::{Fleet, TestHost, SUDO};
 use serde_json::Value;
-use support::{changes_on, converge_json, inventory, stat, tasks_on, text};
+use support::{assert_check_foresaw, changes_on, converge_json, inventory, stat, tasks_on, text};
 
 const SIDEKIQ: &str = "playbooks/sidekiq.yml";
 const DEPLOY: &str = "playbooks/deploy.yml";
 
-/// `--check` and then apply: both must list the same changes per host, and a run after
-/// them must list none.
+/// `--check` and then apply: both must list the same changes per host (but for tasks
+/// pending on a package, see [`assert_check_foresaw`]), and a run after them must list
+/// none.
 fn assert_check_is_exact(fleet: &Fleet, args: &[&str]) -> Value {
     let mut check_args = args.to_vec();
     check_args.push("--check");
     let (check_code, check) = converge_json(fleet, &check_args);
     let (apply_code, apply) = converge_json(fleet, args);
     assert_eq!(apply_code, 0, "{apply:#}");
+    let mut predicted = false;
     for host in fleet.hosts() {
-        assert_eq!(
-            changes_on(&check, &host.name),
-            changes_on(&apply, &host.name),
-            "--check and apply disagree on {}",
-            host.name
-        );
+        predicted |= assert_check_foresaw(&check, &apply, &host.name);
     }
-    let predicted = fleet
-        .hosts()
-        .iter()
-        .any(|host| !changes_on(&check, &host.name).is_empty());
     assert_eq!(check_code, if predicted { 2 } else { 0 });
     let (code, after) = converge_json(fleet, &[args, &["--check"]].concat());
     assert_eq!(code, 0, "drift left after apply: {after:#}");
@@ -62,18 +55,18 @@ fn check_mode_is_exact_on_fresh_and_drifted_hosts_and_rollouts_stop_at_a_failing
     let apply = assert_check_is_exact(&fleet, &[SIDEKIQ, "-i", inventory, "-e", WORKER]);
     let handlers: Vec<Value> = tasks_on(&apply, &app1.name)
         .into_iter()
-        .filter(|t| t["handler"] == true)
+        .filter(|t| t["handler"] == true && t["task"] == "restart sidekiq")
         .collect();
     assert_eq!(handlers.len(), 1, "the restart handler ran once: {apply:#}");
 
     // Drift of several kinds at once on one host, another kind on a second.
-    app1.ssh_ok("systemctl stop sidekiq && chmod 0700 /opt/app/current && printf 'RAILS_ENV=staging\\n' > /etc/default/sidekiq");
+    app1.ssh_ok("systemctl stop sidekiq && ln -sfn releases/0 /opt/app/current && printf 'RAILS_ENV=staging\\n' > /etc/default/sidekiq");
     app2.ssh_ok("usermod -s /bin/sh deploy && chmod 0644 /etc/sudoers.d/sidekiq");
     let apply = assert_check_is_exact(&fleet, &[SIDEKIQ, "-i", inventory, "-e", WORKER]);
     assert_eq!(
         changes_on(&apply, &app1.name),
         [
-            "current release: set mode 2775 on /opt/app/current",
+            "current release: link /opt/app/current -> releases/1",
             "sidekiq environment: update /etc/default/sidekiq",
             "sidekiq unit: start sidekiq.service",
             "restart sidekiq: restart sidekiq.service",

@@ -45,7 +45,8 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
     assert!(output.status.success(), "{}", text(&output));
     app.ssh_ok("rm /etc/sudoers.d/sidekiq");
 
-    // The control machine: converge itself, the site, its inventory, the fleet's key.
+    // The control machine: converge itself, the site (with its template and application),
+    // its inventory, the fleet's key.
     push(
         &fleet,
         control,
@@ -65,6 +66,13 @@ fn the_drift_timer_repairs_another_host_and_reports_it() {
         control,
         &root.join("playbooks/templates/sidekiq.service.j2"),
         "/etc/converge/templates/sidekiq.service.j2",
+        "0644",
+    );
+    push(
+        &fleet,
+        control,
+        &root.join("playbooks/app/worker.rb"),
+        "/etc/converge/app/worker.rb",
         "0644",
     );
     push(

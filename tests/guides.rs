@@ -55,6 +55,13 @@ fn guide_playbooks_pass_syntax_check() {
         dir.path().join("templates"),
     )
     .unwrap();
+    // The application tree the playbooks ship with `copy` (a copy: a symbolic link in
+    // place of the tree is refused).
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    for entry in std::fs::read_dir(root.join("playbooks/app")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("app").join(entry.file_name())).unwrap();
+    }
     let inventory = dir.path().join("inventory.yml");
     std::fs::write(
         &inventory,

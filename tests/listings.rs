@@ -50,9 +50,22 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     assert_eq!(
         tasks,
         [
+            (
+                "redis and sidekiq, redis configured before it first starts",
+                "package"
+            ),
+            ("redis listens on its socket only", "lineinfile"),
+            ("redis socket", "lineinfile"),
+            ("redis socket for the redis group only", "lineinfile"),
+            ("redis memory limit", "lineinfile"),
+            ("redis file limit", "systemd_dropin"),
+            ("redis running", "service"),
             ("deploy user", "user"),
+            ("deploy may use redis's socket", "user"),
             ("application directory", "directory"),
-            ("current release", "directory"),
+            ("releases", "directory"),
+            ("release", "copy"),
+            ("current release", "link"),
             ("sidekiq environment", "file"),
             ("sidekiq unit", "systemd_unit"),
             ("let deploy control sidekiq", "sudoers"),
@@ -94,4 +107,74 @@ fn listings_in_json_show_hosts_and_selected_tasks() {
     );
     assert_eq!(listing["plays"][1]["play"], 2);
     assert_eq!(listing["plays"][1]["tasks"], json!([]));
+}
+
+#[test]
+fn listings_show_handlers_and_honour_skip_tags_and_start_at_task() {
+    let base = ["playbooks/sidekiq.yml", "-i", "inventory.example"];
+    let (code, text) = list(&[&base[..], &["--list-tasks", "--format", "json"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        listing["plays"][0]["handlers"],
+        json!([
+            {"name": "restart redis", "module": "service", "tags": []},
+            {"name": "restart sidekiq", "module": "service", "tags": []}
+        ])
+    );
+
+    let (code, text) = list(&[&base[..], &["--list-tasks"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("  handlers:\n    restart redis\n    restart sidekiq\n"),
+        "{text}"
+    );
+
+    let (code, text) = list(&[
+        "playbooks/deploy.yml",
+        "-i",
+        "inventory.example",
+        "--list-tasks",
+        "--skip-tags",
+        "quiet",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listing["plays"][0]["tasks"], json!([]));
+    assert_eq!(
+        listing["plays"][1]["tasks"][0]["name"], "restart sidekiq",
+        "{listing:#}"
+    );
+
+    let (code, text) = list(
+        &[
+            &base[..],
+            &[
+                "--list-tasks",
+                "--start-at-task",
+                "sidekiq unit",
+                "--format",
+                "json",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let listing: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = listing["plays"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sidekiq unit", "let deploy control sidekiq"]);
+
+    let output = Converge::new().run(&[&base[..], &["--start-at-task", "nope"]].concat());
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: --start-at-task: no task is named `nope`\n"
+    );
 }

@@ -143,18 +143,21 @@ fn become_through_passwordless_sudo_converges_and_a_password_prompt_fails_fast()
     assert_eq!(host.ssh_ok("systemctl is-enabled sidekiq"), "enabled");
     assert_eq!(
         host.ssh_ok(
-            "stat -c '%n %U:%G %a' /opt/app /opt/app/current /etc/default/sidekiq \
+            "stat -c '%n %U:%G %a' /opt/app /opt/app/releases/1 /opt/app/releases/1/worker.rb \
+             /opt/app/current /etc/default/sidekiq \
              /etc/systemd/system/sidekiq.service /etc/sudoers.d/sidekiq"
         ),
         "/opt/app deploy:deploy 755\n\
-         /opt/app/current deploy:deploy 2775\n\
+         /opt/app/releases/1 deploy:deploy 755\n\
+         /opt/app/releases/1/worker.rb deploy:deploy 644\n\
+         /opt/app/current deploy:deploy 777\n\
          /etc/default/sidekiq root:deploy 640\n\
          /etc/systemd/system/sidekiq.service root:root 644\n\
          /etc/sudoers.d/sidekiq root:root 440"
     );
     assert_eq!(
         host.ssh_ok("cat /etc/default/sidekiq"),
-        "RAILS_ENV=production\nMALLOC_ARENA_MAX=2"
+        "RAILS_ENV=production\nMALLOC_ARENA_MAX=2\nREDIS_URL=unix:///run/redis/redis-server.sock"
     );
     assert!(host.ssh_ok(&format!("{VISUDO} -c")).contains("parsed OK"));
     host.ssh_ok(&format!(

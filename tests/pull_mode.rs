@@ -32,7 +32,8 @@ fn a_host_pulls_its_playbooks_and_converges_itself() {
         "0755",
     );
 
-    // The playbook repository: the Sidekiq playbook, and an inventory naming this host.
+    // The playbook repository: the Sidekiq playbook with its template and application,
+    // and an inventory naming this host.
     push(
         &fleet,
         host,
@@ -45,6 +46,13 @@ fn a_host_pulls_its_playbooks_and_converges_itself() {
         host,
         &root.join("playbooks/templates/sidekiq.service.j2"),
         "/srv/site/templates/sidekiq.service.j2",
+        "0644",
+    );
+    push(
+        &fleet,
+        host,
+        &root.join("playbooks/app/worker.rb"),
+        "/srv/site/app/worker.rb",
         "0644",
     );
     let inventory = fleet.dir().join("site-inventory.yml");

@@ -13,8 +13,8 @@ use fleet::{Fleet, TestHost};
 use serde_json::Value;
 use support::text;
 
-/// Nine resources per host, a user unit among them: its path depends on the user's
-/// home, so reading its facts takes a second command.
+/// Ten resources per host, a package and a user unit among them: the unit's path
+/// depends on the user's home, so reading its facts takes a second command.
 const SIDEKIQ_SCENARIO: &str = "benches/sidekiq-scenario.yml";
 
 /// SSH logins the host's sshd has accepted so far, this query's own included.

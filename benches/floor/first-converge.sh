@@ -4,6 +4,8 @@
 # once). No check of what is there, no diff, no verification beyond what systemctl and
 # visudo do themselves: what is left is the hosts' own work.
 set -eu
+dpkg-query -W -f='${Status}' openssh-server | grep -qx 'install ok installed' ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server
 useradd --create-home --shell /bin/bash deploy
 install -d -o deploy -g deploy -m 0755 /opt/app
 cat > /etc/systemd/system/sidekiq.service <<'UNIT'

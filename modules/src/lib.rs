@@ -32,6 +32,7 @@ pub mod packages;
 pub mod paths;
 pub mod sudo;
 pub mod systemd;
+pub mod waits;
 
 registry! {
     Paths(paths) => [file::File, directory::Directory, copy::Copy, lineinfile::LineInFile, blockinfile::BlockInFile],
@@ -41,6 +42,7 @@ registry! {
     Commands(commands) => [command::Command],
     Links(links) => [link::Link],
     Packages(packages) => [package::Package],
+    Waits(waits) => [wait_for::WaitFor],
 }
 
 // The modules and helpers by their short names, as the rest of converge knows them.
@@ -57,7 +59,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use change::Cmd;
-pub use fact::{FactStore, FactUnavailable, Sudo, SystemInfo};
+pub use fact::{FactStore, FactUnavailable, MachineInfo, Sudo, SystemInfo};
 
 /// What a module plans to do on one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

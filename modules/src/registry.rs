@@ -21,6 +21,8 @@ macro_rules! registry {
         pub enum FactKey {
             /// Host name and operating system.
             System,
+            /// Hardware and network: what `gather_facts` gives templates.
+            Machine,
             $(
                 #[serde(untagged)]
                 $variant($domain::Key),
@@ -31,6 +33,7 @@ macro_rules! registry {
         #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
         pub enum Fact {
             System($crate::fact::SystemInfo),
+            Machine($crate::fact::MachineInfo),
             /// converge must not read or act on this: the reason says why (a symbolic
             /// link or an unsafe ownership transition on the way, a file too large to read).
             Refused(String),
@@ -47,10 +50,11 @@ macro_rules! registry {
         }
 
         impl FactKey {
-            /// The domain that reads this fact; `None` for [`FactKey::System`].
+            /// The domain that reads this fact; `None` for [`FactKey::System`] and
+            /// [`FactKey::Machine`].
             pub fn domain(&self) -> Option<&dyn $crate::fact::DomainKey> {
                 match self {
-                    FactKey::System => None,
+                    FactKey::System | FactKey::Machine => None,
                     $(FactKey::$variant(key) => Some(key),)*
                 }
             }

@@ -56,7 +56,7 @@ use render::ParamFailure;
 pub struct Options {
     pub check: bool,
     pub forks: usize,
-    pub tags: Vec<String>,
+    pub tags: crate::playbook::TagFilter,
     pub extra_vars: Vars,
     pub verbose: u8,
     /// How long to wait for another run's lock on a host, in seconds.

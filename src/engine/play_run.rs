@@ -305,6 +305,9 @@ impl<'a> PlayRun<'a> {
             self.forget_changed(&checked.vars, &vars);
         }
         let mut keys = vec![FactKey::System];
+        if self.play.gather_facts {
+            keys.push(FactKey::Machine);
+        }
         for (slot, task) in self.slots() {
             keys.extend(self.prepare(slot, task, &vars));
         }

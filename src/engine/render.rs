@@ -6,11 +6,13 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use converge_modules::{DynModule, ParamError, Sudo, SystemInfo};
+use converge_modules::{DynModule, MachineInfo, ParamError, Sudo, SystemInfo};
 
 use super::{HostRun, Options, TaskError};
 use crate::inventory::Vars;
-use crate::playbook::{self, ContentSource, Location, Play, Playbook, Raw, Stage, Step, Task};
+use crate::playbook::{
+    self, read_vars_file, ContentSource, Location, Play, Playbook, Raw, Stage, Step, Task, VarsFile,
+};
 use crate::template::{Renderer, TemplateError};
 
 /// A play's tasks (then its handlers, by slot) rendered for one host, with the
@@ -106,21 +108,68 @@ pub(super) fn host_vars(
             .systemd_version
             .map_or(serde_json::Value::Null, Into::into),
     );
-    // `-e` values win over play vars, and play vars built from them must see them too.
+    if play.gather_facts {
+        insert_machine_facts(&mut vars, host);
+    }
+    // Play vars, then vars_files, then `-e`; play vars and vars_files (written by the
+    // playbook's author) are templates, rendered once every source is in, so one can
+    // use any other, whatever order they are written in. `-e` values and inventory
+    // values are data.
+    let mut templated: Vec<String> = Vec::new();
+    let mut add = |vars: &mut Vars, from: &Vars| {
+        for (key, value) in from {
+            if options.extra_vars.contains_key(key) {
+                continue;
+            }
+            vars.insert(key.clone(), value.clone());
+            if !templated.contains(key) {
+                templated.push(key.clone());
+            }
+        }
+    };
+    add(&mut vars, &play.vars);
+    for file in &play.vars_from_files {
+        if let VarsFile::Read(from) = file {
+            add(&mut vars, from);
+        }
+    }
     vars.extend(
         options
             .extra_vars
             .iter()
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    for (key, value) in &play.vars {
-        if options.extra_vars.contains_key(key) {
+    let origin = |key: &str| format!("play variable `{key}`");
+    // A templated path is rendered with everything above, then its file is read, and
+    // its variables join the others before any is rendered.
+    for file in &play.vars_from_files {
+        let VarsFile::Templated(name) = file else {
             continue;
+        };
+        // Only what the path uses is rendered here: the other variables may need
+        // the files' own.
+        let mut needed = std::collections::BTreeSet::new();
+        renderer.variables_used(&serde_json::Value::String(name.clone()), &mut needed);
+        let needed: Vec<String> = needed.into_iter().collect();
+        let mut known = vars.clone();
+        renderer.resolve_needed(&mut known, &templated, &needed, &origin)?;
+        let from_origin = format!("vars_files entry `{name}`");
+        let rendered = renderer.render(name, &known, &from_origin)?;
+        let from =
+            read_vars_file(&play.dir.join(&rendered)).map_err(|error| TemplateError::Invalid {
+                origin: from_origin,
+                message: error.to_string(),
+            })?;
+        for (key, value) in from {
+            if !options.extra_vars.contains_key(&key) {
+                vars.insert(key.clone(), value);
+                if !templated.contains(&key) {
+                    templated.push(key);
+                }
+            }
         }
-        let origin = format!("play variable `{key}`");
-        let rendered = renderer.render_json(value, &vars, &origin)?;
-        vars.insert(key.clone(), rendered);
     }
+    renderer.resolve(&mut vars, &templated, &origin)?;
     // What the host's tasks registered wins over play vars, and `-e` over it.
     for (name, value) in &host.registered {
         if !options.extra_vars.contains_key(name) {
@@ -128,6 +177,47 @@ pub(super) fn host_vars(
         }
     }
     Ok(vars)
+}
+
+/// The facts of `gather_facts`; before the host is read (when every task is rendered
+/// up front), stand-ins: `unknown`, none and empty.
+fn insert_machine_facts(vars: &mut Vars, host: &HostRun) {
+    let machine = host
+        .facts
+        .machine()
+        .ok()
+        .cloned()
+        .unwrap_or_else(|| MachineInfo {
+            architecture: "unknown".to_owned(),
+            os_family: "unknown".to_owned(),
+            ..MachineInfo::default()
+        });
+    let optional = |value: Option<String>| value.map_or(serde_json::Value::Null, Into::into);
+    for (name, value) in [
+        ("converge_architecture", machine.architecture.into()),
+        (
+            "converge_cpu_count",
+            machine
+                .cpu_count
+                .map_or(serde_json::Value::Null, Into::into),
+        ),
+        (
+            "converge_memory_mb",
+            machine
+                .memory_mb
+                .map_or(serde_json::Value::Null, Into::into),
+        ),
+        ("converge_kernel", machine.kernel.into()),
+        ("converge_os_family", machine.os_family.into()),
+        ("converge_os_codename", machine.os_codename.into()),
+        (
+            "converge_default_interface",
+            optional(machine.default_interface),
+        ),
+        ("converge_default_ipv4", optional(machine.default_ipv4)),
+    ] {
+        vars.insert(name.to_owned(), value);
+    }
 }
 
 /// `vars` with the task's own `vars` (and its blocks' and role's) rendered over them, in
@@ -153,7 +243,7 @@ pub(super) fn scope_vars<'v>(
     let mut scoped = vars.clone();
     for (key, value) in &defaults {
         let origin = format!("default `{key}` of task `{}`", task.title());
-        if let Ok(rendered) = renderer.render_json(value, &scoped, &origin) {
+        if let Ok(rendered) = renderer.value_json(value, &scoped, &origin) {
             scoped.insert((*key).clone(), rendered);
         }
     }
@@ -162,12 +252,12 @@ pub(super) fn scope_vars<'v>(
             continue;
         }
         let origin = format!("variable `{key}` of task `{}`", task.title());
-        let rendered = renderer.render_json(value, &scoped, &origin)?;
+        let rendered = renderer.value_json(value, &scoped, &origin)?;
         scoped.insert(key.clone(), rendered);
     }
     for (key, value) in &defaults {
         let origin = format!("default `{key}` of task `{}`", task.title());
-        let rendered = renderer.render_json(value, &scoped, &origin)?;
+        let rendered = renderer.value_json(value, &scoped, &origin)?;
         scoped.insert((*key).clone(), rendered);
     }
     Ok(Cow::Owned(scoped))
@@ -288,7 +378,9 @@ pub(super) fn hidden(error: RenderError, culprit: &Culprit) -> RenderError {
         .as_ref()
         .map_or_else(|| "a parameter".to_owned(), |param| format!("`{param}`"));
     let message = match error {
-        RenderError::Template(TemplateError::Undefined { .. }) => return error,
+        RenderError::Template(TemplateError::Undefined { .. } | TemplateError::Cycle { .. }) => {
+            return error
+        }
         RenderError::Params(failure) if culprit.value_free => failure.message,
         RenderError::Template(_) => {
             format!("{param} has a template error (details hidden: no_log)")
@@ -301,7 +393,7 @@ pub(super) fn hidden(error: RenderError, culprit: &Culprit) -> RenderError {
 /// A template error of a `no_log` play's variables, without the details.
 pub(super) fn hidden_vars_error(error: &TemplateError) -> String {
     match error {
-        TemplateError::Undefined { .. } => error.to_string(),
+        TemplateError::Undefined { .. } | TemplateError::Cycle { .. } => error.to_string(),
         TemplateError::Invalid { origin, .. } => {
             format!("template error in {origin} (details hidden: no_log)")
         }
@@ -579,7 +671,7 @@ mod tests {
         .unwrap();
         let mut hosts = vec![host(Vars::new())];
         let options = Options {
-            tags: vec!["always".into(), "b".into()],
+            tags: crate::playbook::TagFilter::only(vec!["always".into(), "b".into()]),
             ..Options::default()
         };
         check_inputs(&playbook, &[(0, vec![0])], &hosts, &options).unwrap();
@@ -601,6 +693,85 @@ mod tests {
         assert!(run.rendered[0].is_none());
         assert!(run.rendered[1].is_some() && run.rendered[2].is_some());
         assert!(run.host.take_checked(play).is_none(), "taken once");
+    }
+
+    #[test]
+    fn play_variables_render_lazily_and_a_cycle_is_named() {
+        let vars_of = |text: &str| {
+            let playbook = Playbook::parse(text, std::path::Path::new("site.yml")).unwrap();
+            host_vars(
+                &host(Vars::new()),
+                &playbook.plays[0],
+                &Options::default(),
+                &Renderer::new(),
+            )
+        };
+        let vars = vars_of(
+            "- hosts: app\n  vars:\n    url: \"http://{{ host }}:{{ port }}\"\n    host: \"{{ inventory_hostname }}\"\n    port: \"{{ base + 1 }}\"\n    base: 8000\n    all: \"{{ [host, port] }}\"\n  tasks: []\n",
+        )
+        .unwrap();
+        assert_eq!(vars["url"], "http://app1:8001", "used before it is written");
+        assert_eq!(vars["port"], 8001, "a whole expression keeps its type");
+        assert_eq!(vars["all"], json!(["app1", 8001]));
+        let error = vars_of(
+            "- hosts: app\n  vars:\n    a: \"{{ b }}\"\n    b: \"x{{ c }}\"\n    c: \"{{ a | upper }}\"\n  tasks: []\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "play variable `a` is defined through itself: a -> b -> c -> a"
+        );
+        let error = vars_of("- hosts: app\n  vars:\n    path: \"{{ path }}/bin\"\n  tasks: []\n")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "play variable `path` is defined through itself: path -> path"
+        );
+    }
+
+    #[test]
+    fn vars_files_win_over_play_vars_and_may_be_chosen_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("vars")).unwrap();
+        std::fs::write(
+            dir.path().join("vars/common.yml"),
+            "a: file\nb: \"{{ a }}-{{ c }}\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("vars/app1.yml"), "c: host\n").unwrap();
+        let path = dir.path().join("site.yml");
+        let playbook = Playbook::parse(
+            "- hosts: app\n  vars:\n    a: play\n    c: play\n  vars_files:\n    - vars/common.yml\n    - \"vars/{{ inventory_hostname }}.yml\"\n  tasks: []\n",
+            &path,
+        )
+        .unwrap();
+        let vars = host_vars(
+            &host(Vars::new()),
+            &playbook.plays[0],
+            &Options::default(),
+            &Renderer::new(),
+        )
+        .unwrap();
+        assert_eq!(vars["a"], "file");
+        assert_eq!(vars["c"], "host");
+        assert_eq!(vars["b"], "file-host", "rendered once every file is read");
+
+        std::fs::write(dir.path().join("vars/common.yml"), "a: [1\n").unwrap();
+        let error = Playbook::parse(
+            "- hosts: app\n  vars_files: [vars/common.yml]\n  tasks: []\n",
+            &path,
+        )
+        .unwrap_err()
+        .to_string();
+        let file = dir.path().join("vars/common.yml");
+        assert!(
+            error.starts_with(&format!(
+                "{}: play `app`: vars_files: {}:2:1: ",
+                path.display(),
+                file.display()
+            )),
+            "{error}"
+        );
     }
 
     #[test]

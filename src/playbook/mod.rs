@@ -11,6 +11,7 @@ pub mod actions;
 mod blocks;
 pub mod params;
 mod roles;
+mod selection;
 mod task;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use crate::yaml::{self, YamlError};
 pub use blocks::{Each, Node};
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use roles::RoleCall;
+pub use selection::{NoSuchTask, TagFilter};
 pub use task::{Entry, Location, Origin, Task};
 
 /// A playbook that could not be loaded.
@@ -70,6 +72,16 @@ pub enum PlaybookError {
         playbook: PathBuf,
         play: String,
         source: converge_modules::names::InvalidName,
+    },
+    #[error("{playbook}: import_playbook: {problem}")]
+    Import { playbook: PathBuf, problem: String },
+    #[error("{playbook}: import_playbook: playbooks import each other: {chain}")]
+    ImportCycle { playbook: PathBuf, chain: String },
+    #[error("{playbook}: play `{play}`: vars_files: {source}")]
+    VarsFile {
+        playbook: PathBuf,
+        play: String,
+        source: Box<VarsFileError>,
     },
     #[error("{playbook}: play `{play}`: {problem}")]
     Rollout {
@@ -131,8 +143,27 @@ pub struct Play {
     /// start no further task, and no later batch runs.
     #[serde(default)]
     pub any_errors_fatal: bool,
+    /// Read the host's hardware and network facts (`converge_architecture`, ...) in
+    /// the batched read; `false` leaves them undefined.
+    #[serde(default = "gather_facts_default")]
+    pub gather_facts: bool,
     #[serde(default)]
     pub vars: Vars,
+    /// YAML files of variables, relative to the playbook; later files win, and all win
+    /// over `vars`. A path may be a template, read for each host.
+    #[serde(default)]
+    pub vars_files: Vec<String>,
+    /// `vars_files`, read at load when the path is not a template.
+    #[serde(skip)]
+    pub vars_from_files: Vec<VarsFile>,
+    /// The playbook file this play is written in (an imported one for the plays of
+    /// `import_playbook`), named in errors.
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// The directory of that file: `vars_files`, `src` and `template` are found from
+    /// here.
+    #[serde(skip)]
+    pub dir: PathBuf,
     /// Roles, whose tasks run before the play's own (see `roles`).
     #[serde(default)]
     pub roles: Vec<RoleCall>,
@@ -148,6 +179,49 @@ pub struct Play {
     pub body: Vec<Node>,
     #[serde(default)]
     pub handlers: Vec<Task>,
+}
+
+fn gather_facts_default() -> bool {
+    true
+}
+
+/// One `vars_files` entry.
+#[derive(Debug, Clone)]
+pub enum VarsFile {
+    /// Read when the playbook was loaded.
+    Read(Vars),
+    /// A templated path, rendered and read for each host.
+    Templated(String),
+}
+
+/// A file of variables (`vars_files`, `-e @FILE`) that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VarsFileError {
+    #[error("cannot read variables file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Yaml(#[from] YamlError),
+}
+
+/// Reads a YAML mapping of variables; an empty file has none. A bad one is an error
+/// at its line and column.
+pub fn read_vars_file(path: &Path) -> Result<Vars, VarsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| VarsFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_vars(&text, path).map_err(VarsFileError::Yaml)
+}
+
+/// Parses YAML (or JSON) text read from `origin` as a mapping of variables.
+pub fn parse_vars(text: &str, origin: &Path) -> Result<Vars, YamlError> {
+    if text.trim().is_empty() {
+        return Ok(Vars::new());
+    }
+    yaml::from_str(text, origin)
 }
 
 impl Play {
@@ -224,6 +298,201 @@ impl SourceTree {
     }
 }
 
+/// The directory a playbook file's relative names are found from.
+fn directory_of(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned()
+}
+
+/// How deep `import_playbook` may nest.
+const MAX_IMPORT_DEPTH: usize = 32;
+
+/// One entry of a playbook's list: a play, or `import_playbook: FILE`.
+enum PlaybookEntry {
+    Play(Box<Play>),
+    Import(String),
+}
+
+impl<'de> Deserialize<'de> for PlaybookEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+    type Value = PlaybookEntry;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a play (a mapping with `hosts`) or `import_playbook: FILE`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<PlaybookEntry, A::Error> {
+        use serde::de::Error as _;
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(A::Error::missing_field("hosts"));
+        };
+        if first == "import_playbook" {
+            let name: String = map.next_value()?;
+            if let Some(other) = map.next_key::<String>()? {
+                return Err(A::Error::custom(format!(
+                    "unknown key `{other}` beside import_playbook: an import has no other keys"
+                )));
+            }
+            return Ok(PlaybookEntry::Import(name));
+        }
+        let rest = FirstKeyThen {
+            first: Some(first),
+            map,
+        };
+        Play::deserialize(serde::de::value::MapAccessDeserializer::new(rest))
+            .map(|play| PlaybookEntry::Play(Box::new(play)))
+    }
+}
+
+/// A map whose first key was already read: yields it again, then the rest.
+struct FirstKeyThen<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for FirstKeyThen<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(first) => seed
+                .deserialize(serde::de::IntoDeserializer::into_deserializer(first))
+                .map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// The plays of playbook text read from `path`, with those of the playbooks it
+/// imports in their place. `chain` holds the files being read, outermost first.
+fn parse_plays(
+    text: &str,
+    path: &Path,
+    chain: &mut Vec<PathBuf>,
+) -> Result<Vec<Play>, PlaybookError> {
+    let entries: Vec<PlaybookEntry> = if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        yaml::from_str(text, path)?
+    };
+    let dir = directory_of(path);
+    let source = blocks::Source {
+        file: path.to_owned(),
+        text: Arc::from(text),
+    };
+    let mut plays = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let mut play = match entry {
+            PlaybookEntry::Play(play) => *play,
+            PlaybookEntry::Import(name) => {
+                plays.extend(import(path, &dir, &name, chain)?);
+                continue;
+            }
+        };
+        path.clone_into(&mut play.file);
+        play.dir.clone_from(&dir);
+        // Roles are found from the play's own file, as its `src` and `template` files.
+        let mut loader = blocks::Loader {
+            playbook_dir: &dir,
+            tasks: Vec::new(),
+            handlers: Vec::new(),
+            seen: Vec::new(),
+            instances: 0,
+        };
+        let at = [Step::Index(index), Step::Key("roles".to_owned())];
+        let mut body = loader.roles(&play.roles, &at, &source)?;
+        let entries = std::mem::take(&mut play.entries);
+        let at = [Step::Index(index), Step::Key("tasks".to_owned())];
+        body.extend(loader.entries(entries, &at, &source, &blocks::Inherited::default())?);
+        play.body = body;
+        play.tasks = loader.tasks;
+        for (position, handler) in play.handlers.iter_mut().enumerate() {
+            handler.origin = Origin {
+                file: path.to_owned(),
+                text: Arc::clone(&source.text),
+                task: vec![
+                    Step::Index(index),
+                    Step::Key("handlers".to_owned()),
+                    Step::Index(position),
+                ],
+            };
+        }
+        // A role's handlers come first, as Ansible lists them.
+        let own = std::mem::take(&mut play.handlers);
+        play.handlers = loader.handlers;
+        play.handlers.extend(own);
+        for task in play.tasks.iter_mut().chain(&mut play.handlers) {
+            task.no_log |= play.no_log;
+        }
+        plays.push(play);
+    }
+    Ok(plays)
+}
+
+/// The plays of the playbook `name`, imported by `path` (whose directory is `dir`).
+fn import(
+    path: &Path,
+    dir: &Path,
+    name: &str,
+    chain: &mut Vec<PathBuf>,
+) -> Result<Vec<Play>, PlaybookError> {
+    let problem = |problem: String| PlaybookError::Import {
+        playbook: path.to_owned(),
+        problem,
+    };
+    if crate::template::is_template(name) {
+        return Err(problem(format!(
+            "`{name}`: the name of an imported playbook cannot be a template"
+        )));
+    }
+    let target = dir.join(name);
+    let text = std::fs::read_to_string(&target)
+        .map_err(|error| problem(format!("cannot read {}: {error}", target.display())))?;
+    let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+    if let Some(start) = chain.iter().position(|seen| *seen == canonical) {
+        let names: Vec<String> = chain[start..]
+            .iter()
+            .chain([&canonical])
+            .map(|file| file.display().to_string())
+            .collect();
+        return Err(PlaybookError::ImportCycle {
+            playbook: path.to_owned(),
+            chain: names.join(" -> "),
+        });
+    }
+    if chain.len() >= MAX_IMPORT_DEPTH {
+        return Err(problem(format!(
+            "playbooks import each other more than {MAX_IMPORT_DEPTH} deep"
+        )));
+    }
+    chain.push(canonical);
+    let plays = parse_plays(&text, &target, chain)?;
+    chain.pop();
+    Ok(plays)
+}
+
 impl Playbook {
     /// Reads and validates the playbook at `path`.
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
@@ -236,65 +505,42 @@ impl Playbook {
 
     /// Parses playbook text that was read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Playbook, PlaybookError> {
-        let plays: Vec<Play> = if text.trim().is_empty() {
-            Vec::new()
-        } else {
-            yaml::from_str(text, path)?
-        };
-        let dir = path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned();
+        let mut chain = vec![path.canonicalize().unwrap_or_else(|_| path.to_owned())];
+        let plays = parse_plays(text, path, &mut chain)?;
         let mut playbook = Playbook {
             path: path.to_owned(),
-            dir,
+            dir: directory_of(path),
             plays,
         };
-        let source = blocks::Source {
-            file: path.to_owned(),
-            text: Arc::from(text),
-        };
-        let dir = playbook.dir.clone();
-        for (index, play) in playbook.plays.iter_mut().enumerate() {
-            let mut loader = blocks::Loader {
-                playbook_dir: &dir,
-                tasks: Vec::new(),
-                handlers: Vec::new(),
-                seen: Vec::new(),
-                instances: 0,
-            };
-            let at = [Step::Index(index), Step::Key("roles".to_owned())];
-            let mut body = loader.roles(&play.roles, &at, &source)?;
-            let entries = std::mem::take(&mut play.entries);
-            let at = [Step::Index(index), Step::Key("tasks".to_owned())];
-            body.extend(loader.entries(entries, &at, &source, &blocks::Inherited::default())?);
-            play.body = body;
-            play.tasks = loader.tasks;
-            for (position, handler) in play.handlers.iter_mut().enumerate() {
-                handler.origin = Origin {
-                    file: path.to_owned(),
-                    text: Arc::clone(&source.text),
-                    task: vec![
-                        Step::Index(index),
-                        Step::Key("handlers".to_owned()),
-                        Step::Index(position),
-                    ],
-                };
-            }
-            // A role's handlers come first, as Ansible lists them.
-            let own = std::mem::take(&mut play.handlers);
-            play.handlers = loader.handlers;
-            play.handlers.extend(own);
-            for task in play.tasks.iter_mut().chain(&mut play.handlers) {
-                task.no_log |= play.no_log;
-            }
-        }
+        playbook.read_vars_files()?;
         playbook.check_params()?;
         playbook.resolve_sources()?;
         playbook.resolve_handlers()?;
         playbook.check_handlers()?;
         Ok(playbook)
+    }
+
+    /// Reads every play's `vars_files` whose path is not a template.
+    fn read_vars_files(&mut self) -> Result<(), PlaybookError> {
+        for play in &mut self.plays {
+            let mut read = Vec::with_capacity(play.vars_files.len());
+            for name in &play.vars_files {
+                if crate::template::is_template(name) {
+                    read.push(VarsFile::Templated(name.clone()));
+                    continue;
+                }
+                let vars = read_vars_file(&play.dir.join(name)).map_err(|source| {
+                    PlaybookError::VarsFile {
+                        playbook: play.file.clone(),
+                        play: play.title(),
+                        source: Box::new(source),
+                    }
+                })?;
+                read.push(VarsFile::Read(vars));
+            }
+            play.vars_from_files = read;
+        }
+        Ok(())
     }
 
     /// Checks every task's parameters as far as they can be without variables: keys and
@@ -374,8 +620,8 @@ impl Playbook {
     }
 
     fn resolve_sources(&mut self) -> Result<(), PlaybookError> {
-        let (playbook, dir) = (self.path.clone(), self.dir.clone());
         for play in &mut self.plays {
+            let (playbook, dir) = (play.file.clone(), play.dir.clone());
             for task in play.tasks.iter_mut().chain(play.handlers.iter_mut()) {
                 if task.module.is_action() {
                     continue;
@@ -494,7 +740,7 @@ impl Playbook {
                             format!(" (handlers: {})", handler_names.join(", "))
                         };
                         return Err(PlaybookError::UnknownHandler {
-                            playbook: self.path.clone(),
+                            playbook: play.file.clone(),
                             task: task.title(),
                             handler: name.clone(),
                             play: play.title(),
@@ -533,7 +779,7 @@ impl Playbook {
             for user in users {
                 converge_modules::names::user(user).map_err(|source| {
                     PlaybookError::BecomeUser {
-                        playbook: self.path.clone(),
+                        playbook: play.file.clone(),
                         play: play.title(),
                         source,
                     }
@@ -552,7 +798,7 @@ impl Playbook {
             };
             if let Some(problem) = problem {
                 return Err(PlaybookError::Rollout {
-                    playbook: self.path.clone(),
+                    playbook: play.file.clone(),
                     play: play.title(),
                     problem,
                 });
@@ -665,11 +911,87 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_playbook_brings_its_plays_and_finds_files_from_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir_all(sub.join("templates")).unwrap();
+        std::fs::create_dir_all(sub.join("vars")).unwrap();
+        std::fs::write(sub.join("templates/app.conf.j2"), "port={{ port }}\n").unwrap();
+        std::fs::write(sub.join("vars/app.yml"), "port: 80\n").unwrap();
+        std::fs::write(
+            sub.join("app.yml"),
+            "- hosts: app\n  vars_files: [vars/app.yml]\n  tasks:\n    - file: { path: /etc/app.conf, template: app.conf.j2 }\n",
+        )
+        .unwrap();
+        let site = dir.path().join("site.yml");
+        let playbook = Playbook::parse(
+            "- hosts: db\n  tasks: []\n- import_playbook: sub/app.yml\n- hosts: web\n  tasks: []\n",
+            &site,
+        )
+        .unwrap();
+        let hosts: Vec<&str> = playbook.plays.iter().map(|p| p.hosts.as_str()).collect();
+        assert_eq!(hosts, ["db", "app", "web"]);
+        let imported = &playbook.plays[1];
+        assert_eq!(imported.file, sub.join("app.yml"));
+        assert!(matches!(
+            &imported.tasks[0].source,
+            Some(ContentSource::Template { path, .. }) if *path == sub.join("templates/app.conf.j2")
+        ));
+        assert_eq!(imported.tasks[0].origin.file, sub.join("app.yml"));
+
+        // A bad task in the imported file is located in that file.
+        std::fs::write(
+            sub.join("app.yml"),
+            "- hosts: app\n  tasks:\n    - file: { path: /x, nope: 1 }\n",
+        )
+        .unwrap();
+        let error = Playbook::parse("- import_playbook: sub/app.yml\n", &site)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!("{}:3:", sub.join("app.yml").display())),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn playbooks_importing_each_other_are_an_error_naming_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yml"), dir.path().join("b.yml"));
+        std::fs::write(&a, "- import_playbook: b.yml\n").unwrap();
+        std::fs::write(&b, "- hosts: x\n  tasks: []\n- import_playbook: a.yml\n").unwrap();
+        let error = Playbook::load(&a).unwrap_err().to_string();
+        let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
+        assert_eq!(
+            error,
+            format!(
+                "{}: import_playbook: playbooks import each other: {} -> {} -> {}",
+                dir.path().join("b.yml").display(),
+                a.display(),
+                b.display(),
+                a.display()
+            )
+        );
+        std::fs::write(&b, "- import_playbook: missing.yml\n").unwrap();
+        let error = Playbook::load(&dir.path().join("b.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("import_playbook: cannot read "), "{error}");
+        let error = parse("- import_playbook: x.yml\n  hosts: app\n").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("site.yml:1:3: unknown key `hosts` beside import_playbook"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn unknown_play_key_is_located_with_allowed_keys() {
         let error = parse("- hosts: app\n  tasx: []\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, vars, roles, tasks, handlers"
+            "site.yml:2:3: unknown key `tasx`\n  help: allowed keys here: name, hosts, become, become_user, no_log, serial, max_fail_percentage, any_errors_fatal, gather_facts, vars, vars_files, roles, tasks, handlers"
         );
     }
 
@@ -962,8 +1284,8 @@ mod tests {
         let playbook =
             parse("- hosts: app\n  tasks:\n    - file: { path: /x }\n      tags: [a]\n").unwrap();
         let task = &playbook.plays[0].tasks[0];
-        assert!(task.selected(&[]));
-        assert!(task.selected(&["a".into()]));
-        assert!(!task.selected(&["b".into()]));
+        assert!(task.selected(&TagFilter::default()));
+        assert!(task.selected(&TagFilter::only(vec!["a".into()])));
+        assert!(!task.selected(&TagFilter::only(vec!["b".into()])));
     }
 }

@@ -279,11 +279,9 @@ impl Task {
         })
     }
 
-    /// Whether the task runs under `--tags`: every task runs when no tags are given.
-    pub fn selected(&self, tags: &[String]) -> bool {
-        tags.is_empty()
-            || self.tags.iter().any(|tag| tags.contains(tag))
-            || self.tags.iter().any(|t| t == "always")
+    /// Whether the task runs under `--tags` and `--skip-tags` (see [`TagFilter`](super::TagFilter)).
+    pub fn selected(&self, filter: &super::TagFilter) -> bool {
+        filter.selects(&self.tags)
     }
 }
 

@@ -360,6 +360,7 @@ impl Model {
     fn fact(&self, key: &FactKey) -> String {
         match key {
             FactKey::System => "fake\ndebian\n13\nsystemd=257\nsystemctl=/usr/bin/systemctl\n".to_owned(),
+            FactKey::Machine => "arch=x86_64\nkernel=6.1.0\ncpus=2\nmemory_kb=2097152\nfamily=debian\ncodename=trixie\n".to_owned(),
             FactKey::Paths(PathKey::Path(path)) => {
                 let mut lines = String::new();
                 for step in safe_path::ancestors(path).iter().chain([path]) {
@@ -677,7 +678,11 @@ fn fact_key(section: &str) -> FactKey {
         .strip_prefix("( ")
         .and_then(|rest| rest.strip_suffix(" )"))
         .unwrap_or_else(|| panic!("not a fact section: {section}"));
-    let mut candidates = vec![FactKey::System, FactKey::Packages(PackageKey::Cache)];
+    let mut candidates = vec![
+        FactKey::System,
+        FactKey::Machine,
+        FactKey::Packages(PackageKey::Cache),
+    ];
     for word in &words {
         candidates.extend([
             FactKey::Packages(PackageKey::Dpkg(word.clone())),

@@ -277,6 +277,55 @@ pub fn changes_on(report: &Value, host: &str) -> Vec<String> {
     changes
 }
 
+/// Asserts that `--check` (the report `check`) foresaw what the apply that followed it
+/// (`apply`) did on `host`: the same changes, in order. A task `pending` in the check (it
+/// needs what a package not yet installed brings) lists no change there; it must change
+/// in the apply, and its changes are left out of the comparison, as are those of a
+/// handler the check did not see notified (only a pending task notified it). Returns
+/// whether the check found anything to do (a change or a pending task).
+pub fn assert_check_foresaw(check: &Value, apply: &Value, host: &str) -> bool {
+    let checked = tasks_on(check, host);
+    let applied = tasks_on(apply, host);
+    let pending: Vec<&Value> = checked
+        .iter()
+        .filter(|task| task["status"] == "pending")
+        .collect();
+    for task in &pending {
+        assert!(
+            applied
+                .iter()
+                .any(|t| t["task"] == task["task"] && t["status"] == "changed"),
+            "pending in --check but not changed by the apply on {host}: {task:#}\n{apply:#}"
+        );
+    }
+    let foreseeable = |task: &&Value| {
+        !pending.iter().any(|p| p["task"] == task["task"])
+            && (task["handler"] == false
+                || pending.is_empty()
+                || checked.iter().any(|c| c["task"] == task["task"]))
+    };
+    let changes = |tasks: &[Value]| -> Vec<String> {
+        tasks
+            .iter()
+            .filter(foreseeable)
+            .flat_map(|task| {
+                let name = task["task"].as_str().unwrap().to_owned();
+                task["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |change| format!("{name}: {}", change.as_str().unwrap()))
+            })
+            .collect()
+    };
+    assert_eq!(
+        changes(&checked),
+        changes(&applied),
+        "--check and apply disagree on {host}\n--- check\n{check:#}"
+    );
+    !pending.is_empty() || !changes_on(check, host).is_empty()
+}
+
 /// Every task outcome the report lists for `host`, in order.
 pub fn tasks_on(report: &Value, host: &str) -> Vec<Value> {
     let mut tasks = Vec::new();

@@ -179,6 +179,32 @@ fn write(path: &std::path::Path, content: &str) -> Change {
 }
 
 #[test]
+fn a_file_is_written_into_a_setgid_directory() {
+    // Debian's /etc/redis is redis's, mode 2770: the private working directory made in
+    // it inherits the setgid bit, and is private all the same.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("setgid");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770)).unwrap();
+    std::fs::write(dir.join("redis.conf"), "port 6379\n").unwrap();
+    let output = run_here(&write(&dir.join("redis.conf"), "port 0\n"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("redis.conf")).unwrap(),
+        "port 0\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "working directory left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_write_never_goes_through_a_symlinked_directory() {
     let dir = scratch("via-link");
     std::fs::create_dir(dir.join("protected")).unwrap();

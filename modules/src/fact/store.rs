@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Fact, FactKey, GroupInfo, Manager, PathState, SystemInfo, UnitRef, UnitState, UserInfo,
+    DomainKey, Fact, FactKey, GroupInfo, MachineInfo, Manager, PathState, SystemInfo, UnitRef,
+    UnitState, UserInfo,
 };
 use crate::accounts::{AccountFact, AccountKey};
 use crate::commands::{CommandFact, CommandKey};
@@ -141,6 +142,8 @@ impl FactStore {
 
     /// Forgets what a change made stale, so it is read again before it is used.
     pub fn forget(&mut self, touch: &Touch) {
+        self.facts
+            .retain(|key, _| !key.domain().is_some_and(DomainKey::volatile));
         match touch {
             Touch::Key(key) => {
                 self.facts.remove(key);
@@ -158,7 +161,9 @@ impl FactStore {
             Touch::Units(manager) => self
                 .facts
                 .retain(|key, _| !matches!(key, FactKey::Systemd(SystemdKey::Unit(unit)) if unit.manager == *manager)),
-            Touch::Everything => self.facts.retain(|key, _| *key == FactKey::System),
+            Touch::Everything => self
+                .facts
+                .retain(|key, _| matches!(key, FactKey::System | FactKey::Machine)),
         }
     }
 
@@ -236,6 +241,16 @@ impl FactStore {
             Some(Fact::System(info)) => Ok(info),
             _ => Err(FactUnavailable::NotRead {
                 key: FactKey::System.to_string(),
+            }),
+        }
+    }
+
+    /// Hardware and network facts, when the play gathers them.
+    pub fn machine(&self) -> Result<&MachineInfo, FactUnavailable> {
+        match self.facts.get(&FactKey::Machine) {
+            Some(Fact::Machine(info)) => Ok(info),
+            _ => Err(FactUnavailable::NotRead {
+                key: FactKey::Machine.to_string(),
             }),
         }
     }

@@ -169,13 +169,14 @@ impl DomainChange for PackageChange {
 
     /// An install leaves each package installed at its expected version (an empty one
     /// where only the refreshed lists will tell); a removal, absent; a refresh, fresh
-    /// lists. What else a new package would bring (units, system users and groups its
-    /// maintainer scripts add, files) cannot be known from here: it is recorded as
-    /// unsettled, so a later task missing one of them is pending on the package.
+    /// lists whose content is not known yet. What else a new package would bring
+    /// (units, system users and groups its maintainer scripts add, files) cannot be
+    /// known from here: it is recorded as unsettled, so a later task missing one of
+    /// them is pending on the package.
     fn predict(&self, store: &mut FactStore) {
         match self {
             PackageChange::RefreshCache => {
-                store.insert(PackageKey::Cache.into(), PackageFact::Cache(Some(0)).into());
+                store.insert(PackageKey::Cache.into(), PackageFact::RefreshPlanned.into());
             }
             PackageChange::Install { packages, .. } => {
                 for package in packages {

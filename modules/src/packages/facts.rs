@@ -30,6 +30,9 @@ pub enum PackageFact {
     Candidate(Policy),
     /// Seconds since the package lists were last refreshed (`None`: never, or no lists).
     Cache(Option<u64>),
+    /// Check mode only: an earlier planned change refreshes the package lists, so what
+    /// they will offer is not known (the lists on the host are the old ones).
+    RefreshPlanned,
     /// The host has no apt: what it has instead (`none` when no known manager).
     NoApt(String),
 }
@@ -233,10 +236,21 @@ impl FactStore {
     pub(crate) fn cache_age(&self) -> Result<Option<u64>, FactUnavailable> {
         match self.package_fact(&PackageKey::Cache)? {
             PackageFact::Cache(age) => Ok(*age),
+            PackageFact::RefreshPlanned => Ok(Some(0)),
             _ => Err(FactUnavailable::NotRead {
                 key: PackageKey::Cache.to_string(),
             }),
         }
+    }
+
+    /// Whether an earlier change planned in check mode refreshes the package lists: then
+    /// what the lists on the host lack proves nothing. Never true in apply, where the
+    /// refresh happens and the lists are read again.
+    pub(crate) fn refresh_planned(&self) -> bool {
+        matches!(
+            self.package_fact(&PackageKey::Cache),
+            Ok(PackageFact::RefreshPlanned)
+        )
     }
 }
 

@@ -306,6 +306,8 @@ impl Module for Package {
             }
         }
         let refresh = self.refresh(facts)?;
+        // An earlier task's refresh, planned in check mode, is as good as this one's.
+        let lists_change = refresh || facts.refresh_planned();
         let mut changes = Vec::new();
         if refresh {
             changes.push(Change::Packages(PackageChange::RefreshCache));
@@ -326,7 +328,7 @@ impl Module for Package {
         } else {
             let mut packages = Vec::new();
             for (name, state) in states {
-                packages.extend(self.install(name, state, facts, refresh)?);
+                packages.extend(self.install(name, state, facts, lists_change)?);
             }
             if !packages.is_empty() {
                 changes.push(Change::Packages(PackageChange::Install {
@@ -634,6 +636,36 @@ mod tests {
             change.predict(&mut store);
         }
         assert!(!wanted.plan(&store).unwrap().changes.is_empty());
+    }
+
+    #[test]
+    fn check_mode_plans_a_later_task_against_the_lists_an_earlier_one_refreshes() {
+        // A fresh host: no lists. The first task refreshes them and installs redis; the
+        // second, without update_cache, installs sidekiq, which the old lists lack.
+        let mut first = package(&["redis-server"], PackageState::Present);
+        first.update_cache = true;
+        let second = package(&["ruby-sidekiq"], PackageState::Present);
+        let mut store = recorded(&[
+            (dpkg("redis-server"), "dpkg\n"),
+            (policy("redis-server"), "policy\n"),
+            (dpkg("ruby-sidekiq"), "dpkg\n"),
+            (policy("ruby-sidekiq"), "policy\n"),
+            (PackageKey::Cache, "cache\n1000\nnone\n"),
+        ]);
+        assert!(second.plan(&store).is_err(), "unknown without a refresh");
+        for change in first.plan(&store).unwrap().changes {
+            change.predict(&mut store);
+        }
+        assert_eq!(
+            second.plan(&store).unwrap().changes,
+            installs(vec![install("ruby-sidekiq", None, None)])
+        );
+        // The refresh is planned already: a third task asking for one, valid for an
+        // hour, plans none.
+        let mut third = package(&["redis-server"], PackageState::Present);
+        third.update_cache = true;
+        third.cache_valid_time = Some(3600);
+        assert_eq!(third.plan(&store).unwrap(), Plan::default());
     }
 
     #[test]

@@ -90,8 +90,10 @@ converge_private() {
   converge_dir=$PWD
   converge_inside=
   trap 'converge_cleanup' EXIT
+  # In a setgid directory (Debian's /etc/redis is redis's, mode 2770) a new directory
+  # inherits the setgid bit: it stays private to its owner all the same.
   if ! { cd -P -- "$converge_work" && [ "$PWD" = "${converge_dir%/}/$converge_work" ] \
-      && [ "$(stat -c %u:%a .)" = "$(id -u):700" ]; }; then
+      && case $(stat -c %u:%a .) in "$(id -u):700" | "$(id -u):2700") ;; *) false ;; esac; }; then
     echo "refusing $converge_target: converge's own working directory ${converge_dir%/}/$converge_work was replaced" >&2
     exit 77
   fi
