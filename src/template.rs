@@ -408,7 +408,7 @@ mod tests {
             };
             let own = render(&[]);
             assert!(
-                own.contains("[Service]\n# Sidekiq 6.5")
+                own.contains("[Service]\n# Sidekiq 6.4")
                     && own.contains(
                         "\nType=notify\nNotifyAccess=all\nWatchdogSec=10\nWorkingDirectory="
                     ),

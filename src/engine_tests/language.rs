@@ -136,12 +136,13 @@ fn failed_when_turns_an_exit_status_into_success_and_success_into_failure() {
 
 #[test]
 fn an_ignored_failure_is_reported_and_the_host_goes_on() {
-    let host = FakeHost::new().failing_on("false");
+    // The fake host fails any command naming this tool, and nothing else.
+    let host = FakeHost::new().failing_on("broken-tool");
     let run = on_one(
         r#"
 - hosts: all
   tasks:
-    - command: { cmd: "false" }
+    - command: { cmd: "broken-tool --check" }
       register: broken
       ignore_errors: true
     - file: { path: /etc/after, content: "{{ broken.failed }} {{ broken.rc }}" }
