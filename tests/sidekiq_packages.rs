@@ -10,15 +10,10 @@
 mod fleet;
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
 
 use fleet::{Fleet, TestHost};
-use support::{assert_check_foresaw, changes_on, converge_json, stat, tasks_on};
-
-const SOCKET: &str = "/run/redis/redis-server.sock";
+use support::{assert_check_foresaw, changes_on, converge_json, sidekiq, stat, tasks_on};
 
 /// The tasks that need what the packages bring (redis.conf, redis-server.service, the
 /// redis group), but for the Sidekiq unit (`/usr/bin/sidekiq`): `pending` in `--check`
@@ -35,19 +30,6 @@ const NEED_THE_PACKAGES: &[&str] = &[
 /// The handler notified only by tasks that are pending in `--check`: in the apply alone.
 const RESTART_REDIS: &str = "restart redis: restart redis-server.service";
 
-/// An inventory of the fleet's hosts in group `app`, with no `sidekiq_exec`: the packaged
-/// worker runs. Debian 11's Sidekiq (6.0.4) does not notify systemd: there, the unit is
-/// `Type=simple`, as the playbooks' header says.
-fn inventory(fleet: &Fleet) -> PathBuf {
-    let path = fleet.write_inventory("app");
-    if std::env::var("CONVERGE_RELEASE").as_deref() == Ok("bullseye") {
-        let yaml = std::fs::read_to_string(&path).unwrap();
-        let yaml = yaml.replacen("all:\n", "all:\n  vars:\n    sidekiq_notify: false\n", 1);
-        std::fs::write(&path, yaml).unwrap();
-    }
-    path
-}
-
 /// `--check`, then apply, on the fresh `host`: check exits 2 and lists what the apply
 /// does, the tasks of [`NEED_THE_PACKAGES`], `unit` (the Sidekiq unit's task) and the
 /// handler restarting Sidekiq pending (and changed by the apply).
@@ -59,7 +41,7 @@ fn check_then_apply(fleet: &Fleet, host: &TestHost, playbook: &str, unit: &str) 
         .copied()
         .chain([unit, "restart sidekiq"])
         .collect();
-    let inventory = inventory(fleet);
+    let inventory = sidekiq::inventory(fleet);
     let args = [playbook, "-i", inventory.to_str().unwrap()];
     let (code, check) = converge_json(fleet, &[&args[..], &["--check"]].concat());
     assert_eq!(code, 2, "{check:#}");
@@ -97,97 +79,11 @@ fn check_then_apply(fleet: &Fleet, host: &TestHost, playbook: &str, unit: &str) 
     assert_eq!(stat(&again, &host.name, "commands"), 1, "{again:#}");
 }
 
-/// The socket inodes the process `pid` holds open, by file descriptor.
-fn sockets_of(host: &TestHost, pid: &str) -> BTreeMap<String, String> {
-    host.ssh_ok(&format!(
-        "cd /proc/{pid}/fd && for fd in *; do echo \"$fd $(readlink $fd)\"; done"
-    ))
-    .lines()
-    .filter_map(|line| {
-        let (fd, target) = line.split_once(' ')?;
-        let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
-        Some((fd.to_owned(), inode.to_owned()))
-    })
-    .collect()
-}
-
-/// How many of the clients Redis lists are connections of the process `sidekiq_pid` (a
-/// client whose socket's other end the process holds), and the client list.
-fn sidekiq_clients(host: &TestHost, sidekiq_pid: &str) -> (usize, String) {
-    let redis_pid = host.ssh_ok("systemctl show -p MainPID --value redis-server");
-    // Redis's end of each client connection: its file descriptor, in CLIENT LIST.
-    let clients = host.ssh_ok(&format!("redis-cli -s {SOCKET} CLIENT LIST"));
-    let redis_sockets = sockets_of(host, &redis_pid);
-    let client_inodes: BTreeSet<&String> = clients
-        .lines()
-        .filter_map(|line| {
-            let fd = line
-                .split(' ')
-                .find_map(|field| field.strip_prefix("fd="))?;
-            redis_sockets.get(fd)
-        })
-        .collect();
-    // Each Unix socket's peer, from the kernel: `ss -x` lists local and peer inodes.
-    let peers: BTreeMap<String, String> = host
-        .ssh_ok("ss -xH")
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            Some(((*fields.get(5)?).to_owned(), (*fields.get(7)?).to_owned()))
-        })
-        .collect();
-    let sidekiq_sockets: BTreeSet<String> = sockets_of(host, sidekiq_pid).into_values().collect();
-    let connected = client_inodes
-        .iter()
-        .filter(|inode| {
-            peers
-                .get(**inode)
-                .is_some_and(|peer| sidekiq_sockets.contains(peer))
-        })
-        .count();
-    (connected, clients)
-}
-
-/// Waits, at most a minute, until `done` says yes; `what` names it for the failure.
-fn poll(what: &str, mut done: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match done() {
-            Ok(()) => return,
-            Err(state) => assert!(Instant::now() < deadline, "{what}: {state}"),
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Proves that the Sidekiq process `sidekiq_pid` is connected to the host's Redis and
-/// processes a job. (The apply's last handler restarted Redis: Sidekiq may still be
-/// connecting again, so both are waited for, boundedly.)
+/// processes a job.
 fn assert_sidekiq_works(host: &TestHost, sidekiq_pid: &str) {
-    poll(
-        &format!(
-            "no client of Redis is Sidekiq (pid {sidekiq_pid}) on {}",
-            host.name
-        ),
-        || match sidekiq_clients(host, sidekiq_pid) {
-            (0, clients) => Err(clients),
-            _ => Ok(()),
-        },
-    );
-
-    // A job pushed as any Sidekiq client pushes it: the worker records its process ID.
-    let job = r#"{"class":"MarkerJob","args":["packaged"],"queue":"default","jid":"0123456789abcdef01234567","retry":false,"created_at":1,"enqueued_at":1}"#;
-    host.ssh_ok(&format!(
-        "redis-cli -s {SOCKET} LPUSH queue:default '{job}' >/dev/null"
-    ));
-    poll(&format!("the job did not run on {}", host.name), || {
-        let marker = host.ssh_ok(&format!("redis-cli -s {SOCKET} GET marker:packaged"));
-        if marker == sidekiq_pid {
-            Ok(())
-        } else {
-            Err(format!("marker {marker:?}"))
-        }
-    });
+    sidekiq::assert_connected_to_redis(host, sidekiq_pid);
+    sidekiq::assert_runs_job(host, sidekiq_pid, "default", "packaged");
 }
 
 #[test]
