@@ -1,16 +1,20 @@
 //! Roles on real hosts: `playbooks/sidekiq-instances.yml` applies
-//! `playbooks/roles/sidekiq` twice in one play (`default` and `mailers`): both units
-//! run, the deploy user may control both and nothing else, `--check` on a fresh host
-//! predicts exactly what apply does, and a second run changes nothing in one command
-//! per host; `--list-tasks` names each role task's role. The same role in user scope
-//! runs both in deploy's own manager. `import_tasks` and an `include_tasks` looping
+//! `playbooks/roles/sidekiq` twice in one play (`default` and `mailers`), after its
+//! dependency `roles/app` (Redis and Sidekiq from Debian's packages, the release, the
+//! environment): both units run Debian's Sidekiq, each connected to Redis, and a job on
+//! the `mailers` queue is run by the mailers instance; the deploy user may control both
+//! and nothing else, `--check` on a fresh host foresees what apply does (but for the
+//! tasks that need what the packages bring, pending), and a second run changes nothing
+//! in one command per host; `--list-tasks` names each role task's role. The same role in
+//! user scope (with a stand-in worker) runs both in deploy's own manager. `import_tasks` and an `include_tasks` looping
 //! over a template converge, are predicted by `--check`, and hold.
 
 mod fleet;
 mod support;
 
 use fleet::{Fleet, TestHost, SUDO, VISUDO};
-use support::{changes_on, converge_json, inventory, stat, text};
+use support::sidekiq::{assert_connected_to_redis, assert_runs_job};
+use support::{assert_check_foresaw, changes_on, converge_json, inventory, stat, text};
 
 const INSTANCES: &str = "playbooks/sidekiq-instances.yml";
 
@@ -42,6 +46,22 @@ fn assert_instances_run(host: &TestHost) {
     assert!(host.ssh_ok(&format!("{VISUDO} -c")).contains("parsed OK"));
 }
 
+/// The main process of the system unit `sidekiq-INSTANCE.service`, once it is
+/// Debian's Sidekiq serving that instance's queue, connected to the host's Redis.
+fn sidekiq_of(host: &TestHost, instance: &str) -> String {
+    let unit = format!("sidekiq-{instance}.service");
+    let exec = host.ssh_ok(&format!("systemctl show -P ExecStart {unit}"));
+    assert!(
+        exec.contains("path=/usr/bin/sidekiq ")
+            && exec.contains("-r /opt/app/current/worker.rb")
+            && exec.contains(&format!("-q {instance} ")),
+        "{exec}"
+    );
+    let pid = host.ssh_ok(&format!("systemctl show -P MainPID {unit}"));
+    assert_connected_to_redis(host, &pid);
+    pid
+}
+
 fn assert_deploy_controls_exactly_both(host: &TestHost) {
     for allowed in [
         "/bin/systemctl restart sidekiq-default",
@@ -67,7 +87,8 @@ fn assert_deploy_controls_exactly_both(host: &TestHost) {
 #[test]
 fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
     let Some(fleet) = Fleet::boot(2) else { return };
-    let inventory = inventory(&fleet, "");
+    // No `sidekiq_exec`: the role's own command, Debian's Sidekiq, runs.
+    let inventory = support::sidekiq::inventory(&fleet);
     let inventory = inventory.to_str().unwrap();
 
     let (code, predicted) = converge_json(&fleet, &[INSTANCES, "-i", inventory, "--check"]);
@@ -75,8 +96,8 @@ fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
     let (code, applied) = converge_json(&fleet, &[INSTANCES, "-i", inventory]);
     assert_eq!(code, 0, "{applied:#}");
     for host in fleet.hosts() {
+        assert!(assert_check_foresaw(&predicted, &applied, &host.name));
         let changes = changes_on(&applied, &host.name);
-        assert_eq!(changes_on(&predicted, &host.name), changes);
         for expected in [
             "app : application user: create user deploy",
             "sidekiq : system unit: start sidekiq-default.service",
@@ -89,12 +110,18 @@ fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
         assert_eq!(
             changes
                 .iter()
-                .filter(|c| c.starts_with("app : application user"))
+                .filter(|c| c.starts_with("app : application user: "))
                 .count(),
             1,
             "the dependency ran once: {changes:#?}"
         );
         assert_instances_run(host);
+        assert_eq!(host.ssh_ok("readlink /opt/app/current"), "releases/1");
+        let default = sidekiq_of(host, "default");
+        let mailers = sidekiq_of(host, "mailers");
+        assert_ne!(default, mailers);
+        // Only the mailers instance listens on `mailers`: it runs the job.
+        assert_runs_job(host, &mailers, "mailers", "mailers");
         assert_deploy_controls_exactly_both(host);
     }
 
