@@ -4,10 +4,11 @@
 //! environment): both units run Debian's Sidekiq, each connected to Redis, and a job on
 //! the `mailers` queue is run by the mailers instance; the deploy user may control both
 //! and nothing else, `--check` on a fresh host foresees what apply does (but for the
-//! tasks that need what the packages bring, pending), and a second run changes nothing
-//! in one command per host; `--list-tasks` names each role task's role. The same role in
-//! user scope (with a stand-in worker) runs both in deploy's own manager. `import_tasks` and an `include_tasks` looping
-//! over a template converge, are predicted by `--check`, and hold.
+//! tasks that need what the packages bring, pending), a second run changes nothing in
+//! one command per host, and a new release restarts both; `--list-tasks` names each
+//! role task's role. The same role in user scope (with a stand-in worker) runs both in
+//! deploy's own manager. `import_tasks` and an `include_tasks` looping over a template
+//! converge, are predicted by `--check`, and hold.
 
 mod fleet;
 mod support;
@@ -85,7 +86,7 @@ fn assert_deploy_controls_exactly_both(host: &TestHost) {
 }
 
 #[test]
-fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
+fn one_role_twice_gives_two_working_sidekiqs_foreseen_then_held() {
     let Some(fleet) = Fleet::boot(2) else { return };
     // No `sidekiq_exec`: the role's own command, Debian's Sidekiq, runs.
     let inventory = support::sidekiq::inventory(&fleet);
@@ -147,6 +148,18 @@ fn one_role_twice_gives_two_instances_predicted_exactly_then_held() {
         listing.contains("    app : application user\n"),
         "{listing}"
     );
+
+    // A new release, shipped once by the dependency, restarts both instances.
+    let (code, next) = converge_json(&fleet, &[INSTANCES, "-i", inventory, "-e", "release=2"]);
+    assert_eq!(code, 0, "{next:#}");
+    for host in fleet.hosts() {
+        let changes = changes_on(&next, &host.name);
+        for instance in ["default", "mailers"] {
+            let restart = format!("sidekiq : restart sidekiq: restart sidekiq-{instance}.service");
+            assert!(changes.contains(&restart), "{restart}: {changes:#?}");
+        }
+        assert_eq!(host.ssh_ok("readlink /opt/app/current"), "releases/2");
+    }
 }
 
 #[test]
