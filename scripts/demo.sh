@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Converges playbooks/sidekiq.yml on three disposable local hosts.
+# Converges playbooks/sidekiq.yml on three disposable local hosts: Redis and Sidekiq
+# from Debian's packages (the hosts fetch them from deb.debian.org), the worker running.
 #
 #   scripts/demo.sh [--keep]
 #
@@ -13,7 +14,7 @@
 # Must run as root.
 set -euo pipefail
 
-usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 keep=false
 for arg in "$@"; do
@@ -181,9 +182,6 @@ inventory=$work/inventory.yml
     echo "all:"
     echo "  children:"
     echo "    app:"
-    echo "      vars:"
-    echo "        # The demo hosts have no Ruby application: a stand-in worker process."
-    echo "        sidekiq_exec: /bin/sleep infinity"
     echo "      hosts:"
     for i in "${!names[@]}"; do
         echo "        ${names[$i]}:"
