@@ -392,3 +392,24 @@ fn include_tasks_loops_over_a_template_rendered_on_the_host() {
     let predicted = run_project(&files, &fresh, check());
     assert_eq!(predicted.changes("web1"), run.changes("web1"));
 }
+
+#[test]
+fn role_names_the_role_and_name_beside_it_is_a_label_whatever_the_order() {
+    for entry in [
+        "{ role: worker, name: mailer workers, queue: mailers }",
+        "{ name: mailer workers, role: worker, queue: mailers }",
+        "{ name: worker, queue: mailers }",
+    ] {
+        let mut files = SIDEKIQ_ROLE.to_vec();
+        let site = format!("- hosts: all\n  roles:\n    - {entry}\n");
+        files.push(("site.yml", &site));
+        let host = FakeHost::new();
+        let run = run_project(&files, &host, apply());
+        assert_eq!(titles(&run)[0], "worker : unit", "{entry}");
+        assert_eq!(
+            content(&host, "/etc/worker-mailers.conf").as_deref(),
+            Some("mailers 5\n"),
+            "{entry}"
+        );
+    }
+}

@@ -58,11 +58,14 @@ impl<'de> Visitor<'de> for RoleCallVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RoleCall, A::Error> {
         let mut call = RoleCall::default();
-        let mut name = None;
+        // As Ansible: `role` names the role; `name` does when `role` is absent, and is
+        // only a label beside it, whichever comes first.
+        let (mut role, mut name) = (None, None);
         let mut params = Vars::new();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "role" | "name" => name = Some(map.next_value::<String>()?),
+                "role" => role = Some(map.next_value::<String>()?),
+                "name" => name = Some(map.next_value::<String>()?),
                 "vars" => call.vars.extend(map.next_value::<Vars>()?),
                 "when" => call.when = Some(map.next_value::<WhenValue>()?.0),
                 "tags" => call.tags = map.next_value::<StringOrList>()?.0,
@@ -79,7 +82,7 @@ impl<'de> Visitor<'de> for RoleCallVisitor {
                 }
             }
         }
-        call.name = name.ok_or_else(|| {
+        call.name = role.or(name).ok_or_else(|| {
             de::Error::custom(
                 "a role entry needs `role`: the role's name (roles/NAME beside the playbook)",
             )
