@@ -253,36 +253,32 @@ fn gathered_facts_join_the_one_read_and_reach_templates_unless_turned_off() {
 }
 
 #[test]
-fn a_run_with_nothing_to_change_never_takes_the_lock() {
+fn a_run_with_nothing_to_change_costs_one_read_which_takes_the_lock() {
     let host = converged_host();
-    on_one(ONE_FILE, &host, apply());
-    assert!(host
-        .sent()
-        .iter()
-        .all(|sent| matches!(sent, Sent::Read { locked: false, .. })));
-    assert!(!host.model().lock_held);
-}
-
-#[test]
-fn a_locked_host_is_not_waited_for_when_nothing_changes() {
-    let host = converged_host();
-    host.model().locked_by = Some("root@elsewhere".into());
     let run = on_one(ONE_FILE, &host, apply());
     assert_eq!(run.statuses("web1"), [Status::Ok]);
+    let sent = host.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(matches!(sent[0], Sent::Read { locked: true, .. }));
+    assert!(!host.model().lock_held, "the lock is given back at the end");
 }
 
 #[test]
-fn changes_are_made_under_the_lock_after_reading_again() {
+fn changes_are_made_under_the_lock_the_first_read_took_and_confirmed_by_a_read() {
     let host = FakeHost::new();
     let run = on_one(ONE_FILE, &host, apply());
     assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(run.tasks("web1")[0].warnings.is_empty());
     let sent = host.sent();
-    assert!(matches!(sent[0], Sent::Read { locked: false, .. }));
     assert!(
-        matches!(&sent[1], Sent::Read { locked: true, keys } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
+        matches!(sent[0], Sent::Read { locked: true, .. }),
         "{sent:?}"
     );
-    assert!(matches!(sent[2], Sent::Apply { .. }));
+    assert!(matches!(sent[1], Sent::Apply { .. }), "{sent:?}");
+    assert!(
+        matches!(&sent[2], Sent::Read { locked: false, keys } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
+        "{sent:?}"
+    );
     assert_eq!(sent.len(), 3);
     assert!(!host.model().lock_held, "the lock is given back at the end");
 }
@@ -319,13 +315,14 @@ fn changes_to_unrelated_files_cost_no_read_between_them() {
         apply(),
     );
     assert_eq!(run.statuses("web1"), [Status::Changed; 3]);
-    // The first read, the read again under the lock, then only the three writes.
+    // The first read, one script with the three writes, the read that confirms them.
     assert_eq!(host.reads().len(), 2, "{:?}", host.sent());
-    assert_eq!(applies(&host), 3);
+    assert_eq!(applies(&host), 1, "{:?}", host.sent());
+    assert_eq!(host.applied().len(), 3);
 }
 
 #[test]
-fn facts_a_change_touched_are_read_again_before_they_are_used() {
+fn a_task_is_planned_against_what_the_tasks_before_it_will_have_done() {
     let host = FakeHost::new();
     let run = on_one(
         r#"
@@ -338,18 +335,149 @@ fn facts_a_change_touched_are_read_again_before_they_are_used() {
         apply(),
     );
     assert_eq!(run.statuses("web1"), [Status::Changed, Status::Changed]);
-    let sent = host.sent();
-    let write = sent
-        .iter()
-        .position(|sent| matches!(sent, Sent::Apply { .. }))
-        .expect("a write");
-    assert!(
-        matches!(&sent[write + 1], Sent::Read { keys, .. } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
-        "the second task planned against a fresh read: {sent:?}"
-    );
-    // Planned against the written file, the second task only changes its mode.
+    // Planned against the file the first task writes, the second only changes its
+    // mode; both go in one script.
     assert_eq!(run.changes("web1").len(), 2, "{:?}", run.changes("web1"));
+    assert_eq!(applies(&host), 1, "{:?}", host.sent());
     assert_eq!(host.model().files["/etc/app.conf"].mode, 0o600);
+    assert!(run
+        .tasks("web1")
+        .iter()
+        .all(|task| task.warnings.is_empty()));
+}
+
+#[test]
+fn a_registered_command_ends_the_script_and_what_follows_is_planned_against_a_new_read() {
+    let host = FakeHost::new().printing("cat /etc/app.conf", "x");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: /etc/app.conf, content: "x\n", mode: "0644" }
+    - command: { cmd: "cat /etc/app.conf" }
+      register: shown
+    - file: { path: /etc/app.conf, mode: "0600" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed; 3]);
+    let sent = host.sent();
+    let kinds: Vec<&str> = sent
+        .iter()
+        .map(|sent| match sent {
+            Sent::Read { .. } => "read",
+            Sent::Apply { .. } => "apply",
+        })
+        .collect();
+    // The registered command ends the first script, after the write: its output is
+    // known at once, and the read that confirms the write also reads what the last
+    // task needs; that task's change goes in a script of its own, confirmed in turn.
+    assert_eq!(
+        kinds,
+        ["read", "apply", "read", "apply", "read"],
+        "{sent:?}"
+    );
+    assert_eq!(host.applied().len(), 3, "{sent:?}");
+    assert_eq!(host.model().files["/etc/app.conf"].mode, 0o600);
+}
+
+#[test]
+fn a_failed_change_in_a_script_fails_its_task_and_what_was_planned_after_it_never_ran() {
+    let host = FakeHost::new().failing_on("b.conf");
+    let run = on_one(
+        r#"
+- hosts: all
+  tasks:
+    - file: { path: /etc/a.conf, content: "a\n" }
+      notify: reload a
+    - name: b
+      file: { path: /etc/b.conf, content: "b\n" }
+    - file: { path: /etc/c.conf, content: "c\n" }
+      notify: reload c
+  handlers:
+    - name: reload a
+      file: { path: /etc/a.reloaded, content: "x\n" }
+    - name: reload c
+      file: { path: /etc/c.reloaded, content: "x\n" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed, Status::Failed]);
+    let failed = run.tasks("web1")[1];
+    assert_eq!(failed.task, "b");
+    assert_eq!(failed.changes.len(), 1, "{:?}", failed.changes);
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("scripted failure"),
+        "{:?}",
+        failed.message
+    );
+    assert_eq!(content(&host, "/etc/a.conf").as_deref(), Some("a\n"));
+    for never in ["/etc/c.conf", "/etc/a.reloaded", "/etc/c.reloaded"] {
+        assert!(content(&host, never).is_none(), "{never}");
+    }
+    assert_eq!(applies(&host), 1, "{:?}", host.sent());
+    assert_eq!(run.stats("web1").failed, 1);
+}
+
+#[test]
+fn a_task_as_another_user_ends_the_script_before_it() {
+    let host = FakeHost::new();
+    host.model().users.insert(
+        "deploy".to_owned(),
+        crate::transport::fake::User {
+            uid: 1000,
+            home: "/home/deploy".to_owned(),
+            shell: "/bin/bash".to_owned(),
+            groups: Vec::new(),
+        },
+    );
+    host.model().dirs.insert(
+        "/home/deploy".to_owned(),
+        ("deploy".to_owned(), "deploy".to_owned(), 0o755),
+    );
+    let run = on_one(
+        r#"
+- hosts: all
+  become: true
+  tasks:
+    - file: { path: /etc/a.conf, content: "a\n" }
+    - file: { path: /home/deploy/b.conf, content: "b\n" }
+      become_user: deploy
+    - file: { path: /etc/c.conf, content: "c\n" }
+"#,
+        &host,
+        apply(),
+    );
+    assert_eq!(run.statuses("web1"), [Status::Changed; 3]);
+    let sudo: Vec<Option<String>> = host
+        .sent()
+        .into_iter()
+        .filter_map(|sent| match sent {
+            Sent::Apply { sudo, .. } => Some(sudo),
+            Sent::Read { .. } => None,
+        })
+        .collect();
+    // The login is root: only deploy's task goes through sudo.
+    assert_eq!(sudo, [None, Some("deploy".to_owned()), None]);
+}
+
+#[test]
+fn a_change_that_did_not_take_is_found_by_the_confirming_read() {
+    let host = FakeHost::new().ignoring("app.conf");
+    let run = on_one(ONE_FILE, &host, apply());
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    let warnings = &run.tasks("web1")[0].warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("not as predicted") && warnings[0].contains("/etc/app.conf"),
+        "{warnings:?}"
+    );
 }
 
 #[test]

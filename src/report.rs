@@ -364,6 +364,7 @@ mod tests {
             notes: vec![],
             message: None,
             duration_ms: 1,
+            staged: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! What a run costs in round trips, counted on real hosts (never timed): with nothing
-//! to change, every host gets one SSH connection and at most two remote commands,
-//! however many tasks the play has; the JSON report's `commands` and the `-v` lines
-//! agree on the count; a first run batches its reads instead of reading per task.
+//! to change, every host gets one SSH connection and one remote command, however many
+//! tasks the play has; a first converge costs three (the read that takes the lock, one
+//! script with every change, the read that confirms it), and a command whose output a
+//! later task reads two more; the JSON report's `commands` and the `-v` lines agree.
 
 mod fleet;
 mod support;
@@ -134,15 +135,15 @@ fn two_hundred_resources_cost_the_same_commands_as_ten_when_nothing_changes() {
         let playbook = file_playbook(fleet.dir(), count);
         let playbook = playbook.to_str().unwrap();
 
-        // A first run: one command per change, and reads batched for the whole play
-        // (the first read, one under the lock before the first change, one after the
-        // directory was created, and the lock given back), never one per task.
+        // A first run: the read that takes the lock, every change in one script (the
+        // files' content on its stdin), the read that confirms them.
         let (code, report, stderr) = converge_verbose(&fleet, &[playbook, "-i", inventory]);
         assert_eq!(code, 0, "{stderr}\n{report:#}");
         let made = changes(&report, host);
         assert_eq!(made, count + 1, "{report:#}");
-        assert!(
-            commands(&report, host) <= made + 5,
+        assert_eq!(
+            commands(&report, host),
+            3,
             "{} commands for {made} changes:\n{stderr}",
             commands(&report, host)
         );
@@ -160,4 +161,73 @@ fn two_hundred_resources_cost_the_same_commands_as_ten_when_nothing_changes() {
         "remote commands with 10 and 200 resources"
     );
     assert!(no_change[1] <= 2, "{no_change:?}");
+}
+
+/// Every warning `host`'s tasks carry in `report`.
+fn warnings(report: &Value, host: &str) -> Vec<String> {
+    support::tasks_on(report, host)
+        .iter()
+        .flat_map(|task| task["warnings"].as_array().cloned().unwrap_or_default())
+        .map(|warning| warning.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_first_converge_of_the_benchmark_scenario_costs_three_commands_and_a_second_run_one() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = fleet.write_inventory("bench");
+    let inventory = inventory.to_str().unwrap();
+    let (code, report, stderr) = converge_verbose(&fleet, &[SIDEKIQ_SCENARIO, "-i", inventory]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["summary"]["changed"], 6, "{report:#}");
+    // The read that takes the lock, the script, the read that confirms it.
+    assert_eq!(commands(&report, &host.name), 3, "{stderr}");
+    assert_eq!(shown(&stderr, &host.name), 3, "{stderr}");
+    assert_eq!(warnings(&report, &host.name), Vec::<String>::new());
+    host.ssh_ok("systemctl is-active sidekiq.service");
+    host.ssh_ok(
+        "runuser -u deploy -- env XDG_RUNTIME_DIR=/run/user/$(id -u deploy) systemctl --user is-active sidekiq-low.service",
+    );
+    host.ssh_ok("test -f /etc/sudoers.d/sidekiq && test -f /var/lib/systemd/linger/deploy");
+
+    let (code, report, stderr) = converge_verbose(&fleet, &[SIDEKIQ_SCENARIO, "-i", inventory]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["summary"]["changed"], 0, "{report:#}");
+    assert_eq!(commands(&report, &host.name), 1, "{stderr}");
+}
+
+#[test]
+fn a_command_whose_output_a_later_when_reads_costs_two_commands_more() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let host = &fleet.hosts()[0];
+    let inventory = fleet.write_inventory("bench");
+    let inventory = inventory.to_str().unwrap();
+    let scenario = std::fs::read_to_string(SIDEKIQ_SCENARIO).unwrap();
+    let marker = "    - name: deploy's manager outlives its sessions\n";
+    let inserted = "    - name: which release\n      command: { cmd: \"cat /etc/debian_version\" }\n      \
+                    register: release\n      changed_when: false\n\n    - name: release note\n      \
+                    file: { path: /etc/motd.release, content: \"{{ release.stdout }}\\n\" }\n      \
+                    when: release.stdout | length > 0\n\n";
+    assert!(scenario.contains(marker));
+    let playbook = fleet.dir().join("scenario-with-command.yml");
+    std::fs::write(
+        &playbook,
+        scenario.replace(marker, &format!("{inserted}{marker}")),
+    )
+    .unwrap();
+    let playbook = playbook.to_str().unwrap();
+
+    let (code, report, stderr) = converge_verbose(&fleet, &[playbook, "-i", inventory]);
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    // The first script ends with the command, whose output the `when` reads: its
+    // confirming read is the read the rest of the play is planned from, and the rest
+    // goes as a second script, confirmed in turn.
+    assert_eq!(commands(&report, &host.name), 5, "{stderr}");
+    assert_eq!(warnings(&report, &host.name), Vec::<String>::new());
+    let release = host.ssh_ok("cat /etc/debian_version");
+    assert_eq!(host.ssh_ok("cat /etc/motd.release"), release);
+    host.ssh_ok(
+        "runuser -u deploy -- env XDG_RUNTIME_DIR=/run/user/$(id -u deploy) systemctl --user is-active sidekiq-low.service",
+    );
 }

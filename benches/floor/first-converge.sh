@@ -3,7 +3,21 @@
 # in one shell run as root through one SSH login (benches/floor runs it on every host at
 # once). No check of what is there, no diff, no verification beyond what systemctl and
 # visudo do themselves: what is left is the hosts' own work.
+#
+# benches/bench.py also runs it with `settle=3` prepended: then each unit it starts must
+# stay active for 3 seconds, checked as an expert would (`sleep`, `systemctl
+# is-active`), the same proof converge's default `settle` gives. That floor is what
+# converge's first converge is compared with when both prove their starts.
 set -eu
+settle=${settle:-0}
+# prove UNIT SYSTEMCTL...: the unit is still active `settle` seconds after its start.
+prove() {
+    unit=$1
+    shift
+    [ "$settle" = 0 ] && return 0
+    sleep "$settle"
+    "$@" is-active --quiet "$unit"
+}
 dpkg-query -W -f='${Status}' openssh-server | grep -qx 'install ok installed' ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server
 useradd --create-home --shell /bin/bash deploy
@@ -24,6 +38,7 @@ WantedBy=multi-user.target
 UNIT
 # A unit systemd never loaded needs no daemon-reload.
 systemctl enable --now --quiet sidekiq.service
+prove sidekiq.service systemctl
 umask 0337
 cat > /etc/sudoers.d/.sidekiq <<'SUDOERS'
 deploy ALL=(root) NOPASSWD: /bin/systemctl start sidekiq.service, /bin/systemctl stop sidekiq.service, /bin/systemctl restart sidekiq.service, /bin/systemctl status sidekiq.service
@@ -49,3 +64,4 @@ UNIT
 # Lingering starts the user's manager without waiting for it; this waits.
 systemctl start "user@$uid.service"
 XDG_RUNTIME_DIR=/run/user/$uid runuser -u deploy -- systemctl --user enable --now --quiet sidekiq-low.service
+prove sidekiq-low.service env XDG_RUNTIME_DIR="/run/user/$uid" runuser -u deploy -- systemctl --user

@@ -1,11 +1,17 @@
-//! Several commands sent as one: a task's changes cost one round trip, not one each.
+//! Several commands sent as one: a host's changes cost one round trip, not one each.
 //!
 //! [`sequence`] joins commands into one `sh` script that runs them in order and stops at
 //! the first that fails, exiting with its status. Before each command the script writes
 //! a marker carrying the host's nonce to stdout and to stderr, so [`split`] can hand
 //! every command that ran its own output and status back: a failure reads exactly as it
-//! would have if that command had been sent alone. At most one command of a sequence may
-//! take stdin; the others read `/dev/null`, so none can eat another's input.
+//! would have if that command had been sent alone.
+//!
+//! The script travels on stdin, not on the command line (an SSH exec request has a size
+//! limit, about 32 KiB with libssh2, that a play with many files exceeds), followed by
+//! every command's own stdin, in order. Each command that takes input gets exactly its
+//! own bytes: `head -c` reads no further than it is told, and whatever the command
+//! leaves unread is drained before the next one starts, so no command can eat another's
+//! input or see it shifted. The others read `/dev/null`.
 
 use std::fmt::Write as _;
 
@@ -20,34 +26,10 @@ pub struct StepOutput {
     pub stderr: Vec<u8>,
 }
 
-/// Splits `commands` into runs that can each be sent as one command: consecutive
-/// commands of which at most one takes stdin. Returns the length of each run.
-pub fn runs(commands: &[Cmd]) -> Vec<usize> {
-    let mut lengths = Vec::new();
-    let mut length = 0;
-    let mut stdin_taken = false;
-    for command in commands {
-        let takes_stdin = !command.stdin.is_empty();
-        if length > 0 && takes_stdin && stdin_taken {
-            lengths.push(length);
-            length = 0;
-            stdin_taken = false;
-        }
-        length += 1;
-        stdin_taken |= takes_stdin;
-    }
-    if length > 0 {
-        lengths.push(length);
-    }
-    lengths
-}
-
-/// One command that runs `commands` in order (at most one of them with stdin; see
-/// [`runs`]) and stops at the first that fails.
+/// One command that runs `commands` in order and stops at the first that fails.
 pub fn sequence(commands: &[Cmd], nonce: &str) -> Cmd {
-    debug_assert!(commands.iter().filter(|c| !c.stdin.is_empty()).count() <= 1);
     let mut script = String::new();
-    let mut stdin = Vec::new();
+    let mut inputs = Vec::new();
     for (index, command) in commands.iter().enumerate() {
         let mark = shell::quote(&marker(nonce, index)).into_owned();
         let _ = writeln!(script, "printf %s {mark}; printf %s {mark} >&2");
@@ -55,12 +37,23 @@ pub fn sequence(commands: &[Cmd], nonce: &str) -> Cmd {
         if command.stdin.is_empty() {
             let _ = writeln!(script, "{line} </dev/null || exit $?");
         } else {
-            stdin.clone_from(&command.stdin);
-            let _ = writeln!(script, "{line} || exit $?");
+            // The pipe's reader drains what the command left, so `head` always hands
+            // over all of its bytes and the next input starts where it should.
+            let _ = writeln!(
+                script,
+                "head -c {} | {{ {line}; converge_status=$?; cat >/dev/null; exit $converge_status; }} || exit $?",
+                command.stdin.len()
+            );
+            inputs.extend_from_slice(&command.stdin);
         }
     }
+    let runner = format!("eval \"$(head -c {})\"", script.len());
+    let mut stdin = script.into_bytes();
+    stdin.extend_from_slice(&inputs);
     Cmd {
-        argv: vec!["sh".to_owned(), "-c".to_owned(), script],
+        argv: ["sh", "-c", runner.as_str(), "converge-changes"]
+            .map(str::to_owned)
+            .to_vec(),
         stdin,
     }
 }
@@ -251,24 +244,52 @@ mod tests {
     }
 
     #[test]
-    fn runs_never_hold_two_commands_with_stdin() {
-        let plain = Cmd::argv(["true"]);
-        let input = Cmd {
-            argv: vec!["cat".to_owned()],
-            stdin: b"x".to_vec(),
-        };
-        assert_eq!(runs(&[]), Vec::<usize>::new());
-        assert_eq!(runs(&[plain.clone(), plain.clone()]), [2]);
+    fn every_command_with_input_gets_exactly_its_own_bytes_whatever_it_reads() {
+        let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let commands = [
+            Cmd {
+                argv: vec!["cat".to_owned()],
+                stdin: b"first".to_vec(),
+            },
+            // Reads nothing of its input: the rest must not reach the next command.
+            Cmd {
+                argv: vec!["true".to_owned()],
+                stdin: b"never read".to_vec(),
+            },
+            Cmd {
+                argv: vec!["sh".to_owned(), "-c".to_owned(), "head -c 3".to_owned()],
+                stdin: b"abcdef".to_vec(),
+            },
+            Cmd::argv(["sh", "-c", "cat; printf plain"]),
+            Cmd {
+                argv: vec!["cat".to_owned()],
+                stdin: binary.clone(),
+            },
+        ];
+        let steps = run(&commands);
         assert_eq!(
-            runs(&[
-                plain.clone(),
-                input.clone(),
-                plain.clone(),
-                input.clone(),
-                input,
-                plain
-            ]),
-            [3, 1, 2]
+            steps[..4],
+            [
+                step(0, "first", ""),
+                step(0, "", ""),
+                step(0, "abc", ""),
+                step(0, "plain", ""),
+            ]
         );
+        assert_eq!(steps[4].stdout, binary);
+        assert_eq!(steps.len(), 5);
+    }
+
+    #[test]
+    fn input_cut_short_reaches_the_command_short() {
+        let commands = [Cmd {
+            argv: vec!["wc".to_owned(), "-c".to_owned()],
+            stdin: b"0123456789".to_vec(),
+        }];
+        let mut cut = sequence(&commands, "n0nce");
+        cut.stdin.truncate(cut.stdin.len() - 4);
+        let (status, stdout, stderr) = sh(&cut);
+        let steps = split(1, "n0nce", status, &stdout, &stderr);
+        assert_eq!(String::from_utf8_lossy(&steps[0].stdout).trim(), "6");
     }
 }

@@ -126,7 +126,7 @@ impl<'a> PlayRun<'a> {
                 self.notified.extend(handler.notify.iter().cloned());
             }
             outcomes.extend(results);
-            if failed {
+            if self.batch_failed(outcomes) || failed {
                 return Flow::Failed;
             }
         }

@@ -19,6 +19,13 @@ impl PlayRun<'_> {
     /// play's other tasks need and is not known either rides along in the same command,
     /// so a change that made many facts stale costs one read, not one per task.
     pub(super) fn read_missing(&mut self, module: &dyn DynModule) -> Result<(), TaskError> {
+        // A script sent and not confirmed yet is confirmed by this read.
+        let missing = module
+            .facts(&self.host.facts)
+            .into_iter()
+            .filter(|key| !self.host.facts.has(key))
+            .collect();
+        self.confirm(missing)?;
         for _ in 0..4 {
             let missing: Vec<FactKey> = module
                 .facts(&self.host.facts)

@@ -78,7 +78,7 @@ impl<'a> PlayRun<'a> {
             .iter()
             .any(|r| matches!(r.status, Status::Failed | Status::Unreachable));
         outcomes.extend(results);
-        if failed {
+        if self.batch_failed(outcomes) || failed {
             Flow::Failed
         } else {
             Flow::Go
@@ -230,6 +230,30 @@ impl<'a> PlayRun<'a> {
 
     /// Runs a block, then its rescue if a task of it failed, then its always.
     fn run_block(
+        &mut self,
+        block: &'a [Node],
+        rescue: &'a [Node],
+        always: &'a [Node],
+        outcomes: &mut Vec<TaskOutcome>,
+    ) -> Flow {
+        let guarded = !(rescue.is_empty() && always.is_empty());
+        if guarded {
+            // A failure of what was planned before the block is not the block's to
+            // rescue: it reaches the host first.
+            if self.send_now(outcomes) == Flow::Failed {
+                return Flow::Failed;
+            }
+            self.guarded += 1;
+        }
+        let flow = self.run_guarded(block, rescue, always, outcomes);
+        if guarded {
+            self.guarded -= 1;
+        }
+        flow
+    }
+
+    /// [`Self::run_block`]'s blocks, once what was planned before them was sent.
+    fn run_guarded(
         &mut self,
         block: &'a [Node],
         rescue: &'a [Node],

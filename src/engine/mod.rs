@@ -14,6 +14,7 @@
 //! `outcome`.
 
 mod actions;
+mod batch;
 mod facts;
 mod flow;
 mod host;
@@ -95,6 +96,10 @@ enum TaskError {
     /// Another run holds the host's lock (the lock's own words).
     #[error("{0}")]
     Locked(String),
+    /// A change planned by an earlier task failed when the host's batch was sent: that
+    /// task fails, and this one never ran (see `batch`).
+    #[error("an earlier task's change failed")]
+    EarlierChange,
     /// An action failed (`assert`, `fail`): its message.
     #[error("{0}")]
     Action(String),

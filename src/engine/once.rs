@@ -89,6 +89,14 @@ pub(super) fn run_in_phases<'a>(
         rest = after;
         let Node::Task(index) = node else { continue };
         let task = &play.tasks[*index];
+        // Which host runs it depends on which hosts failed so far: what each host has
+        // planned goes to it first.
+        pool.install(|| {
+            lanes
+                .par_iter_mut()
+                .filter(|lane| lane.flow == Flow::Go)
+                .for_each(|lane| lane.flow = lane.run.send_now(&mut lane.outcomes));
+        });
         let Some(first) = lanes.iter().position(|lane| lane.flow == Flow::Go) else {
             break;
         };

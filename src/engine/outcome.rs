@@ -64,6 +64,10 @@ pub struct TaskOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub duration_ms: u64,
+    /// The number of its entry in the host's batch of changes, when its changes were
+    /// sent with others (see `batch`).
+    #[serde(skip)]
+    pub staged: Option<usize>,
 }
 
 /// One host's part of a play.
@@ -140,6 +144,7 @@ pub(super) fn outcome(
         notes: Vec::new(),
         message: None,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        staged: None,
     }
 }
 

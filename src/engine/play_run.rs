@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use converge_modules::fact::{FactKey, Touch, UnitRef};
+use converge_modules::fact::{FactKey, UnitRef};
 use converge_modules::DynModule;
 
+use super::batch::{Batch, BatchFailure, Entry};
 use super::facts::{content_paths, guessed_facts};
 use super::flow::Flow;
 use super::loops::{item_vars, Items, LoopItem};
@@ -18,7 +19,7 @@ use super::outcome::{outcome, record, redact};
 use super::remote::transport_status;
 use super::render::{host_vars, render_task, scope_vars, RenderError};
 use super::results::Unknown;
-use super::{HostLock, HostRun, Options, Status, TaskError, TaskOutcome};
+use super::{interrupted, HostRun, Options, Status, TaskError, TaskOutcome};
 use crate::inventory::Vars;
 use crate::playbook::{Play, Task};
 use crate::progress::Progress;
@@ -59,6 +60,19 @@ pub(super) struct PlayRun<'a> {
     pub(super) first_host: Option<String>,
     /// The items of the `include_tasks` loops being run, by loop variable.
     pub(super) included: Vars,
+    /// The changes planned and not sent to the host yet (see `batch`).
+    pub(super) batch: Batch,
+    /// Entries the batches of this play run have had so far.
+    pub(super) staged_entries: usize,
+    /// How a change of the last batch sent failed, until its task's outcome says so.
+    pub(super) failure: Option<BatchFailure>,
+    /// The entries of the scripts sent and not confirmed yet (see `Self::confirm`).
+    pub(super) unconfirmed_entries: Vec<Entry>,
+    /// Tasks of the scripts sent that found the host not as predicted, and how.
+    pub(super) unconfirmed: Vec<(usize, String)>,
+    /// How many blocks with `rescue` or `always` the current task is in: their tasks'
+    /// failures must be known at once.
+    pub(super) guarded: usize,
 }
 
 impl<'a> PlayRun<'a> {
@@ -77,9 +91,9 @@ impl<'a> PlayRun<'a> {
             acting_as,
             hide_commands: false,
             progress,
-            // Check mode reads under the lock from the start; apply mode takes it
-            // before its first change (see `converge_task`).
-            take_lock: options.check,
+            // The lock rides along with the first read: the changes that follow it go
+            // as one script, planned against what that read saw.
+            take_lock: true,
             vars: None,
             rendered: Vec::new(),
             notified: BTreeSet::new(),
@@ -88,6 +102,12 @@ impl<'a> PlayRun<'a> {
             looped: BTreeMap::new(),
             first_host: None,
             included: Vars::new(),
+            batch: Batch::default(),
+            staged_entries: 0,
+            failure: None,
+            unconfirmed_entries: Vec::new(),
+            unconfirmed: Vec::new(),
+            guarded: 0,
         }
     }
 
@@ -172,14 +192,24 @@ impl<'a> PlayRun<'a> {
     /// After the play's tasks: the notified handlers, unless the host failed or the run
     /// stopped.
     pub(super) fn finish(&mut self, flow: Flow, outcomes: &mut Vec<TaskOutcome>) {
+        if interrupted() || self.aborted() {
+            // What is planned and not sent yet was never started: it stays unsent.
+            self.drop_batch(outcomes);
+        }
         match flow {
             Flow::Go => {
-                if self.flush(outcomes) == Flow::Failed {
+                let handled = self.flush(outcomes);
+                if self.send_now(outcomes) == Flow::Failed || handled == Flow::Failed {
                     self.fail_fast();
                 }
             }
-            Flow::Failed => self.fail_fast(),
-            Flow::Stop => {}
+            Flow::Failed => {
+                // What was planned before the failure is made, as if each change had
+                // been sent when its task ran.
+                self.send_now(outcomes);
+                self.fail_fast();
+            }
+            Flow::Stop => self.drop_batch(outcomes),
         }
     }
 
@@ -509,6 +539,9 @@ impl<'a> PlayRun<'a> {
             Some(item) => item.module.clone()?,
             None => self.module(slot, task, &vars)?,
         };
+        if self.batch_in_the_way(task, &*module) {
+            self.send_batch()?;
+        }
         self.read_missing(&*module)?;
         if task.no_log {
             let paths = content_paths(&*module, &self.host.facts);
@@ -530,23 +563,6 @@ impl<'a> PlayRun<'a> {
                 return Err(error.into());
             }
         };
-        if !self.options.check && !plan.changes.is_empty() && self.host.lock == HostLock::Free {
-            // Changes are made under the host's lock. It is taken before the first one,
-            // not with the first read, so a run with nothing to change never takes it
-            // (nor spends a command giving it back). Another run may have changed the
-            // host since it was read: read everything again, under the lock, and plan
-            // again.
-            // The lock is the play's, as the first read's would be, whoever this task
-            // runs as.
-            self.host.facts.forget(&Touch::Everything);
-            self.take_lock = true;
-            let play_identity = Self::identity(self.play, None, &self.host.target.user);
-            let task_identity = std::mem::replace(&mut self.acting_as, play_identity);
-            let read = self.read_missing(&*module);
-            self.acting_as = task_identity;
-            read?;
-            plan = module.plan(&self.host.facts)?;
-        }
         result.warnings = plan.warnings;
         result.notes = plan.notes;
         let handlers = if result.handler {
@@ -570,7 +586,12 @@ impl<'a> PlayRun<'a> {
             restarts::note(&plan.changes, &mut self.host.restarted);
             return Ok(Status::Changed);
         }
-        let (attempted, applied) = self.apply(&plan.changes);
+        if self.may_wait(task, item.is_some()) {
+            restarts::note(&plan.changes, &mut self.host.restarted);
+            self.defer(task, module, plan.changes, result);
+            return Ok(Status::Changed);
+        }
+        let (attempted, applied) = self.send_with(&plan.changes)?;
         for change in &plan.changes[..attempted] {
             record(result, change, &self.host.secret_paths);
         }

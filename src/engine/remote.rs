@@ -1,6 +1,5 @@
-//! Remote commands of one host's play run: a task's changes in as few commands as
-//! possible, each run as the task's user (through `sudo -n`), shown with `-v` and
-//! counted; and what a failure says.
+//! Remote commands of one host's play run: changes in one command, run as the task's
+//! user (through `sudo -n`), shown with `-v` and counted; and what a failure says.
 
 use converge_modules::{sequence, shell, Change, Cmd};
 
@@ -10,21 +9,15 @@ use crate::report::escape_control;
 use crate::transport::{Output, Transport, TransportError};
 
 impl PlayRun<'_> {
-    /// Carries out a task's changes, in as few remote commands as [`sequence::runs`]
-    /// allows, stopping at the first that fails. Returns how many were attempted (the
-    /// failed one included: the report lists exactly those) and the outcome.
+    /// Carries out changes in one remote command, stopping at the first that fails.
+    /// Returns how many were attempted (the failed one included: the report lists
+    /// exactly those) and the outcome.
     pub(super) fn apply(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
-        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
-        let mut start = 0;
-        for length in sequence::runs(&commands) {
-            let end = start + length;
-            let (ran, outcome) = self.apply_run(&changes[start..end], &commands[start..end]);
-            if outcome.is_err() {
-                return (start + ran, outcome);
-            }
-            start = end;
+        if changes.is_empty() {
+            return (0, Ok(()));
         }
-        (start, Ok(()))
+        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
+        self.apply_run(changes, &commands)
     }
 
     /// Carries out changes that can go as one command. Returns how many ran (all of

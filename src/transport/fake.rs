@@ -93,6 +93,8 @@ pub struct Model {
     /// Commands (argv words joined by spaces) containing a key print its value on
     /// stdout.
     pub printing: BTreeMap<String, String>,
+    /// Commands containing one of these succeed and change nothing.
+    pub ignoring: Vec<String>,
     /// Another run holds the host's lock: taking it fails, naming this holder.
     pub locked_by: Option<String>,
     /// The connection cannot be opened.
@@ -215,6 +217,12 @@ impl FakeHost {
     /// Makes every command containing `pattern` fail.
     pub fn failing_on(self, pattern: &str) -> Self {
         self.model().failing.push(pattern.to_owned());
+        self
+    }
+
+    /// Makes every command containing `pattern` succeed without changing anything.
+    pub fn ignoring(self, pattern: &str) -> Self {
+        self.model().ignoring.push(pattern.to_owned());
         self
     }
 
@@ -454,18 +462,29 @@ impl Model {
             });
             argv.drain(..=end);
         }
-        // A sequence marks each command's start with its nonce (see `sequence::split`).
-        let (steps, nonce) = match argv.as_slice() {
-            [sh, c, script] if sh == "sh" && c == "-c" && script.contains(":step:0::") => {
+        // A sequence (its script first on stdin, then its commands' input) marks each
+        // command's start with its nonce (see `sequence::split`).
+        let (steps, nonce, stdin) = match argv.as_slice() {
+            [sh, c, runner, name] if sh == "sh" && c == "-c" && name == "converge-changes" => {
+                let length: usize = runner
+                    .trim_start_matches("eval \"$(head -c ")
+                    .trim_end_matches(")\"")
+                    .parse()
+                    .expect("the sequence says how long its script is");
+                let script = String::from_utf8_lossy(&stdin[..length]).into_owned();
                 let nonce = script
                     .split("::converge:")
                     .nth(1)
                     .and_then(|rest| rest.split(':').next())
                     .map(str::to_owned);
-                (sequence_steps(script), nonce)
+                (sequence_steps(&script), nonce, &stdin[length..])
             }
-            _ => (vec![(argv, true)], None),
+            _ => {
+                let length = (!stdin.is_empty()).then_some(stdin.len());
+                (vec![(argv, length)], None, stdin)
+            }
         };
+        let mut inputs = stdin;
         let mut output = Output::default();
         let mut commands = Vec::new();
         for (index, (argv, takes_stdin)) in steps.into_iter().enumerate() {
@@ -474,7 +493,14 @@ impl Model {
                 output.stdout.extend_from_slice(mark.as_bytes());
                 output.stderr.extend_from_slice(mark.as_bytes());
             }
-            let input = if takes_stdin { stdin } else { &[] };
+            let input = match takes_stdin {
+                Some(length) => {
+                    let (input, rest) = inputs.split_at(length);
+                    inputs = rest;
+                    input
+                }
+                None => &[],
+            };
             let (status, stderr) = self.apply(&argv, input);
             let joined = argv.join(" ");
             for (pattern, stdout) in &self.printing {
@@ -498,6 +524,9 @@ impl Model {
         let joined = argv.join(" ");
         if self.failing.iter().any(|pattern| joined.contains(pattern)) {
             return (1, format!("scripted failure of `{joined}`\n"));
+        }
+        if self.ignoring.iter().any(|pattern| joined.contains(pattern)) {
+            return (0, String::new());
         }
         let words: Vec<&str> = argv.iter().map(String::as_str).collect();
         match words.as_slice() {
@@ -709,27 +738,32 @@ fn fact_key(section: &str) -> FactKey {
         .unwrap_or_else(|| panic!("the fake host cannot tell which fact this reads: {probe}"))
 }
 
-/// The commands of a [`converge_modules::sequence::sequence`] script, each with whether
-/// it reads the sequence's stdin.
-fn sequence_steps(script: &str) -> Vec<(Vec<String>, bool)> {
+/// The commands of a [`converge_modules::sequence::sequence`] script, each with how many
+/// bytes of the sequence's input it reads.
+fn sequence_steps(script: &str) -> Vec<(Vec<String>, Option<usize>)> {
     let mut steps = Vec::new();
     let mut current: Vec<String> = Vec::new();
+    let mut input: Option<usize> = None;
     let mut in_marker = false;
-    for word in words(script) {
+    let mut words = words(script).into_iter();
+    while let Some(word) = words.next() {
         match (word.quoted, word.text.as_str()) {
-            (false, "printf") if current.is_empty() => in_marker = true,
-            (false, "</dev/null") => {
-                steps.push((std::mem::take(&mut current), false));
-                in_marker = true;
-            }
-            (false, "||") => {
-                if !current.is_empty() {
-                    steps.push((std::mem::take(&mut current), true));
-                }
-                in_marker = true;
-            }
             (false, "\n") => in_marker = false,
             _ if in_marker => {}
+            (false, "printf") if current.is_empty() => in_marker = true,
+            (false, "head") if current.is_empty() && input.is_none() => {
+                let _flag = words.next();
+                input = words.next().and_then(|length| length.text.parse().ok());
+                let _pipe = words.next();
+            }
+            (false, "</dev/null") => {
+                steps.push((std::mem::take(&mut current), None));
+                in_marker = true;
+            }
+            (false, ";") if input.is_some() => {
+                steps.push((std::mem::take(&mut current), input.take()));
+                in_marker = true;
+            }
             _ => current.push(word.text),
         }
     }

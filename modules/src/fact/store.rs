@@ -140,6 +140,22 @@ impl FactStore {
         self.facts.insert(key, fact);
     }
 
+    /// The keys whose fact is not the same in `before` (a prediction made since, or a
+    /// fact read since), or that only one of the two knows.
+    pub fn differing_keys(&self, before: &FactStore) -> Vec<FactKey> {
+        let changed = self
+            .facts
+            .iter()
+            .filter(|(key, fact)| before.facts.get(*key) != Some(*fact))
+            .map(|(key, _)| key.clone());
+        let gone = before
+            .facts
+            .keys()
+            .filter(|key| !self.facts.contains_key(*key))
+            .cloned();
+        changed.chain(gone).collect()
+    }
+
     /// Forgets what a change made stale, so it is read again before it is used.
     pub fn forget(&mut self, touch: &Touch) {
         self.facts
