@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
-pub use blocks::{Each, Node};
+pub use blocks::{Each, IncludeMark, Node};
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use roles::RoleCall;
 pub use selection::{NoSuchTask, TagFilter};
@@ -177,6 +177,9 @@ pub struct Play {
     /// The tasks' tree (blocks with their rescue and always), over `tasks`.
     #[serde(skip)]
     pub body: Vec<Node>,
+    /// The `include_tasks` and `include_role` among `tasks`, for `--list-tasks`.
+    #[serde(skip)]
+    pub includes: Vec<IncludeMark>,
     #[serde(default)]
     pub handlers: Vec<Task>,
 }
@@ -418,6 +421,7 @@ fn parse_plays(
             playbook_dir: &dir,
             tasks: Vec::new(),
             handlers: Vec::new(),
+            includes: Vec::new(),
             seen: Vec::new(),
             instances: 0,
         };
@@ -428,6 +432,7 @@ fn parse_plays(
         body.extend(loader.entries(entries, &at, &source, &blocks::Inherited::default())?);
         play.body = body;
         play.tasks = loader.tasks;
+        play.includes = loader.includes;
         for (position, handler) in play.handlers.iter_mut().enumerate() {
             handler.origin = Origin {
                 file: path.to_owned(),

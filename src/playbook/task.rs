@@ -167,6 +167,8 @@ pub struct Import {
     pub kind: &'static str,
     /// The file (for tasks) or the role's name.
     pub target: String,
+    /// Its `name`, which `--list-tasks` shows for an include.
+    pub name: Option<String>,
     /// `tasks_from` of a role: the tasks file instead of `main.yml`.
     pub tasks_from: Option<String>,
     pub when: Option<String>,
@@ -593,6 +595,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
                         ("ignore_errors", ignore_errors.is_some()),
                         ("run_once", run_once.is_some()),
                     ],
+                    name,
                     tasks_from,
                     when,
                     tags: tags.map(|t| t.0).unwrap_or_default(),
@@ -704,6 +707,7 @@ struct ImportKeys {
     module: Option<&'static str>,
     /// Task keys that make no sense on an import, and whether each was given.
     others: [(&'static str, bool); 7],
+    name: Option<String>,
     tasks_from: Option<String>,
     when: Option<String>,
     tags: Vec<String>,
@@ -769,6 +773,7 @@ fn import_entry<E: de::Error>(
     Ok(Entry::Import(Box::new(Import {
         kind,
         target,
+        name: keys.name,
         tasks_from,
         when: keys.when,
         tags: keys.tags,
