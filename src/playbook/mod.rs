@@ -26,7 +26,7 @@ pub use blocks::{Each, IncludeMark, Node};
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use roles::RoleCall;
 pub use selection::{NoSuchTask, TagFilter};
-pub use task::{Entry, Location, Origin, Task};
+pub use task::{Entry, Location, Origin, Task, Until};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -1009,7 +1009,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, tasks_from, import_tasks, include_tasks, import_role, include_role, {}, set_fact, debug, assert, fail, meta, flush_handlers",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, tasks_from, until, retries, delay, import_tasks, include_tasks, import_role, include_role, {}, set_fact, debug, assert, fail, meta, flush_handlers",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );
