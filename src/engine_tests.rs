@@ -1105,4 +1105,5 @@ fn a_task_pending_on_a_command_in_check_mode_fails_in_apply_when_the_command_did
 
 // Logic on results, loops and blocks.
 mod language;
+mod retries;
 mod roles;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::engine::HostRun;
-use crate::playbook::{Playbook, TagFilter, Task};
+use crate::playbook::{IncludeMark, Play, Playbook, TagFilter, Task};
 
 /// The listing document.
 #[derive(Debug, Serialize)]
@@ -33,7 +33,8 @@ pub struct PlayListing {
     pub handlers: Option<Vec<TaskListing>>,
 }
 
-/// One task or handler.
+/// One task or handler, or an `include_tasks`/`include_role` (listed before the tasks
+/// it brings in, with its own `when` and `loop`).
 #[derive(Debug, Serialize)]
 pub struct TaskListing {
     pub name: String,
@@ -42,6 +43,12 @@ pub struct TaskListing {
     /// The role the task comes from; shown as `ROLE : NAME`, as Ansible lists it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// An include's `when`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// An include's `loop`, as written (a template, or the list as JSON).
+    #[serde(rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_over: Option<String>,
 }
 
 impl TaskListing {
@@ -52,8 +59,48 @@ impl TaskListing {
             tags: task.tags.clone(),
             // The hook for roles: a task that knows its role names it here.
             role: None,
+            when: None,
+            loop_over: None,
         }
     }
+
+    fn include(include: &IncludeMark) -> Self {
+        TaskListing {
+            name: include.title.clone(),
+            module: include.kind,
+            tags: include.tags.clone(),
+            role: None,
+            when: include.when.clone(),
+            loop_over: include.loop_over.clone(),
+        }
+    }
+}
+
+/// The tasks of `play` that `tags` select, each include before the tasks it brings in
+/// (listed when it brings in a selected task, or, bringing none, its tags are selected).
+fn selected_tasks(play: &Play, tags: &TagFilter) -> Vec<TaskListing> {
+    let shown = |include: &IncludeMark| {
+        if include.tasks.is_empty() {
+            tags.selects(&include.tags)
+        } else {
+            play.tasks[include.tasks.clone()]
+                .iter()
+                .any(|task| task.selected(tags))
+        }
+    };
+    let mut listed = Vec::new();
+    let mut includes = play.includes.iter().peekable();
+    for index in 0..=play.tasks.len() {
+        while let Some(include) = includes.next_if(|include| include.tasks.start <= index) {
+            if shown(include) {
+                listed.push(TaskListing::include(include));
+            }
+        }
+        if let Some(task) = play.tasks.get(index).filter(|task| task.selected(tags)) {
+            listed.push(TaskListing::of(task));
+        }
+    }
+    listed
 }
 
 /// What is listed.
@@ -84,13 +131,7 @@ pub fn listing(
                     hosts: asked
                         .hosts
                         .then(|| members.iter().map(|&m| hosts[m].name.clone()).collect()),
-                    tasks: asked.tasks.then(|| {
-                        play.tasks
-                            .iter()
-                            .filter(|task| task.selected(tags))
-                            .map(TaskListing::of)
-                            .collect()
-                    }),
+                    tasks: asked.tasks.then(|| selected_tasks(play, tags)),
                     handlers: asked
                         .tasks
                         .then(|| play.handlers.iter().map(TaskListing::of).collect()),
@@ -127,12 +168,17 @@ pub fn human(listing: &Listing) -> String {
                     .role
                     .as_ref()
                     .map_or_else(String::new, |role| format!("{role} : "));
-                let tags = if task.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!("  tags: [{}]", task.tags.join(", "))
-                };
-                let _ = writeln!(out, "    {role}{}{tags}", task.name);
+                let mut line = format!("    {role}{}", task.name);
+                if let Some(when) = &task.when {
+                    let _ = write!(line, "  when: {when}");
+                }
+                if let Some(over) = &task.loop_over {
+                    let _ = write!(line, "  loop: {over}");
+                }
+                if !task.tags.is_empty() {
+                    let _ = write!(line, "  tags: [{}]", task.tags.join(", "));
+                }
+                let _ = writeln!(out, "{line}");
             }
         }
     }

@@ -148,7 +148,10 @@ pub fn run(cli: &Cli) -> Result<u8, InputError> {
     };
     let Cast { mut hosts, plays } = cast(&playbook, &inventory, |host| {
         let target = ssh_config.target(&host.name, command_line.clone().over(host.settings()?))?;
-        Ok::<_, InputError>(HostRun::new(host.name.clone(), target, host.vars.clone()))
+        Ok::<_, InputError>(
+            HostRun::new(host.name.clone(), target, host.vars.clone())
+                .with_templates(host.templates.clone()),
+        )
     })?;
 
     if cli.list_hosts || cli.list_tasks {

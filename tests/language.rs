@@ -2,7 +2,9 @@
 //! on real command output, `loop` with one report entry per item, `block` with
 //! `rescue` and `always`, `ignore_errors`, and check mode waiting (`pending`) on the
 //! output of a command it does not run; the engine's actions, and `run_once` sharing
-//! its result with the other host.
+//! its result with the other host; `debug` showing a registered command's output and
+//! `fail` with `when` stopping one host and not the other; `until` running a command
+//! again, `delay` seconds apart, until its output says it is ready.
 
 mod fleet;
 mod support;
@@ -214,5 +216,136 @@ fn set_fact_assert_flush_handlers_and_run_once_on_real_hosts() {
     assert_eq!(
         second.ssh_ok(&format!("cat /srv/actions/{}", second.name)),
         "x"
+    );
+}
+
+const DEBUG_FAIL: &str = r#"
+- hosts: app
+  tasks:
+    - name: role
+      command: { cmd: "cat /etc/lang-role" }
+      register: role
+      changed_when: false
+    - name: say
+      debug: { msg: "{{ inventory_hostname }} is a {{ role.stdout }}" }
+    - name: lines
+      debug: { var: role.stdout_lines }
+    - name: no replicas
+      fail: { msg: "{{ inventory_hostname }}: {{ role.stdout }} refused" }
+      when: role.stdout == 'replica'
+    - name: after
+      file: { path: /etc/lang-after, content: "{{ role.stdout }}\n" }
+"#;
+
+#[test]
+fn debug_shows_registered_output_and_fail_with_when_stops_one_host() {
+    let Some(fleet) = Fleet::boot(2) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [primary, replica] = fleet.hosts() else {
+        panic!()
+    };
+    primary.ssh_ok("echo primary > /etc/lang-role");
+    replica.ssh_ok("echo replica > /etc/lang-role");
+    let path = fleet.dir().join("debug_fail.yml");
+    std::fs::write(&path, DEBUG_FAIL).unwrap();
+    let (code, report) = converge_json(&fleet, &[path.to_str().unwrap(), "-i", inventory]);
+    assert_eq!(code, 1, "a host failed: {report:#}");
+    let messages = |host: &str| -> Vec<String> {
+        tasks_on(&report, host)
+            .iter()
+            .map(|task| {
+                format!(
+                    "{}: {} {}",
+                    task["task"].as_str().unwrap(),
+                    task["status"].as_str().unwrap(),
+                    task["message"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        messages(&primary.name),
+        [
+            "role: ok -".to_owned(),
+            format!("say: ok {} is a primary", primary.name),
+            "lines: ok role.stdout_lines = [\"primary\"]".to_owned(),
+            "no replicas: skipped -".to_owned(),
+            "after: changed -".to_owned(),
+        ]
+    );
+    assert_eq!(
+        messages(&replica.name),
+        [
+            "role: ok -".to_owned(),
+            format!("say: ok {} is a replica", replica.name),
+            "lines: ok role.stdout_lines = [\"replica\"]".to_owned(),
+            format!("no replicas: failed {}: replica refused", replica.name),
+        ]
+    );
+    assert_eq!(stat(&report, &primary.name, "failed"), 0);
+    assert_eq!(stat(&report, &replica.name, "failed"), 1);
+    assert_eq!(primary.ssh_ok("cat /etc/lang-after"), "primary");
+    assert_eq!(
+        replica.ssh_ok("test -e /etc/lang-after && echo yes || echo no"),
+        "no",
+        "the failed host ran nothing after the failure"
+    );
+}
+
+const RETRIED: &str = r#"
+- hosts: app
+  tasks:
+    - name: count up
+      command:
+        cmd: "n=$(cat /etc/lang-count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /etc/lang-count; echo $n"
+      register: counter
+      until: counter.stdout == '3'
+      retries: 4
+      delay: 1
+    - name: attempts
+      file: { path: /etc/lang-attempts, content: "{{ counter.attempts }} {{ counter.stdout }}\n" }
+"#;
+
+#[test]
+fn until_runs_a_command_again_until_it_holds_on_a_real_host() {
+    let Some(fleet) = Fleet::boot(1) else { return };
+    let inventory = inventory(&fleet, "");
+    let inventory = inventory.to_str().unwrap();
+    let [host] = fleet.hosts() else { panic!() };
+    let path = fleet.dir().join("retried.yml");
+    std::fs::write(&path, RETRIED).unwrap();
+    let playbook = path.to_str().unwrap();
+
+    // Check mode cannot know the output the condition reads: pending, nothing run.
+    let (code, report) = converge_json(&fleet, &[playbook, "-i", inventory, "--check"]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(
+        statuses(&report, &host.name),
+        ["count up: pending", "attempts: pending"]
+    );
+    assert_eq!(
+        host.ssh_ok("test -e /etc/lang-count && echo ran || echo absent"),
+        "absent"
+    );
+
+    let started = std::time::Instant::now();
+    let (code, report) = converge_json(&fleet, &[playbook, "-i", inventory]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "two delays of a second between three attempts"
+    );
+    assert_eq!(
+        statuses(&report, &host.name),
+        ["count up: changed", "attempts: changed"]
+    );
+    assert_eq!(host.ssh_ok("cat /etc/lang-count"), "3");
+    assert_eq!(host.ssh_ok("cat /etc/lang-attempts"), "3 3");
+    let notes = &tasks_on(&report, &host.name)[0]["notes"];
+    assert_eq!(
+        notes,
+        &serde_json::json!(["ran 3 times (until)"]),
+        "{report:#}"
     );
 }

@@ -18,6 +18,23 @@ fn list(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// The JSON listing of a run with `args`, which must succeed.
+fn json_listing(args: &[&str]) -> Value {
+    let (code, text) = list(&[args, &["--format", "json"]].concat());
+    assert_eq!(code, Some(0), "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The names of the first play's tasks in a JSON listing.
+fn first_play_tasks(listing: &Value) -> Vec<&str> {
+    listing["plays"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["name"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn listings_in_json_show_hosts_and_selected_tasks() {
     let base = ["playbooks/sidekiq.yml", "-i", "inventory.example"];
@@ -163,12 +180,7 @@ fn listings_show_handlers_and_honour_skip_tags_and_start_at_task() {
     );
     assert_eq!(code, Some(0), "{text}");
     let listing: Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = listing["plays"][0]["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|task| task["name"].as_str().unwrap())
-        .collect();
+    let names = first_play_tasks(&listing);
     assert_eq!(names, ["sidekiq unit", "let deploy control sidekiq"]);
 
     let output = Converge::new().run(&[&base[..], &["--start-at-task", "nope"]].concat());
@@ -176,5 +188,94 @@ fn listings_show_handlers_and_honour_skip_tags_and_start_at_task() {
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "error: --start-at-task: no task is named `nope`\n"
+    );
+}
+
+#[test]
+fn includes_are_listed_with_their_when_and_loop_before_their_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("queue.yml"),
+        "- name: queue dir\n  directory: { path: /tmp/queue }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.yml"), "").unwrap();
+    let playbook = dir.path().join("site.yml");
+    std::fs::write(
+        &playbook,
+        r#"- hosts: all
+  tasks:
+    - name: first
+      command: { cmd: "true" }
+    - include_tasks: queue.yml
+      when: queues_enabled | default(true)
+      loop: "{{ queues }}"
+      tags: [queues]
+    - name: every queue
+      include_tasks: queue.yml
+      loop: [default, mailers]
+    - include_tasks: empty.yml
+    - name: last
+      command: { cmd: "true" }
+"#,
+    )
+    .unwrap();
+    let playbook = playbook.to_str().unwrap();
+    let (code, text) = list(&[playbook, "-i", "web1,", "--list-tasks"]);
+    assert_eq!(code, Some(0), "{text}");
+    let tasks = text.split_once("  tasks:\n").map(|(_, tasks)| tasks);
+    assert_eq!(
+        tasks,
+        Some(
+            "    first
+    include_tasks: queue.yml  when: queues_enabled | default(true)  loop: {{ queues }}  tags: [queues]
+    queue dir  tags: [queues]
+    every queue  loop: [\"default\",\"mailers\"]
+    queue dir
+    queue dir
+    include_tasks: empty.yml
+    last
+"
+        ),
+        "{text}"
+    );
+
+    // As JSON; with --tags, an include is listed when it brings in a selected task.
+    let listing = json_listing(&[playbook, "-i", "web1,", "--list-tasks", "--tags", "queues"]);
+    assert_eq!(
+        listing["plays"][0]["tasks"],
+        json!([
+            {
+                "name": "include_tasks: queue.yml",
+                "module": "include_tasks",
+                "tags": ["queues"],
+                "when": "queues_enabled | default(true)",
+                "loop": "{{ queues }}"
+            },
+            {"name": "queue dir", "module": "directory", "tags": ["queues"]}
+        ])
+    );
+
+    // From a task an include brings in: the include is still listed before it.
+    let listing = json_listing(&[
+        playbook,
+        "-i",
+        "web1,",
+        "--list-tasks",
+        "--start-at-task",
+        "queue dir",
+    ]);
+    let names = first_play_tasks(&listing);
+    assert_eq!(
+        names,
+        [
+            "include_tasks: queue.yml",
+            "queue dir",
+            "every queue",
+            "queue dir",
+            "queue dir",
+            "include_tasks: empty.yml",
+            "last"
+        ]
     );
 }

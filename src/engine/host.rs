@@ -11,7 +11,7 @@ use converge_modules::FactStore;
 use super::render::Rendered;
 use super::results::Unknown;
 use super::Status;
-use crate::inventory::Vars;
+use crate::inventory::{Templates, Vars};
 use crate::playbook::Play;
 use crate::transport::{Target, Transport};
 
@@ -27,6 +27,8 @@ pub struct HostRun {
     pub name: String,
     pub target: Target,
     pub vars: Vars,
+    /// Which inventory variables are templates (tagged `!template`), with their files.
+    pub templates: Templates,
     pub(super) transport: Option<Box<dyn Transport>>,
     pub(super) facts: FactStore,
     /// Set once the host failed, was unreachable, or was left out of a rollout that
@@ -88,6 +90,7 @@ impl HostRun {
             name,
             target,
             vars,
+            templates: Templates::new(),
             transport: None,
             facts: FactStore::default(),
             down: None,
@@ -100,6 +103,15 @@ impl HostRun {
             registered: Vars::new(),
             unknown: BTreeMap::new(),
         }
+    }
+}
+
+impl HostRun {
+    /// The host, with the inventory variables of `templates` rendered as templates.
+    #[must_use]
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
     }
 }
 

@@ -25,6 +25,7 @@ mod play_run;
 mod remote;
 mod render;
 mod results;
+mod retries;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -498,9 +498,7 @@ impl<'a> PlayRun<'a> {
         let secret = task.no_log;
         self.hide_commands = secret;
         self.last_output = None;
-        let converged = self.converge_task(slot, task, item, &mut result);
-        let output = self.last_output.take();
-        let (value, unknown) = self.settle(task, item, &mut result, converged, output.as_ref());
+        let (value, unknown) = self.attempt(slot, task, item, &mut result);
         self.acting_as = play_identity;
         self.hide_commands = false;
         if secret {

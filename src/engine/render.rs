@@ -77,7 +77,8 @@ pub(super) fn host_vars(
     renderer: &Renderer,
 ) -> Result<Vars, TemplateError> {
     let mut vars = host.vars.clone();
-    vars.insert("inventory_hostname".to_owned(), host.name.clone().into());
+    let mut facts = Vars::new();
+    facts.insert("inventory_hostname".to_owned(), host.name.clone().into());
     let system = host
         .facts
         .system()
@@ -100,28 +101,37 @@ pub(super) fn host_vars(
         ("converge_sudo_flavour", sudo.flavour),
         ("converge_sudo_version", sudo.version),
     ] {
-        vars.insert(name.to_owned(), value.into());
+        facts.insert(name.to_owned(), value.into());
     }
-    vars.insert(
+    facts.insert(
         "converge_systemd_version".to_owned(),
         system
             .systemd_version
             .map_or(serde_json::Value::Null, Into::into),
     );
     if play.gather_facts {
-        insert_machine_facts(&mut vars, host);
+        insert_machine_facts(&mut facts, host);
     }
-    // Play vars, then vars_files, then `-e`; play vars and vars_files (written by the
-    // playbook's author) are templates, rendered once every source is in, so one can
-    // use any other, whatever order they are written in. `-e` values and inventory
-    // values are data.
-    let mut templated: Vec<String> = Vec::new();
+    // Inventory values tagged `!template` (their files' authors asked for it), play
+    // vars and vars_files (written by the playbook's author) are templates, rendered
+    // once every source is in, so one can use any other, whatever order they are
+    // written in. Other inventory values and `-e` values are data.
+    let mut from_inventory: Vec<String> = host
+        .templates
+        .keys()
+        .filter(|name| !facts.contains_key(*name) && !options.extra_vars.contains_key(*name))
+        .cloned()
+        .collect();
+    let mut templated = from_inventory.clone();
+    vars.extend(facts);
+    // Play vars, then vars_files, then `-e`.
     let mut add = |vars: &mut Vars, from: &Vars| {
         for (key, value) in from {
             if options.extra_vars.contains_key(key) {
                 continue;
             }
             vars.insert(key.clone(), value.clone());
+            from_inventory.retain(|name| name != key);
             if !templated.contains(key) {
                 templated.push(key.clone());
             }
@@ -139,7 +149,6 @@ pub(super) fn host_vars(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone())),
     );
-    let origin = |key: &str| format!("play variable `{key}`");
     // A templated path is rendered with everything above, then its file is read, and
     // its variables join the others before any is rendered.
     for file in &play.vars_from_files {
@@ -152,6 +161,7 @@ pub(super) fn host_vars(
         renderer.variables_used(&serde_json::Value::String(name.clone()), &mut needed);
         let needed: Vec<String> = needed.into_iter().collect();
         let mut known = vars.clone();
+        let origin = |key: &str| variable_origin(key, host, &from_inventory);
         renderer.resolve_needed(&mut known, &templated, &needed, &origin)?;
         let from_origin = format!("vars_files entry `{name}`");
         let rendered = renderer.render(name, &known, &from_origin)?;
@@ -163,12 +173,14 @@ pub(super) fn host_vars(
         for (key, value) in from {
             if !options.extra_vars.contains_key(&key) {
                 vars.insert(key.clone(), value);
+                from_inventory.retain(|name| *name != key);
                 if !templated.contains(&key) {
                     templated.push(key);
                 }
             }
         }
     }
+    let origin = |key: &str| variable_origin(key, host, &from_inventory);
     renderer.resolve(&mut vars, &templated, &origin)?;
     // What the host's tasks registered wins over play vars, and `-e` over it.
     for (name, value) in &host.registered {
@@ -177,6 +189,17 @@ pub(super) fn host_vars(
         }
     }
     Ok(vars)
+}
+
+/// How errors name the variable `key`: an inventory one (in `from_inventory`) by its
+/// file, any other as a play variable.
+fn variable_origin(key: &str, host: &HostRun, from_inventory: &[String]) -> String {
+    match host.templates.get(key) {
+        Some(file) if from_inventory.iter().any(|name| name == key) => {
+            format!("inventory variable `{key}` ({})", file.display())
+        }
+        _ => format!("play variable `{key}`"),
+    }
 }
 
 /// The facts of `gather_facts`; before the host is read (when every task is rendered
@@ -833,5 +856,97 @@ mod tests {
         );
         assert_eq!(vars["z"], "inventory");
         assert_eq!(vars["inventory_hostname"], "app1");
+    }
+
+    /// The variables of the play `play` on a host whose inventory variables are `vars`,
+    /// `templates` of them tagged `!template` in `inv.yml`, with `-e` values `extra`.
+    fn tagged_vars(
+        play: &str,
+        vars: serde_json::Value,
+        templates: &[&str],
+        extra: serde_json::Value,
+    ) -> Result<Vars, TemplateError> {
+        let playbook = Playbook::parse(play, std::path::Path::new("site.yml")).unwrap();
+        let object = |value: serde_json::Value| -> Vars {
+            value.as_object().unwrap().clone().into_iter().collect()
+        };
+        let templates = templates
+            .iter()
+            .map(|name| ((*name).to_owned(), std::path::PathBuf::from("inv.yml")))
+            .collect();
+        let options = Options {
+            extra_vars: object(extra),
+            ..Options::default()
+        };
+        host_vars(
+            &host(object(vars)).with_templates(templates),
+            &playbook.plays[0],
+            &options,
+            &Renderer::new(),
+        )
+    }
+
+    #[test]
+    fn tagged_inventory_variables_render_lazily_with_facts_and_others_stay_data() {
+        let vars = tagged_vars(
+            "- hosts: app\n  vars:\n    port: 8000\n  tasks: []\n",
+            json!({
+                "app_dir": "{{ base_dir }}/{{ inventory_hostname }}",
+                "url": "http://{{ converge_hostname }}:{{ port }}",
+                "base_dir": "/srv",
+                "workers": "{{ converge_cpu_count | default(1) }}",
+                "note": "{{ base_dir }}",
+            }),
+            &["app_dir", "url"],
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(vars["app_dir"], "/srv/app1", "built from data and a fact");
+        assert_eq!(
+            vars["url"], "http://app1:8000",
+            "play variables are in scope"
+        );
+        assert_eq!(vars["note"], "{{ base_dir }}", "untagged: data");
+        assert_eq!(vars["workers"], "{{ converge_cpu_count | default(1) }}");
+    }
+
+    #[test]
+    fn a_play_variable_or_an_extra_var_over_a_tagged_one_decides_its_value() {
+        let vars = tagged_vars(
+            "- hosts: app\n  vars:\n    a: \"play {{ b }}\"\n  tasks: []\n",
+            json!({"a": "{{ nope }}", "b": "{{ nope }}", "c": "{{ x }}", "x": "inventory"}),
+            &["a", "b", "c"],
+            json!({"b": "{{ extra }}"}),
+        )
+        .unwrap();
+        assert_eq!(vars["a"], "play {{ extra }}", "-e values stay data");
+        assert_eq!(vars["b"], "{{ extra }}");
+        assert_eq!(vars["c"], "inventory");
+    }
+
+    #[test]
+    fn a_tagged_variable_in_a_cycle_or_using_an_undefined_name_is_named_with_its_file() {
+        let error = tagged_vars(
+            "- hosts: app\n  tasks: []\n",
+            json!({"a": "{{ b }}", "b": "{{ a }}/x"}),
+            &["a", "b"],
+            json!({}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "inventory variable `a` (inv.yml) is defined through itself: a -> b -> a"
+        );
+        let error = tagged_vars(
+            "- hosts: app\n  vars:\n    c: \"{{ a }}\"\n  tasks: []\n",
+            json!({"a": "{{ base_dir }}/app"}),
+            &["a"],
+            json!({}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "undefined variable `base_dir` in inventory variable `a` (inv.yml)"
+        );
     }
 }

@@ -225,22 +225,8 @@ impl PlayRun<'_> {
         own_unknown: Option<Unknown>,
         output: Option<&Output>,
     ) -> Result<Judged, TaskError> {
-        let vars = self.vars()?;
-        let mut vars = self.scoped(task, &vars)?.into_owned();
-        if let Some(item) = item {
-            vars = item_vars(task, &vars, &item.value);
-        }
-        let mut unknown = self.host.unknown.clone();
-        if let Some(name) = &task.register {
-            vars.insert(
-                name.clone(),
-                result_value(task, status, result.message.as_deref(), output),
-            );
-            match own_unknown {
-                Some(kind) => unknown.insert(name.clone(), kind),
-                None => unknown.remove(name),
-            };
-        }
+        let value = result_value(task, status, result.message.as_deref(), output);
+        let (mut vars, unknown) = self.own_result_scope(task, item, value, own_unknown)?;
         let title = task.title();
         // A failed task that made changes (a command that ran) changed the host.
         let mut changed =
@@ -273,6 +259,32 @@ impl PlayRun<'_> {
         } else {
             Status::Ok
         }))
+    }
+
+    /// The variables a condition on a task's own result (`changed_when`, `until`) sees:
+    /// the task's, with `value` registered under its `register` name, and what check
+    /// mode does not know of them.
+    pub(super) fn own_result_scope(
+        &mut self,
+        task: &Task,
+        item: Option<&LoopItem>,
+        value: Value,
+        own_unknown: Option<Unknown>,
+    ) -> Result<(Vars, BTreeMap<String, Unknown>), TaskError> {
+        let vars = self.vars()?;
+        let mut vars = self.scoped(task, &vars)?.into_owned();
+        if let Some(item) = item {
+            vars = item_vars(task, &vars, &item.value);
+        }
+        let mut unknown = self.host.unknown.clone();
+        if let Some(name) = &task.register {
+            vars.insert(name.clone(), value);
+            match own_unknown {
+                Some(kind) => unknown.insert(name.clone(), kind),
+                None => unknown.remove(name),
+            };
+        }
+        Ok((vars, unknown))
     }
 
     /// Keeps `value` as the host's variable `name` from now on, in this play and the

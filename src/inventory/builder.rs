@@ -6,18 +6,19 @@ use std::collections::VecDeque;
 use indexmap::{IndexMap, IndexSet};
 use serde_json::Value;
 
+use super::tagged::Level;
 use super::{Inventory, InventoryHost, Vars, ALL, SETTINGS, UNGROUPED};
 
 #[derive(Debug, Default)]
 pub(super) struct GroupDef {
-    vars: Vars,
+    vars: Level,
     children: IndexSet<String>,
     parents: IndexSet<String>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct HostDef {
-    vars: Vars,
+    vars: Level,
     /// Groups that list the host directly.
     groups: IndexSet<String>,
 }
@@ -27,8 +28,8 @@ pub(super) struct Builder {
     pub(super) groups: IndexMap<String, GroupDef>,
     pub(super) hosts: IndexMap<String, HostDef>,
     /// Variables from `group_vars/` and `host_vars/`, by group and host name.
-    pub(super) dir_group_vars: IndexMap<String, Vars>,
-    pub(super) dir_host_vars: IndexMap<String, Vars>,
+    pub(super) dir_group_vars: IndexMap<String, Level>,
+    pub(super) dir_host_vars: IndexMap<String, Level>,
 }
 
 impl Builder {
@@ -52,15 +53,15 @@ impl Builder {
         self.group(child).parents.insert(parent.to_string());
     }
 
-    pub(super) fn add_group_vars(&mut self, group: &str, vars: &Vars) {
-        merge_vars(&mut self.group(group).vars, vars);
+    pub(super) fn add_group_vars(&mut self, group: &str, vars: &Level) {
+        self.group(group).vars.merge(vars);
     }
 
-    pub(super) fn add_host(&mut self, group: &str, name: &str, vars: &Vars) {
+    pub(super) fn add_host(&mut self, group: &str, name: &str, vars: &Level) {
         self.group(group);
         let host = self.hosts.entry(name.to_string()).or_default();
         host.groups.insert(group.to_string());
-        merge_vars(&mut host.vars, vars);
+        host.vars.merge(vars);
     }
 
     /// Resolves group depths, memberships and variables; fails with the groups of a
@@ -123,26 +124,34 @@ impl Builder {
             // Ansible's order: the inventory's own group variables (all, then groups by
             // depth), then group_vars/all, group_vars/GROUP by depth, then the
             // inventory's host variables, then host_vars/HOST.
-            let mut vars = Vars::new();
+            let mut vars = Level::default();
             for &(index, _) in &member {
                 if let Some((_, group)) = groups.get_index(index) {
-                    merge_vars(&mut vars, &group.vars);
+                    vars.merge(&group.vars);
                 }
             }
             for &(_, group) in &member {
                 if let Some(found) = dir_group_vars.get(group) {
-                    merge_vars(&mut vars, found);
+                    vars.merge(found);
                 }
             }
-            merge_vars(&mut vars, &host.vars);
+            vars.merge(&host.vars);
             if let Some(found) = dir_host_vars.get(&name) {
-                merge_vars(&mut vars, found);
+                vars.merge(found);
             }
             let groups = member
                 .into_iter()
                 .map(|(_, name)| name.to_string())
                 .collect();
-            resolved.insert(name.clone(), InventoryHost { name, groups, vars });
+            resolved.insert(
+                name.clone(),
+                InventoryHost {
+                    name,
+                    groups,
+                    vars: vars.vars,
+                    templates: vars.templates,
+                },
+            );
         }
         Ok(Inventory { hosts: resolved })
     }
@@ -212,11 +221,4 @@ pub(super) fn set_var(vars: &mut Vars, name: &str, value: Value) {
         }
     }
     vars.insert(name.to_string(), value);
-}
-
-/// Applies `level` over `vars`, entry by entry.
-pub(super) fn merge_vars(vars: &mut Vars, level: &Vars) {
-    for (name, value) in level {
-        set_var(vars, name, value.clone());
-    }
 }

@@ -4,10 +4,11 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use super::builder::{merge_vars, Builder};
+use super::builder::Builder;
 use super::ini::read_ini;
+use super::tagged::{Level, TaggedVars};
 use super::yaml::{nesting_error, read_yaml, yaml_error};
-use super::{InventoryError, Vars};
+use super::InventoryError;
 
 /// Endings of file names that an inventory directory's reader skips (Ansible's default
 /// `inventory_ignore_extensions`).
@@ -105,11 +106,11 @@ pub(super) fn read_vars_dirs(builder: &mut Builder, dir: &Path) -> Result<(), In
             continue;
         }
         for name in names {
-            let mut vars = Vars::new();
+            let mut vars = Level::default();
             for file in vars_files(&base, &name) {
-                merge_vars(&mut vars, &read_vars_file(&file)?);
+                vars.merge(&read_vars_file(&file)?);
             }
-            if vars.is_empty() {
+            if vars.vars.is_empty() {
                 continue;
             }
             let found = if kind == "group_vars" {
@@ -165,7 +166,7 @@ fn collect_vars_dir(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// One `group_vars`/`host_vars` file: a YAML (or JSON) mapping of variables, or nothing.
-fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
+fn read_vars_file(path: &Path) -> Result<Level, InventoryError> {
     let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
         file: path.to_path_buf(),
         source,
@@ -178,6 +179,6 @@ fn read_vars_file(path: &Path) -> Result<Vars, InventoryError> {
         });
     }
     crate::yaml::check_nesting(&text, path).map_err(nesting_error)?;
-    let vars: Option<Vars> = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
-    Ok(vars.unwrap_or_default())
+    let vars: Option<TaggedVars> = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &e))?;
+    Ok(Level::read(vars.unwrap_or_default(), path))
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::builder::{set_var, Builder};
 use super::names::{check_group_name, parse_host_spec, NameError};
+use super::tagged::{Level, TEMPLATE_TAG};
 use super::{InventoryError, Vars, ALL, UNGROUPED};
 
 /// A problem with one INI line.
@@ -29,6 +30,11 @@ enum LineError {
     Var { group: String, text: String },
     #[error("expected a single group name in [{group}:children], found `{text}`")]
     Child { group: String, text: String },
+    #[error(
+        "`{name}`: `!{TEMPLATE_TAG}` is read in YAML only (INI values are always data); \
+         set this variable in a YAML inventory or a group_vars/host_vars file"
+    )]
+    Template { name: String },
 }
 
 /// Reads an INI inventory into `builder`; `origin` names the file in error messages.
@@ -136,8 +142,9 @@ fn parse_section_line(
                     .ok_or_else(|| LineError::HostVar {
                         token: (*token).to_string(),
                     })?;
-                set_var(&mut vars, name, ini_value(value)?);
+                set_var(&mut vars, name, ini_var(name, value)?);
             }
+            let vars = Level::data(vars);
             for name in names {
                 builder.add_host(group, &name, &vars);
             }
@@ -163,10 +170,10 @@ fn parse_section_line(
                     group: group.clone(),
                     text: line.to_string(),
                 })?;
-            let value = ini_value(strip_comment(value)?.trim())?;
+            let value = ini_var(name, strip_comment(value)?.trim())?;
             let mut vars = Vars::new();
             vars.insert(name.to_string(), value);
-            builder.add_group_vars(group, &vars);
+            builder.add_group_vars(group, &Level::data(vars));
         }
     }
     Ok(())
@@ -265,6 +272,20 @@ fn strip_comment(text: &str) -> Result<&str, LineError> {
     }
     quotes.finish()?;
     Ok(text)
+}
+
+/// The value of the variable `name`, refusing the `!template` tag of YAML inventories:
+/// someone who writes it expects a template, and would silently get text.
+fn ini_var(name: &str, raw: &str) -> Result<Value, LineError> {
+    let tag = raw
+        .strip_prefix('!')
+        .and_then(|rest| rest.strip_prefix(TEMPLATE_TAG));
+    if tag.is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+        return Err(LineError::Template {
+            name: name.to_owned(),
+        });
+    }
+    ini_value(raw)
 }
 
 /// An INI value: quoted text stays a string; otherwise `true`/`false` and integers become

@@ -51,6 +51,7 @@ mod files;
 mod ini;
 mod names;
 mod patterns;
+mod tagged;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -64,6 +65,8 @@ use builder::Builder;
 use files::{read_directory, read_source, read_vars_dirs};
 use names::parse_host_spec;
 
+use tagged::Level;
+pub use tagged::Templates;
 pub(crate) use target::expand_tilde;
 
 /// Variables by name, in the order they were written.
@@ -163,6 +166,9 @@ pub struct InventoryHost {
     pub groups: Vec<String>,
     /// The host's variables, merged from all its groups and its own.
     pub vars: Vars,
+    /// Which of `vars` are templates (tagged `!template` where they were set last), with
+    /// the file each is written in; all the others are data.
+    pub templates: Templates,
 }
 
 /// A parsed inventory.
@@ -234,7 +240,7 @@ impl Inventory {
         {
             let (names, vars) = parse_host_spec(item).map_err(|e| error(e.to_string()))?;
             for name in names {
-                builder.add_host(UNGROUPED, &name, &vars);
+                builder.add_host(UNGROUPED, &name, &Level::data(vars.clone()));
             }
         }
         builder

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::builder::Builder;
 use super::names::{check_group_name, expand_hosts};
-use super::{InventoryError, Vars};
+use super::tagged::{Level, TaggedVars};
+use super::InventoryError;
 
 /// Reads a YAML inventory into `builder`; `origin` names the file in error messages.
 pub(super) fn read_yaml(
@@ -24,7 +25,7 @@ pub(super) fn read_yaml(
     for (GroupKey(name), group) in document.map(|entries| entries.0).unwrap_or_default() {
         builder.group(&name);
         if let Some(group) = group {
-            add_yaml_group(builder, &name, group);
+            add_yaml_group(builder, &name, group, origin);
         }
     }
     Ok(())
@@ -97,20 +98,20 @@ impl<'de> Deserialize<'de> for GroupKey {
 #[serde(deny_unknown_fields)]
 struct YamlGroup {
     #[serde(default)]
-    hosts: Option<Entries<HostKey, Option<Vars>>>,
+    hosts: Option<Entries<HostKey, Option<TaggedVars>>>,
     #[serde(default)]
-    vars: Option<Vars>,
+    vars: Option<TaggedVars>,
     #[serde(default)]
     children: Option<Entries<GroupKey, Option<YamlGroup>>>,
 }
 
 /// Recursion follows the YAML nesting, which the parser already limits.
-fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup) {
+fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup, origin: &Path) {
     if let Some(vars) = group.vars {
-        builder.add_group_vars(name, &vars);
+        builder.add_group_vars(name, &Level::read(vars, origin));
     }
     for (HostKey(hosts), vars) in group.hosts.map(|entries| entries.0).unwrap_or_default() {
-        let vars = vars.unwrap_or_default();
+        let vars = Level::read(vars.unwrap_or_default(), origin);
         for host in hosts {
             builder.add_host(name, &host, &vars);
         }
@@ -118,7 +119,7 @@ fn add_yaml_group(builder: &mut Builder, name: &str, group: YamlGroup) {
     for (GroupKey(child), sub) in group.children.map(|entries| entries.0).unwrap_or_default() {
         builder.add_child(name, &child);
         if let Some(sub) = sub {
-            add_yaml_group(builder, &child, sub);
+            add_yaml_group(builder, &child, sub, origin);
         }
     }
 }

@@ -41,6 +41,24 @@ pub enum Node {
     },
 }
 
+/// An `include_tasks` or `include_role`, as `--list-tasks` shows it: a line of its own
+/// before the tasks it brings in, as Ansible lists an include.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncludeMark {
+    /// The tasks it brings in, by index into the play's flat list.
+    pub tasks: std::ops::Range<usize>,
+    /// Its `name`, or `include_tasks: FILE` (`include_role: ROLE`), after `ROLE : ` when
+    /// it is written in a role, as a task's title.
+    pub title: String,
+    pub kind: &'static str,
+    /// Its own `when` (the blocks' around it are its tasks').
+    pub when: Option<String>,
+    /// Its `loop`, as written: a template, or the list as JSON.
+    pub loop_over: Option<String>,
+    /// Its tags and those it inherits.
+    pub tags: Vec<String>,
+}
+
 /// The `loop` of an `include_tasks` that only the host can render.
 #[derive(Debug, Clone)]
 pub struct Each {
@@ -124,6 +142,8 @@ pub(super) struct Loader<'l> {
     pub(super) playbook_dir: &'l Path,
     pub(super) tasks: Vec<Task>,
     pub(super) handlers: Vec<Task>,
+    /// The dynamic includes among `tasks`, in the order written.
+    pub(super) includes: Vec<IncludeMark>,
     /// The role instances loaded so far (a role with the same parameters runs once).
     pub(super) seen: Vec<String>,
     pub(super) instances: usize,
@@ -192,8 +212,54 @@ impl Loader<'_> {
     }
 
     /// The tasks an `import_tasks`/`include_tasks` or `import_role`/`include_role`
-    /// (written at `here` in `source`) brings in, each inheriting its keys.
+    /// (written at `here` in `source`) brings in, each inheriting its keys; an include
+    /// is also marked for `--list-tasks`.
     fn import(
+        &mut self,
+        import: Import,
+        here: &[Step],
+        source: &Source,
+        inherited: &Inherited,
+    ) -> Result<Vec<Node>, PlaybookError> {
+        if !import.kind.starts_with("include_") {
+            return self.import_tasks(import, here, source, inherited);
+        }
+        let start = self.tasks.len();
+        let mark = self.includes.len();
+        let what = if import.kind == "include_role" {
+            match &import.tasks_from {
+                Some(from) => format!("{} ({from})", import.target),
+                None => import.target.clone(),
+            }
+        } else {
+            import.target.clone()
+        };
+        let own = import
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}: {what}", import.kind));
+        let mut tags = inherited.tags.clone();
+        tags.extend(import.tags.iter().cloned());
+        self.includes.push(IncludeMark {
+            tasks: start..start,
+            title: match &inherited.role {
+                Some(role) => format!("{} : {own}", role.name),
+                None => own,
+            },
+            kind: import.kind,
+            when: import.when.clone(),
+            loop_over: import.loop_over.as_ref().map(|over| match over.to_json() {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            }),
+            tags,
+        });
+        let nodes = self.import_tasks(import, here, source, inherited)?;
+        self.includes[mark].tasks.end = self.tasks.len();
+        Ok(nodes)
+    }
+
+    fn import_tasks(
         &mut self,
         import: Import,
         here: &[Step],

@@ -22,11 +22,11 @@ use serde::Deserialize;
 
 use crate::inventory::Vars;
 use crate::yaml::{self, YamlError};
-pub use blocks::{Each, Node};
+pub use blocks::{Each, IncludeMark, Node};
 pub use params::{ParamsError, Raw, Stage, Step};
 pub use roles::RoleCall;
 pub use selection::{NoSuchTask, TagFilter};
-pub use task::{Entry, Location, Origin, Task};
+pub use task::{Entry, Location, Origin, Task, Until};
 
 /// A playbook that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +177,9 @@ pub struct Play {
     /// The tasks' tree (blocks with their rescue and always), over `tasks`.
     #[serde(skip)]
     pub body: Vec<Node>,
+    /// The `include_tasks` and `include_role` among `tasks`, for `--list-tasks`.
+    #[serde(skip)]
+    pub includes: Vec<IncludeMark>,
     #[serde(default)]
     pub handlers: Vec<Task>,
 }
@@ -418,6 +421,7 @@ fn parse_plays(
             playbook_dir: &dir,
             tasks: Vec::new(),
             handlers: Vec::new(),
+            includes: Vec::new(),
             seen: Vec::new(),
             instances: 0,
         };
@@ -428,6 +432,7 @@ fn parse_plays(
         body.extend(loader.entries(entries, &at, &source, &blocks::Inherited::default())?);
         play.body = body;
         play.tasks = loader.tasks;
+        play.includes = loader.includes;
         for (position, handler) in play.handlers.iter_mut().enumerate() {
             handler.origin = Origin {
                 file: path.to_owned(),
@@ -1004,7 +1009,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, tasks_from, import_tasks, include_tasks, import_role, include_role, {}, set_fact, debug, assert, fail, meta, flush_handlers",
+                "site.yml:4:7: unknown key `notfy`\n  help: allowed keys here: name, notify, when, tags, become_user, no_log, register, changed_when, failed_when, ignore_errors, loop, loop_control, become, vars, block, rescue, always, run_once, tasks_from, until, retries, delay, import_tasks, include_tasks, import_role, include_role, {}, set_fact, debug, assert, fail, meta, flush_handlers",
                 converge_modules::MODULE_NAMES.join(", ")
             )
         );

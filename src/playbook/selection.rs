@@ -72,6 +72,11 @@ impl Playbook {
         let first = &mut self.plays[0];
         first.tasks.drain(..task);
         first.body = after(std::mem::take(&mut first.body), task);
+        // An include stays listed while it still brings a task in.
+        first.includes.retain(|include| include.tasks.end > task);
+        for include in &mut first.includes {
+            include.tasks = include.tasks.start.saturating_sub(task)..include.tasks.end - task;
+        }
         Ok(())
     }
 }

@@ -118,6 +118,8 @@ pub struct Task {
     pub failed_when: Vec<String>,
     /// A failure is reported as ignored and the host goes on.
     pub ignore_errors: bool,
+    /// `until` with `retries` and `delay`: run the task again until its conditions hold.
+    pub until: Option<Until>,
     /// `loop`: the items the task runs once for (a list, or a template rendering to
     /// one), rendered for each host.
     pub loop_over: Option<Raw>,
@@ -138,6 +140,22 @@ pub struct Task {
     /// The loop variable of the `include_tasks` around it that loops over a template:
     /// the task is rendered for each item on the host, not checked before the run.
     pub include_loop: Option<String>,
+}
+
+/// Ansible's retry loop: the task runs again, `delay` seconds apart, until all of
+/// `conditions` hold (with its registered result, and `attempts`, in scope), at most
+/// `retries` more times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Until {
+    pub conditions: Vec<String>,
+    pub retries: u32,
+    pub delay: u64,
+}
+
+impl Until {
+    /// Ansible's defaults: three more runs, five seconds apart.
+    pub const RETRIES: u32 = 3;
+    pub const DELAY: u64 = 5;
 }
 
 /// One instance of a role in a play: its name (titles say `NAME : task`), which
@@ -167,6 +185,8 @@ pub struct Import {
     pub kind: &'static str,
     /// The file (for tasks) or the role's name.
     pub target: String,
+    /// Its `name`, which `--list-tasks` shows for an include.
+    pub name: Option<String>,
     /// `tasks_from` of a role: the tasks file instead of `main.yml`.
     pub tasks_from: Option<String>,
     pub when: Option<String>,
@@ -306,6 +326,9 @@ const TASK_KEYS: &[&str] = &[
     "always",
     "run_once",
     "tasks_from",
+    "until",
+    "retries",
+    "delay",
 ];
 
 enum TaskKey {
@@ -328,6 +351,9 @@ enum TaskKey {
     Always,
     RunOnce,
     TasksFrom,
+    Until,
+    Retries,
+    Delay,
     Import(&'static str),
     Module(&'static str),
 }
@@ -370,6 +396,9 @@ impl Visitor<'_> for TaskKeySeed {
             "always" => TaskKey::Always,
             "run_once" => TaskKey::RunOnce,
             "tasks_from" => TaskKey::TasksFrom,
+            "until" => TaskKey::Until,
+            "retries" => TaskKey::Retries,
+            "delay" => TaskKey::Delay,
             _ if IMPORTS.contains(&key) => {
                 TaskKey::Import(IMPORTS.iter().find(|k| **k == key).expect("listed"))
             }
@@ -480,6 +509,9 @@ impl<'de> Visitor<'de> for TaskVisitor {
         let mut always: Option<Vec<Entry>> = None;
         let mut run_once: Option<bool> = None;
         let mut tasks_from: Option<String> = None;
+        let mut until: Option<Conditions> = None;
+        let mut retries: Option<u32> = None;
+        let mut delay: Option<u64> = None;
         let mut import: Option<(&'static str, Raw)> = None;
         while let Some(key) = map.next_key_seed(TaskKeySeed)? {
             match key {
@@ -555,6 +587,18 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     once(tasks_from.as_ref(), "tasks_from")?;
                     tasks_from = Some(map.next_value()?);
                 }
+                TaskKey::Until => {
+                    once(until.as_ref(), "until")?;
+                    until = Some(map.next_value()?);
+                }
+                TaskKey::Retries => {
+                    once(retries.as_ref(), "retries")?;
+                    retries = Some(map.next_value()?);
+                }
+                TaskKey::Delay => {
+                    once(delay.as_ref(), "delay")?;
+                    delay = Some(map.next_value()?);
+                }
                 TaskKey::Import(kind) => {
                     if let Some((first, _)) = &import {
                         return Err(de::Error::custom(format_args!(
@@ -592,7 +636,11 @@ impl<'de> Visitor<'de> for TaskVisitor {
                         ("failed_when", failed_when.is_some()),
                         ("ignore_errors", ignore_errors.is_some()),
                         ("run_once", run_once.is_some()),
+                        ("until", until.is_some()),
+                        ("retries", retries.is_some()),
+                        ("delay", delay.is_some()),
                     ],
+                    name,
                     tasks_from,
                     when,
                     tags: tags.map(|t| t.0).unwrap_or_default(),
@@ -623,6 +671,9 @@ impl<'de> Visitor<'de> for TaskVisitor {
                 ("loop", loop_over.is_some()),
                 ("loop_control", loop_control.is_some()),
                 ("run_once", run_once.is_some()),
+                ("until", until.is_some()),
+                ("retries", retries.is_some()),
+                ("delay", delay.is_some()),
             ];
             if let Some((key, _)) = task_only.iter().find(|(_, given)| *given) {
                 return Err(de::Error::custom(format_args!(
@@ -665,6 +716,17 @@ impl<'de> Visitor<'de> for TaskVisitor {
                     .join(", ")
             )));
         };
+        let until = match until {
+            Some(Conditions(conditions)) => Some(Until {
+                conditions,
+                retries: retries.unwrap_or(Until::RETRIES),
+                delay: delay.unwrap_or(Until::DELAY),
+            }),
+            None if retries.is_some() || delay.is_some() => return Err(de::Error::custom(
+                "`retries` and `delay` go with `until`: the condition the task is run again until",
+            )),
+            None => None,
+        };
         // A secret parameter (a password hash) implies no_log: no `no_log: false` shows it.
         let secret = secret_params(module.kind())
             .iter()
@@ -684,6 +746,7 @@ impl<'de> Visitor<'de> for TaskVisitor {
             changed_when: changed_when.map(|c| c.0).unwrap_or_default(),
             failed_when: failed_when.map(|c| c.0).unwrap_or_default(),
             ignore_errors: ignore_errors.unwrap_or(false),
+            until,
             loop_over: loop_over.map(|l| l.0),
             loop_var: loop_control
                 .as_ref()
@@ -703,7 +766,8 @@ impl<'de> Visitor<'de> for TaskVisitor {
 struct ImportKeys {
     module: Option<&'static str>,
     /// Task keys that make no sense on an import, and whether each was given.
-    others: [(&'static str, bool); 7],
+    others: [(&'static str, bool); 10],
+    name: Option<String>,
     tasks_from: Option<String>,
     when: Option<String>,
     tags: Vec<String>,
@@ -769,6 +833,7 @@ fn import_entry<E: de::Error>(
     Ok(Entry::Import(Box::new(Import {
         kind,
         target,
+        name: keys.name,
         tasks_from,
         when: keys.when,
         tags: keys.tags,

@@ -10,6 +10,7 @@ mod files;
 mod ini;
 mod names;
 mod patterns;
+mod tagged;
 mod target;
 mod yaml;
 

@@ -8,6 +8,7 @@ fn host_with(vars: Value) -> InventoryHost {
         name: "web1".into(),
         groups: vec!["all".into()],
         vars: map.into_iter().collect(),
+        templates: Templates::new(),
     }
 }
 
