@@ -6,8 +6,8 @@
 //! far go to the host together, as one script that stops at the first failure and
 //! reports each change's outcome, when something needs the host's real state:
 //!
-//! - a task whose result is read at once (`register`, `changed_when`, `failed_when`,
-//!   `ignore_errors`), a looped task (a failed item does not stop the others, as in
+//! - a task whose result is read at once (`register`, `until`, `changed_when`,
+//!   `failed_when`, `ignore_errors`), a looped task (a failed item does not stop the others, as in
 //!   Ansible) or a `run_once` one: its own changes end the script, sent with it;
 //! - a block with `rescue` or `always`: the script goes when the block starts, and its
 //!   tasks send their own changes, so a failure is known to be rescued;
@@ -99,6 +99,7 @@ impl PlayRun<'_> {
             // stops at the first failure.
             && !looped
             && task.register.is_none()
+            && task.until.is_none()
             && task.changed_when.is_empty()
             && task.failed_when.is_empty()
             && !task.ignore_errors

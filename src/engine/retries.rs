@@ -65,10 +65,13 @@ impl PlayRun<'_> {
                 map.insert("attempts".to_owned(), attempts.into());
             }
             changed |= result.status == Status::Changed;
+            // A change planned before this task failed when it was sent: the host
+            // stops there, and this task never ran.
             if matches!(
                 result.status,
                 Status::Skipped | Status::Pending | Status::Unreachable
-            ) {
+            ) || self.failure.is_some()
+            {
                 return (value, unknown);
             }
             let verdict = self.verdict(task, item, until, &value, unknown);
