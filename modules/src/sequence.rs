@@ -26,6 +26,9 @@ pub struct StepOutput {
     pub stderr: Vec<u8>,
 }
 
+/// The name a sequence's shell runs under (its `$0`), which marks it in a command line.
+pub const RUNNER_NAME: &str = "converge-changes";
+
 /// One command that runs `commands` in order and stops at the first that fails.
 pub fn sequence(commands: &[Cmd], nonce: &str) -> Cmd {
     let mut script = String::new();
@@ -51,7 +54,7 @@ pub fn sequence(commands: &[Cmd], nonce: &str) -> Cmd {
     let mut stdin = script.into_bytes();
     stdin.extend_from_slice(&inputs);
     Cmd {
-        argv: ["sh", "-c", runner.as_str(), "converge-changes"]
+        argv: ["sh", "-c", runner.as_str(), RUNNER_NAME]
             .map(str::to_owned)
             .to_vec(),
         stdin,

@@ -7,8 +7,9 @@
 //! reports each change's outcome, when something needs the host's real state:
 //!
 //! - a task whose result is read at once (`register`, `until`, `changed_when`,
-//!   `failed_when`, `ignore_errors`), a looped task (a failed item does not stop the others, as in
-//!   Ansible) or a `run_once` one: its own changes end the script, sent with it;
+//!   `failed_when`, `ignore_errors`), a looped task (a failed item does not stop the
+//!   others, as in Ansible), a `run_once` one, or any task of a play with
+//!   `any_errors_fatal`: its own changes end the script, sent with it;
 //! - a block with `rescue` or `always`: the script goes when the block starts, and its
 //!   tasks send their own changes, so a failure is known to be rescued;
 //! - a change whose whole effect cannot be predicted (a package's maintainer scripts,
@@ -94,6 +95,9 @@ impl PlayRun<'_> {
     /// batch, which is sent at once: see [`Self::send_with`].)
     pub(super) fn may_wait(&self, task: &Task, looped: bool) -> bool {
         !self.options.check
+            // Under `any_errors_fatal` every host stops at another's first failure,
+            // which must be known when it happens.
+            && self.abort.is_none()
             && !task.run_once
             // Each item of a loop goes on when another fails, as in Ansible: a script
             // stops at the first failure.

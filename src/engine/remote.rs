@@ -122,6 +122,9 @@ impl PlayRun<'_> {
             eprintln!("[{}] $ (command hidden: no_log)", self.host.name);
         } else {
             show_command(&self.host.name, &line, self.options.verbose);
+            if self.options.verbose > 1 {
+                show_script(&self.host.name, cmd);
+            }
         }
         self.host.commands += 1;
         line
@@ -152,6 +155,23 @@ pub(super) fn show_command(host: &str, line: &str, verbose: u8) {
             escape_control(&line[..cut]),
             line.len()
         );
+    }
+}
+
+/// Prints, for `-vv`, the script a [`sequence`] sends on its stdin (its commands; never
+/// the input that follows them, which holds files' content).
+fn show_script(host: &str, cmd: &Cmd) {
+    if cmd.argv.last().map(String::as_str) != Some(sequence::RUNNER_NAME) {
+        return;
+    }
+    let length = cmd.argv[2]
+        .trim_start_matches("eval \"$(head -c ")
+        .trim_end_matches(")\"")
+        .parse::<usize>()
+        .unwrap_or(0)
+        .min(cmd.stdin.len());
+    for line in String::from_utf8_lossy(&cmd.stdin[..length]).lines() {
+        eprintln!("[{host}] | {}", escape_control(line));
     }
 }
 
