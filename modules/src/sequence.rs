@@ -29,6 +29,19 @@ pub struct StepOutput {
 /// The name a sequence's shell runs under (its `$0`), which marks it in a command line.
 pub const RUNNER_NAME: &str = "converge-changes";
 
+/// How many bytes of a [`sequence`]'s stdin are its script, from its argv; `None` for
+/// any other command.
+pub fn script_length(argv: &[String]) -> Option<usize> {
+    match argv {
+        [sh, c, runner, name] if sh == "sh" && c == "-c" && name == RUNNER_NAME => runner
+            .strip_prefix("eval \"$(head -c ")?
+            .strip_suffix(")\"")?
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
 /// One command that runs `commands` in order and stops at the first that fails.
 pub fn sequence(commands: &[Cmd], nonce: &str) -> Cmd {
     let mut script = String::new();

@@ -161,15 +161,10 @@ pub(super) fn show_command(host: &str, line: &str, verbose: u8) {
 /// Prints, for `-vv`, the script a [`sequence`] sends on its stdin (its commands; never
 /// the input that follows them, which holds files' content).
 fn show_script(host: &str, cmd: &Cmd) {
-    if cmd.argv.last().map(String::as_str) != Some(sequence::RUNNER_NAME) {
+    let Some(length) = sequence::script_length(&cmd.argv) else {
         return;
-    }
-    let length = cmd.argv[2]
-        .trim_start_matches("eval \"$(head -c ")
-        .trim_end_matches(")\"")
-        .parse::<usize>()
-        .unwrap_or(0)
-        .min(cmd.stdin.len());
+    };
+    let length = length.min(cmd.stdin.len());
     for line in String::from_utf8_lossy(&cmd.stdin[..length]).lines() {
         eprintln!("[{host}] | {}", escape_control(line));
     }

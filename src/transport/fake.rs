@@ -464,13 +464,8 @@ impl Model {
         }
         // A sequence (its script first on stdin, then its commands' input) marks each
         // command's start with its nonce (see `sequence::split`).
-        let (steps, nonce, stdin) = match argv.as_slice() {
-            [sh, c, runner, name] if sh == "sh" && c == "-c" && name == "converge-changes" => {
-                let length: usize = runner
-                    .trim_start_matches("eval \"$(head -c ")
-                    .trim_end_matches(")\"")
-                    .parse()
-                    .expect("the sequence says how long its script is");
+        let (steps, nonce, stdin) =
+            if let Some(length) = converge_modules::sequence::script_length(&argv) {
                 let script = String::from_utf8_lossy(&stdin[..length]).into_owned();
                 let nonce = script
                     .split("::converge:")
@@ -478,12 +473,10 @@ impl Model {
                     .and_then(|rest| rest.split(':').next())
                     .map(str::to_owned);
                 (sequence_steps(&script), nonce, &stdin[length..])
-            }
-            _ => {
+            } else {
                 let length = (!stdin.is_empty()).then_some(stdin.len());
                 (vec![(argv, length)], None, stdin)
-            }
-        };
+            };
         let mut inputs = stdin;
         let mut output = Output::default();
         let mut commands = Vec::new();
