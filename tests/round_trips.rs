@@ -1,9 +1,8 @@
 //! What a run costs in round trips, counted on real hosts (never timed): with nothing
 //! to change, every host gets one SSH connection and one remote command, however many
-//! tasks the play has; a first run of file resources costs three (the read that takes
-//! the lock, one script with every change, the read that confirms it), each point the
-//! engine cannot see past (a user's manager just brought up, a command whose output a
-//! later task reads) two more; the JSON report's `commands` and the `-v` lines agree.
+//! tasks the play has; a first converge costs three (the read that takes the lock, one
+//! script with every change, the read that confirms it), and a command whose output a
+//! later task reads two more; the JSON report's `commands` and the `-v` lines agree.
 
 mod fleet;
 mod support;
@@ -174,7 +173,7 @@ fn warnings(report: &Value, host: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_first_converge_of_the_benchmark_scenario_costs_five_commands_and_a_second_run_one() {
+fn a_first_converge_of_the_benchmark_scenario_costs_three_commands_and_a_second_run_one() {
     let Some(fleet) = Fleet::boot(1) else { return };
     let host = &fleet.hosts()[0];
     let inventory = fleet.write_inventory("bench");
@@ -182,11 +181,9 @@ fn a_first_converge_of_the_benchmark_scenario_costs_five_commands_and_a_second_r
     let (code, report, stderr) = converge_verbose(&fleet, &[SIDEKIQ_SCENARIO, "-i", inventory]);
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_eq!(report["summary"]["changed"], 6, "{report:#}");
-    // The read that takes the lock, the script up to lingering, the read that confirms
-    // it (deploy's manager has just come up: the user unit starts after a read), the
-    // script with the user unit, the read that confirms it.
-    assert_eq!(commands(&report, &host.name), 5, "{stderr}");
-    assert_eq!(shown(&stderr, &host.name), 5, "{stderr}");
+    // The read that takes the lock, the script, the read that confirms it.
+    assert_eq!(commands(&report, &host.name), 3, "{stderr}");
+    assert_eq!(shown(&stderr, &host.name), 3, "{stderr}");
     assert_eq!(warnings(&report, &host.name), Vec::<String>::new());
     host.ssh_ok("systemctl is-active sidekiq.service");
     host.ssh_ok(
@@ -226,7 +223,7 @@ fn a_command_whose_output_a_later_when_reads_costs_two_commands_more() {
     // The first script ends with the command, whose output the `when` reads: its
     // confirming read is the read the rest of the play is planned from, and the rest
     // goes as a second script, confirmed in turn.
-    assert_eq!(commands(&report, &host.name), 7, "{stderr}");
+    assert_eq!(commands(&report, &host.name), 5, "{stderr}");
     assert_eq!(warnings(&report, &host.name), Vec::<String>::new());
     let release = host.ssh_ok("cat /etc/debian_version");
     assert_eq!(host.ssh_ok("cat /etc/motd.release"), release);

@@ -13,8 +13,7 @@
 //! - a block with `rescue` or `always`: the script goes when the block starts, and its
 //!   tasks send their own changes, so a failure is known to be rescued;
 //! - a change whose whole effect cannot be predicted (a package's maintainer scripts,
-//!   a command) or a user's manager just brought up by lingering, a fact nobody has
-//!   read or predicted, one that moves by itself
+//!   a command), a fact nobody has read or predicted, one that moves by itself
 //!   (`wait_for`), or a task that runs as another user: the script goes before that
 //!   task is planned;
 //! - the end of the play, after its handlers.
@@ -144,8 +143,7 @@ impl PlayRun<'_> {
             super::outcome::record(result, change, &self.host.secret_paths);
             change.predict(&mut self.host.facts);
         }
-        self.batch.unsettled |= self.host.facts.unsettled().len() > unsettled
-            || changes.iter().any(Change::ends_script);
+        self.batch.unsettled |= self.host.facts.unsettled().len() > unsettled;
         self.batch.secret |= task.no_log;
         let confirm = !result.handler && task.module.kind() != "command";
         let id = self.staged_entries;

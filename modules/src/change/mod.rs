@@ -79,11 +79,6 @@ pub trait DomainChange {
     fn file_contents(&self) -> Option<ContentChange<'_>> {
         None
     }
-    /// Whether what comes after this change must be planned against a new read of the
-    /// host, even though its effect is predicted: a real run ends its script here.
-    fn ends_script(&self) -> bool {
-        false
-    }
 }
 
 impl Change {
@@ -111,12 +106,6 @@ impl Change {
     /// Records in `store` the state this change would leave (check mode).
     pub fn predict(&self, store: &mut FactStore) {
         self.domain().predict(store);
-    }
-
-    /// Whether a real run ends its script after this change (see
-    /// [`DomainChange::ends_script`]).
-    pub fn ends_script(&self) -> bool {
-        self.domain().ends_script()
     }
 }
 

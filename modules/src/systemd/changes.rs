@@ -264,17 +264,6 @@ pub enum SystemdChange {
 }
 
 impl DomainChange for SystemdChange {
-    /// A user's manager that has just come up is given a moment (a read) before units
-    /// start in it: systemd 247 (Debian 11) can fail to attach a unit started at once
-    /// to its control group ("Failed to attach to cgroup ... No such file or
-    /// directory").
-    fn ends_script(&self) -> bool {
-        matches!(
-            self,
-            SystemdChange::Linger { enabled: true, .. } | SystemdChange::AwaitUserManager { .. }
-        )
-    }
-
     fn describe(&self) -> String {
         match self {
             SystemdChange::DaemonReload { manager, .. } => format!("daemon-reload ({manager})"),

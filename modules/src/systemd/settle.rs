@@ -10,7 +10,10 @@
 //! and it is active: it said it is ready. A `Type=oneshot` unit, and a unit that is
 //! not a service (a timer, a socket), is done when its start returned. Then the optional probe runs, with retries. Any failure ends the script
 //! with the reason and the last lines of the unit's journal (system or the user's
-//! manager), which become the task's failure message.
+//! manager), which become the task's failure message. One failure is not the unit's:
+//! a process systemd could not move into the unit's control group (exit status 219,
+//! a race of systemd 247 on hybrid cgroup hierarchies) never ran the service's code,
+//! and is started once more.
 //!
 //! Everything happens in the change's one command: no extra round trip per poll.
 
@@ -132,8 +135,8 @@ fail() {
   exit 1
 }
 read_state() {
-  out=$(ctl show -p ActiveState -p SubState -p MainPID -p ExecMainPID -p NRestarts -p Type -p Result -- "$unit" 2>/dev/null) || out=
-  active=unknown sub=unknown pid= execpid= restarts=0 type= result=
+  out=$(ctl show -p ActiveState -p SubState -p MainPID -p ExecMainPID -p ExecMainStatus -p NRestarts -p Type -p Result -- "$unit" 2>/dev/null) || out=
+  active=unknown sub=unknown pid= execpid= main_status= restarts=0 type= result=
   while IFS= read -r line; do
     case $line in
       ActiveState=*) active=${line#*=} ;;
@@ -141,6 +144,7 @@ read_state() {
       MainPID=*) pid=${line#*=} ;;
       ExecMainPID=0) execpid= ;;
       ExecMainPID=*) execpid=${line#*=} ;;
+      ExecMainStatus=*) main_status=${line#*=} ;;
       NRestarts=*) restarts=${line#*=} ;;
       Type=*) type=${line#*=} ;;
       Result=*) result=${line#*=} ;;
@@ -155,12 +159,22 @@ now() {
     *) printf '%s (%s, result %s)' "$active" "$sub" "$result" ;;
   esac
 }
-if ! out=$(ctl "$verb" -- "$unit" 2>&1); then
+started=yes
+out=$(ctl "$verb" -- "$unit" 2>&1) || started=
+read_state
+# systemd 247 on a hybrid cgroup hierarchy can fail to move a new process into the
+# unit's control group ("Failed at step CGROUP", exit status 219): the service's own
+# code never ran, so starting it once more is safe.
+if [ "$main_status" = 219 ] && { [ -z "$started" ] || [ "$active" != active ]; }; then
+  printf '%s\n' "systemd could not place $unit's process in its control group (status 219/CGROUP); starting it once more" >&2
+  started=yes
+  out=$(ctl restart -- "$unit" 2>&1) || started=
   read_state
+fi
+if [ -z "$started" ]; then
   fail "$unit did not $verb: $out
 $unit is $(now)"
 fi
-read_state
 case $unit in
   # Only a service has a main process that can die: a timer, socket or target is up
   # once its start returned.
@@ -183,6 +197,13 @@ i=0
 while [ "$i" -lt $((settle * 2)) ]; do
   sleep 0.5
   i=$((i + 1))
+  # While its main process lives, the unit has neither stopped nor been restarted: a
+  # signal 0 costs nothing, where asking the manager costs a `systemctl` (and for a user
+  # unit a `runuser`) per poll. The manager is asked once the process is gone, when there
+  # is none to watch, and at the end.
+  if [ "$i" -lt $((settle * 2)) ] && [ "${first:-0}" != 0 ] && kill -0 "$first" 2>/dev/null; then
+    continue
+  fi
   read_state
   when="within $((i / 2)).$((i % 2 * 5)) s of $verb (settle ${settle} s)"
   if [ "$active" != active ]; then
@@ -301,6 +322,12 @@ mod tests {
     /// The script's own logic, with `systemctl` and `journalctl` played by shell
     /// functions reading a scripted sequence of states.
     fn run_with_states(states: &[&str], settle: u32, probe: &str) -> (i32, String) {
+        let (status, stderr, _) = run_counting_reads(states, settle, probe);
+        (status, stderr)
+    }
+
+    /// As [`run_with_states`], with how many times the script asked the manager.
+    fn run_counting_reads(states: &[&str], settle: u32, probe: &str) -> (i32, String, usize) {
         static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
@@ -315,10 +342,19 @@ mod tests {
 systemctl() {{
   case $1 in
     show)
+      echo >> "{dir}/reads"
       # Called in a subshell: the position in the script lives in a file.
       n=$(cat "{dir}/n"); cat "{dir}/$n"
       if [ -e "{dir}/$((n + 1))" ]; then echo $((n + 1)) > "{dir}/n"; fi ;;
   esac
+}}
+# `kill -0 PID` looks at the state the next `show` would print: the process lives while
+# the unit is active with PID as its main process. It moves on to the next state only
+# while the process lives, so the `show` that follows a death prints that death.
+kill() {{
+  n=$(cat "{dir}/n")
+  grep -qx ActiveState=active "{dir}/$n" && grep -qx "MainPID=$2" "{dir}/$n" || return 1
+  if [ -e "{dir}/$((n + 1))" ]; then echo $((n + 1)) > "{dir}/n"; fi
 }}
 journalctl() {{ [ "$1" = --sync ] || echo 'worker: boom'; }}
 sleep() {{ :; }}
@@ -337,10 +373,15 @@ sleep() {{ :; }}
             ])
             .output()
             .unwrap();
+        let reads = std::fs::read_to_string(dir.join("reads"))
+            .unwrap_or_default()
+            .lines()
+            .count();
         std::fs::remove_dir_all(&dir).unwrap();
         (
             output.status.code().unwrap(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
+            reads,
         )
     }
 
@@ -350,6 +391,17 @@ sleep() {{ :; }}
     #[test]
     fn a_unit_that_stays_up_settles() {
         assert_eq!(run_with_states(&[UP], 2, ""), (0, String::new()));
+    }
+
+    #[test]
+    fn a_unit_whose_main_process_lives_is_asked_about_right_after_its_start_and_at_the_end() {
+        assert_eq!(run_counting_reads(&[UP], 3, ""), (0, String::new(), 2));
+        // With no main process to watch, every poll asks the manager.
+        let without = UP.replace("MainPID=42", "MainPID=0");
+        assert_eq!(
+            run_counting_reads(&[&without], 3, ""),
+            (0, String::new(), 7)
+        );
     }
 
     #[test]
@@ -372,6 +424,25 @@ sleep() {{ :; }}
             stderr.starts_with("w.service did not stay up: right after restart it is activating (auto-restart, result exit-code)\nlast 20 lines of its journal:\n"),
             "{stderr}"
         );
+    }
+
+    #[test]
+    fn a_process_systemd_could_not_place_in_its_control_group_is_started_once_more() {
+        let misplaced = "Type=simple ActiveState=activating SubState=auto-restart MainPID=0 ExecMainStatus=219 NRestarts=0 Result=exit-code";
+        let note = "systemd could not place w.service's process in its control group (status 219/CGROUP); starting it once more\n";
+        assert_eq!(
+            run_with_states(&[misplaced, UP], 2, ""),
+            (0, note.to_owned())
+        );
+        let (status, stderr) = run_with_states(&[misplaced, misplaced], 2, "");
+        assert_eq!(status, 1);
+        assert!(
+            stderr.starts_with(&format!("{note}w.service did not stay up: right after restart it is activating (auto-restart, result exit-code)\n")),
+            "{stderr}"
+        );
+        // A service that ran and failed on its own is not started again.
+        let failed = misplaced.replace("=219", "=1");
+        assert_eq!(run_with_states(&[&failed, UP], 2, "").0, 1);
     }
 
     #[test]
