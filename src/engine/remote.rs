@@ -1,6 +1,7 @@
 //! Remote commands of one host's play run: changes in one command, run as the task's
 //! user (through `sudo -n`), shown with `-v` and counted; and what a failure says.
 
+use converge_modules::systemd::changes::{reloads_joined_later, reloads_owed};
 use converge_modules::{sequence, shell, Change, Cmd};
 
 use super::play_run::PlayRun;
@@ -12,12 +13,37 @@ impl PlayRun<'_> {
     /// Carries out changes in one remote command, stopping at the first that fails.
     /// Returns how many were attempted (the failed one included: the report lists
     /// exactly those) and the outcome.
+    ///
+    /// A daemon-reload that a later one of the same manager makes unnecessary (see
+    /// [`reloads_joined_later`]) is not sent: that one loads both tasks' unit files. When
+    /// a change between them fails, the reload the earlier tasks asked for is made
+    /// then, so what the report lists as done is done.
     pub(super) fn apply(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
         if changes.is_empty() {
             return (0, Ok(()));
         }
-        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
-        self.apply_run(changes, &commands)
+        let joined = reloads_joined_later(changes);
+        let sent: Vec<usize> = (0..changes.len())
+            .filter(|&index| joined[index].is_none())
+            .collect();
+        let sent_changes: Vec<Change> = sent.iter().map(|&index| changes[index].clone()).collect();
+        let commands: Vec<Cmd> = sent_changes.iter().map(Change::command).collect();
+        let (ran, result) = self.apply_run(&sent_changes, &commands);
+        let Err(error) = result else {
+            return (changes.len(), Ok(()));
+        };
+        let Some(&failed) = ran.checked_sub(1).and_then(|last| sent.get(last)) else {
+            return (0, Err(error));
+        };
+        let owed = reloads_owed(changes, &joined, failed);
+        if !owed.is_empty() {
+            // The failure stays the task's outcome, and its output the last one.
+            let output = self.last_output.take();
+            let commands: Vec<Cmd> = owed.iter().map(Change::command).collect();
+            let _ = self.apply_run(&owed, &commands);
+            self.last_output = output;
+        }
+        (failed + 1, Err(error))
     }
 
     /// Carries out changes that can go as one command. Returns how many ran (all of

@@ -2,7 +2,9 @@
 
 use crate::accounts::{AccountFact, AccountKey};
 use crate::change::{Cmd, DomainChange};
-use crate::fact::{Fact, FactKey, FactStore, GroupInfo, PathKind, PathState, Touch, UserInfo};
+use crate::fact::{
+    Fact, FactKey, FactStore, GroupInfo, Manager, PathKind, PathState, Touch, UserInfo,
+};
 use crate::paths::{PathFact, PathKey};
 
 /// A new user account.
@@ -204,6 +206,11 @@ pub enum AccountChange {
 }
 
 impl DomainChange for AccountChange {
+    /// Users and groups are made without asking a systemd manager.
+    fn needs_reloaded(&self, _manager: &Manager) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         match self {
             AccountChange::AddGroup { name, .. } => format!("create group {name}"),

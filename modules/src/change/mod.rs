@@ -10,7 +10,7 @@
 //! a plan can hold any change; what each one does lives with its domain, which
 //! implements [`DomainChange`], and the methods below only hand over to it.
 
-use crate::fact::{FactStore, Touch};
+use crate::fact::{FactStore, Manager, Touch};
 
 pub use crate::accounts::changes::{NewUser, UserEdit};
 pub use crate::commands::changes::RunCommand;
@@ -79,6 +79,15 @@ pub trait DomainChange {
     fn file_contents(&self) -> Option<ContentChange<'_>> {
         None
     }
+    /// Whether this change may need `manager` to have reread its unit files before it
+    /// runs: asks it to start or signal a unit, or could do anything (a command, a
+    /// package's maintainer scripts). A daemon-reload of `manager` planned before this
+    /// change may wait past it only when this is false (see
+    /// [`crate::systemd::changes::reloads_joined_later`]).
+    fn needs_reloaded(&self, manager: &Manager) -> bool {
+        let _ = manager;
+        true
+    }
 }
 
 impl Change {
@@ -106,6 +115,12 @@ impl Change {
     /// Records in `store` the state this change would leave (check mode).
     pub fn predict(&self, store: &mut FactStore) {
         self.domain().predict(store);
+    }
+
+    /// Whether this change may need `manager` to have reread its unit files first (see
+    /// [`DomainChange::needs_reloaded`]).
+    pub fn needs_reloaded(&self, manager: &Manager) -> bool {
+        self.domain().needs_reloaded(manager)
     }
 }
 

@@ -3,7 +3,7 @@
 //! with `mv -f -T`, so a link being re-pointed is never absent, not for an instant.
 
 use crate::change::{Cmd, DomainChange};
-use crate::fact::{FactStore, PathKind, PathState, Touch};
+use crate::fact::{FactStore, Manager, PathKind, PathState, Touch};
 use crate::links::{LinkFact, LinkKey};
 use crate::paths::changes::path_script;
 use crate::paths::safe_path;
@@ -33,6 +33,11 @@ mv -f -T -- new "../$name"
 converge_cleanup"#;
 
 impl DomainChange for NewLink {
+    /// A link is no business of a systemd manager.
+    fn needs_reloaded(&self, _manager: &Manager) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         format!("link {} -> {}", self.path, self.target)
     }

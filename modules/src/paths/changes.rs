@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::change::{Cmd, ContentChange, DomainChange};
-use crate::fact::{Fact, FactKey, FactStore, PathKind, PathState, Touch};
+use crate::fact::{Fact, FactKey, FactStore, Manager, PathKind, PathState, Touch};
 use crate::paths::facts::sha256_hex;
 use crate::paths::safe_path;
 use crate::paths::{PathFact, PathKey};
@@ -365,6 +365,11 @@ pub enum PathChange {
 }
 
 impl DomainChange for PathChange {
+    /// Files, directories and their attributes are no business of a systemd manager.
+    fn needs_reloaded(&self, _manager: &Manager) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         match self {
             PathChange::WriteFile(write) => describe_write(write),

@@ -2,7 +2,7 @@
 //! grants what the rule says, and putting the previous file back when it does not.
 
 use crate::change::{Cmd, DomainChange};
-use crate::fact::{FactStore, Touch};
+use crate::fact::{FactStore, Manager, Touch};
 use crate::paths::changes::touches_file;
 use crate::sudo::sudoers::VERIFY_SUDO;
 
@@ -41,6 +41,11 @@ pub enum SudoChange {
 }
 
 impl DomainChange for SudoChange {
+    /// A sudoers file (validated by `visudo`) is no business of a systemd manager.
+    fn needs_reloaded(&self, _manager: &Manager) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         match self {
             SudoChange::Verify { user, commands, .. } => format!(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::change::{Cmd, DomainChange};
+use crate::change::{Change, Cmd, DomainChange};
 use crate::fact::{Fact, FactKey, FactStore, Manager, ManagerState, Touch, UnitRef, UnitState};
 use crate::systemd::facts::{started_with_manager, USER_SYSTEMCTL};
 use crate::systemd::settle::{self, Verify};
@@ -228,6 +228,59 @@ fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
     })
 }
 
+/// Which daemon-reloads of `changes` (run in this order, as one script) another one
+/// makes unnecessary: for each change, the index of the last daemon-reload of the same
+/// manager that follows it with nothing between them that needs that manager to have
+/// reread its unit files ([`Change::needs_reloaded`]). Unit files written by several
+/// tasks are then loaded by one reload, before the first change that needs it.
+pub fn reloads_joined_later(changes: &[Change]) -> Vec<Option<usize>> {
+    let mut joined: Vec<Option<usize>> = changes
+        .iter()
+        .enumerate()
+        .map(|(index, change)| {
+            let Change::Systemd(SystemdChange::DaemonReload { manager, .. }) = change else {
+                return None;
+            };
+            for (later_index, later) in changes.iter().enumerate().skip(index + 1) {
+                if let Change::Systemd(SystemdChange::DaemonReload { manager: other, .. }) = later {
+                    if other == manager {
+                        return Some(later_index);
+                    }
+                } else if later.needs_reloaded(manager) {
+                    return None;
+                }
+            }
+            None
+        })
+        .collect();
+    // A reload joined to one that is itself joined to a later one waits for that.
+    for index in (0..joined.len()).rev() {
+        if let Some(next) = joined[index] {
+            joined[index] = joined[next].or(Some(next));
+        }
+    }
+    joined
+}
+
+/// The reloads a script that failed at change `failed` still owes: those before it
+/// that were joined (`joined`, from [`reloads_joined_later`]) to one after it, one per
+/// manager.
+pub fn reloads_owed(changes: &[Change], joined: &[Option<usize>], failed: usize) -> Vec<Change> {
+    let mut owed: Vec<Change> = Vec::new();
+    for (change, cover) in changes.iter().zip(joined).take(failed) {
+        let Change::Systemd(SystemdChange::DaemonReload { manager, .. }) = change else {
+            continue;
+        };
+        let counted = owed.iter().any(|other| {
+            matches!(other, Change::Systemd(SystemdChange::DaemonReload { manager: m, .. }) if m == manager)
+        });
+        if cover.is_some_and(|cover| cover > failed) && !counted {
+            owed.push(change.clone());
+        }
+    }
+    owed
+}
+
 /// The changes made through systemd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SystemdChange {
@@ -264,6 +317,23 @@ pub enum SystemdChange {
 }
 
 impl DomainChange for SystemdChange {
+    fn needs_reloaded(&self, manager: &Manager) -> bool {
+        match self {
+            SystemdChange::DaemonReload { manager: other, .. } => other == manager,
+            // `enable --no-reload` and `disable --no-reload` only edit links.
+            SystemdChange::Unit {
+                reload_follows: true,
+                ..
+            } => false,
+            SystemdChange::Unit { unit, .. } | SystemdChange::Signal { unit, .. } => {
+                unit.manager == *manager
+            }
+            SystemdChange::Linger { user, .. } | SystemdChange::AwaitUserManager { user } => {
+                matches!(manager, Manager::User(owner) if owner == user)
+            }
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             SystemdChange::DaemonReload { manager, .. } => format!("daemon-reload ({manager})"),
@@ -317,5 +387,122 @@ impl DomainChange for SystemdChange {
             // A signal leaves no state behind.
             SystemdChange::Signal { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::changes::{CommandChange, RunCommand};
+    use crate::fact::PathKind;
+    use crate::paths::changes::PathChange;
+
+    fn reload(manager: &Manager, unit: &str) -> Change {
+        Change::Systemd(SystemdChange::DaemonReload {
+            manager: manager.clone(),
+            unit: Some(unit.to_owned()),
+            removed: false,
+        })
+    }
+
+    fn unit(manager: &Manager, name: &str, action: UnitAction, reload_follows: bool) -> Change {
+        Change::Systemd(SystemdChange::Unit {
+            unit: UnitRef {
+                manager: manager.clone(),
+                name: name.to_owned(),
+            },
+            action,
+            reload_follows,
+            verify: None,
+        })
+    }
+
+    fn file(path: &str) -> Change {
+        Change::Paths(PathChange::Remove {
+            path: path.to_owned(),
+            kind: PathKind::File,
+        })
+    }
+
+    #[test]
+    fn unit_files_written_before_any_start_are_loaded_by_the_last_reload() {
+        let system = Manager::System;
+        let changes = [
+            file("/etc/systemd/system/a.service"),
+            unit(&system, "a.service", UnitAction::Enable, true),
+            reload(&system, "a.service"),
+            file("/etc/systemd/system/b.service"),
+            unit(&system, "b.service", UnitAction::Enable, true),
+            reload(&system, "b.service"),
+            file("/etc/systemd/system/c.service"),
+            reload(&system, "c.service"),
+            unit(&system, "a.service", UnitAction::Start, false),
+            unit(&system, "b.service", UnitAction::Start, false),
+        ];
+        let joined = reloads_joined_later(&changes);
+        let expected = [
+            None,
+            None,
+            Some(7),
+            None,
+            None,
+            Some(7),
+            None,
+            None,
+            None,
+            None,
+        ];
+        assert_eq!(joined, expected);
+        // A failure between the first reload and the last owes the first's manager one.
+        assert_eq!(reloads_owed(&changes, &joined, 4), vec![changes[2].clone()]);
+        assert_eq!(reloads_owed(&changes, &joined, 6), vec![changes[2].clone()]);
+        assert_eq!(reloads_owed(&changes, &joined, 7), Vec::<Change>::new());
+        assert_eq!(reloads_owed(&changes, &joined, 2), Vec::<Change>::new());
+    }
+
+    #[test]
+    fn a_reload_is_not_joined_past_what_needs_it() {
+        let system = Manager::System;
+        let deploy = Manager::User("deploy".to_owned());
+        let command = Change::Commands(CommandChange::Run {
+            command: RunCommand::Shell("systemctl start a.service".to_owned()),
+        });
+        let started_between = [
+            reload(&system, "a.service"),
+            unit(&system, "a.service", UnitAction::Start, false),
+            reload(&system, "b.service"),
+        ];
+        let command_between = [
+            reload(&system, "a.service"),
+            command,
+            reload(&system, "b.service"),
+        ];
+        let lingering_between = [
+            reload(&deploy, "a.service"),
+            Change::Systemd(SystemdChange::Linger {
+                user: "deploy".to_owned(),
+                enabled: true,
+            }),
+            reload(&deploy, "b.service"),
+        ];
+        for changes in [&started_between, &command_between, &lingering_between] {
+            assert_eq!(
+                reloads_joined_later(changes),
+                [None, None, None],
+                "{changes:?}"
+            );
+        }
+        // Other managers go their own way: a start in one does not hold the other back.
+        let two_managers = [
+            reload(&system, "a.service"),
+            reload(&deploy, "a.service"),
+            unit(&deploy, "a.service", UnitAction::Start, false),
+            reload(&system, "b.service"),
+            reload(&deploy, "b.service"),
+        ];
+        assert_eq!(
+            reloads_joined_later(&two_managers),
+            [Some(3), None, None, None, None]
+        );
     }
 }
