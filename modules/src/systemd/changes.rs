@@ -34,19 +34,23 @@ impl UnitAction {
     }
 }
 
-/// Starts the user's manager and polls until it answers (about 30 s at most).
+/// Starts the user's manager and waits until it has started up (30 s at most).
 const AWAIT_USER_MANAGER: &str = r#"user=$1
 uid=$(id -u -- "$user") || exit 1
 # logind starts the manager of a lingering user by itself, but that start can be lost
 # when it races the teardown of the user's previous manager. Asking for the unit is
 # what logind does, and returns once the manager has reported ready.
 systemctl start -- "user@$uid.service" || exit 1
-i=0
-while [ "$i" -lt 150 ]; do
-  state=$(XDG_RUNTIME_DIR="/run/user/$uid" runuser -u "$user" -- systemctl --user is-system-running 2>/dev/null) || true
+# `--wait` follows the manager's startup on its bus rather than asking again and again
+# (a `runuser` and a `systemctl` each time); it returns at once while that bus is not up
+# yet, hence the loop.
+start=$(date +%s)
+left=30
+while [ "$left" -gt 0 ]; do
+  state=$(XDG_RUNTIME_DIR="/run/user/$uid" timeout "$left" runuser -u "$user" -- systemctl --user is-system-running --wait 2>/dev/null) || true
   case $state in running|degraded) exit 0 ;; esac
   sleep 0.2
-  i=$((i + 1))
+  left=$((30 - ($(date +%s) - start)))
 done
 echo "the user manager of $user did not come up within 30 seconds" >&2
 exit 1"#;
