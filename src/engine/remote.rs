@@ -27,8 +27,7 @@ impl PlayRun<'_> {
             .filter(|&index| joined[index].is_none())
             .collect();
         let sent_changes: Vec<Change> = sent.iter().map(|&index| changes[index].clone()).collect();
-        let commands: Vec<Cmd> = sent_changes.iter().map(Change::command).collect();
-        let (ran, result) = self.apply_run(&sent_changes, &commands);
+        let (ran, result) = self.apply_run(&sent_changes);
         let Err(error) = result else {
             return (changes.len(), Ok(()));
         };
@@ -39,8 +38,7 @@ impl PlayRun<'_> {
         if !owed.is_empty() {
             // The failure stays the task's outcome, and its output the last one.
             let output = self.last_output.take();
-            let commands: Vec<Cmd> = owed.iter().map(Change::command).collect();
-            let _ = self.apply_run(&owed, &commands);
+            let _ = self.apply_run(&owed);
             self.last_output = output;
         }
         (failed + 1, Err(error))
@@ -48,19 +46,16 @@ impl PlayRun<'_> {
 
     /// Carries out changes that can go as one command. Returns how many ran (all of
     /// them when the connection failed: nobody can tell) and the outcome.
-    pub(super) fn apply_run(
-        &mut self,
-        changes: &[Change],
-        commands: &[Cmd],
-    ) -> (usize, Result<(), TaskError>) {
-        let outputs: Vec<Output> = if let [command] = commands {
+    fn apply_run(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
+        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
+        let outputs: Vec<Output> = if let [command] = commands.as_slice() {
             match self.remote(command) {
                 Ok(output) => vec![output],
                 Err(error) => return (1, Err(error)),
             }
         } else {
             let nonce = self.host.nonce.clone();
-            match self.remote(&sequence::sequence(commands, &nonce)) {
+            match self.remote(&sequence::sequence(&commands, &nonce)) {
                 Ok(output) => sequence::split(
                     commands.len(),
                     &nonce,

@@ -238,29 +238,18 @@ fn predicted_unit(store: &FactStore, unit: &UnitRef) -> UnitState {
 /// reread its unit files ([`Change::needs_reloaded`]). Unit files written by several
 /// tasks are then loaded by one reload, before the first change that needs it.
 pub fn reloads_joined_later(changes: &[Change]) -> Vec<Option<usize>> {
-    let mut joined: Vec<Option<usize>> = changes
-        .iter()
-        .enumerate()
-        .map(|(index, change)| {
-            let Change::Systemd(SystemdChange::DaemonReload { manager, .. }) = change else {
-                return None;
-            };
-            for (later_index, later) in changes.iter().enumerate().skip(index + 1) {
-                if let Change::Systemd(SystemdChange::DaemonReload { manager: other, .. }) = later {
-                    if other == manager {
-                        return Some(later_index);
-                    }
-                } else if later.needs_reloaded(manager) {
-                    return None;
-                }
+    let mut joined = vec![None; changes.len()];
+    // Read from the end: per manager, the reload an earlier one of it may be joined to,
+    // for as long as nothing met on the way needs that manager reloaded.
+    let mut covers: Vec<(&Manager, usize)> = Vec::new();
+    for (index, change) in changes.iter().enumerate().rev() {
+        if let Change::Systemd(SystemdChange::DaemonReload { manager, .. }) = change {
+            match covers.iter().find(|(other, _)| *other == manager) {
+                Some(&(_, cover)) => joined[index] = Some(cover),
+                None => covers.push((manager, index)),
             }
-            None
-        })
-        .collect();
-    // A reload joined to one that is itself joined to a later one waits for that.
-    for index in (0..joined.len()).rev() {
-        if let Some(next) = joined[index] {
-            joined[index] = joined[next].or(Some(next));
+        } else {
+            covers.retain(|(manager, _)| !change.needs_reloaded(manager));
         }
     }
     joined
