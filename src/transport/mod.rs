@@ -64,7 +64,9 @@ pub trait Transport: Send {
         ready: &[u8],
     ) -> Result<(Output, bool), TransportError>;
 
-    /// Closes the held command's stdin and waits (briefly) until it has ended.
+    /// Closes the held command's stdin, which ends it. Over SSH this is not waited for
+    /// (it would cost a round trip): the command ends a moment after the server reads
+    /// the end of its input, and whoever wants the host's lock next waits for it there.
     fn release(&mut self);
 }
 

@@ -55,18 +55,6 @@ pub(super) fn authenticate(session: &Session, target: &Target) -> Result<(), Tra
         }
     }
 
-    // Asking for the methods also tries the "none" method, which some servers accept.
-    if let Ok(methods) = session.auth_methods(user) {
-        if !methods.split(',').any(|m| m == "publickey") {
-            return Err(fail(format!(
-                "the server does not offer public key authentication (it offers: {methods})"
-            )));
-        }
-    }
-    if session.authenticated() {
-        return Ok(());
-    }
-
     let (wanted, only) = key_files(target);
     let files: Vec<PathBuf> = wanted
         .iter()
@@ -83,6 +71,20 @@ pub(super) fn authenticate(session: &Session, target: &Target) -> Result<(), Tra
             Ok(()) => return Ok(()),
             Err(reason) => tried.push(format!("{} ({reason})", path.display())),
         }
+    }
+    // Asked only after the keys: the question costs a round trip, and its answer only
+    // explains a refusal. Asking also tries the "none" method, which some servers accept.
+    if let Ok(methods) = session.auth_methods(user) {
+        if session.authenticated() {
+            return Ok(());
+        }
+        if !methods.split(',').any(|m| m == "publickey") {
+            return Err(fail(format!(
+                "the server does not offer public key authentication (it offers: {methods})"
+            )));
+        }
+    } else if session.authenticated() {
+        return Ok(());
     }
     if files.is_empty() {
         let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();

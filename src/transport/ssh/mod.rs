@@ -97,6 +97,9 @@ enum Failure {
 pub struct SshTransport {
     /// The channel of the held command (see [`Transport::hold`]), if any.
     held: Option<Channel>,
+    /// Held commands told to end (their stdin closed) and not waited for: kept open
+    /// until the session ends, since dropping a channel waits for the server's goodbye.
+    released: Vec<Channel>,
     session: Session,
     /// A second handle on the session's socket, used only to sleep until data arrives.
     socket: OwnedFd,
@@ -161,6 +164,7 @@ impl SshTransport {
         session.set_timeout(millis(silence_limit));
         Ok(Self {
             held: None,
+            released: Vec::new(),
             session,
             socket,
             host: target.name.clone(),
@@ -219,11 +223,12 @@ impl Transport for SshTransport {
         }
         self.session.set_blocking(true);
         self.session.set_timeout(CLOSE_TIMEOUT_MS);
-        // The command ends when its stdin does; waiting for the channel to close is
-        // waiting for it to have ended. Should that fail, the session's end ends it.
-        if channel.send_eof().is_ok() {
-            let _ = channel.wait_close();
-        }
+        // The command ends when its stdin does, a moment after the server reads this;
+        // waiting for that would cost a round trip, and whoever takes the lock next
+        // waits for it on the host anyway. Should the end of input get lost, the
+        // session's end ends the command.
+        let _ = channel.send_eof();
+        self.released.push(channel);
         self.session.set_timeout(millis(self.silence_limit));
     }
 }
@@ -237,5 +242,9 @@ impl Drop for SshTransport {
             // The connection is going away either way; a failed goodbye changes nothing.
             let _ = self.session.disconnect(None, "converge is done", None);
         }
+        // Nothing more is read from this connection: without the shutdown, closing the
+        // released channels would wait a round trip for the server to confirm.
+        let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Both);
+        self.released.clear();
     }
 }
