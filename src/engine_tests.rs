@@ -264,7 +264,8 @@ fn a_run_with_nothing_to_change_costs_one_read_which_takes_the_lock() {
 }
 
 #[test]
-fn changes_are_made_under_the_lock_the_first_read_took_and_confirmed_by_a_read() {
+fn changes_are_made_under_the_lock_the_first_read_took_and_confirmed_by_a_read_at_the_scripts_end()
+{
     let host = FakeHost::new();
     let run = on_one(ONE_FILE, &host, apply());
     assert_eq!(run.statuses("web1"), [Status::Changed]);
@@ -274,13 +275,34 @@ fn changes_are_made_under_the_lock_the_first_read_took_and_confirmed_by_a_read()
         matches!(sent[0], Sent::Read { locked: true, .. }),
         "{sent:?}"
     );
-    assert!(matches!(sent[1], Sent::Apply { .. }), "{sent:?}");
+    assert!(
+        matches!(&sent[1], Sent::Apply { read: Some(keys), .. } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
+        "{sent:?}"
+    );
+    assert_eq!(sent.len(), 2);
+    assert!(!host.model().lock_held, "the lock is given back at the end");
+}
+
+#[test]
+fn a_read_at_a_scripts_end_that_fails_is_made_again_on_its_own_and_fails_no_change() {
+    let host = FakeHost::new().failing_on("converge-facts");
+    let run = on_one(ONE_FILE, &host, apply());
+    assert_eq!(run.statuses("web1"), [Status::Changed]);
+    assert!(run.tasks("web1")[0].warnings.is_empty());
+    let sent = host.sent();
+    assert!(
+        matches!(sent[1], Sent::Apply { read: None, .. }),
+        "{sent:?}"
+    );
     assert!(
         matches!(&sent[2], Sent::Read { locked: false, keys } if keys.contains(&FactKey::Paths(PathKey::Path("/etc/app.conf".into())))),
         "{sent:?}"
     );
     assert_eq!(sent.len(), 3);
-    assert!(!host.model().lock_held, "the lock is given back at the end");
+    assert_eq!(
+        content(&host, "/etc/app.conf").as_deref(),
+        Some("port=80\n")
+    );
 }
 
 #[test]
@@ -315,7 +337,8 @@ fn changes_to_unrelated_files_cost_no_read_between_them() {
         apply(),
     );
     assert_eq!(run.statuses("web1"), [Status::Changed; 3]);
-    // The first read, one script with the three writes, the read that confirms them.
+    // The first read, then one script: the three writes and the read that confirms them.
+    assert_eq!(host.sent().len(), 2, "{:?}", host.sent());
     assert_eq!(host.reads().len(), 2, "{:?}", host.sent());
     assert_eq!(applies(&host), 1, "{:?}", host.sent());
     assert_eq!(host.applied().len(), 3);
@@ -367,17 +390,15 @@ fn a_registered_command_ends_the_script_and_what_follows_is_planned_against_a_ne
         .iter()
         .map(|sent| match sent {
             Sent::Read { .. } => "read",
-            Sent::Apply { .. } => "apply",
+            Sent::Apply { read: None, .. } => "apply",
+            Sent::Apply { read: Some(_), .. } => "apply, read",
         })
         .collect();
     // The registered command ends the first script, after the write: its output is
-    // known at once, and the read that confirms the write also reads what the last
-    // task needs; that task's change goes in a script of its own, confirmed in turn.
-    assert_eq!(
-        kinds,
-        ["read", "apply", "read", "apply", "read"],
-        "{sent:?}"
-    );
+    // known at once, and the read at the script's end that confirms the write also
+    // reads what the last task needs; that task's change goes in a script of its own,
+    // confirmed in turn.
+    assert_eq!(kinds, ["read", "apply, read", "apply, read"], "{sent:?}");
     assert_eq!(host.applied().len(), 3, "{sent:?}");
     assert_eq!(host.model().files["/etc/app.conf"].mode, 0o600);
 }

@@ -18,13 +18,14 @@
 //!   task is planned;
 //! - the end of the play, after its handlers.
 //!
-//! After the script, the facts it made stale are read again, in one command with
-//! whatever the rest of the play needs, and every task of the script is planned again
-//! against them: one that would still change something (and that no later task of the
-//! script changed again) finds the host not as predicted, and says so in a warning. So
-//! a first converge costs three commands (the read that takes the lock, the script, the
-//! confirming read), plus two per point the engine cannot see past, however many tasks
-//! the play has.
+//! The script ends with a read of the facts it made stale, with whatever the rest of
+//! the play needs; it runs once every change has, in the same command. Every task of
+//! the script is then planned again against them: one that would still change
+//! something (and that no later task of the script changed again) finds the host not
+//! as predicted, and says so in a warning. (What that read could not foresee, a fact
+//! only its own answers name, is read in one more command.) So a first converge costs
+//! two commands (the read that takes the lock, and the script), plus one or two per
+//! point the engine cannot see past, however many tasks the play has.
 //!
 //! A failure in the script fails the task whose change failed, as if that change had
 //! been sent alone: the tasks planned after it never ran, so they are not reported,
@@ -34,10 +35,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use converge_modules::fact::{DomainKey, FactKey, Touch};
+use converge_modules::fact::{batch_script, DomainKey, FactKey, Touch};
 use converge_modules::{Change, DynModule, FactStore};
 
-use super::facts::guessed_facts;
+use super::facts::{guessed_facts, reader};
 use super::flow::Flow;
 use super::outcome::redact;
 use super::play_run::PlayRun;
@@ -183,18 +184,25 @@ impl PlayRun<'_> {
             .collect();
         let staged = changes.len();
         changes.extend(own.iter().cloned());
+        // The confirming read goes at the script's end: it runs once every change has.
+        let confirming = {
+            let mut after = self.host.facts.clone();
+            forget_stale(&mut after, &changes, batch.before.as_ref());
+            unknown_keys(&after, &self.confirming_modules(&batch.entries), Vec::new())
+        };
+        let read =
+            (!confirming.is_empty()).then(|| reader(batch_script(&confirming, &self.host.nonce)));
         let identity = std::mem::replace(&mut self.acting_as, batch.identity.clone());
         let hidden = self.hide_commands;
         self.hide_commands |= batch.secret;
-        let (attempted, applied) = self.apply(&changes);
+        let (attempted, applied, read_output) = self.apply_then(&changes, read.as_ref());
         self.acting_as = identity;
         self.hide_commands = hidden;
         // What the predictions put in the store is read again, as what the changes
         // touched is.
-        if let Some(before) = &batch.before {
-            for key in self.host.facts.differing_keys(before) {
-                self.host.facts.forget(&Touch::Key(key));
-            }
+        forget_stale(&mut self.host.facts, &[], batch.before.as_ref());
+        if let Some(output) = read_output {
+            self.keep_read(&confirming, &output);
         }
         match applied {
             Err(error) if attempted <= staged => {
@@ -231,34 +239,34 @@ impl PlayRun<'_> {
         }
     }
 
-    /// Reads what the last script made stale, with `needed` (what the task about to be
-    /// planned misses) and what the rest of the play needs, and plans each task of the
-    /// script again: one that would still change something gets a warning on its
-    /// outcome. Nothing to do when no script is waiting for it.
+    /// What the read that confirms a script of `entries` serves: those tasks, planned
+    /// again, and the rest of the play.
+    fn confirming_modules(&self, entries: &[Entry]) -> Vec<Arc<dyn DynModule>> {
+        entries
+            .iter()
+            .filter_map(|entry| entry.module.clone())
+            .chain(self.expected().cloned())
+            .collect()
+    }
+
+    /// Reads what the last script made stale and its own read did not bring back, with
+    /// `needed` (what the task about to be planned misses) and what the rest of the play
+    /// needs, and plans each task of the script again: one that would still change
+    /// something gets a warning on its outcome. Nothing to do when no script is waiting
+    /// for it.
     pub(super) fn confirm(&mut self, needed: Vec<FactKey>) -> Result<(), TaskError> {
         if self.unconfirmed_entries.is_empty() {
             return Ok(());
         }
         let entries = std::mem::take(&mut self.unconfirmed_entries);
-        let modules: Vec<Arc<dyn DynModule>> = entries
-            .iter()
-            .filter_map(|entry| entry.module.clone())
-            .chain(self.expected().cloned())
-            .collect();
+        let modules = self.confirming_modules(&entries);
         let mut needed = needed;
         for _ in 0..3 {
-            let missing: Vec<FactKey> = modules
-                .iter()
-                .flat_map(|module| module.facts(&self.host.facts))
-                .chain(std::mem::take(&mut needed))
-                .filter(|key| !self.host.facts.has(key))
-                .collect();
-            if missing.is_empty() {
+            let unknown = unknown_keys(&self.host.facts, &modules, std::mem::take(&mut needed));
+            if unknown.is_empty() {
                 break;
             }
-            // As with the first read: what a user's usual home would hold rides along.
-            let guessed = guessed_facts(&self.host.facts, &missing, &modules);
-            self.read_facts(missing.into_iter().chain(guessed).collect())?;
+            self.read_facts(unknown)?;
         }
         for (position, entry) in entries.iter().enumerate() {
             let Some(module) = &entry.module else {
@@ -365,6 +373,43 @@ impl PlayRun<'_> {
         self.notified.clone_from(&first.notified_before);
         if let Some(before) = batch.before {
             self.host.facts = before;
+        }
+    }
+}
+
+/// What `modules` and `needed` ask for that `facts` does not hold, and, as with the first
+/// read, what a user's usual home would hold (see [`guessed_facts`]); none when
+/// nothing is missing.
+fn unknown_keys(
+    facts: &FactStore,
+    modules: &[Arc<dyn DynModule>],
+    needed: Vec<FactKey>,
+) -> Vec<FactKey> {
+    let missing: Vec<FactKey> = modules
+        .iter()
+        .flat_map(|module| module.facts(facts))
+        .chain(needed)
+        .filter(|key| !facts.has(key))
+        .collect();
+    if missing.is_empty() {
+        return missing;
+    }
+    let guessed = guessed_facts(facts, &missing, modules);
+    let mut keys: Vec<FactKey> = missing.into_iter().chain(guessed).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Forgets in `facts` what `changes` touch and what predictions put there since
+/// `before`: what a script of those changes leaves to be read again.
+fn forget_stale(facts: &mut FactStore, changes: &[Change], before: Option<&FactStore>) {
+    for touch in changes.iter().flat_map(Change::touches) {
+        facts.forget(&touch);
+    }
+    if let Some(before) = before {
+        for key in facts.differing_keys(before) {
+            facts.forget(&Touch::Key(key));
         }
     }
 }

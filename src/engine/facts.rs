@@ -86,17 +86,7 @@ impl PlayRun<'_> {
             self.host.lock = HostLock::Held;
             output
         } else {
-            // The script goes on stdin, not on the command line: an SSH exec request has
-            // a size limit (about 32 KiB with libssh2) that a play with a hundred files
-            // exceeds. `eval` starts only once all of it is read, so no probe can take
-            // the rest of the script as its own input.
-            let read = Cmd {
-                argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
-                    .map(str::to_owned)
-                    .to_vec(),
-                stdin: script.into_bytes(),
-            };
-            self.remote(&read)?
+            self.remote(&reader(script))?
         };
         let stdout = String::from_utf8_lossy(&output.stdout);
         if output.status != 0 {
@@ -107,6 +97,34 @@ impl PlayRun<'_> {
             self.host.facts.insert(key, fact);
         }
         Ok(())
+    }
+
+    /// Keeps what a read of `keys` that rode along with a script printed (see
+    /// [`reader`]); a read that failed, or printed what does not parse, leaves them
+    /// unknown, for the next read to ask again.
+    pub(super) fn keep_read(&mut self, keys: &[FactKey], output: &Output) {
+        if output.status != 0 {
+            return;
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if let Ok(facts) = split_batch(keys, &self.host.nonce, &stdout) {
+            for (key, fact) in facts {
+                self.host.facts.insert(key, fact);
+            }
+        }
+    }
+}
+
+/// The command that runs a read's `script` (see [`batch_script`]). The script goes on
+/// stdin, not on the command line: an SSH exec request has a size limit (about 32 KiB
+/// with libssh2) that a play with a hundred files exceeds. `eval` starts only once all
+/// of it is read, so no probe can take the rest of the script as its own input.
+pub(super) fn reader(script: String) -> Cmd {
+    Cmd {
+        argv: ["sh", "-c", "eval \"$(cat)\"", "converge-facts"]
+            .map(str::to_owned)
+            .to_vec(),
+        stdin: script.into_bytes(),
     }
 }
 

@@ -19,39 +19,57 @@ impl PlayRun<'_> {
     /// a change between them fails, the reload the earlier tasks asked for is made
     /// then, so what the report lists as done is done.
     pub(super) fn apply(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
+        let (attempted, result, _) = self.apply_then(changes, None);
+        (attempted, result)
+    }
+
+    /// Carries out changes as [`Self::apply`] does and, when every one of them
+    /// succeeded, `read` in the same command, whose output it returns: a read after
+    /// the changes costs no round trip of its own. A failed `read` is no failed change.
+    pub(super) fn apply_then(
+        &mut self,
+        changes: &[Change],
+        read: Option<&Cmd>,
+    ) -> (usize, Result<(), TaskError>, Option<Output>) {
         if changes.is_empty() {
-            return (0, Ok(()));
+            return (0, Ok(()), None);
         }
         let joined = reloads_joined_later(changes);
         let sent: Vec<usize> = (0..changes.len())
             .filter(|&index| joined[index].is_none())
             .collect();
         let sent_changes: Vec<Change> = sent.iter().map(|&index| changes[index].clone()).collect();
-        let (ran, result) = self.apply_run(&sent_changes);
+        let (ran, result, read_output) = self.apply_run(&sent_changes, read);
         let Err(error) = result else {
-            return (changes.len(), Ok(()));
+            return (changes.len(), Ok(()), read_output);
         };
         let Some(&failed) = ran.checked_sub(1).and_then(|last| sent.get(last)) else {
-            return (0, Err(error));
+            return (0, Err(error), None);
         };
         let owed = reloads_owed(changes, &joined, failed);
         if !owed.is_empty() {
             // The failure stays the task's outcome, and its output the last one.
             let output = self.last_output.take();
-            let _ = self.apply_run(&owed);
+            let _ = self.apply_run(&owed, None);
             self.last_output = output;
         }
-        (failed + 1, Err(error))
+        (failed + 1, Err(error), None)
     }
 
-    /// Carries out changes that can go as one command. Returns how many ran (all of
-    /// them when the connection failed: nobody can tell) and the outcome.
-    fn apply_run(&mut self, changes: &[Change]) -> (usize, Result<(), TaskError>) {
-        let commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
-        let outputs: Vec<Output> = if let [command] = commands.as_slice() {
+    /// Carries out changes that can go as one command, then `read` if they all
+    /// succeeded. Returns how many changes ran (all of them when the connection failed:
+    /// nobody can tell), the outcome, and what `read` printed if it ran.
+    fn apply_run(
+        &mut self,
+        changes: &[Change],
+        read: Option<&Cmd>,
+    ) -> (usize, Result<(), TaskError>, Option<Output>) {
+        let mut commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
+        commands.extend(read.cloned());
+        let mut outputs: Vec<Output> = if let [command] = commands.as_slice() {
             match self.remote(command) {
                 Ok(output) => vec![output],
-                Err(error) => return (1, Err(error)),
+                Err(error) => return (1, Err(error), None),
             }
         } else {
             let nonce = self.host.nonce.clone();
@@ -70,9 +88,13 @@ impl PlayRun<'_> {
                     stderr: step.stderr,
                 })
                 .collect(),
-                Err(error) => return (changes.len(), Err(error)),
+                Err(error) => return (changes.len(), Err(error), None),
             }
         };
+        // Only a read that every change went before can have run.
+        let read_output = (outputs.len() > changes.len())
+            .then(|| outputs.pop())
+            .flatten();
         for (change, output) in changes.iter().zip(&outputs) {
             self.last_output = Some(output.clone());
             for touch in change.touches() {
@@ -80,10 +102,10 @@ impl PlayRun<'_> {
             }
             if output.status != 0 {
                 let failure = self.remote_failure(&change.describe(), output);
-                return (outputs.len(), Err(failure));
+                return (outputs.len(), Err(failure), None);
             }
         }
-        (outputs.len(), Ok(()))
+        (outputs.len(), Ok(()), read_output)
     }
 
     /// Why a remote command that exited with a failure status failed.

@@ -39,10 +39,12 @@ pub enum Sent {
     /// lock (see [`Model::locked_by`] for when it could not).
     Read { keys: Vec<FactKey>, locked: bool },
     /// Changes: each command's argv, in the order they ran (one entry per command of a
-    /// sequence), and whom sudo ran them as (`None`: the login user).
+    /// sequence), whom sudo ran them as (`None`: the login user), and the keys of the
+    /// fact read that ran at the sequence's end, if one did.
     Apply {
         commands: Vec<Vec<String>>,
         sudo: Option<String>,
+        read: Option<Vec<FactKey>>,
     },
 }
 
@@ -88,7 +90,7 @@ pub struct Model {
     /// not listed.
     pub probes: BTreeMap<String, i32>,
     /// Commands (argv words joined by spaces) containing one of these fail with
-    /// status 1.
+    /// status 1; `converge-facts` makes a read at a script's end fail.
     pub failing: Vec<String>,
     /// Commands (argv words joined by spaces) containing a key print its value on
     /// stdout.
@@ -231,7 +233,8 @@ impl FakeHost {
         self.model().sent.clone()
     }
 
-    /// The argv of every change command applied so far.
+    /// The argv of every change command applied so far (a read at a script's end is
+    /// none).
     pub fn applied(&self) -> Vec<Vec<String>> {
         self.sent()
             .into_iter()
@@ -242,13 +245,13 @@ impl FakeHost {
             .collect()
     }
 
-    /// The fact reads sent so far.
+    /// The fact reads made so far: those sent alone, and those at a script's end.
     pub fn reads(&self) -> Vec<Vec<FactKey>> {
         self.sent()
             .into_iter()
             .filter_map(|sent| match sent {
                 Sent::Read { keys, .. } => Some(keys),
-                Sent::Apply { .. } => None,
+                Sent::Apply { read, .. } => read,
             })
             .collect()
     }
@@ -480,6 +483,7 @@ impl Model {
         let mut inputs = stdin;
         let mut output = Output::default();
         let mut commands = Vec::new();
+        let mut read = None;
         for (index, (argv, takes_stdin)) in steps.into_iter().enumerate() {
             if let Some(nonce) = &nonce {
                 let mark = format!("::converge:{nonce}:step:{index}::\n");
@@ -494,6 +498,20 @@ impl Model {
                 }
                 None => &[],
             };
+            if argv.last().is_some_and(|name| name == "converge-facts") {
+                if self
+                    .failing
+                    .iter()
+                    .any(|pattern| pattern == "converge-facts")
+                {
+                    output.status = 1;
+                    break;
+                }
+                let (keys, answer) = self.answer(&String::from_utf8_lossy(input));
+                output.stdout.extend_from_slice(&answer.stdout);
+                read = Some(keys);
+                continue;
+            }
             let (status, stderr) = self.apply(&argv, input);
             let joined = argv.join(" ");
             for (pattern, stdout) in &self.printing {
@@ -508,7 +526,11 @@ impl Model {
                 break;
             }
         }
-        self.sent.push(Sent::Apply { commands, sudo });
+        self.sent.push(Sent::Apply {
+            commands,
+            sudo,
+            read,
+        });
         output
     }
 
