@@ -4,7 +4,7 @@
 #
 #   benches/run.sh [--hosts 1,10,30,50] [--tools converge,ansible,pyinfra] [--repeat 3]
 #                  [--resources 10,200] [--aliases 100,250,500] [--aliases-hosts 10]
-#                  [--latency MS] [--settle S] ...
+#                  [--latency MS] [--settle S] [--nochange-only] ...
 #
 # Needs root (the hosts are systemd-nspawn containers, like the integration tests').
 # Builds what it needs: converge (release), the floor (benches/floor), the hosts' image
