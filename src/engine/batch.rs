@@ -195,7 +195,7 @@ impl PlayRun<'_> {
         let identity = std::mem::replace(&mut self.acting_as, batch.identity.clone());
         let hidden = self.hide_commands;
         self.hide_commands |= batch.secret;
-        let (attempted, applied, read_output) = self.apply_then(&changes, read.as_ref());
+        let (attempted, applied, read_output) = self.apply_then(&changes, read);
         self.acting_as = identity;
         self.hide_commands = hidden;
         // What the predictions put in the store is read again, as what the changes

@@ -29,7 +29,7 @@ impl PlayRun<'_> {
     pub(super) fn apply_then(
         &mut self,
         changes: &[Change],
-        read: Option<&Cmd>,
+        read: Option<Cmd>,
     ) -> (usize, Result<(), TaskError>, Option<Output>) {
         if changes.is_empty() {
             return (0, Ok(()), None);
@@ -62,10 +62,10 @@ impl PlayRun<'_> {
     fn apply_run(
         &mut self,
         changes: &[Change],
-        read: Option<&Cmd>,
+        read: Option<Cmd>,
     ) -> (usize, Result<(), TaskError>, Option<Output>) {
         let mut commands: Vec<Cmd> = changes.iter().map(Change::command).collect();
-        commands.extend(read.cloned());
+        commands.extend(read);
         let mut outputs: Vec<Output> = if let [command] = commands.as_slice() {
             match self.remote(command) {
                 Ok(output) => vec![output],

@@ -499,11 +499,7 @@ impl Model {
                 None => &[],
             };
             if argv.last().is_some_and(|name| name == "converge-facts") {
-                if self
-                    .failing
-                    .iter()
-                    .any(|pattern| pattern == "converge-facts")
-                {
+                if self.fails(&argv.join(" ")) {
                     output.status = 1;
                     break;
                 }
@@ -534,10 +530,17 @@ impl Model {
         output
     }
 
+    /// Whether a command (its argv words joined by spaces) is scripted to fail.
+    fn fails(&self, joined: &str) -> bool {
+        self.failing
+            .iter()
+            .any(|pattern| joined.contains(pattern.as_str()))
+    }
+
     /// Carries out one change command; returns its status and stderr.
     fn apply(&mut self, argv: &[String], stdin: &[u8]) -> (i32, String) {
         let joined = argv.join(" ");
-        if self.failing.iter().any(|pattern| joined.contains(pattern)) {
+        if self.fails(&joined) {
             return (1, format!("scripted failure of `{joined}`\n"));
         }
         if self.ignoring.iter().any(|pattern| joined.contains(pattern)) {

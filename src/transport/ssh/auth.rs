@@ -74,17 +74,16 @@ pub(super) fn authenticate(session: &Session, target: &Target) -> Result<(), Tra
     }
     // Asked only after the keys: the question costs a round trip, and its answer only
     // explains a refusal. Asking also tries the "none" method, which some servers accept.
-    if let Ok(methods) = session.auth_methods(user) {
-        if session.authenticated() {
-            return Ok(());
-        }
+    let methods = session.auth_methods(user);
+    if session.authenticated() {
+        return Ok(());
+    }
+    if let Ok(methods) = methods {
         if !methods.split(',').any(|m| m == "publickey") {
             return Err(fail(format!(
                 "the server does not offer public key authentication (it offers: {methods})"
             )));
         }
-    } else if session.authenticated() {
-        return Ok(());
     }
     if files.is_empty() {
         let names: Vec<String> = wanted.iter().map(|p| p.display().to_string()).collect();

@@ -245,6 +245,5 @@ impl Drop for SshTransport {
         // Nothing more is read from this connection: without the shutdown, closing the
         // released channels would wait a round trip for the server to confirm.
         let _ = rustix::net::shutdown(&self.socket, rustix::net::Shutdown::Both);
-        self.released.clear();
     }
 }
